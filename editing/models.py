@@ -1,0 +1,190 @@
+"""Load and save model folders in diffusers layout, plus our `parameterization.json`.
+
+A folder is either a bare UNet (`config.json` + `diffusion_pytorch_model.safetensors`) or a diffusers
+pipeline (`unet/` + `scheduler/scheduler_config.json`, as in the diffusers conversions of OpenAI's
+consistency models). Weights are read with safetensors only; nothing is unpickled, nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DModel
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from editing.precond import Denoiser, Parameterization
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+PARAM_NAME = "parameterization.json"
+SUMS_NAME = "SHA256SUMS"
+
+
+class ModelLoadError(ValueError):
+    """A model folder is missing, malformed or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how the network runs. Scalings are always fp32 (see precond)."""
+
+    device: torch.device
+    weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
+    autocast_dtype: torch.dtype | None  # bf16 autocast on CPU when asked
+
+
+def resolve_runtime(device: str = "auto", bf16: bool = True) -> Runtime:
+    """'auto' picks CUDA when present; fp16 weights on CUDA, fp32 weights + optional bf16 autocast on CPU."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return Runtime(dev, torch.float16, None)
+    return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object")
+    return data
+
+
+def unet_folder(folder: Path) -> Path:
+    """The folder holding the UNet's config and weights: `folder` itself or `folder/unet`."""
+    if (folder / "config.json").is_file():
+        return folder
+    if (folder / "unet" / "config.json").is_file():
+        return folder / "unet"
+    raise ModelLoadError(f"{folder}: no config.json (nor unet/config.json): not a model folder")
+
+
+def imagenet_class_names() -> tuple[str, ...]:
+    """The 1000 ImageNet class names, from torchvision's metadata (no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def read_parameterization(folder: Path, unet_config: dict) -> Parameterization:
+    """Our parameterization.json, or one inferred from a diffusers CMStochasticIterativeScheduler config."""
+    path = folder / PARAM_NAME
+    if path.is_file():
+        try:
+            return Parameterization.from_dict(_read_json(path))
+        except (TypeError, ValueError) as e:
+            raise ModelLoadError(f"{path}: {e}") from None
+    scheduler_path = folder / "scheduler" / "scheduler_config.json"
+    if not scheduler_path.is_file():
+        raise ModelLoadError(f"{folder}: neither {PARAM_NAME} nor scheduler/scheduler_config.json found")
+    sched = _read_json(scheduler_path)
+    if sched.get("_class_name") != "CMStochasticIterativeScheduler":
+        raise ModelLoadError(f"{scheduler_path}: expected CMStochasticIterativeScheduler, got {sched.get('_class_name')}")
+    num_classes = unet_config.get("num_class_embeds") or 0
+    if num_classes == 1000:
+        class_names = imagenet_class_names()
+    else:
+        class_names = tuple(f"class {i}" for i in range(num_classes))
+    # OpenAI's CMs feed the UNet 1000 * 0.25 * ln(sigma) (diffusers: CMStochasticIterativeScheduler.sigma_to_t).
+    return Parameterization(
+        boundary="cm",
+        sigma_min=float(sched.get("sigma_min", 0.002)),
+        sigma_max=float(sched.get("sigma_max", 80.0)),
+        sigma_data=float(sched.get("sigma_data", 0.5)),
+        rho=float(sched.get("rho", 7.0)),
+        time_scale=250.0,
+        resolution=int(unet_config["sample_size"]),
+        class_names=class_names,
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(folder: Path) -> None:
+    """Check files listed in SHA256SUMS (written by save_model), if the folder has one."""
+    sums = folder / SUMS_NAME
+    if not sums.is_file():
+        return
+    for line in sums.read_text().splitlines():
+        if not line.strip():
+            continue
+        expected, name = line.split(maxsplit=1)
+        path = folder / name.strip()
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: listed in {sums} but missing")
+        if sha256_file(path) != expected:
+            raise ModelLoadError(f"{path}: sha256 does not match {sums}; the file is corrupt or was changed")
+
+
+def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
+    """Build the UNet from config.json, load safetensors weights strictly, wrap it in a Denoiser."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: model folder not found")
+    verify_checksums(folder)
+    ufolder = unet_folder(folder)
+    config_path = ufolder / "config.json"
+    config = _read_json(config_path)
+    param = read_parameterization(folder, config)
+    if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        raise ModelLoadError(f"{config_path}: expected a UNet2DModel, got {config.get('_class_name')}")
+    try:
+        unet = UNet2DModel.from_config(config)
+    except Exception as e:  # diffusers raises several types for bad configs
+        raise ModelLoadError(f"{config_path}: cannot build UNet2DModel ({e})") from None
+    weights_path = ufolder / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise ModelLoadError(f"{weights_path}: file not found")
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{weights_path}: not a readable safetensors file ({e})") from None
+    try:
+        unet.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"{weights_path}: weights do not match {config_path}: {str(e)[:500]}") from None
+    expected_channels = 3 * param.pixel_unshuffle**2
+    if unet.config.in_channels != expected_channels or unet.config.out_channels != expected_channels:
+        raise ModelLoadError(
+            f"{config_path}: in/out channels must be {expected_channels} for pixel_unshuffle={param.pixel_unshuffle}"
+        )
+    if param.class_names and (unet.config.num_class_embeds or 0) != len(param.class_names):
+        raise ModelLoadError(
+            f"{folder / PARAM_NAME}: {len(param.class_names)} class names but the UNet has "
+            f"{unet.config.num_class_embeds} class embeddings"
+        )
+    unet = unet.to(device=runtime.device, dtype=runtime.weight_dtype).eval().requires_grad_(False)
+    return Denoiser(unet, param, runtime.autocast_dtype)
+
+
+def save_model(folder: str | Path, unet: UNet2DModel, param: Parameterization, dtype: torch.dtype = torch.float16) -> None:
+    """Write config.json, fp16 safetensors, parameterization.json and SHA256SUMS to `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dict(unet.config)
+    config["_class_name"] = "UNet2DModel"
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=list) + "\n")
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
+    save_file(state, folder / WEIGHTS_NAME)
+    (folder / PARAM_NAME).write_text(json.dumps(param.to_dict(), indent=2) + "\n")
+    names = ["config.json", WEIGHTS_NAME, PARAM_NAME]
+    (folder / SUMS_NAME).write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in names))

@@ -1,0 +1,292 @@
+"""Train an EDM teacher, or a consistency model by CT or CD, with resumable checkpoints.
+
+    python -m training.train --mode edm --data data/emoji32 --run runs/edm32 --hours 2
+    python -m training.train --run runs/edm32 --resume            # continue where it stopped
+    python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run runs/ct32
+    python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
+    torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
+
+A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
+the optimizer moments and the generator state, so `--resume` continues bit-identically. Nothing in it
+is pickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from editing.models import Runtime, load_model, save_model
+from editing.precond import Denoiser, Parameterization
+from training.data import STYLES
+from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
+from training.nets import build_unet
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    mode: str = "edm"  # edm | ct | cd
+    data: str = "data/emoji32"
+    run: str = "runs/edm32"
+    unet: str = "emoji-s5"
+    conditional: bool = True  # class-conditional on style
+    init: str = ""  # model folder to start from (ct/cd: the EDM teacher's weights)
+    teacher: str = ""  # cd: the EDM teacher
+    batch: int = 64  # per process
+    lr: float = 6e-4
+    warmup_images: int = 20_000
+    lr_decay_images: int = 0  # 0: constant after warm-up; else lr / sqrt(max(images / this, 1)) (EDM2)
+    grad_clip: float = 1.0
+    dropout: float = 0.0
+    ema_halflife_images: int = 100_000
+    ema_rampup: float = 0.1  # EMA half-life is at most this fraction of the images seen (EDM)
+    cd_target_ema: float = 0.95  # cd: EMA rate of the target network (CM paper, Table 3)
+    ct_total_images: int = 2_000_000  # ct: length of the discretization curriculum
+    total_images: int = 10_000_000
+    hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    bf16: bool = True
+
+
+def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 3, H, W) and style labels of one split, from training.data's output."""
+    images = np.load(folder / "images.npy")
+    records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
+    keep = [i for i, r in enumerate(records) if r["split"] == split]
+    labels = torch.tensor([STYLES.index(records[i]["style"]) for i in keep])
+    return torch.from_numpy(images[keep]).permute(0, 3, 1, 2).contiguous(), labels
+
+
+def lr_at(cfg: TrainConfig, images: int) -> float:
+    lr = cfg.lr * min(1.0, (images + 1) / max(cfg.warmup_images, 1))
+    if cfg.lr_decay_images:
+        lr /= math.sqrt(max(images / cfg.lr_decay_images, 1.0))
+    return lr
+
+
+def ema_beta(cfg: TrainConfig, images: int, batch: int) -> float:
+    """Per-step EMA rate from a half-life in images, ramped up early in training (EDM's training_loop)."""
+    halflife = min(cfg.ema_halflife_images, images * cfg.ema_rampup)
+    return 0.5 ** (batch / max(halflife, 1e-8))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1.0 - beta)
+
+
+# -- checkpoints: safetensors for tensors, JSON for the rest ---------------------------------------
+
+
+def save_checkpoint(
+    run: Path, cfg: TrainConfig, model: Denoiser, ema: Denoiser, target: Denoiser | None,
+    opt: torch.optim.Optimizer, generator: torch.Generator, images: int, step: int, seconds: float,
+) -> None:
+    tensors = {f"model.{k}": v for k, v in model.unet.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.unet.state_dict().items()}
+    if target is not None:
+        tensors |= {f"target.{k}": v for k, v in target.unet.state_dict().items()}
+    for i, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            tensors[f"opt.{i}.{name}"] = torch.as_tensor(value)
+    tensors["generator"] = generator.get_state()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    tmp = run / "checkpoint.tmp.safetensors"
+    save_file(tensors, tmp)
+    meta = {"config": asdict(cfg), "param": model.param.to_dict(), "unet_config": dict(model.unet.config),
+            "images": images, "step": step, "seconds": seconds}
+    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=list))
+    os.replace(tmp, run / "checkpoint.safetensors")  # atomic: a crash never leaves half a checkpoint
+    os.replace(run / "checkpoint.tmp.json", run / "checkpoint.json")
+
+
+def load_checkpoint(
+    run: Path, model: Denoiser, ema: Denoiser, target: Denoiser | None,
+    opt: torch.optim.Optimizer, generator: torch.Generator,
+) -> dict:
+    tensors = load_file(run / "checkpoint.safetensors")
+    meta = json.loads((run / "checkpoint.json").read_text())
+    for prefix, net in (("model.", model), ("ema.", ema), ("target.", target)):
+        if net is not None:
+            net.unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state = opt.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            state["state"].setdefault(int(i), {})[name] = value
+    opt.load_state_dict(state)
+    generator.set_state(tensors["generator"])
+    return meta
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+
+
+def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
+    """The student (fresh, or from cfg.init) and, for cd, the frozen EDM teacher."""
+    autocast = torch.bfloat16 if (cfg.bf16 and device.type == "cpu") else None
+    runtime = Runtime(device, torch.float32, autocast)
+    boundary = "edm" if cfg.mode == "edm" else "cm"
+    if cfg.init:
+        loaded = load_model(cfg.init, runtime)
+        param = replace(loaded.param, boundary=boundary)
+        unet = loaded.unet.requires_grad_(True).train()
+        if cfg.dropout:
+            for m in unet.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = cfg.dropout
+    else:
+        classes = STYLES if cfg.conditional else ()
+        unet, unshuffle = build_unet(cfg.unet, resolution, len(classes), cfg.dropout)
+        param = Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
+                                 class_names=tuple(classes))
+        unet = unet.to(device)
+    model = Denoiser(unet, param, autocast)
+    teacher = load_model(cfg.teacher, runtime) if cfg.mode == "cd" else None
+    return model, teacher
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    rank, world = 0, 1
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    run = Path(cfg.run)
+    run.mkdir(parents=True, exist_ok=True)
+
+    images_u8, labels = load_dataset(Path(cfg.data))
+    model, teacher = build_models(cfg, images_u8.shape[-1], device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
+    opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+    generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    images_seen, step, seconds = 0, 0, 0.0
+    if resume and (run / "checkpoint.safetensors").exists():
+        meta = load_checkpoint(run, model, ema, target, opt, generator)
+        images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
+        if rank == 0:
+            print(f"resumed {run} at step {step}, {images_seen} images, {seconds / 3600:.2f} h", flush=True)
+    if rank == 0:
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    net = model
+    if distributed:
+        # DDP averages gradients across processes; each draws its own batches from its own generator.
+        net = torch.nn.parallel.DistributedDataParallel(model)
+
+    edm_loss, ct_loss, cd_loss = EDMLoss(), CTLoss(), CDLoss()
+    global_batch = cfg.batch * world
+    start, last_ckpt = time.time(), time.time()
+    bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
+               mininterval=5.0, file=sys.stdout)
+    loss_avg = None
+    while images_seen < cfg.total_images:
+        # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
+        idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator)
+        x = (images_u8[idx].to(device, torch.float32) / 127.5 - 1.0)
+        y = labels[idx].to(device) if model.param.class_names else None
+        # 2. The loss of the chosen objective.
+        if cfg.mode == "edm":
+            loss = edm_loss(net, x, y, generator)
+        elif cfg.mode == "ct":
+            n = ct_discretization(images_seen, cfg.ct_total_images)
+            loss = ct_loss(net, x, y, generator, n)
+        else:
+            loss = cd_loss(net, target, teacher, x, y, generator)
+        # 3. Step with warm-up and clipping, then the EMAs.
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, images_seen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.unet.parameters(), cfg.grad_clip)
+        opt.step()
+        images_seen += global_batch
+        step += 1
+        ema_update(ema.unet, model.unet, ema_beta(cfg, images_seen, global_batch))
+        if target is not None:
+            ema_update(target.unet, model.unet, cfg.cd_target_ema)
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        bar.update(global_batch)
+        elapsed = seconds + time.time() - start
+        bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr_at(cfg, images_seen):.1e}", h=f"{elapsed / 3600:.2f}",
+                        refresh=False)
+        # 4. Checkpoints on a wall-clock cadence and at the end.
+        out_of_time = cfg.hours > 0 and time.time() - start >= cfg.hours * 3600
+        done = images_seen >= cfg.total_images or out_of_time
+        if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
+            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed)
+            with open(run / "log.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
+                                    "img_per_s": images_seen / max(elapsed, 1e-9)}) + "\n")
+            last_ckpt = time.time()
+        if done:
+            break
+    bar.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return run
+
+
+def export(run: Path, out: Path, which: str = "ema") -> None:
+    """Write the run's EMA (or online) weights as a model folder in diffusers layout, fp16."""
+    meta = json.loads((run / "checkpoint.json").read_text())
+    cfg = TrainConfig(**meta["config"])
+    from diffusers import UNet2DModel
+
+    unet = UNet2DModel.from_config({k: v for k, v in meta["unet_config"].items()})
+    tensors = load_file(run / "checkpoint.safetensors")
+    prefix = f"{which}."
+    unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    param = Parameterization.from_dict(meta["param"])
+    if cfg.mode == "edm":
+        param = replace(param, boundary="edm")
+    save_model(out, unet, param)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        if f.type in ("bool", bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--export", type=Path, default=None, help="write the run's EMA weights to this folder and exit")
+    args = vars(parser.parse_args(argv))
+    resume, export_to = args.pop("resume"), args.pop("export")
+    given = {k: v for k, v in args.items() if v is not None}
+    run = Path(given.get("run", TrainConfig.run))
+    saved = run / "config.json"
+    base = TrainConfig(**json.loads(saved.read_text())) if (resume or export_to) and saved.exists() else TrainConfig()
+    cfg = replace(base, **given)
+    if export_to:
+        export(run, export_to)
+        print(f"exported {run} -> {export_to}")
+        return
+    train(cfg, resume=resume)
+
+
+if __name__ == "__main__":
+    main()
