@@ -1,0 +1,233 @@
+"""The studio's tasks, thin over the samplers and the one solver. Images are (B, 3, H, W) tensors in [-1, 1].
+
+Each task takes the model, its inputs, one seed per output image and a Schedule, and returns images
+in [-1, 1]. Class labels are one int for the whole batch (or None for an unconditional model).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve
+from editing.precond import Denoiser
+from editing.samplers import Callback, bind, generators_for, randn, sample_consistency, sample_heun
+from editing.schedules import PRESETS, Schedule, karras_sigmas
+from editing.solver import iterative_replacement
+
+DEFAULT_EDIT = PRESETS["editing 18"]
+
+
+def schedule_sigmas(model: Denoiser, schedule: Schedule) -> torch.Tensor:
+    p = model.param
+    return schedule.sigmas(p.sigma_min, p.sigma_max, p.rho).to(torch.float32)
+
+
+def class_labels(model: Denoiser, label: int | None, batch: int) -> torch.Tensor | None:
+    """A (batch,) label tensor for a conditional model; validates the label."""
+    names = model.param.class_names
+    if not names:
+        if label is not None:
+            raise ValueError("this model is unconditional: it takes no class")
+        return None
+    if label is None:
+        raise ValueError(f"this model needs a class, one of 0..{len(names) - 1} ({', '.join(names[:5])}...)")
+    if not 0 <= int(label) < len(names):
+        raise ValueError(f"class must be between 0 and {len(names) - 1}, got {label}")
+    return torch.full((batch,), int(label), dtype=torch.long, device=device_of(model))
+
+
+def device_of(model: Denoiser) -> torch.device:
+    return next(model.unet.parameters()).device
+
+
+def check_images(model: Denoiser, images: torch.Tensor, name: str = "image") -> torch.Tensor:
+    r = model.param.resolution
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (r, r):
+        raise ValueError(f"{name} must be (B, 3, {r}, {r}) for this model, got {tuple(images.shape)}")
+    return images.to(device_of(model), torch.float32)
+
+
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    if not seeds:
+        raise ValueError("give at least one seed")
+    return [int(s) for s in seeds]
+
+
+def generate(
+    model: Denoiser, seeds: Sequence[int], *, schedule: Schedule = PRESETS["1 step"],
+    label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Sample len(seeds) images from noise (Algorithm 1)."""
+    seeds = check_seeds(seeds)
+    p, device = model.param, device_of(model)
+    generators = generators_for(seeds)
+    sigmas = schedule_sigmas(model, schedule)
+    x = sigmas[0] * randn((len(seeds), 3, p.resolution, p.resolution), generators, device)
+    denoise = bind(model, class_labels(model, label, len(seeds)))
+    return sample_consistency(denoise, x, sigmas, generators, sigma_min=p.sigma_min, callback=callback)
+
+
+def edit(
+    model: Denoiser, y: torch.Tensor, operator: Operator, seeds: Sequence[int], *, schedule: Schedule,
+    label: int | None = None, x: torch.Tensor | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Run Algorithm 4 for one reference image y (1, 3, H, W), one output per seed."""
+    seeds = check_seeds(seeds)
+    y = check_images(model, y, "reference").expand(len(seeds), -1, -1, -1)
+    denoise = bind(model, class_labels(model, label, len(seeds)))
+    return iterative_replacement(
+        denoise, y, operator, schedule_sigmas(model, schedule), generators_for(seeds),
+        sigma_min=model.param.sigma_min, x=x, callback=callback,
+    )
+
+
+def inpaint(
+    model: Denoiser, image: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], *,
+    schedule: Schedule = DEFAULT_EDIT, label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Fill the pixels where mask (1, 1, H, W) is True; the others are kept exactly."""
+    return edit(model, image, Inpaint(mask.to(device_of(model))), seeds, schedule=schedule, label=label,
+                callback=callback)
+
+
+def colorize(
+    model: Denoiser, image: torch.Tensor, seeds: Sequence[int], *, schedule: Schedule = DEFAULT_EDIT,
+    label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Colour an image keeping its luma exactly (a colour input is reduced to its luma first)."""
+    return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback)
+
+
+def upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest upsampling: a full-size image whose factor x factor block means are the low-res pixels."""
+    return F.interpolate(low, scale_factor=factor, mode="nearest")
+
+
+def superresolve(
+    model: Denoiser, low: torch.Tensor, factor: int, seeds: Sequence[int], *, schedule: Schedule = DEFAULT_EDIT,
+    label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Upscale (1, 3, H/f, W/f) by f to the model resolution, keeping every f x f block mean exactly."""
+    r = model.param.resolution
+    if factor < 2 or r % factor:
+        raise ValueError(f"factor {factor} must be >= 2 and divide the model resolution {r}")
+    if low.ndim != 4 or low.shape[-2:] != (r // factor, r // factor):
+        raise ValueError(f"the low-resolution image must be {r // factor}x{r // factor} for factor {factor}, "
+                         f"got {tuple(low.shape[-2:])}")
+    y = upsample_nearest(low.to(torch.float32), factor)
+    return edit(model, y, SuperResolve(factor), seeds, schedule=schedule, label=label, callback=callback)
+
+
+def stroke_edit(
+    model: Denoiser, painting: torch.Tensor, seeds: Sequence[int], *, schedule: Schedule = PRESETS["strokes"],
+    label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """SDEdit-style: noise the rough painting to the schedule's first sigma and run it (CM paper, Fig. 6).
+
+    A later first index of ts (a smaller starting sigma) stays closer to the painting.
+    """
+    seeds = check_seeds(seeds)
+    painting = check_images(model, painting, "painting").expand(len(seeds), -1, -1, -1)
+    sigma0 = float(schedule_sigmas(model, schedule)[0])
+    x = painting + sigma0 * randn(painting.shape, generators_for([s + 2**31 for s in seeds]), painting.device)
+    return edit(model, painting[:1], Identity(), seeds, schedule=schedule, label=label, x=x, callback=callback)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of two (high-dimensional Gaussian) noises, per image."""
+    a_flat, b_flat = a.flatten(1), b.flatten(1)
+    cos = (a_flat * b_flat).sum(1) / (a_flat.norm(dim=1) * b_flat.norm(dim=1))
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7)).view(-1, *[1] * (a.ndim - 1))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+def interpolate_seeds(
+    model: Denoiser, seed_a: int, seed_b: int, frames: int, *, schedule: Schedule = PRESETS["1 step"],
+    label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Frames between two samples: slerp of their noises, then sampling (one evaluation per frame at 1 step).
+
+    Every frame uses the same re-injected noise (seed_a's), so frames differ only by their start.
+    """
+    if frames < 2:
+        raise ValueError(f"interpolation needs at least 2 frames, got {frames}")
+    p, device = model.param, device_of(model)
+    shape = (1, 3, p.resolution, p.resolution)
+    za, zb = randn(shape, generators_for([seed_a]), device), randn(shape, generators_for([seed_b]), device)
+    sigmas = schedule_sigmas(model, schedule)
+    x = torch.cat([slerp(za, zb, i / (frames - 1)) for i in range(frames)]) * sigmas[0]
+    denoise = bind(model, class_labels(model, label, frames))
+    generators = generators_for([seed_a + 2**31] * frames)
+    return sample_consistency(denoise, x, sigmas, generators, sigma_min=p.sigma_min, callback=callback)
+
+
+def interpolate_images(
+    model: Denoiser, a: torch.Tensor, b: torch.Tensor, frames: int, seed: int, *,
+    schedule: Schedule = Schedule((16, 20, 39), 40), label: int | None = None, callback: Callback | None = None,
+) -> torch.Tensor:
+    """Frames between two images: noise both to sigma_ts[0] with one shared z, blend linearly, finish the schedule."""
+    if frames < 2:
+        raise ValueError(f"interpolation needs at least 2 frames, got {frames}")
+    a, b = check_images(model, a, "first image"), check_images(model, b, "second image")
+    sigma0 = float(schedule_sigmas(model, schedule)[0])
+    z = randn(a.shape, generators_for([seed]), a.device)
+    x = torch.cat([(1 - t) * a + t * b for t in torch.linspace(0, 1, frames).tolist()]) + sigma0 * z
+    return edit(model, a, Identity(), [seed] * frames, schedule=schedule, label=label, x=x, callback=callback)
+
+
+def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian noise std on the [-1, 1] scale (Immerkaer 1996, "Fast noise variance estimation").
+
+    The 3x3 Laplacian-difference kernel cancels locally linear content; the mean absolute response of
+    pure noise with std s is 6 s sqrt(2/pi), hence the sqrt(pi/2)/6 factor.
+    """
+    if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
+        raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
+    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=images.device)
+    c = images.shape[1]
+    response = F.conv2d(images.to(torch.float32), kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
+    return response.abs().flatten(1).mean(1) * math.sqrt(math.pi / 2) / 6.0
+
+
+def denoise(
+    model: Denoiser, noisy: torch.Tensor, *, sigma: float | None = None, refine_steps: int = 0, seed: int = 0,
+    label: int | None = None, callback: Callback | None = None,
+) -> tuple[torch.Tensor, float]:
+    """One evaluation of f at the upload's noise level (estimated unless given), then optional refinement
+    steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the sigma used."""
+    noisy = check_images(model, noisy, "noisy image")
+    p = model.param
+    if sigma is None:
+        sigma = float(estimate_noise_sigma(noisy).mean())
+    if not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"noise level must be a finite number >= 0, got {sigma}")
+    if refine_steps < 0 or refine_steps > 16:
+        raise ValueError(f"refinement steps must be between 0 and 16, got {refine_steps}")
+    sigma = min(max(sigma, p.sigma_min), p.sigma_max)
+    grid = karras_sigmas(40, p.sigma_min, p.sigma_max, p.rho)
+    lower = grid[(grid < sigma) & (grid > p.sigma_min)]
+    pick = lower[torch.linspace(0, len(lower) - 1, refine_steps).round().long()] if refine_steps and len(lower) else lower[:0]
+    sigmas = torch.cat([torch.tensor([sigma], dtype=torch.float64), pick, torch.tensor([p.sigma_min], dtype=torch.float64)])
+    denoise_fn = bind(model, class_labels(model, label, noisy.shape[0]))
+    generators = generators_for([seed + i for i in range(noisy.shape[0])])
+    # f(x, sigma) with x the upload itself: it lies on a trajectory at that sigma (CM paper, Sec. 6).
+    out = sample_consistency(denoise_fn, noisy, sigmas.to(torch.float32), generators, sigma_min=p.sigma_min,
+                             callback=callback)
+    return out, sigma
+
+
+def heun_baseline(
+    model: Denoiser, seeds: Sequence[int], *, steps: int = 18, label: int | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """The diffusion teacher's EDM Heun sampler (2 * steps - 1 evaluations), the quality reference."""
+    seeds = check_seeds(seeds)
+    p, device = model.param, device_of(model)
+    sigmas = karras_sigmas(steps, p.sigma_min, p.sigma_max, p.rho).to(torch.float32)
+    x = sigmas[0] * randn((len(seeds), 3, p.resolution, p.resolution), generators_for(seeds), device)
+    return sample_heun(bind(model, class_labels(model, label, len(seeds))), x, sigmas, callback=callback)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny random UNets saved as real model folders, so every layer is exercised fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from editing.models import Runtime, load_model, save_model
+from editing.precond import Denoiser, Parameterization
+from training.nets import build_unet
+
+CLASSES = ("twemoji", "noto", "fluent3d")
+
+
+def make_tiny_folder(folder: Path, resolution: int = 16, classes: tuple[str, ...] = CLASSES,
+                     boundary: str = "cm", seed: int = 0) -> Path:
+    """A random tiny UNet saved like a shipped model (fp32, so comparisons are exact)."""
+    torch.manual_seed(seed)
+    unet, unshuffle = build_unet("tiny", resolution, len(classes))
+    # Random init leaves the output conv at zero in diffusers; perturb so the network matters.
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    param = Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
+                             class_names=classes)
+    save_model(folder, unet, param, dtype=torch.float32)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_folder(tmp_path_factory.mktemp("models") / "tiny-cm")
+
+
+@pytest.fixture(scope="session")
+def cpu_runtime() -> Runtime:
+    return Runtime(torch.device("cpu"), torch.float32, None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path, cpu_runtime: Runtime) -> Denoiser:
+    return load_model(tiny_model_dir, cpu_runtime)
