@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
-import torch
+# Tiny models gain nothing from threads, and OpenMP threads that spin while another process holds the
+# cores slow everything many-fold: one passive thread per test process (inherited by subprocesses).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from editing.models import Runtime, load_model, save_model
-from editing.precond import Denoiser, Parameterization
-from training.nets import build_unet
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from editing.models import Runtime, load_model, save_model  # noqa: E402
+from editing.precond import Denoiser, Parameterization  # noqa: E402
+from training.nets import build_unet  # noqa: E402
 
 CLASSES = ("twemoji", "noto", "fluent3d")
 

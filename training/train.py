@@ -1,8 +1,8 @@
 """Train an EDM teacher, or a consistency model by CT or CD, with resumable checkpoints.
 
-    python -m training.train --mode edm --data data/emoji32 --run runs/edm32 --hours 2
-    python -m training.train --run runs/edm32 --resume            # continue where it stopped
-    python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run runs/ct32
+    python -m training.train --mode edm --data data/emoji32 --run-dir runs/edm32 --hours 2
+    python -m training.train --run-dir runs/edm32 --resume            # continue where it stopped
+    python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
 
@@ -40,7 +40,7 @@ from training.nets import build_unet
 class TrainConfig:
     mode: str = "edm"  # edm | ct | cd
     data: str = "data/emoji32"
-    run: str = "runs/edm32"
+    run_dir: str = "runs/edm32"
     unet: str = "emoji-s5"
     conditional: bool = True  # class-conditional on style
     init: str = ""  # model folder to start from (ct/cd: the EDM teacher's weights)
@@ -71,8 +71,9 @@ def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torc
     return torch.from_numpy(images[keep]).permute(0, 3, 1, 2).contiguous(), labels
 
 
-def lr_at(cfg: TrainConfig, images: int) -> float:
-    lr = cfg.lr * min(1.0, (images + 1) / max(cfg.warmup_images, 1))
+def lr_at(cfg: TrainConfig, images: int, warm_from: int = 0) -> float:
+    """Linear warm-up (from the start, or from a warm start), then optional 1/sqrt decay (EDM2)."""
+    lr = cfg.lr * min(1.0, (images - warm_from + 1) / max(cfg.warmup_images, 1))
     if cfg.lr_decay_images:
         lr /= math.sqrt(max(images / cfg.lr_decay_images, 1.0))
     return lr
@@ -96,6 +97,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
 def save_checkpoint(
     run: Path, cfg: TrainConfig, model: Denoiser, ema: Denoiser, target: Denoiser | None,
     opt: torch.optim.Optimizer, generator: torch.Generator, images: int, step: int, seconds: float,
+    warm_from: int = 0,
 ) -> None:
     tensors = {f"model.{k}": v for k, v in model.unet.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.unet.state_dict().items()}
@@ -109,7 +111,7 @@ def save_checkpoint(
     tmp = run / "checkpoint.tmp.safetensors"
     save_file(tensors, tmp)
     meta = {"config": asdict(cfg), "param": model.param.to_dict(), "unet_config": dict(model.unet.config),
-            "images": images, "step": step, "seconds": seconds}
+            "images": images, "step": step, "seconds": seconds, "warm_from": warm_from}
     (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=list))
     os.replace(tmp, run / "checkpoint.safetensors")  # atomic: a crash never leaves half a checkpoint
     os.replace(run / "checkpoint.tmp.json", run / "checkpoint.json")
@@ -134,6 +136,30 @@ def load_checkpoint(
     return meta
 
 
+def save_compact(run: Path, out: Path) -> None:
+    """A git-sized snapshot of a run: fp16 online and EMA weights plus progress, no optimizer moments.
+
+    A later session on a fresh machine continues from it with `--warm-start`: Adam's moments are
+    rebuilt during a short re-warm-up, which costs far less than carrying 4x the weights in git.
+    """
+    tensors = load_file(run / "checkpoint.safetensors")
+    meta = json.loads((run / "checkpoint.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    for which in ("model", "ema"):
+        prefix = f"{which}."
+        save_file({k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items()
+                   if k.startswith(prefix)}, out / f"{which}.safetensors")
+    (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
+
+
+def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
+    meta = json.loads((folder / "state.json").read_text())
+    for which, net in (("model", model), ("ema", ema)):
+        state = load_file(folder / f"{which}.safetensors")
+        net.unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    return meta
+
+
 # -- the loop ---------------------------------------------------------------------------------------
 
 
@@ -152,7 +178,9 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
                     m.p = cfg.dropout
     else:
         classes = STYLES if cfg.conditional else ()
-        unet, unshuffle = build_unet(cfg.unet, resolution, len(classes), cfg.dropout)
+        with torch.random.fork_rng():  # the initial weights depend on cfg.seed only
+            torch.manual_seed(cfg.seed)
+            unet, unshuffle = build_unet(cfg.unet, resolution, len(classes), cfg.dropout)
         param = Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
                                  class_names=tuple(classes))
         unet = unet.to(device)
@@ -161,7 +189,7 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
     return model, teacher
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> Path:
+def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None) -> Path:
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
     rank, world = 0, 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -170,7 +198,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         rank, world = dist.get_rank(), dist.get_world_size()
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    run = Path(cfg.run)
+    run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
     images_u8, labels = load_dataset(Path(cfg.data))
@@ -180,17 +208,27 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     images_seen, step, seconds = 0, 0, 0.0
+    warm_from = 0
     if resume and (run / "checkpoint.safetensors").exists():
         meta = load_checkpoint(run, model, ema, target, opt, generator)
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
+        warm_from = meta.get("warm_from", 0)
         if rank == 0:
             print(f"resumed {run} at step {step}, {images_seen} images, {seconds / 3600:.2f} h", flush=True)
+    elif warm_start is not None:
+        meta = load_compact(warm_start, model, ema)
+        images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
+        generator.manual_seed(cfg.seed * 1000 + rank + images_seen)
+        warm_from = images_seen  # re-warm the learning rate while Adam's moments rebuild
+        if rank == 0:
+            print(f"warm start from {warm_start} at {images_seen} images", flush=True)
     if rank == 0:
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     net = model
     if distributed:
         # DDP averages gradients across processes; each draws its own batches from its own generator.
         net = torch.nn.parallel.DistributedDataParallel(model)
+        net.param = model.param  # the losses read the parameterization through the wrapper
 
     edm_loss, ct_loss, cd_loss = EDMLoss(), CTLoss(), CDLoss()
     global_batch = cfg.batch * world
@@ -213,7 +251,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             loss = cd_loss(net, target, teacher, x, y, generator)
         # 3. Step with warm-up and clipping, then the EMAs.
         for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, images_seen)
+            group["lr"] = lr_at(cfg, images_seen, warm_from)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -227,13 +265,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         bar.update(global_batch)
         elapsed = seconds + time.time() - start
-        bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr_at(cfg, images_seen):.1e}", h=f"{elapsed / 3600:.2f}",
+        bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr_at(cfg, images_seen, warm_from):.1e}", h=f"{elapsed / 3600:.2f}",
                         refresh=False)
         # 4. Checkpoints on a wall-clock cadence and at the end.
         out_of_time = cfg.hours > 0 and time.time() - start >= cfg.hours * 3600
         done = images_seen >= cfg.total_images or out_of_time
         if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
-            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed)
+            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from)
             with open(run / "log.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
                                     "img_per_s": images_seen / max(elapsed, 1e-9)}) + "\n")
@@ -274,18 +312,32 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     parser.add_argument("--export", type=Path, default=None, help="write the run's EMA weights to this folder and exit")
+    parser.add_argument("--save-compact", type=Path, default=None,
+                        help="write a git-sized snapshot (fp16 weights + progress) of the run to this folder and exit")
+    parser.add_argument("--warm-start", type=Path, default=None,
+                        help="start from a compact snapshot (fresh optimizer, re-warmed learning rate)")
     args = vars(parser.parse_args(argv))
     resume, export_to = args.pop("resume"), args.pop("export")
+    compact_to, warm_start = args.pop("save_compact"), args.pop("warm_start")
     given = {k: v for k, v in args.items() if v is not None}
-    run = Path(given.get("run", TrainConfig.run))
+    run = Path(given.get("run_dir", TrainConfig.run_dir))
     saved = run / "config.json"
-    base = TrainConfig(**json.loads(saved.read_text())) if (resume or export_to) and saved.exists() else TrainConfig()
+    if warm_start is not None:
+        base = TrainConfig(**json.loads((warm_start / "state.json").read_text())["config"])
+    elif (resume or export_to or compact_to) and saved.exists():
+        base = TrainConfig(**json.loads(saved.read_text()))
+    else:
+        base = TrainConfig()
     cfg = replace(base, **given)
+    if compact_to:
+        save_compact(run, compact_to)
+        print(f"saved a compact snapshot of {run} -> {compact_to}")
+        return
     if export_to:
         export(run, export_to)
         print(f"exported {run} -> {export_to}")
         return
-    train(cfg, resume=resume)
+    train(cfg, resume=resume, warm_start=warm_start)
 
 
 if __name__ == "__main__":

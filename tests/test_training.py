@@ -1,0 +1,153 @@
+"""Training on a tiny net and synthetic data: losses decrease, resume is bit-identical, export loads, DDP runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from editing.models import Runtime, load_model
+from editing.precond import Denoiser, Parameterization
+from training.data import STYLES
+from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
+from training.nets import build_unet
+from training.train import TrainConfig, export, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dataset(folder: Path, n: int = 48, size: int = 16) -> Path:
+    """Coloured squares on white, labelled with the three styles."""
+    rng = np.random.default_rng(0)
+    images = np.full((n, size, size, 3), 255, dtype=np.uint8)
+    records = []
+    for i in range(n):
+        a, b = sorted(rng.integers(0, size, 2))
+        images[i, a : b + 1, a : b + 1] = rng.integers(0, 255, 3)
+        records.append({"style": STYLES[i % 3], "split": "train" if i % 8 else "heldout", "codepoints": f"{i:x}",
+                        "identity": f"{i:x}", "category": "test", "source_file": "synthetic"})
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "images.npy", images)
+    (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def tiny_denoiser(boundary: str = "edm", seed: int = 0) -> Denoiser:
+    torch.manual_seed(seed)
+    unet, k = build_unet("tiny", 16, 3)
+    return Denoiser(unet, Parameterization(boundary=boundary, resolution=16, pixel_unshuffle=k, class_names=STYLES))
+
+
+def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
+    return x, torch.arange(8) % 3
+
+
+def fit(loss_fn, model: Denoiser, steps: int = 40) -> tuple[float, float]:
+    """Loss on a fixed batch with fixed noise (the generator is re-seeded), before and after Adam steps."""
+    opt = torch.optim.Adam(model.unet.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(model, torch.Generator().manual_seed(7))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses[0], losses[-1]
+
+
+def test_edm_loss_decreases() -> None:
+    x, y = fixed_batch()
+    first, last = fit(lambda m, g: EDMLoss()(m, x, y, g), tiny_denoiser("edm"))
+    assert last < 0.7 * first
+
+
+def test_ct_loss_decreases() -> None:
+    x, y = fixed_batch()
+    first, last = fit(lambda m, g: CTLoss()(m, x, y, g, n=11), tiny_denoiser("cm"))
+    assert last < 0.7 * first
+
+
+def test_cd_loss_decreases() -> None:
+    x, y = fixed_batch()
+    teacher = tiny_denoiser("edm", seed=3).requires_grad_(False)
+    student = tiny_denoiser("cm", seed=4)
+    target = copy.deepcopy(student).requires_grad_(False)
+    first, last = fit(lambda m, g: CDLoss(n=6)(m, target, teacher, x, y, g), student)
+    assert last < 0.7 * first
+
+
+def test_ct_curriculum_doubles_and_caps() -> None:
+    ns = [ct_discretization(k, 1_000_000) for k in range(0, 1_000_000, 10_000)]
+    assert ns[0] == 11 and ns[-1] == 1281
+    assert all(b >= a for a, b in zip(ns, ns[1:]))
+
+
+def _cfg(tmp_path: Path, **kw) -> TrainConfig:
+    data = make_dataset(tmp_path / "data")
+    base = TrainConfig(mode="edm", data=str(data), run_dir=str(tmp_path / "run"), unet="tiny", batch=4,
+                       warmup_images=16, total_images=32, checkpoint_minutes=1e9, bf16=False, seed=3)
+    return replace(base, **kw)
+
+
+def test_resume_is_bit_identical(tmp_path: Path) -> None:
+    straight = _cfg(tmp_path, run_dir=str(tmp_path / "straight"))
+    train(straight)
+    halves = replace(straight, run_dir=str(tmp_path / "halves"), total_images=16)
+    train(halves)
+    train(replace(halves, total_images=32), resume=True)
+    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    meta = json.loads((tmp_path / "halves" / "checkpoint.json").read_text())
+    assert meta["images"] == 32 and meta["step"] == 8
+
+
+def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    train(cfg)
+    export(Path(cfg.run_dir), tmp_path / "exported")
+    loaded = load_model(tmp_path / "exported", Runtime(torch.device("cpu"), torch.float32, None))
+    assert loaded.param.boundary == "edm" and loaded.param.class_names == STYLES
+    tensors = load_file(Path(cfg.run_dir) / "checkpoint.safetensors")
+    reference = tiny_denoiser("edm")
+    reference.unet.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    reference.eval()
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    sigma = torch.tensor([0.5, 3.0])
+    labels = torch.tensor([0, 2])
+    with torch.no_grad():
+        # Exported weights are fp16: agreement to fp16 rounding of the weights.
+        torch.testing.assert_close(loaded(x, sigma, labels), reference(x, sigma, labels), atol=2e-3, rtol=2e-3)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data")
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "training.train", "--mode", "edm", "--data", str(data),
+           "--run-dir", str(run), "--unet", "tiny", "--batch", "2", "--total-images", "16", "--no-bf16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((run / "checkpoint.json").read_text())
+    assert meta["images"] == 16 and meta["step"] == 4  # global batch 2 x 2 processes
