@@ -22,6 +22,7 @@ from editing.precond import Denoiser, Parameterization
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 PARAM_NAME = "parameterization.json"
 SUMS_NAME = "SHA256SUMS"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # never loaded: unpickling can run code
 
 
 class ModelLoadError(ValueError):
@@ -58,6 +59,8 @@ def _read_json(path: Path) -> dict:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelLoadError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path}: expected a JSON object")
     return data
@@ -124,11 +127,15 @@ def verify_checksums(folder: Path) -> None:
     sums = folder / SUMS_NAME
     if not sums.is_file():
         return
-    for line in sums.read_text().splitlines():
+    for number, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
-        expected, name = line.split(maxsplit=1)
-        path = folder / name.strip()
+        parts = line.split(maxsplit=1)
+        name = parts[-1].strip().lstrip("*")  # sha256sum's binary-mode marker
+        if len(parts) != 2 or len(parts[0]) != 64 or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ModelLoadError(f"{sums}: line {number} is not '<sha256>  <file in this folder>': {line[:100]!r}")
+        expected = parts[0].lower()
+        path = folder / name
         if not path.is_file():
             raise ModelLoadError(f"{path}: listed in {sums} but missing")
         if sha256_file(path) != expected:
@@ -153,11 +160,18 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
         raise ModelLoadError(f"{config_path}: cannot build UNet2DModel ({e})") from None
     weights_path = ufolder / WEIGHTS_NAME
     if not weights_path.is_file():
+        pickles = sorted(p.name for p in ufolder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(f"{weights_path}: file not found; {ufolder} holds only {', '.join(pickles)}: "
+                                 "pickle files are never loaded (unpickling can run code); convert to safetensors")
         raise ModelLoadError(f"{weights_path}: file not found")
     try:
         state = load_file(weights_path)
     except (SafetensorError, OSError) as e:
         raise ModelLoadError(f"{weights_path}: not a readable safetensors file ({e})") from None
+    bad = [k for k, v in state.items() if not v.is_floating_point() or not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelLoadError(f"{weights_path}: tensors that are not finite floating-point numbers: {bad[:5]}")
     try:
         unet.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -1,0 +1,660 @@
+"""Convert user uploads into model-resolution tensors and masks, with a note for every step taken.
+
+The one place where files, bytes, PIL images and arrays from users become engine inputs. Every
+problem a user can cause comes out as an `InputError` (a `ValueError`) with a message fit to show.
+
+Rules, in order:
+1. Sources: a path, bytes, a PIL image, a numpy array (or a Gradio file dict with a "path"). Files are
+   limited in bytes, and decoded only from a short list of formats (no EPS, which would run Ghostscript).
+2. The size in the header is checked before any pixel is decoded: at most `max_pixels` pixels and an
+   aspect ratio of at most 20:1 (a thinner image would shrink to a line; we refuse and say to crop it
+   rather than pad it into an unreadable sliver). No global PIL setting is changed.
+3. Animated or multi-page files give their first frame; EXIF orientation is applied.
+4. Every mode becomes RGB in [0, 1]: 16-bit and float images keep their precision, CMYK/palette/LA are
+   converted, and transparency is composited on white, like the training data.
+5. The image is centre-padded with white to a square and resized to R x R by exact area averaging
+   (source pixels weighted by their overlap with each output pixel): a box filter when shrinking, and when
+   enlarging by a whole factor every source pixel becomes a crisp block (nothing overshoots, no ringing).
+   Padding is never materialised, so thin, huge images cost no extra memory.
+Masks follow the same geometry, but a cell is filled when any source pixel in it is, so thin strokes survive.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from editing.schedules import PRESETS, Schedule, parse_ts, uniform
+
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 50 * 2**20
+MAX_ASPECT = 20.0
+MAX_SEED = 2**63 - 1
+# Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG).
+FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "AVIF")
+UNCONDITIONAL = ("", "(unconditional)", "unconditional", "none")
+_CHUNK_VALUES = 1 << 22  # floats converted at once while resizing (16 MiB)
+_EXIF_ORIENTATION = 0x0112
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+               b"MM\x00*": "TIFF"}
+_ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed", 6: "rotated 90° clockwise",
+                 7: "transversed", 8: "rotated 90° counter-clockwise"}
+
+
+class InputError(ValueError):
+    """Bad user input; the message is meant for the user and names what to change."""
+
+
+@dataclass(frozen=True)
+class Converted:
+    """An image ready for the engine: (1, 3, R, R) float32 in [-1, 1], and what was done to it."""
+
+    tensor: torch.Tensor
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ConvertedMask:
+    """A mask ready for the engine: (1, 1, R, R) bool, True = pixels to fill, and what was done to it."""
+
+    mask: torch.Tensor
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class _Raster:
+    """Decoded pixels (H, W, C) in their own dtype; value / scale is in [0, 1]; the last channel may be alpha."""
+
+    array: np.ndarray
+    scale: float
+    has_alpha: bool
+
+    @property
+    def colours(self) -> int:
+        return self.array.shape[2] - int(self.has_alpha)
+
+
+# -- sources ----------------------------------------------------------------------------------------
+
+
+def _read_source(value: Any, max_bytes: int) -> tuple[Image.Image | np.ndarray, str]:
+    """Open `value` lazily (PIL reads only the header); returns it with a name for messages."""
+    if isinstance(value, dict) and value.get("path"):  # a Gradio FileData dict
+        value = value["path"]
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError("no image was given: upload one")
+    if isinstance(value, Image.Image):
+        return value, "the image"
+    if isinstance(value, np.ndarray):
+        return value, "the array"
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        name = f"'{path.name}'"
+        if not path.is_file():
+            raise InputError(f"{name}: file not found")
+        size = path.stat().st_size
+        if size == 0:
+            raise InputError(f"{name} is empty (0 bytes): upload the image again")
+        if size > max_bytes:
+            raise InputError(f"{name} is {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:.0f} MiB accepted")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InputError(f"{name} could not be read ({e.strerror or e})") from None
+        return _open_bytes(data, name), name
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if not data:
+            raise InputError("the upload is empty (0 bytes)")
+        if len(data) > max_bytes:
+            raise InputError(f"the upload is {len(data) / 2**20:.1f} MiB, more than the "
+                             f"{max_bytes / 2**20:.0f} MiB accepted")
+        return _open_bytes(data, "the upload"), "the upload"
+    raise InputError(f"expected an image file, bytes, a PIL image or a numpy array, got {type(value).__name__}")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def _open_bytes(data: bytes, name: str) -> Image.Image:
+    Image.init()  # register Pillow's plugins (what Image.open does itself) so FORMATS can be checked
+    formats = [f for f in FORMATS if f in Image.OPEN]
+    try:
+        return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError:
+        raise InputError(f"{name} claims to be far too large to decode safely; scale it down first") from None
+    except UnidentifiedImageError:
+        signature = next((fmt for magic, fmt in _SIGNATURES.items() if data.startswith(magic)), None)
+        if signature:
+            raise InputError(f"{name} starts like a {signature} file but is corrupt or truncated") from None
+        kind = " (it looks like a text file)" if _looks_like_text(data) else ""
+        raise InputError(f"{name} is not an image this studio can read{kind}; use PNG, JPEG, WebP, GIF, "
+                         "BMP or TIFF") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's header parsers raise many types on corrupt files
+        raise InputError(f"{name} is corrupt: its header could not be read ({_short(e)})") from None
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _check_geometry(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InputError(f"{name} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InputError(f"{name} is {width}x{height} = {width * height:,} pixels, more than the "
+                         f"{max_pixels:,} accepted; scale it down first")
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT:
+        raise InputError(f"{name} is {width}x{height}: an aspect ratio of {ratio:.0f}:1 is beyond the "
+                         f"{MAX_ASPECT:.0f}:1 accepted; crop it closer to a square first")
+
+
+def _decode(image: Image.Image, name: str, resolution: int, max_pixels: int, notes: list[str],
+            owned: bool) -> Image.Image:
+    """Check the header size, take the first frame, decode (JPEGs at a reduced scale when possible), apply EXIF."""
+    _check_geometry(image.width, image.height, name, max_pixels)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        kind = {"GIF": "animated GIF", "PNG": "animated PNG", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}
+        notes.append(f"{kind.get(image.format or '', 'multi-frame image')}: used the first of {frames} frames")
+        try:
+            image.seek(0)
+        except (EOFError, OSError, ValueError) as e:
+            raise InputError(f"{name} is corrupt: its first frame could not be read ({_short(e)})") from None
+    if owned and image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK"):
+        before = image.size
+        image.draft(image.mode, (resolution, resolution))  # DCT scaling: 1/2, 1/4 or 1/8, never below R
+        if image.size != before:
+            notes.append(f"decoded the JPEG at reduced scale ({before[0]}x{before[1]} -> "
+                         f"{image.width}x{image.height})")
+    try:
+        image.load()
+    except Exception as e:  # noqa: BLE001 - truncated data surfaces as OSError, SyntaxError, zlib errors...
+        raise InputError(f"{name} is corrupt or truncated: its pixels could not be decoded ({_short(e)})") from None
+    try:
+        orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not worth refusing the image for
+        orientation = 1
+        notes.append("the EXIF data is unreadable and was ignored")
+    if orientation in _ORIENTATIONS:
+        try:
+            image = ImageOps.exif_transpose(image)
+            notes.append(f"rotated per EXIF orientation {orientation} ({_ORIENTATIONS[orientation]})")
+        except Exception:  # noqa: BLE001
+            notes.append(f"the EXIF orientation {orientation} could not be applied and was ignored")
+    return image
+
+
+# -- pixels -----------------------------------------------------------------------------------------
+
+
+def _float_to_unit(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    """Float pixels in [0, 1], [-1, 1] or [0, 255] -> float32 in [0, 1]; NaN/inf and other ranges refused."""
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low >= 0 and high <= 1:
+        return array
+    if low >= -1 and high <= 1:
+        notes.append("float values in [-1, 1]: mapped to [0, 1]")
+        return (array + 1) / 2
+    if low >= 0 and high <= 255:
+        notes.append("float values in [0, 255]: divided by 255")
+        return array / 255
+    raise InputError(f"{name} has float values from {low:g} to {high:g}; expected [0, 1] (or [-1, 1], [0, 255])")
+
+
+def _int_raster(array: np.ndarray, name: str, notes: list[str], has_alpha: bool) -> _Raster:
+    """Integer pixels: uint8 as is, uint16 over 65535; wider integer types by the range their values use."""
+    if array.dtype == np.uint8:
+        return _Raster(array, 255.0, has_alpha)
+    if array.dtype == np.uint16 or array.dtype == np.dtype(">u2"):
+        notes.append("16-bit image: values scaled from 0-65535")
+        return _Raster(array.astype(np.uint16, copy=False), 65535.0, has_alpha)
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high > 65535:
+        raise InputError(f"{name} has integer values from {low} to {high}; expected 0-255 or 0-65535")
+    if high <= 255:
+        notes.append(f"{array.dtype} values within 0-255: read as 8-bit")
+        return _Raster(array.astype(np.uint8), 255.0, has_alpha)
+    notes.append(f"{array.dtype} values within 0-65535: read as 16-bit")
+    return _Raster(array.astype(np.uint16), 65535.0, has_alpha)
+
+
+def _array_raster(array: np.ndarray, name: str, notes: list[str]) -> _Raster:
+    """A user's array: HxW, HxWx1, HxWx2 (LA), HxWx3 or HxWx4 of bool, int, uint or float."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"{name} has shape {tuple(array.shape)}; expected HxW, HxWx3 or HxWx4 (channels last)")
+    has_alpha = array.shape[2] in (2, 4)
+    if array.dtype == np.bool_:
+        return _Raster(array.astype(np.uint8) * 255, 255.0, has_alpha)
+    if np.issubdtype(array.dtype, np.floating):
+        return _Raster(_float_to_unit(array, name, notes), 1.0, has_alpha)
+    if np.issubdtype(array.dtype, np.integer):
+        return _int_raster(array, name, notes, has_alpha)
+    raise InputError(f"{name} has dtype {array.dtype}; expected uint8, uint16 or float pixels")
+
+
+def _pil_raster(image: Image.Image, name: str, notes: list[str]) -> _Raster:
+    """Any PIL mode -> a raster of grey or RGB, with alpha when the image has any transparency."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        notes.append("16-bit grayscale: values scaled from 0-65535")
+        return _Raster(np.asarray(image).astype(np.uint16)[:, :, None], 65535.0, False)
+    if mode == "I":
+        return _int_raster(np.asarray(image)[:, :, None], name, notes, False)
+    if mode == "F":
+        return _Raster(_float_to_unit(np.asarray(image), name, notes)[:, :, None], 1.0, False)
+    if mode == "P":
+        transparent = "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "RGB")
+        notes.append("palette image with transparency: converted to RGBA" if transparent
+                     else "palette image: converted to RGB")
+    elif mode in ("PA", "RGBa", "La", "RGBX"):
+        image = image.convert("RGB" if mode == "RGBX" else "RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+        notes.append("1-bit image: converted to grayscale")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGB")
+        notes.append(f"converted {mode} to RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        try:
+            image = image.convert("RGBA")
+        except (ValueError, OSError) as e:
+            raise InputError(f"{name} has an unsupported image mode {mode!r} ({_short(e)})") from None
+        notes.append(f"converted {mode} to RGBA")
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return _Raster(array, 255.0, image.mode in ("LA", "RGBA"))
+
+
+def _drop_opaque_alpha(raster: _Raster, notes: list[str]) -> _Raster:
+    """Alpha that is opaque everywhere is dropped; otherwise say that transparency becomes white."""
+    if not raster.has_alpha:
+        return raster
+    alpha = raster.array[:, :, -1]
+    if float(alpha.min()) >= raster.scale:
+        return _Raster(raster.array[:, :, :-1], raster.scale, False)
+    notes.append("transparent pixels composited on white (as in the training data)")
+    return raster
+
+
+def _unit(block: np.ndarray, raster: _Raster) -> np.ndarray:
+    """A block of rows as float32 colours in [0, 1], composited on white."""
+    values = block.astype(np.float32)
+    if raster.scale != 1.0:
+        values /= raster.scale
+    if raster.has_alpha:
+        alpha = values[:, :, -1:]
+        values = values[:, :, :-1] * alpha + (1.0 - alpha)
+    return values
+
+
+def _spans(padded: int, resolution: int) -> list[tuple[int, int, np.ndarray]]:
+    """For each output pixel: the padded source pixels [start, stop) it overlaps and their area weights (sum 1).
+
+    Output pixel i covers [i*S/R, (i+1)*S/R); in units of 1/R every bound is an integer, so weights are exact.
+    """
+    spans = []
+    for i in range(resolution):
+        lo, hi = i * padded, (i + 1) * padded
+        start, stop = lo // resolution, -(-hi // resolution)
+        j = np.arange(start, stop)
+        overlap = np.minimum(hi, (j + 1) * resolution) - np.maximum(lo, j * resolution)
+        spans.append((start, stop, overlap / padded))
+    return spans
+
+
+def _area_resize(raster: _Raster, resolution: int) -> np.ndarray:
+    """Pad to a white square, then resize by exact area weights: (R, R, 3) float32 in [0, 1].
+
+    Separable: rows first (in chunks, composited on white as they are converted), then columns.
+    """
+    height, width = raster.array.shape[:2]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    colours = raster.colours
+    rows = np.empty((resolution, width, colours), np.float32)
+    chunk = max(1, _CHUNK_VALUES // max(1, width * raster.array.shape[2]))
+    for i, (start, stop, weights) in enumerate(_spans(side, resolution)):
+        lo, hi = max(start, top), min(stop, top + height)
+        acc = np.zeros((width, colours), np.float32)
+        content_weight = 0.0
+        for a in range(lo, hi, chunk):
+            b = min(hi, a + chunk)
+            w = weights[a - start:b - start].astype(np.float32)
+            acc += np.tensordot(w, _unit(raster.array[a - top:b - top], raster), axes=1)
+            content_weight += float(w.sum())
+        rows[i] = acc + (1.0 - content_weight)  # the padding rows are white
+    columns = np.zeros((resolution, width), np.float32)
+    white = np.ones(resolution, np.float32)
+    for k, (start, stop, weights) in enumerate(_spans(side, resolution)):
+        lo, hi = max(start, left), min(stop, left + width)
+        if lo < hi:
+            columns[k, lo - left:hi - left] = weights[lo - start:hi - start]
+            white[k] = 1.0 - float(weights[lo - start:hi - start].sum())
+    out = np.matmul(rows.transpose(0, 2, 1), columns.T).transpose(0, 2, 1) + white[None, :, None]
+    out = np.clip(out, 0.0, 1.0)
+    return np.repeat(out, 3, axis=2) if colours == 1 else out
+
+
+def _any_resize(mask: np.ndarray, resolution: int) -> np.ndarray:
+    """Pad with False to a square, then a cell of the R x R grid is True if any source pixel overlapping it is."""
+    height, width = mask.shape
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    spans = _spans(side, resolution)
+    rows = np.zeros((resolution, width), bool)
+    for i, (start, stop, _) in enumerate(spans):
+        lo, hi = max(start, top), min(stop, top + height)
+        if lo < hi:
+            rows[i] = mask[lo - top:hi - top].any(axis=0)
+    out = np.zeros((resolution, resolution), bool)
+    for k, (start, stop, _) in enumerate(spans):
+        lo, hi = max(start, left), min(stop, left + width)
+        if lo < hi:
+            out[:, k] = rows[:, lo - left:hi - left].any(axis=1)
+    return out
+
+
+def _resize_note(width: int, height: int, resolution: int, what: str = "resized") -> str | None:
+    side = max(width, height)
+    if (width, height) == (resolution, resolution):
+        return None
+    note = f"{what} {width}x{height} -> {resolution}x{resolution}"
+    if width != height:
+        note += f" after padding to {side}x{side} with white" if what == "resized" else f" after padding to {side}x{side}"
+    if side < resolution:
+        factor = resolution / side
+        note += (f" (enlarged x{factor:.0f}: each pixel became a {factor:.0f}x{factor:.0f} block)"
+                 if factor.is_integer() else " (enlarged by area weights)")
+    return note
+
+
+def _check_resolution(resolution: int) -> None:
+    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+
+
+def _source_pixels(value: Any, resolution: int, max_pixels: int, max_bytes: int,
+                   notes: list[str]) -> tuple[Image.Image | np.ndarray, str]:
+    """The decoded first frame (PIL) or the user's array, size-checked, EXIF applied."""
+    source, name = _read_source(value, max_bytes)
+    if isinstance(source, np.ndarray):
+        if source.ndim < 2 or source.size == 0:
+            raise InputError(f"{name} has shape {tuple(source.shape)}; expected HxW, HxWx3 or HxWx4")
+        _check_geometry(int(source.shape[1]), int(source.shape[0]), name, max_pixels)
+        return source, name
+    owned = not isinstance(value, Image.Image)
+    return _decode(source, name, resolution, max_pixels, notes, owned), name
+
+
+# -- public -----------------------------------------------------------------------------------------
+
+
+def load_image(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS,
+               max_bytes: int = MAX_BYTES) -> Converted:
+    """An upload (path, bytes, PIL image or array) -> (1, 3, R, R) float32 in [-1, 1] with notes; or InputError."""
+    _check_resolution(resolution)
+    notes: list[str] = []
+    source, name = _source_pixels(value, resolution, max_pixels, max_bytes, notes)
+    if isinstance(source, np.ndarray):
+        raster = _array_raster(source, name, notes)
+    else:
+        raster = _pil_raster(source, name, notes)
+    raster = _drop_opaque_alpha(raster, notes)
+    height, width = raster.array.shape[:2]
+    pixels = _area_resize(raster, resolution)
+    note = _resize_note(width, height, resolution)
+    if note:
+        notes.append(note)
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None] * 2.0 - 1.0
+    return Converted(tensor.float().contiguous(), notes)
+
+
+def _fill_from_array(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    """Which pixels of a mask array are to be filled: see `load_mask`."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise InputError(f"{name} has shape {tuple(array.shape)}; a mask must be HxW, HxWx3 or HxWx4")
+    if array.dtype == np.bool_:
+        return array if array.ndim == 2 else array.any(axis=2)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise InputError(f"{name} has dtype {array.dtype}; a mask must be bool, integer or float")
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        alpha, colour = array[:, :, -1], array[:, :, :-1]
+        if float(alpha.min()) < float(alpha.max()) or float(alpha.max()) == 0:
+            notes.append("mask read from transparency: every non-transparent pixel is filled")
+            return alpha > 0
+        array = colour
+    value = array.max(axis=2) if array.ndim == 3 else array
+    high = float(value.max()) if value.size else 0.0
+    if np.issubdtype(value.dtype, np.integer) and high <= 1:
+        return value > 0  # a 0/1 mask
+    if np.issubdtype(value.dtype, np.floating):
+        return value > (127.5 if high > 1 else 0.5)
+    if value.dtype == np.uint8 or high <= 255:
+        return value > 127
+    return value > 32767
+
+
+def _mask_raster(source: Image.Image | np.ndarray, name: str, notes: list[str]) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        return _fill_from_array(source, name, notes)
+    image = source
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in ("PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        image = image.convert("L")
+    elif not (image.mode in ("L", "LA", "RGB", "RGBA", "I", "F") or image.mode.startswith("I;16")):
+        image = image.convert("RGBA")
+    array = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        array = array.astype(np.uint16)
+    return _fill_from_array(array, name, notes)
+
+
+def load_mask(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES
+              ) -> ConvertedMask:
+    """A mask upload -> (1, 1, R, R) bool, True = fill.
+
+    Filled: pixels that are not transparent when the mask has transparency; otherwise bright pixels
+    (over half the range in any channel), or any nonzero pixel of a 0/1 or bool array. Padding is not filled.
+    A cell of the R x R grid is filled if any source pixel in it is, so thin strokes survive shrinking.
+    Empty and full masks are returned as they are (see `is_empty`, `is_full`).
+    """
+    _check_resolution(resolution)
+    notes: list[str] = []
+    source, name = _source_pixels(value, resolution, max_pixels, max_bytes, notes)
+    fill = _mask_raster(source, name, notes)
+    height, width = fill.shape
+    out = _any_resize(fill, resolution)
+    note = _resize_note(width, height, resolution, "mask resized")
+    if note:
+        notes.append(note + " (a cell is filled if any pixel in it is)")
+    return ConvertedMask(torch.from_numpy(out)[None, None].contiguous(), notes)
+
+
+def mask_from_editor(editor_value: dict, resolution: int, *, max_pixels: int = MAX_PIXELS,
+                     max_bytes: int = MAX_BYTES) -> ConvertedMask:
+    """A gr.ImageEditor value {"background", "layers", "composite"} -> the painted pixels (alpha > 0) as a mask."""
+    _check_resolution(resolution)
+    if not isinstance(editor_value, dict):
+        raise InputError("no drawing was received: paint the mask over the image with the brush")
+    layers = editor_value.get("layers") or []
+    if not isinstance(layers, (list, tuple)):
+        raise InputError("the editor's layers are malformed: expected a list of images")
+    out = np.zeros((resolution, resolution), bool)
+    notes: list[str] = []
+    for index, layer in enumerate(layers):
+        if layer is None:
+            continue
+        layer_notes: list[str] = []
+        source, name = _source_pixels(layer, resolution, max_pixels, max_bytes, layer_notes)
+        name = f"layer {index + 1}"
+        if isinstance(source, Image.Image):
+            if source.mode not in ("RGBA", "LA", "PA") and "transparency" not in source.info:
+                raise InputError(f"{name} has no transparency ({source.mode}); painted layers must be RGBA")
+            painted = np.asarray(source.convert("RGBA").getchannel("A")) > 0
+        else:
+            if source.ndim != 3 or source.shape[2] not in (2, 4):
+                raise InputError(f"{name} has shape {tuple(source.shape)}; painted layers must be HxWx4 (RGBA)")
+            painted = source[:, :, -1] > 0
+        out |= _any_resize(painted, resolution)
+        height, width = painted.shape
+        note = _resize_note(width, height, resolution, f"layer {index + 1} resized")
+        if note and not notes:
+            notes.append(note + " (a cell is filled if any painted pixel is in it)")
+    if not any(layer is not None for layer in layers):
+        notes.append("nothing was painted")
+    return ConvertedMask(torch.from_numpy(out)[None, None].contiguous(), notes)
+
+
+def is_empty(mask: torch.Tensor) -> bool:
+    """True when no pixel is to be filled."""
+    return not bool(mask.any())
+
+
+def is_full(mask: torch.Tensor) -> bool:
+    """True when every pixel is to be filled (inpainting becomes generation)."""
+    return bool(mask.all())
+
+
+def to_pil(tensor: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] -> RGB uint8 images (rounded; out-of-range values clipped, NaN as black)."""
+    if tensor.ndim != 4 or tensor.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) tensor, got shape {tuple(tensor.shape)}")
+    x = torch.nan_to_num(tensor.detach().float().cpu(), nan=-1.0).clamp(-1, 1)
+    array = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in array]
+
+
+def enlarge(image: Image.Image, size: int) -> Image.Image:
+    """Nearest-neighbour enlargement so the longer side is `size` (pixels stay crisp blocks)."""
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    scale = size / max(image.width, image.height)
+    new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(new, Image.Resampling.NEAREST)
+
+
+# -- form values ------------------------------------------------------------------------------------
+
+
+def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
+    """A class name (case-insensitive) or index -> its index; None/"" (or "(unconditional)") -> None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in UNCONDITIONAL):
+        return None
+    if not class_names:
+        raise InputError(f"this model is unconditional: it takes no class (got {value!r})")
+    shown = ", ".join(class_names[:20]) + (f", ... ({len(class_names)} in all)" if len(class_names) > 20 else "")
+    if isinstance(value, bool):
+        raise InputError(f"unknown class {value!r}; choose one of {shown}")
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().isdigit()):
+        if isinstance(value, str) and value.strip() in class_names:
+            return list(class_names).index(value.strip())
+        index = int(value)
+        if not 0 <= index < len(class_names):
+            raise InputError(f"class index {index} is out of range 0-{len(class_names) - 1}; choose one of {shown}")
+        return index
+    if isinstance(value, str):
+        wanted = value.strip().casefold()
+        for index, class_name in enumerate(class_names):
+            if class_name.casefold() == wanted:
+                return index
+    raise InputError(f"unknown class {value!r}; choose one of {shown}")
+
+
+def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
+    """A seed from a number box or text: a whole number from 0 to `maximum` (2**63 - 1)."""
+    expected = f"a seed must be a whole number from 0 to {maximum}"
+    if value is None or isinstance(value, bool):
+        raise InputError(f"{expected}, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(f"{expected}, got {text!r}") from None
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise InputError(f"{expected}, got {value!r}")
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise InputError(f"{expected}, got {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value <= maximum:
+        raise InputError(f"{expected}, got {value}")
+    return value
+
+
+def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | None = None) -> Schedule:
+    """A preset name, a step count (uniform on an n-point grid) or a ts list "0,22,39" -> Schedule.
+
+    For a ts list, `n=None` takes the grid from the list (its last index + 1).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is None:
+            raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError(f"steps must be a number or a ts list, got {value!r}")
+        if isinstance(value, (float, np.floating)):
+            if not math.isfinite(value) or not float(value).is_integer():
+                raise ValueError(f"steps must be a whole number, got {value!r}")
+            value = int(value)
+        if isinstance(value, (int, np.integer)):
+            return uniform(int(value), n or 40)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            raise ValueError(f"steps must be a number or a ts list, got {type(value).__name__}")
+        text = value.strip()
+        if text in PRESETS:
+            return PRESETS[text]
+        if text.isdigit():
+            return uniform(int(text), n or 40)
+        if "," in text:
+            if n is None:
+                last = text.rstrip(", ").rsplit(",", 1)[-1].strip()
+                if not last.lstrip("-").isdigit():
+                    raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {text!r}")
+                return parse_ts(text, int(last) + 1)
+            return parse_ts(text, n)
+        raise ValueError(f"steps must be a preset ({', '.join(PRESETS)}), a number of steps like 4, "
+                         f"or a ts list like 0,22,39; got {text!r}")
+    except InputError:
+        raise
+    except ValueError as e:
+        raise InputError(str(e)) from None

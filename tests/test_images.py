@@ -1,0 +1,478 @@
+"""app.images: every malformed or unusual upload gives a clear InputError or a correct conversion with a note.
+
+All inputs are generated here (no binary fixtures); PNG headers that Pillow will not write are built by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app import images
+from app.images import InputError, load_image, load_mask, mask_from_editor
+from editing.schedules import PRESETS
+
+R = 16
+
+
+# -- builders ---------------------------------------------------------------------------------------
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_by_hand(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes | None) -> bytes:
+    """A PNG from its chunks; `raw` is the filtered scanlines (None: a tiny IDAT that does not match the size)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    idat = zlib.compress(raw if raw is not None else b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def rgb_of(converted: images.Converted, y: int, x: int) -> list[float]:
+    """The pixel at (y, x) as 0-255 values."""
+    return [round(float(v), 1) for v in (converted.tensor[0, :, y, x] + 1) * 127.5]
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def solid(colour: Any, size: tuple[int, int] = (R, R), mode: str = "RGB") -> Image.Image:
+    return Image.new(mode, size, colour)
+
+
+def check_tensor(converted: images.Converted) -> None:
+    t = converted.tensor
+    assert t.shape == (1, 3, R, R) and t.dtype == torch.float32
+    assert torch.isfinite(t).all() and t.min() >= -1 and t.max() <= 1
+
+
+# -- refused inputs: each case is (description, input builder, expected words in the message) ---------
+
+def _truncated_png() -> bytes:
+    data = encode(Image.fromarray(np.random.RandomState(0).randint(0, 256, (64, 64, 3), np.uint8)), "PNG")
+    return data[: len(data) // 2]
+
+
+def _truncated_jpeg() -> bytes:
+    data = encode(Image.fromarray(np.random.RandomState(0).randint(0, 256, (64, 64, 3), np.uint8)), "JPEG")
+    return data[: len(data) // 2]
+
+
+REFUSED: list[tuple[str, Any, str]] = [
+    ("zero-byte file", lambda p: write(p, "empty.png", b""), "empty"),
+    ("empty bytes", lambda p: b"", "empty"),
+    ("truncated PNG", lambda p: write(p, "cut.png", _truncated_png()), "truncated"),
+    ("truncated JPEG", lambda p: write(p, "cut.jpg", _truncated_jpeg()), "truncated"),
+    ("PNG signature only", lambda p: b"\x89PNG\r\n\x1a\n", "corrupt"),
+    ("text renamed .png", lambda p: write(p, "notes.png", b"hello, this is not a picture\n" * 20), "text file"),
+    ("random bytes renamed .jpg", lambda p: write(p, "noise.jpg", bytes(np.random.RandomState(1).randint(
+        0, 256, 2000, np.uint8))), "not an image"),
+    ("EPS (would run Ghostscript)", lambda p: write(p, "x.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"),
+     "not an image"),
+    ("SVG", lambda p: write(p, "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>'),
+     "not an image"),
+    ("PNG header claiming 100000x100000 (decompression bomb)",
+     lambda p: write(p, "bomb.png", png_by_hand(100_000, 100_000, 8, 2, None)), "too large"),
+    ("PNG header claiming 8000x6000 (over the pixel limit, checked before decoding)",
+     lambda p: png_by_hand(8000, 6000, 8, 2, None), "48,000,000 pixels"),
+    ("1x1000 image (aspect 1000:1)", lambda p: np.zeros((1000, 1), np.uint8), "aspect ratio of 1000:1"),
+    ("1000x30 image (aspect 33:1)", lambda p: solid("red", (1000, 30)), "crop it"),
+    ("NaN in an array", lambda p: np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    ("inf in an array", lambda p: np.where(np.eye(8, dtype=bool)[:, :, None], np.inf,
+                                           np.zeros((8, 8, 3))).astype(np.float32), "infinite"),
+    ("float array far outside [0, 1]", lambda p: np.full((8, 8), 1000.0), "float values"),
+    ("negative integers", lambda p: np.full((8, 8), -5, np.int32), "integer values"),
+    ("32-bit mode I beyond 16 bits", lambda p: Image.fromarray(np.full((8, 8), 70000, np.int32)), "integer values"),
+    ("channels-first array (3, H, W)", lambda p: np.zeros((3, 16, 16), np.uint8), "channels last"),
+    ("five channels", lambda p: np.zeros((8, 8, 5), np.uint8), "shape"),
+    ("zero-size array", lambda p: np.zeros((0, 8, 3), np.uint8), "shape"),
+    ("1-D array", lambda p: np.zeros(64, np.uint8), "shape"),
+    ("complex array", lambda p: np.zeros((8, 8), np.complex64), "dtype"),
+    ("object array", lambda p: np.full((8, 8), None, object), "dtype"),
+    ("no image (None)", lambda p: None, "no image"),
+    ("empty path string", lambda p: "", "no image"),
+    ("missing file", lambda p: p / "missing.png", "not found"),
+    ("a directory", lambda p: p, "not found"),
+    ("unsupported type", lambda p: 12345, "got int"),
+]
+
+
+@pytest.mark.parametrize("description,build,words", REFUSED, ids=[c[0] for c in REFUSED])
+def test_refused_with_a_clear_message(tmp_path: Path, description: str, build: Any, words: str) -> None:
+    with pytest.raises(InputError, match=words) as info:
+        load_image(build(tmp_path), R)
+    message = str(info.value)
+    assert "Traceback" not in message and len(message) < 300
+
+
+def test_file_over_the_byte_limit(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.png", encode(solid("red", (64, 64)), "PNG", compress_level=0))
+    with pytest.raises(InputError, match="MiB"):
+        load_image(path, R, max_bytes=1000)
+    with pytest.raises(InputError, match="MiB"):
+        load_image(path.read_bytes(), R, max_bytes=1000)
+
+
+def test_pixel_limit_is_per_call_and_global_pil_state_untouched() -> None:
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(InputError, match="4,096 pixels"):
+        load_image(encode(solid("red", (64, 64)), "PNG"), R, max_pixels=4000)
+    assert load_image(encode(solid("red", (64, 64)), "PNG"), R).tensor.shape == (1, 3, R, R)
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+# -- accepted inputs, converted correctly with a note ----------------------------------------------------
+
+def test_animated_gif_uses_the_first_frame() -> None:
+    frames = [solid(c, (8, 8)) for c in ("red", "lime", "blue")]
+    out = load_image(encode(frames[0], "GIF", save_all=True, append_images=frames[1:]), R)
+    check_tensor(out)
+    assert "animated GIF: used the first of 3 frames" in out.notes
+    assert rgb_of(out, 5, 5) == [255, 0, 0]
+
+
+@pytest.mark.parametrize("fmt,kind", [("PNG", "animated PNG"), ("WEBP", "animated WebP"),
+                                      ("TIFF", "multi-page TIFF")])
+def test_other_animations_use_the_first_frame(fmt: str, kind: str) -> None:
+    frames = [solid(c, (8, 8)) for c in ("blue", "red")]
+    out = load_image(encode(frames[0], fmt, save_all=True, append_images=frames[1:], lossless=True), R)
+    assert f"{kind}: used the first of 2 frames" in out.notes
+    assert rgb_of(out, 3, 3) == [0, 0, 255]
+
+
+def test_16_bit_grayscale_png_is_scaled() -> None:
+    data = encode(Image.fromarray(np.full((8, 8), 32896, np.uint16)), "PNG")  # 32896 / 65535 = 128 / 255
+    assert Image.open(io.BytesIO(data)).mode == "I;16"
+    out = load_image(data, R)
+    assert any("16-bit" in n for n in out.notes)
+    assert rgb_of(out, 0, 0) == [128.0] * 3
+
+
+def test_48_bit_rgb_png_by_hand() -> None:
+    pixel = struct.pack(">HHH", 65535, 32896, 0)
+    raw = b"".join(b"\x00" + pixel * 4 for _ in range(4))
+    out = load_image(png_by_hand(4, 4, 16, 2, raw), R)
+    assert rgb_of(out, 7, 7) == [255, 128, 0]
+
+
+def test_16_bit_rgb_array() -> None:
+    array = np.zeros((8, 8, 3), np.uint16)
+    array[..., 0], array[..., 2] = 65535, 32896
+    out = load_image(array, R)
+    assert "16-bit image: values scaled from 0-65535" in out.notes
+    assert rgb_of(out, 1, 1) == [255, 0, 128]
+
+
+def test_float_tiff() -> None:
+    data = encode(Image.fromarray(np.full((8, 8), 0.25, np.float32)), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == "F"
+    out = load_image(data, R)
+    assert rgb_of(out, 0, 0) == [63.8] * 3
+
+
+@pytest.mark.parametrize("array,note,value", [
+    (np.full((8, 8, 3), 0.5, np.float64), None, 127.5),
+    (np.full((8, 8, 3), -0.5, np.float32), "[-1, 1]", 63.8),
+    (np.full((8, 8, 3), 51.0, np.float32), "[0, 255]", 51.0),
+    (np.full((8, 8), True), None, 255.0),
+    (np.full((8, 8, 1), 200, np.int64), "read as 8-bit", 200.0),
+])
+def test_array_ranges(array: np.ndarray, note: str | None, value: float) -> None:
+    out = load_image(array, R)
+    check_tensor(out)
+    assert rgb_of(out, 4, 4) == [value] * 3
+    if note:
+        assert any(note in n for n in out.notes)
+
+
+def test_cmyk_jpeg() -> None:
+    data = encode(solid((0, 255, 255, 0), (16, 16), "CMYK"), "JPEG", quality=95)  # cyan 0, magenta, yellow: red
+    out = load_image(data, R)
+    assert "converted CMYK to RGB" in out.notes
+    r, g, b = rgb_of(out, 8, 8)
+    assert r > 230 and g < 30 and b < 30
+
+
+def test_palette_with_transparency_becomes_white() -> None:
+    image = Image.new("P", (16, 16), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.paste(1, (0, 0, 8, 16))  # left half red, right half palette index 0 = transparent black
+    out = load_image(encode(image, "PNG", transparency=0), R)
+    assert "palette image with transparency: converted to RGBA" in out.notes
+    assert any("composited on white" in n for n in out.notes)
+    assert rgb_of(out, 4, 2) == [255, 0, 0] and rgb_of(out, 4, 12) == [255, 255, 255]
+
+
+def test_la_composited_on_white() -> None:
+    array = np.zeros((16, 16, 2), np.uint8)
+    array[:, :8, 1] = 255  # left opaque black, right fully transparent black
+    array[:, 8:, 1] = 0
+    out = load_image(encode(Image.fromarray(array, "LA"), "PNG"), R)
+    assert rgb_of(out, 0, 0) == [0, 0, 0] and rgb_of(out, 0, 15) == [255, 255, 255]
+
+
+def test_half_transparent_rgba_blends_with_white() -> None:
+    array = np.zeros((8, 8, 4), np.uint8)
+    array[..., 3] = 128  # black at alpha 128/255
+    out = load_image(array, R)
+    assert rgb_of(out, 0, 0) == [pytest.approx(127.0, abs=0.1)] * 3
+
+
+def test_opaque_alpha_gives_no_note() -> None:
+    out = load_image(solid((10, 20, 30, 255), (16, 16), "RGBA"), R)
+    assert out.notes == [] and rgb_of(out, 0, 0) == [10, 20, 30]
+
+
+def test_exif_rotated_jpeg_is_rotated() -> None:
+    # Stored 32 wide x 16 high: left half red, right half blue. Orientation 6 = display rotated 90° clockwise,
+    # so the viewer sees 16 wide x 32 high with red on top.
+    image = Image.new("RGB", (32, 16), "blue")
+    image.paste((255, 0, 0), (0, 0, 16, 16))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = load_image(encode(image, "JPEG", exif=exif, quality=95), R)
+    assert "rotated per EXIF orientation 6 (rotated 90° clockwise)" in out.notes
+    assert "resized 16x32 -> 16x16 after padding to 32x32 with white" in out.notes
+    top, bottom = rgb_of(out, 3, 8), rgb_of(out, 12, 8)
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+    assert rgb_of(out, 8, 0) == [255, 255, 255] and rgb_of(out, 8, 15) == [255, 255, 255]  # padding at the sides
+
+
+def test_one_by_one_is_enlarged() -> None:
+    out = load_image(solid((1, 2, 3), (1, 1)), R)
+    check_tensor(out)
+    assert out.notes == [f"resized 1x1 -> {R}x{R} (enlarged x{R}: each pixel became a {R}x{R} block)"]
+    assert torch.equal(out.tensor, out.tensor[:, :, :1, :1].expand(1, 3, R, R))
+
+
+def test_twenty_to_one_is_padded_not_refused() -> None:
+    out = load_image(solid("black", (400, 20)), R)
+    assert "resized 400x20 -> 16x16 after padding to 400x400 with white" in out.notes
+    assert rgb_of(out, 0, 0) == [255] * 3 and rgb_of(out, 8, 8)[0] < 255
+
+
+def test_non_square_downsample_note_and_exact_area_average() -> None:
+    array = np.random.RandomState(3).randint(0, 256, (300, 512, 3), np.uint8)
+    out = load_image(array, 32)
+    assert out.notes == ["resized 512x300 -> 32x32 after padding to 512x512 with white"]
+    padded = np.full((512, 512, 3), 255.0)
+    padded[106:406] = array
+    expected = padded.reshape(32, 16, 32, 16, 3).mean(axis=(1, 3)) / 127.5 - 1
+    assert np.abs(out.tensor[0].permute(1, 2, 0).numpy() - expected).max() < 1e-5
+
+
+def test_odd_ratio_preserves_the_mean() -> None:
+    array = np.random.RandomState(4).randint(0, 256, (37, 101, 3), np.uint8)
+    out = load_image(array, 13)
+    padded = np.full((101, 101, 3), 255.0)
+    padded[32:69] = array
+    assert float((out.tensor + 1).mul(127.5).mean()) == pytest.approx(padded.mean(), abs=1e-3)
+
+
+def test_whole_factor_enlargement_keeps_blocks() -> None:
+    small = np.random.RandomState(5).randint(0, 256, (4, 4, 3), np.uint8)
+    out = load_image(small, R)
+    expected = small.repeat(4, 0).repeat(4, 1) / 127.5 - 1
+    assert np.abs(out.tensor[0].permute(1, 2, 0).numpy() - expected).max() < 1e-6
+
+
+def test_sources_agree(tmp_path: Path) -> None:
+    array = np.random.RandomState(6).randint(0, 256, (24, 24, 3), np.uint8)
+    data = encode(Image.fromarray(array), "PNG")
+    path = write(tmp_path, "a.png", data)
+    results = [load_image(v, R).tensor for v in (array, Image.fromarray(array), data, path, str(path),
+                                                  {"path": str(path)})]
+    for t in results[1:]:
+        assert torch.equal(t, results[0])
+
+
+def test_input_array_and_image_are_not_modified() -> None:
+    array = np.random.RandomState(7).randint(0, 256, (20, 10, 4), np.uint8)
+    copy = array.copy()
+    load_image(array, R)
+    assert np.array_equal(array, copy)
+
+
+def test_one_bit_and_grayscale() -> None:
+    out = load_image(Image.new("1", (8, 8), 1), R)
+    assert "1-bit image: converted to grayscale" in out.notes and rgb_of(out, 0, 0) == [255] * 3
+
+
+# -- masks ----------------------------------------------------------------------------------------------
+
+def test_thin_stroke_survives_downsampling() -> None:
+    mask = np.zeros((512, 512), np.uint8)
+    mask[:, 200] = 255  # one pixel wide
+    out = load_mask(mask, R)
+    assert out.mask.shape == (1, 1, R, R) and out.mask.dtype == torch.bool
+    assert out.mask[0, 0, :, 200 * R // 512].all() and int(out.mask.sum()) == R
+    assert any("a cell is filled if any pixel in it is" in n for n in out.notes)
+
+
+def test_mask_sources_and_semantics(tmp_path: Path) -> None:
+    m = np.zeros((R, R), bool)
+    m[2:5, 3:9] = True
+    expected = torch.from_numpy(m)[None, None]
+    for value in (m, m.astype(np.uint8), (m * 255).astype(np.uint8), m.astype(np.float32),
+                  encode(Image.fromarray((m * 255).astype(np.uint8)), "PNG"),
+                  np.stack([m * 255] * 3, axis=2).astype(np.uint8)):
+        assert torch.equal(load_mask(value, R).mask, expected)
+    rgba = np.zeros((R, R, 4), np.uint8)
+    rgba[..., 3] = m * 255  # white-on-transparent and black-on-transparent both count by opacity
+    out = load_mask(encode(Image.fromarray(rgba), "PNG"), R)
+    assert torch.equal(out.mask, expected) and any("transparency" in n for n in out.notes)
+
+
+def test_jpeg_noise_in_a_mask_is_not_filled() -> None:
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    out = load_mask(encode(Image.fromarray(mask), "JPEG", quality=60), 32)
+    assert not out.mask[0, 0, :4, :4].any() and out.mask[0, 0, 10:22, 10:22].all()
+
+
+def test_mask_padding_is_not_filled() -> None:
+    out = load_mask(np.ones((10, 40), bool), R)
+    assert out.mask[0, 0, 8].all() and not out.mask[0, 0, 0].any()
+
+
+def test_empty_and_full_masks_are_valid() -> None:
+    empty, full = load_mask(np.zeros((8, 8), bool), R).mask, load_mask(np.ones((8, 8), bool), R).mask
+    assert images.is_empty(empty) and not images.is_full(empty)
+    assert images.is_full(full) and not images.is_empty(full)
+
+
+@pytest.mark.parametrize("value,words", [
+    (np.full((8, 8), np.nan), "NaN"),
+    (np.zeros((8, 8, 5)), "shape"),
+    (b"not a mask at all", "not an image"),
+    (None, "no image"),
+])
+def test_bad_masks(value: Any, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        load_mask(value, R)
+
+
+def test_mask_from_editor(tmp_path: Path) -> None:
+    background = Image.new("RGB", (64, 64), "white")
+    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    layer.paste((255, 0, 0, 255), (0, 0, 4, 4))  # the top-left 4x4 of 64x64 -> the top-left cell of 16x16
+    layer_path = write(tmp_path, "layer.png", encode(layer, "PNG"))
+    other = np.zeros((64, 64, 4), np.uint8)
+    other[60:, 60:, 3] = 1  # a faint stroke still counts
+    out = mask_from_editor({"background": background, "layers": [str(layer_path), other],
+                            "composite": background}, R)
+    assert out.mask.shape == (1, 1, R, R)
+    assert out.mask[0, 0, 0, 0] and out.mask[0, 0, -1, -1] and int(out.mask.sum()) == 2
+    nothing = mask_from_editor({"background": background, "layers": [], "composite": background}, R)
+    assert images.is_empty(nothing.mask) and nothing.notes == ["nothing was painted"]
+
+
+@pytest.mark.parametrize("value,words", [
+    (None, "no drawing"),
+    ({"layers": "oops"}, "malformed"),
+    ({"layers": [Image.new("RGB", (8, 8))]}, "no transparency"),
+    ({"layers": [np.zeros((8, 8, 3), np.uint8)]}, "RGBA"),
+    ({"layers": [b""]}, "empty"),
+])
+def test_bad_editor_values(value: Any, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        mask_from_editor(value, R)
+
+
+# -- outputs --------------------------------------------------------------------------------------------
+
+def test_to_pil_rounds_and_clips() -> None:
+    x = torch.tensor([-1.0, -0.5, 0.0, 1.0, 3.0, float("nan")]).view(1, 1, 1, 6).expand(2, 3, 1, 6)
+    pils = images.to_pil(x)
+    assert len(pils) == 2 and pils[0].mode == "RGB"
+    assert list(np.asarray(pils[0])[0, :, 0]) == [0, 64, 128, 255, 255, 0]
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        images.to_pil(torch.zeros(3, 4, 4))
+
+
+def test_round_trip_is_exact_for_8_bit() -> None:
+    array = np.random.RandomState(8).randint(0, 256, (R, R, 3), np.uint8)
+    assert np.array_equal(np.asarray(images.to_pil(load_image(array, R).tensor)[0]), array)
+
+
+def test_enlarge_is_nearest() -> None:
+    small = Image.fromarray(np.random.RandomState(9).randint(0, 256, (4, 4, 3), np.uint8))
+    big = images.enlarge(small, 32)
+    assert big.size == (32, 32)
+    assert np.array_equal(np.asarray(big), np.asarray(small).repeat(8, 0).repeat(8, 1))
+
+
+# -- form values ----------------------------------------------------------------------------------------
+
+CLASSES = ("twemoji", "noto", "fluent3d")
+
+
+@pytest.mark.parametrize("value,expected", [("noto", 1), ("  Fluent3D ", 2), (0, 0), ("2", 2), (np.int64(1), 1),
+                                            (None, None), ("", None), ("(unconditional)", None)])
+def test_parse_class(value: Any, expected: int | None) -> None:
+    assert images.parse_class(value, CLASSES) == expected
+
+
+@pytest.mark.parametrize("value,words", [("emoji", "unknown class 'emoji'; choose one of twemoji, noto, fluent3d"),
+                                         (3, "out of range 0-2"), (-1, "out of range"), (True, "unknown class"),
+                                         (1.5, "unknown class")])
+def test_parse_class_errors(value: Any, words: str) -> None:
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        images.parse_class(value, CLASSES)
+
+
+def test_parse_class_unconditional_model_and_long_lists() -> None:
+    with pytest.raises(InputError, match="unconditional"):
+        images.parse_class("noto", ())
+    with pytest.raises(InputError, match=r"\(1000 in all\)"):
+        images.parse_class("zebra crossing", [f"class {i}" for i in range(1000)])
+
+
+@pytest.mark.parametrize("value,expected", [(0, 0), (42, 42), (42.0, 42), (" 7 ", 7), ("9e3", 9000),
+                                            (2**63 - 1, 2**63 - 1), (np.int32(5), 5)])
+def test_parse_seed(value: Any, expected: int) -> None:
+    assert images.parse_seed(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1, 2**63, 1.5, float("nan"), float("inf"), "abc", "", True, None, [1]])
+def test_parse_seed_errors(value: Any) -> None:
+    with pytest.raises(InputError, match="whole number from 0 to 9223372036854775807"):
+        images.parse_seed(value)
+
+
+def test_parse_steps_or_ts() -> None:
+    assert images.parse_steps_or_ts("4").evaluations == 4
+    assert images.parse_steps_or_ts(2.0).ts == (0, 20, 39)
+    assert images.parse_steps_or_ts("0, 22, 39").ts == (0, 22, 39)
+    assert images.parse_steps_or_ts([0, 22, 39]).ts == (0, 22, 39)
+    assert images.parse_steps_or_ts("0,10,17", n=None).n == 18
+    assert images.parse_steps_or_ts("1 step") == PRESETS["1 step"]
+    assert images.parse_steps_or_ts(None, default=PRESETS["strokes"]) == PRESETS["strokes"]
+
+
+@pytest.mark.parametrize("value,words", [
+    ("0,22", "must end at n-1 = 39"), ("39,0", "must end at n-1|ascending"), ("0,22,22,39", "strictly ascending"),
+    ("0,a,39", "comma-separated integers"), ("-3,39", ">= 0"), (0, "between 1 and 39"), ("100", "between 1 and 39"),
+    (2.5, "whole number"), ("lots", "a preset"), (None, "missing"), (True, "number or a ts list"),
+])
+def test_parse_steps_or_ts_errors(value: Any, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        images.parse_steps_or_ts(value)
