@@ -1,0 +1,1 @@
+"""Consistency Studio's web UI (Gradio). The engine is `editing`; this package holds no image math."""

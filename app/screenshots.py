@@ -1,0 +1,144 @@
+"""Screenshots of every tab, each after running its task, for the README (docs/screenshot-<tab>.png).
+
+    python -m app.screenshots [--weights weights/] [--out docs/] [--device cpu]
+
+Starts the studio on 127.0.0.1 in this process and drives it with headless Chromium (Debian's package at
+/usr/bin/chromium, through playwright). Run it again whenever the shipped weights change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+EXAMPLES = Path(__file__).parent / "examples"
+TIMEOUT_MS = 120_000
+
+
+def paint(page: Page, tab: Locator, strokes: list[tuple[float, float, float, float]]) -> None:
+    """Drag the brush along each (x0, y0, x1, y1) stroke, in fractions of the editor canvas."""
+    tab.get_by_role("button", name="Brush").first.click()
+    box = tab.locator("canvas").last.bounding_box()
+    assert box is not None, "no editor canvas"
+    for x0, y0, x1, y1 in strokes:
+        page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+        page.mouse.down()
+        for i in range(1, 13):
+            t = i / 12
+            page.mouse.move(box["x"] + (x0 + t * (x1 - x0)) * box["width"], box["y"] + (y0 + t * (y1 - y0)) * box["height"])
+        page.mouse.up()
+
+
+def upload(tab: Locator, path: Path, index: int = 0) -> None:
+    tab.locator("input[type=file]").nth(index).set_input_files(str(path))
+
+
+def run_and_wait(tab: Locator, button: str, result_name: str) -> None:
+    tab.get_by_role("button", name=button, exact=True).click()
+    tab.locator(f"img[src*='{result_name}']").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+
+
+def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page, Locator], None]]]:
+    """Tab id -> (tab label, what to do in it)."""
+
+    def inpaint(page: Page, tab: Locator) -> None:
+        upload(tab, example)
+        page.wait_for_timeout(1500)
+        paint(page, tab, [(0.3, 0.45, 0.7, 0.45), (0.3, 0.55, 0.7, 0.55)])
+        run_and_wait(tab, "Inpaint", "inpaint-seed")
+
+    def stroke(page: Page, tab: Locator) -> None:
+        paint(page, tab, [(0.3, 0.3, 0.7, 0.3), (0.3, 0.5, 0.7, 0.5), (0.3, 0.7, 0.7, 0.7)])
+        run_and_wait(tab, "Render", "stroke-seed")
+
+    def denoise(page: Page, tab: Locator) -> None:
+        upload(tab, example)
+        page.wait_for_timeout(800)
+        tab.get_by_text("Add noise (to try it on a clean image)").click()
+        tab.get_by_role("button", name="Add noise to the image").click()
+        page.wait_for_timeout(2000)
+        run_and_wait(tab, "Denoise", "denoise-seed")
+
+    def interpolate(page: Page, tab: Locator) -> None:
+        run_and_wait(tab, "Interpolate", "interpolate-frame")
+
+    def simple(button: str, result: str, with_upload: bool = True) -> Callable[[Page, Locator], None]:
+        def act(page: Page, tab: Locator) -> None:
+            if with_upload:
+                upload(tab, example)
+                page.wait_for_timeout(800)
+            run_and_wait(tab, button, result)
+
+        return act
+
+    return {
+        "generate": ("Generate", simple("Generate", "generate-seed", with_upload=False)),
+        "inpaint": ("Inpaint", inpaint),
+        "colorize": ("Colorize", simple("Colorize", "colorize-seed")),
+        "superresolve": ("Super-resolve", simple("Super-resolve", "superresolve-seed")),
+        "stroke_edit": ("Stroke edit", stroke),
+        "interpolate": ("Interpolate", interpolate),
+        "denoise": ("Denoise", denoise),
+        "compare": ("Steps vs quality", simple("Compare", "compare-", with_upload=False)),
+    }
+
+
+def take_screenshots(url: str, out: Path, only: list[str] | None = None) -> list[Path]:
+    examples = sorted(EXAMPLES.glob("*.png"))
+    if len(examples) < 2:
+        raise SystemExit(f"need the example images in {EXAMPLES} (python -m app.export_examples)")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for tab_id, (label, act) in actions(examples[2 % len(examples)], examples[0]).items():
+                if only and tab_id not in only:
+                    continue
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.get_by_role("tab", name=label).click()
+                tab = page.locator(f"#tab-{tab_id}")
+                act(page, tab)
+                page.wait_for_timeout(500)
+                path = out / f"screenshot-{tab_id.replace('_', '-')}.png"
+                page.screenshot(path=str(path), full_page=True)
+                written.append(path)
+                page.close()
+        finally:
+            browser.close()
+    return written
+
+
+def main() -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from app.studio import Studio
+    from app.ui import build_demo, launch
+    from editing.models import resolve_runtime
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=Path("weights"))
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--only", nargs="*", help="tab ids to capture (default: all)")
+    args = parser.parse_args()
+    studio = Studio.from_weights(args.weights, resolve_runtime(args.device),
+                                 benchmarks=Path("benchmarks") / "RESULTS.json")
+    demo = build_demo(studio)
+    _, url, _ = launch(demo, studio, host="127.0.0.1", port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        for path in take_screenshots(url, args.out, args.only):
+            print(path)
+    finally:
+        demo.close()
+
+
+if __name__ == "__main__":
+    main()

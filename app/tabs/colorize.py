@@ -1,0 +1,38 @@
+"""Colorize: a grayscale (or colour, reduced to its luma) image becomes colour; several variations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from app.tabs.common import (examples, guarded, image_input, progress_callback, result_outputs, seed_row,
+                             steps_picker, variations_slider)
+
+if TYPE_CHECKING:
+    from app.studio import Studio
+
+
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+    with gr.Tab("Colorize", id="colorize", elem_id="tab-colorize"):
+        gr.Markdown("The luma of the upload is kept exactly; the model chooses the colours.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = image_input("Grayscale or colour image")
+                examples(example_paths, [image])
+                steps = steps_picker("editing 18")
+                seed = seed_row("colorize")
+                variations = variations_slider()
+                run = gr.Button("Colorize", variant="primary")
+            with gr.Column(scale=1):
+                out = result_outputs("Colorized")
+
+    @guarded
+    def colorize(image: str | None, steps: str, seed: float, variations: float, model_name: str, style_name: str,
+                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        result = studio.colorize(model_name, style_name, image, steps, seed, variations,
+                                 progress_callback(progress, "colorizing"))
+        return result.gallery(), result.notes_markdown(), result.files
+
+    run.click(colorize, inputs=[image, steps, seed, variations, model, style], outputs=out.as_list(),
+              api_name="colorize")

@@ -1,0 +1,42 @@
+"""Steps vs quality: one input at 1, 2, 3, 4 and 8 steps and by the teacher (Heun, 18 steps), with a plot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import pandas as pd
+
+from app.tabs.common import examples, guarded, image_input, progress_callback, result_outputs, seed_row
+
+if TYPE_CHECKING:
+    from app.studio import Studio
+
+
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+    rows, plot_note = studio.benchmark_rows()
+    with gr.Tab("Steps vs quality", id="compare", elem_id="tab-compare"):
+        gr.Markdown("The same input rendered with more network evaluations. Without a reference image: generation "
+                    "from the seed, compared with the diffusion teacher's sample from the same noise. With one: "
+                    "restoring it from a 4x downsample, compared with the image itself.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                seed = seed_row("compare")
+                reference = image_input("Reference image (optional)", height=180)
+                examples(example_paths, [reference])
+                run = gr.Button("Compare", variant="primary")
+            with gr.Column(scale=3):
+                out = result_outputs("By step count", columns=6)
+                table = gr.Dataframe(label="Runs", interactive=False)
+        gr.Markdown(plot_note)
+        if rows:
+            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="method", x_title="ms per image",
+                           y_title=rows[0]["metric"], label="Benchmark: quality against time", height=320)
+
+    @guarded
+    def compare(seed: float, reference: str | None, model_name: str, style_name: str,
+                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        result = studio.compare(model_name, style_name, seed, reference, progress_callback(progress, "comparing"))
+        return result.gallery(), result.notes_markdown(), result.files, pd.DataFrame(result.extra["rows"])
+
+    run.click(compare, inputs=[seed, reference, model, style], outputs=[*out.as_list(), table], api_name="compare")

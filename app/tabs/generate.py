@@ -1,0 +1,34 @@
+"""Generate: a style, a seed, a batch, a step preset or ts list; a gallery with each image's seed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from app.tabs.common import guarded, progress_callback, result_outputs, seed_row, steps_picker
+
+if TYPE_CHECKING:
+    from app.studio import Studio
+
+
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+    with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
+        gr.Markdown("Sample images from noise in 1-8 network evaluations (Algorithm 1). "
+                    "Batch images use seeds seed, seed+1, ...")
+        with gr.Row():
+            with gr.Column(scale=1):
+                seed = seed_row("generate")
+                batch = gr.Slider(1, 16, value=8, step=1, label="Batch size")
+                steps = steps_picker("1 step")
+                run = gr.Button("Generate", variant="primary")
+            with gr.Column(scale=2):
+                out = result_outputs("Samples")
+
+    @guarded
+    def generate(seed: float, batch: float, steps: str, model_name: str, style_name: str,
+                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        result = studio.generate(model_name, style_name, seed, batch, steps, progress_callback(progress, "sampling"))
+        return result.gallery(), result.notes_markdown(), result.files
+
+    run.click(generate, inputs=[seed, batch, steps, model, style], outputs=out.as_list(), api_name="generate")

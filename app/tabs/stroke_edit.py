@@ -1,0 +1,90 @@
+"""Stroke edit: paint rough coloured strokes on a blank canvas or over an image; the model makes them real.
+
+Strength is the starting index into the 40-point sigma grid (SDEdit); live mode re-renders on every
+change of the canvas, the last change winning, which a 1-3 evaluation edit makes possible.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+from PIL import Image
+
+from app import images
+from app.tabs.common import (UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
+                             seed_row, variations_slider)
+
+if TYPE_CHECKING:
+    from app.studio import Studio
+
+CANVAS = 512
+PALETTE = ["#000000", "#ffffff", "#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#6d4c41",
+           "#f8bbd0"]
+
+
+def blank_canvas() -> dict[str, Any]:
+    white = Image.new("RGB", (CANVAS, CANVAS), "white")
+    return {"background": white, "layers": [], "composite": white}
+
+
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+    with gr.Tab("Stroke edit", id="stroke_edit", elem_id="tab-stroke_edit"):
+        gr.Markdown("Paint rough strokes; lower strength keeps closer to your painting. "
+                    "Turn on live mode to re-render as you paint.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                editor = gr.ImageEditor(
+                    value=blank_canvas(), label="Canvas", type="pil", image_mode="RGB", format="png", sources=[],
+                    brush=gr.Brush(default_size=40, colors=PALETTE, default_color="#e53935", color_mode="defaults"),
+                    transforms=[], layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,
+                    height=CANVAS + 80)
+                with gr.Row():
+                    blank = gr.Button("Blank canvas", size="sm")
+                with gr.Accordion("Start from an image", open=False):
+                    start_image = image_input("Start image", height=180)
+                    examples(example_paths, [start_image])
+                strength = gr.Slider(0, 38, value=16, step=1, label="Strength: starting index into the 40 sigmas",
+                                     info="0 starts from pure noise (sigma 80); higher keeps more of the painting")
+                steps = gr.Slider(1, 8, value=2, step=1, label="Steps (network evaluations)")
+                seed = seed_row("stroke_edit")
+                variations = variations_slider(2)
+                with gr.Row():
+                    live = gr.Checkbox(value=False, label="Live mode (re-render on every change, 1 variation)")
+                    run = gr.Button("Render", variant="primary")
+            with gr.Column(scale=1):
+                out = result_outputs("Rendered", columns=2)
+
+    @guarded
+    def load_canvas(image_path: str | None, model_name: str) -> Any:
+        if not image_path:
+            return blank_canvas()
+        converted = images.load_image(image_path, studio.resolution(model_name))
+        background = images.enlarge(images.to_pil(converted.tensor)[0], CANVAS)
+        return {"background": background, "layers": [], "composite": background}
+
+    @guarded
+    def stroke_edit(start_image: str | None, canvas: dict | None, strength: float, steps: float, seed: float,
+                    variations: float, model_name: str, style_name: str,
+                    progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, variations,
+                                    progress_callback(progress, "rendering"))
+        return result.gallery(), result.notes_markdown(), result.files
+
+    @guarded
+    def stroke_edit_live(is_live: bool, start_image: str | None, canvas: dict | None, strength: float,
+                         steps: float, seed: float, model_name: str, style_name: str) -> tuple[Any, ...]:
+        if not is_live:
+            return gr.skip(), gr.skip(), gr.skip()
+        result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, 1)
+        return result.gallery(), result.notes_markdown(), result.files
+
+    start_image.change(load_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
+                       api_visibility=UNDOCUMENTED, show_progress="hidden")
+    blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED, queue=False)
+    run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
+              outputs=out.as_list(), api_name="stroke_edit")
+    live_inputs = [live, start_image, editor, strength, steps, seed, model, style]
+    gr.on([editor.change, strength.release, steps.release, live.change], stroke_edit_live, inputs=live_inputs,
+          outputs=out.as_list(), api_name="stroke_edit_live", api_visibility=UNDOCUMENTED,
+          trigger_mode="always_last", show_progress="minimal", concurrency_id="stroke_live", concurrency_limit=1)

@@ -1,0 +1,70 @@
+"""Assemble the studio's page: a model and style picker above one tab per task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
+from app.tabs.common import UNDOCUMENTED
+
+if TYPE_CHECKING:
+    from app.studio import Studio
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+TABS = (generate, inpaint, colorize, superresolve, stroke_edit, interpolate, denoise, compare)
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.studio-upload img { width: 100%; height: 100%; object-fit: contain; }
+.studio-notes ul { margin-top: 0; }
+"""
+MAX_FILE_SIZE = "10mb"
+
+
+def example_images(folder: Path = EXAMPLES_DIR) -> list[str]:
+    """The held-out example PNGs shipped in app/examples (none when the folder is empty or missing)."""
+    return [str(p) for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+
+
+def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blocks:
+    """The whole page; nothing is loaded here beyond what `studio` already holds."""
+    example_paths = example_images() if example_paths is None else example_paths
+    default = studio.default_model
+    with gr.Blocks(title="Consistency Studio", delete_cache=(900, 3600)) as demo:
+        gr.Markdown("# Consistency Studio\nEdit images with a consistency model (Song et al. 2023) in 1-18 "
+                    "network evaluations: every edit is the paper's Algorithm 4 with a different operator.")
+        with gr.Row(equal_height=True):
+            # Custom values are allowed so that the studio (not the widget) checks them, with a clearer message.
+            model = gr.Dropdown(studio.model_names, value=default, label="Model", scale=2, allow_custom_value=True)
+            style = gr.Dropdown(studio.styles(default), value=studio.styles(default)[0], label="Style (class)",
+                                scale=2, allow_custom_value=True)
+            info = gr.Markdown(studio.describe(default))
+        with gr.Tabs():
+            for tab in TABS:
+                tab.create_tab(studio, model, style, example_paths)
+
+        def select_model(name: str) -> tuple[Any, str]:
+            try:
+                styles = studio.styles(name)
+                return gr.Dropdown(choices=styles, value=styles[0]), studio.describe(name)
+            except ValueError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+
+        model.change(select_model, inputs=model, outputs=[style, info], api_name="select_model",
+                     api_visibility=UNDOCUMENTED, queue=False)
+    return demo
+
+
+def concurrency_limit(device_type: str) -> int:
+    """Requests run at once: 2 on a CPU (more only thrash its cores), 4 on a GPU."""
+    return 4 if device_type == "cuda" else 2
+
+
+def launch(demo: gr.Blocks, studio: Studio, host: str = "127.0.0.1", port: int | None = 7860,
+           **kwargs: Any) -> Any:
+    """Queue with a device-sized concurrency limit and a bounded size, an upload limit, then serve."""
+    demo.queue(default_concurrency_limit=concurrency_limit(studio.runtime.device.type), max_size=64)
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS,
+                       show_error=False, ssr_mode=False, footer_links=["api"], **kwargs)

@@ -1,0 +1,255 @@
+"""The studio through its HTTP API: every api_name called with real PNGs (gradio_client), outputs checked.
+
+The app runs in a background thread on 127.0.0.1 with a tiny class-conditional 16x16 model and a copy
+of it as the diffusion teacher, so the whole module takes well under a minute on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from tests.app_server import RESOLUTION, make_weights, start_app  # noqa: E402
+
+R = RESOLUTION
+TASKS = ("generate", "inpaint", "colorize", "superresolve", "stroke_edit", "interpolate", "add_noise", "denoise",
+         "compare")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    weights = make_weights(tmp_path_factory.mktemp("studio") / "weights")
+    demo, url = start_app(weights, example_paths=[])
+    try:
+        yield Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def pngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real PNG files: a mid-range colour image, masks, a small image and a grayscale one."""
+    folder = tmp_path_factory.mktemp("pngs")
+    rng = np.random.default_rng(0)
+    files = {}
+
+    def save(name: str, array: np.ndarray, mode: str | None = None) -> None:
+        files[name] = folder / f"{name}.png"
+        Image.fromarray(array, mode).save(files[name])
+
+    save("image", rng.integers(48, 208, (R, R, 3), dtype=np.uint8))
+    save("image_b", rng.integers(48, 208, (R, R, 3), dtype=np.uint8))
+    mask = np.zeros((R, R), dtype=np.uint8)
+    mask[4:12, 4:12] = 255
+    save("mask", mask)
+    save("empty_mask", np.zeros((R, R), dtype=np.uint8))
+    save("full_mask", np.full((R, R), 255, dtype=np.uint8))
+    save("small", rng.integers(64, 192, (R // 4, R // 4, 3), dtype=np.uint8))
+    save("gray", rng.integers(48, 208, (R, R), dtype=np.uint8))
+    layer = np.zeros((R, R, 4), dtype=np.uint8)
+    layer[0:8, 0:8] = (255, 0, 255, 255)
+    save("layer", layer, "RGBA")
+    return files
+
+
+def pixels(path: str | Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+
+
+def model_res(files: list[str]) -> list[str]:
+    """The downloads at model resolution (the enlarged ones carry an -xN suffix)."""
+    return [f for f in files if not re.search(r"-x\d+\.png$", f) and f.endswith(".png")]
+
+
+def call(client: Client, api_name: str, **kwargs: Any) -> Any:
+    return client.predict(api_name=f"/{api_name}", **kwargs)
+
+
+COMMON = dict(model_name="tiny-cm", style_name="noto")
+
+
+def test_every_task_has_an_api_name(client: Client) -> None:
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(f"/{t}" for t in TASKS) <= set(endpoints)
+
+
+def test_generate_shapes_captions_and_reproducible_seeds(client: Client) -> None:
+    gallery, notes, files = call(client, "generate", seed=5, batch=3, steps="2", **COMMON)
+    assert [item["caption"] for item in gallery] == ["seed 5", "seed 6", "seed 7"]
+    small = model_res(files)
+    assert len(small) == 3 and all(Image.open(f).size == (R, R) for f in small)
+    assert Image.open(gallery[0]["image"]).size[0] >= 256  # the enlarged view
+    assert "2 evaluation" in notes
+    # Same seed -> same image, whatever the batch it was drawn in.
+    _, _, again = call(client, "generate", seed=6, batch=1, steps="2", **COMMON)
+    np.testing.assert_array_equal(pixels(model_res(again)[0]), pixels(small[1]))
+
+
+def test_generate_with_a_custom_ts_list(client: Client) -> None:
+    _, notes, files = call(client, "generate", seed=1, batch=1, steps="0,22,39", **COMMON)
+    assert "ts = [0, 22, 39]" in notes and len(model_res(files)) == 1
+
+
+def test_inpaint_keeps_the_unmasked_pixels(client: Client, pngs: dict[str, Path]) -> None:
+    gallery, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+                                 mask=handle_file(pngs["mask"]), steps="4", seed=3, variations=2, **COMMON)
+    assert [g["caption"] for g in gallery] == ["seed 3", "seed 4"]
+    source = pixels(pngs["image"])
+    keep = np.asarray(Image.open(pngs["mask"])) == 0
+    outputs = [pixels(f) for f in model_res(files)]
+    assert len(outputs) == 2
+    for out in outputs:
+        assert out.shape == (R, R, 3)
+        assert np.abs(out[keep] - source[keep]).max() <= 1.0  # within 1/255 after the PNG round trip
+        assert np.abs(out[~keep] - source[~keep]).max() > 1.0  # the hole was filled, not copied
+    _, _, again = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+                       mask=handle_file(pngs["mask"]), steps="4", seed=3, variations=1, **COMMON)
+    np.testing.assert_array_equal(pixels(model_res(again)[0]), outputs[0])
+
+
+def test_inpaint_with_a_brush_layer_from_the_editor(client: Client, pngs: dict[str, Path]) -> None:
+    editor = {"background": handle_file(pngs["image"]), "layers": [handle_file(pngs["layer"])],
+              "composite": handle_file(pngs["image"])}
+    _, _, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=editor, mask=None,
+                       steps="2", seed=0, variations=1, **COMMON)
+    out, source = pixels(model_res(files)[0]), pixels(pngs["image"])
+    assert np.abs(out[8:, 8:] - source[8:, 8:]).max() <= 1.0  # the unpainted quarter is kept
+
+
+def test_inpaint_empty_mask_returns_the_input_and_full_mask_generates(client: Client, pngs: dict[str, Path]) -> None:
+    gallery, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+                                 mask=handle_file(pngs["empty_mask"]), steps="2", seed=0, variations=3, **COMMON)
+    assert "empty" in notes and len(gallery) == 1
+    assert np.abs(pixels(model_res(files)[0]) - pixels(pngs["image"])).max() <= 1.0
+    _, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+                           mask=handle_file(pngs["full_mask"]), steps="2", seed=0, variations=1, **COMMON)
+    assert "generation" in notes and len(model_res(files)) == 1
+
+
+def test_colorize_keeps_the_luma(client: Client, pngs: dict[str, Path]) -> None:
+    gallery, notes, files = call(client, "colorize", image=handle_file(pngs["gray"]), steps="4", seed=2,
+                                 variations=2, **COMMON)
+    gray = np.asarray(Image.open(pngs["gray"]), dtype=np.float64)
+    for f in model_res(files):
+        out = pixels(f)
+        luma = out @ np.array([0.2989, 0.5870, 0.1140])
+        assert out.shape == (R, R, 3)
+        # Kept exactly, except where the model's colour left the gamut and a channel was clipped on saving.
+        in_gamut = ((out > 0) & (out < 255)).all(axis=-1)
+        assert in_gamut.mean() > 0.5
+        assert np.abs(luma - gray * 0.9999)[in_gamut].max() <= 1.5
+
+
+def test_superresolve_keeps_block_means(client: Client, pngs: dict[str, Path]) -> None:
+    low_view, gallery, notes, files = call(client, "superresolve", image=handle_file(pngs["small"]), factor=4,
+                                           mode="upscale", steps="4", seed=0, variations=2, **COMMON)
+    low = pixels(pngs["small"])
+    outputs = [f for f in model_res(files) if "superresolve-seed" in f]
+    assert len(outputs) == 2 and Path(low_view).is_file()
+    for f in outputs:
+        out = pixels(f)
+        assert out.shape == (R, R, 3)
+        blocks = out.reshape(R // 4, 4, R // 4, 4, 3)
+        # Kept exactly, except in blocks where a pixel left [0, 255] and was clipped on saving.
+        unclipped = ((blocks > 0) & (blocks < 255)).all(axis=(1, 3))
+        assert unclipped.mean() > 0.5
+        assert np.abs(blocks.mean(axis=(1, 3)) - low)[unclipped].max() <= 1.0
+
+
+def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]) -> None:
+    _, gallery, _, files = call(client, "superresolve", image=handle_file(pngs["image"]), factor=2, mode="restore",
+                                steps="2", seed=0, variations=1, **COMMON)
+    assert "PSNR" in gallery[0]["caption"]
+
+
+def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path]) -> None:
+    kwargs = dict(start_image=handle_file(pngs["image"]), canvas=None, strength=20, steps=2, seed=9, variations=2,
+                  **COMMON)
+    gallery, notes, files = call(client, "stroke_edit", **kwargs)
+    first = [pixels(f) for f in model_res(files)]
+    assert len(first) == 2 and first[0].shape == (R, R, 3) and "index 20" in notes
+    _, _, again = call(client, "stroke_edit", **kwargs)
+    np.testing.assert_array_equal(pixels(model_res(again)[0]), first[0])
+
+
+def test_interpolate_seeds_and_images(client: Client, pngs: dict[str, Path]) -> None:
+    strip, gif, gallery, notes, files = call(
+        client, "interpolate", mode_name="seeds", seed_a=1, seed_b=2, image_a=None, image_b=None, frames=5,
+        steps="1 step", seed=0, **COMMON)
+    assert len(gallery) == 5
+    assert Image.open(strip).size[0] == 5 * Image.open(strip).size[1]
+    assert any(f.endswith(".gif") for f in files) and Image.open(gif).n_frames >= 5
+    frames = [pixels(f) for f in model_res(files) if "frame" in f]
+    _, _, gallery, _, files = call(
+        client, "interpolate", mode_name="images", seed_a=0, seed_b=0, image_a=handle_file(pngs["image"]),
+        image_b=handle_file(pngs["image_b"]), frames=3, steps="1 step", seed=4, **COMMON)
+    assert len(gallery) == 3 and len(frames) == 5
+
+
+def test_add_noise_then_denoise(client: Client, pngs: dict[str, Path]) -> None:
+    noisy, note = call(client, "add_noise", image=handle_file(pngs["image"]), noise_sigma=0.3, noise_seed=1,
+                       model_name="tiny-cm")
+    assert Image.open(noisy).size == (R, R)
+    summary, before_after, gallery, notes, files = call(
+        client, "denoise", image=handle_file(noisy), use_override=False, sigma=0.2, refine=1, seed=0, **COMMON)
+    estimated = float(re.search(r"Estimated noise sigma: ([0-9.]+)", summary).group(1))
+    assert 0.05 < estimated < 1.0
+    assert len(before_after) == 2 and Image.open(model_res(files)[0]).size == (R, R)
+    summary, *_ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5, refine=0, seed=0,
+                       **COMMON)
+    assert "used: 0.5000" in summary
+
+
+def test_compare_steps_and_teacher(client: Client, pngs: dict[str, Path]) -> None:
+    gallery, notes, files, table = call(client, "compare", seed=3, reference=None, **COMMON)
+    captions = [g["caption"] for g in gallery]
+    assert len(captions) == 6 and captions[-1].startswith("teacher Heun 18")
+    assert all(re.search(r"\d+ evals? · \d+ ms", c) for c in captions)
+    assert all("PSNR" in c for c in captions[:5])
+    gallery, *_ = call(client, "compare", seed=3, reference=handle_file(pngs["image"]), **COMMON)
+    assert len(gallery) == 5 and all("PSNR" in g["caption"] for g in gallery)
+
+
+@pytest.mark.parametrize("api_name, kwargs, message", [
+    ("generate", dict(seed=0, batch=1, steps="fast please"), "steps must be"),
+    ("generate", dict(seed=0, batch=1, steps="0,5,3"), "ascending"),
+    ("generate", dict(seed=-4, batch=1, steps="1 step"), "minimum value 0"),
+    ("colorize", dict(image=None, steps="2", seed=0, variations=1), "no image"),
+    ("inpaint", dict(image=None, editor=None, mask=None, steps="2", seed=0, variations=1), "no image"),
+    ("superresolve", dict(image=None, factor=3, mode="upscale", steps="2", seed=0, variations=1), "not in the list of choices"),
+])
+def test_bad_input_gives_a_clear_error(client: Client, api_name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        call(client, api_name, **kwargs, **COMMON)
+
+
+def test_unknown_style_and_model_are_refused_and_the_server_still_answers(client: Client) -> None:
+    with pytest.raises(Exception, match="unknown class"):
+        call(client, "generate", seed=0, batch=1, steps="1 step", model_name="tiny-cm", style_name="van gogh")
+    with pytest.raises(Exception, match="unknown model"):
+        call(client, "generate", seed=0, batch=1, steps="1 step", model_name="tiny-edm", style_name="noto")
+    gallery, _, _ = call(client, "generate", seed=0, batch=1, steps="1 step", **COMMON)
+    assert len(gallery) == 1
+
+
+def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
+    from app.studio import read_benchmarks
+
+    rows, note = read_benchmarks(tmp_path / "RESULTS.json")
+    assert rows == [] and "not found" in note
+    (tmp_path / "RESULTS.json").write_text(
+        '{"rows": [{"method": "CM", "steps": 1, "ms_per_image": 12.5, "fid": 30.1}, {"method": "EDM Heun", '
+        '"steps": 18, "ms_per_image": 400, "fid": 9.0}, {"note": "no numbers"}]}')
+    rows, note = read_benchmarks(tmp_path / "RESULTS.json")
+    assert [r["method"] for r in rows] == ["CM (1 steps)", "EDM Heun (18 steps)"] and rows[0]["metric"] == "fid"

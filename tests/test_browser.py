@@ -1,0 +1,86 @@
+"""End to end in a real browser: headless Chromium (Debian's package) opens the studio, uploads an image,
+paints a mask with the mouse, runs the inpainting and waits for the result.
+
+The screenshot goes to docs/browser-test-inpaint.png; the README's screenshots come from
+`python -m app.screenshots` on the shipped model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                               "(apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.app_server import make_weights, start_app
+
+    demo, url = start_app(make_weights(tmp_path_factory.mktemp("browser") / "weights"))
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def example_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shipped held-out example when there is one, else a drawn test image."""
+    shipped = sorted((ROOT / "app" / "examples").glob("*.png"))
+    if shipped:
+        return shipped[0]
+    from PIL import Image, ImageDraw
+
+    path = tmp_path_factory.mktemp("browser-png") / "disc.png"
+    image = Image.new("RGB", (32, 32), "white")
+    ImageDraw.Draw(image).ellipse((4, 4, 27, 27), fill=(230, 180, 40))
+    image.save(path)
+    return path
+
+
+def test_inpaint_in_the_browser(studio_url: str, example_png: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(studio_url)
+            page.get_by_role("tab", name="Inpaint").click()
+            tab = page.locator("#tab-inpaint")
+            # 1. Upload: the image appears, enlarged, as the mask editor's background.
+            tab.locator("input[type=file]").first.set_input_files(str(example_png))
+            canvas = tab.locator("canvas").last
+            page.wait_for_timeout(1500)
+            # 2. Paint a stroke across the middle with the brush.
+            tab.get_by_role("button", name="Brush").first.click()
+            box = canvas.bounding_box()
+            assert box is not None, "the mask editor's canvas is not shown"
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(cx - box["width"] * 0.25, cy)
+            page.mouse.down()
+            for i in range(1, 11):
+                page.mouse.move(cx - box["width"] * 0.25 + i * box["width"] * 0.05, cy + (i % 2) * 4)
+            page.mouse.up()
+            # 3. Run it and wait for the result gallery and the notes.
+            tab.get_by_role("button", name="Inpaint", exact=True).click()
+            result = tab.locator(".pixelated img[src*='inpaint-seed']").first
+            result.wait_for(state="visible", timeout=60_000)
+            notes = tab.locator(".studio-notes").first.inner_text()
+            assert "filled" in notes, f"the painted mask did not reach the server: {notes!r}"
+            DOCS.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS / "browser-test-inpaint.png"), full_page=True)
+        finally:
+            browser.close()
