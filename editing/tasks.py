@@ -175,7 +175,9 @@ def interpolate_images(
         raise ValueError(f"interpolation needs at least 2 frames, got {frames}")
     a, b = check_images(model, a, "first image"), check_images(model, b, "second image")
     sigma0 = float(schedule_sigmas(model, schedule)[0])
-    z = randn(a.shape, generators_for([seed]), a.device)
+    # The start noise gets its own stream (as in stroke_edit): generators_for([seed]) also drives the re-injected
+    # noise, whose first draw would otherwise be z again.
+    z = randn(a.shape, generators_for([seed + 2**31]), a.device)
     x = torch.cat([(1 - t) * a + t * b for t in torch.linspace(0, 1, frames).tolist()]) + sigma0 * z
     return edit(model, a, Identity(), [seed] * frames, schedule=schedule, label=label, x=x, callback=callback)
 

@@ -1,0 +1,216 @@
+"""`python -m editing TASK ...`: every engine task on PNG files, for batch work.
+
+Tasks: generate, inpaint, colorize, superresolve, strokes, interpolate, denoise. Run
+`python -m editing TASK --help` for a task's options. Bad input ends with a one-line message on
+stderr and exit code 2. torch is imported only after the arguments parse, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "weights/emoji32-cm"
+
+TASKS: dict[str, str] = {
+    "generate": "sample new images from noise (CM paper, Algorithm 1)",
+    "inpaint": "fill the white part of --mask, keeping every other pixel exactly (Algorithm 4)",
+    "colorize": "colour a (greyscale) image, keeping its luma exactly (Algorithm 4)",
+    "superresolve": "upscale a low-resolution image by --factor, keeping every block mean exactly (Algorithm 4)",
+    "strokes": "turn a rough painting into an image (stroke-guided editing, SDEdit-style; CM paper Fig. 6)",
+    "interpolate": "frames between two seeds (slerp of their noises) or between two images",
+    "denoise": "remove Gaussian noise: estimate its level, one evaluation of f at that sigma",
+}
+
+
+class UsageError(ValueError):
+    """Bad command-line input found after parsing (reported like argparse's, exit code 2)."""
+
+
+def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bool = True) -> None:
+    g = p.add_argument_group("model and output")
+    g.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
+                   help=f"model folder (ours or a diffusers ConsistencyModelPipeline folder; default {DEFAULT_MODEL})")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to run: auto picks CUDA when present (default auto)")
+    g.add_argument("--fp32", action="store_true", help="on CPU, run the network in fp32 instead of bf16 autocast")
+    g.add_argument("--class", dest="label", metavar="NAME|INDEX",
+                   help="class of a class-conditional model, by name or index (default: the first class)")
+    g.add_argument("--seed", type=int, default=0, help="random seed; variation i uses seed + i (default 0)")
+    if variations:
+        g.add_argument("--n", type=int, default=1, help="number of variations; several are written as "
+                       "OUT_0.png, OUT_1.png, ... (default 1)")
+    g.add_argument("--out", required=True, metavar="PATH", help="output file (PNG; .gif for interpolate frames)")
+    if schedule:
+        s = p.add_argument_group("schedule (default: the task's preset)")
+        x = s.add_mutually_exclusive_group()
+        x.add_argument("--steps", type=int, metavar="N", help="N network evaluations spread evenly over the grid")
+        x.add_argument("--ts", metavar="LIST", help='ascending indices into the grid ending at GRID-1, e.g. "0,22,39"')
+        s.add_argument("--grid", type=int, default=40, metavar="N", help="points in the Karras sigma grid (default 40)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one subcommand per task."""
+    parser = argparse.ArgumentParser(
+        prog="python -m editing",
+        description="Consistency-model image editing from the command line (Song et al. 2023, arXiv 2303.01469). "
+                    "Images are read as PNG/JPEG, composited on white, padded square and resized to the "
+                    "model resolution.",
+        epilog="tasks: " + "; ".join(f"{k}: {v}" for k, v in TASKS.items()),
+    )
+    sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+
+    p = sub.add_parser("generate", help=TASKS["generate"], description=TASKS["generate"] + ". Default: 1 step.")
+    _common(p)
+
+    p = sub.add_parser("inpaint", help=TASKS["inpaint"], description=TASKS["inpaint"] + ". Default ts: 0..17 of 18.")
+    p.add_argument("image", help="the image to complete")
+    p.add_argument("--mask", required=True, help="mask image: white (>= 128) where the model fills in")
+    _common(p)
+
+    p = sub.add_parser("colorize", help=TASKS["colorize"], description=TASKS["colorize"] + ". Default ts: 0..17 of 18.")
+    p.add_argument("image", help="the image whose luma is kept (a colour image is reduced to its luma)")
+    _common(p)
+
+    p = sub.add_parser("superresolve", help=TASKS["superresolve"],
+                       description=TASKS["superresolve"] + ". Default ts: 0..17 of 18.")
+    p.add_argument("image", help="the low-resolution image (resized to resolution / factor first)")
+    p.add_argument("--factor", type=int, default=4, help="upscaling factor; must divide the model resolution (default 4)")
+    _common(p)
+
+    p = sub.add_parser("strokes", help=TASKS["strokes"],
+                       description=TASKS["strokes"] + ". Default ts: 16,20,39 of 40 (sigma 5.38, 2.24); a later "
+                                                      "first index stays closer to the painting.")
+    p.add_argument("image", help="the painting")
+    _common(p)
+
+    p = sub.add_parser("interpolate", help=TASKS["interpolate"],
+                       description=TASKS["interpolate"] + ". With no image: from --seed to --seed-b (default ts: "
+                       "1 step). With two images: noise both to the schedule's first sigma with one shared noise, "
+                       "blend, finish the schedule (default ts: 16,20,39 of 40).")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="none (seed interpolation) or two images")
+    p.add_argument("--seed-b", type=int, help="the second seed (default: --seed + 1)")
+    p.add_argument("--frames", type=int, default=8, help="number of frames, >= 2 (default 8)")
+    _common(p, variations=False)
+
+    p = sub.add_parser("denoise", help=TASKS["denoise"],
+                       description=TASKS["denoise"] + " (Immerkaer's estimator unless --sigma), then optional "
+                                                      "refinement steps.")
+    p.add_argument("image", help="the noisy image")
+    p.add_argument("--sigma", type=float, help="noise std on the model's [-1, 1] scale (std in 0..255 units / 127.5); "
+                                               "default: estimated from the image")
+    p.add_argument("--refine", type=int, default=0, help="refinement steps at lower sigmas, 0..16 (default 0)")
+    _common(p, schedule=False, variations=False)
+    return parser
+
+
+def pick_label(names: Sequence[str], label: str | None) -> int | None:
+    """A class index from a name (case-insensitive) or an index; the first class when none is given."""
+    if not names:
+        if label is not None:
+            raise UsageError("this model is unconditional: drop --class")
+        return None
+    if label is None:
+        print(f"note: no --class given, using class 0 ({names[0]})", file=sys.stderr)
+        return 0
+    if label.strip().lstrip("-").isdigit():
+        index = int(label)
+        if not 0 <= index < len(names):
+            raise UsageError(f"--class must be between 0 and {len(names) - 1}, got {index}")
+        return index
+    lowered = [n.lower() for n in names]
+    if label.lower() not in lowered:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise UsageError(f"unknown class {label!r}; classes: {shown}")
+    return lowered.index(label.lower())
+
+
+def pick_schedule(args: argparse.Namespace, default: Any) -> Any:
+    """The Schedule from --steps or --ts on a --grid-point grid, else the task's default."""
+    from editing.schedules import parse_ts, uniform
+
+    if args.steps is not None:
+        return uniform(args.steps, args.grid)
+    if args.ts is not None:
+        return parse_ts(args.ts, args.grid)
+    return default
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Load the model, run the task, write the outputs; returns the written paths."""
+    from editing import io, tasks
+    from editing.models import load_model, resolve_runtime
+    from editing.schedules import PRESETS, Schedule
+
+    from diffusers.utils import logging as diffusers_logging
+
+    if getattr(args, "n", 1) < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    if getattr(args, "steps", None) is not None or getattr(args, "ts", None) is not None:
+        pick_schedule(args, None)  # a bad --steps/--ts fails before the model loads
+    diffusers_logging.set_verbosity_error()  # the CLI's stderr is for our messages
+    model = load_model(args.model, resolve_runtime(args.device, bf16=not args.fp32))
+    r = model.param.resolution
+    label = pick_label(model.param.class_names, args.label)
+    seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
+    task = args.task
+    if task == "generate":
+        out = tasks.generate(model, seeds, schedule=pick_schedule(args, PRESETS["1 step"]), label=label)
+    elif task == "inpaint":
+        image, mask = io.load_image(args.image, r), io.load_mask(args.mask, r)
+        if not mask.any():
+            raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
+        out = tasks.inpaint(model, image, mask, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
+    elif task == "colorize":
+        out = tasks.colorize(model, io.load_image(args.image, r), seeds,
+                             schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
+    elif task == "superresolve":
+        if args.factor < 2 or r % args.factor:
+            raise UsageError(f"--factor must be >= 2 and divide the model resolution {r}, got {args.factor}")
+        low = io.load_image(args.image, r // args.factor)
+        out = tasks.superresolve(model, low, args.factor, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT),
+                                 label=label)
+    elif task == "strokes":
+        out = tasks.stroke_edit(model, io.load_image(args.image, r), seeds,
+                                schedule=pick_schedule(args, PRESETS["strokes"]), label=label)
+    elif task == "interpolate":
+        if args.frames < 2:
+            raise UsageError(f"--frames must be >= 2, got {args.frames}")
+        if len(args.images) == 2:
+            a, b = (io.load_image(path, r) for path in args.images)
+            frames = tasks.interpolate_images(model, a, b, args.frames, args.seed,
+                                              schedule=pick_schedule(args, Schedule((16, 20, 39), 40)), label=label)
+        elif not args.images:
+            seed_b = args.seed + 1 if args.seed_b is None else args.seed_b
+            frames = tasks.interpolate_seeds(model, args.seed, seed_b, args.frames,
+                                             schedule=pick_schedule(args, PRESETS["1 step"]), label=label)
+        else:
+            raise UsageError(f"interpolate takes no image (seeds) or two images, got {len(args.images)}")
+        return [io.save_frames(frames, args.out)]
+    elif task == "denoise":
+        out, sigma = tasks.denoise(model, io.load_image(args.image, r), sigma=args.sigma, refine_steps=args.refine,
+                                   seed=args.seed, label=label)
+        print(f"noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
+    else:  # argparse only lets known tasks through
+        raise AssertionError(task)
+    return io.save_images(out, args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, report; 0 on success, 2 on bad input (with a message on stderr, no traceback)."""
+    args = build_parser().parse_args(argv)
+    try:
+        paths = run(args)
+    except (ValueError, OSError) as e:  # ModelLoadError and UsageError are ValueErrors
+        print(f"python -m editing {args.task}: error: {e}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""`python -m editing TASK ...`: every task turns PNGs into a PNG; bad input exits 2 with a message, no traceback.
+
+Each process pays ~4 s importing torch and diffusers, so the task runs share one subprocess that runs
+`python -m editing ARGS` for each through runpy (exactly what -m does); `--help` runs as its own process
+(it imports no torch), and the many error paths run in-process through main().
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from editing.__main__ import TASKS, main
+from tests.conftest import make_tiny_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = 16
+
+
+# Runs `python -m editing ARGS` for each entry of a JSON {name: ARGS}; prints {name: [code, stdout, stderr]}.
+DRIVER = """
+import contextlib, io, json, runpy, sys
+results = {}
+for name, argv in json.loads(sys.argv[1]).items():
+    sys.argv = ["python -m editing", *argv]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module("editing", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    results[name] = [code, out.getvalue(), err.getvalue()]
+print(json.dumps(results))
+"""
+
+
+def python(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return python("-m", "editing", *args)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    model = make_tiny_folder(d / "model", resolution=RES)
+    photo = d / "photo.png"
+    Image.new("RGB", (40, 30), (200, 40, 30)).save(photo)  # not square, not the model size
+    other = d / "other.png"
+    Image.new("RGBA", (RES, RES), (0, 90, 200, 128)).save(other)
+    mask = d / "mask.png"
+    m = Image.new("L", (64, 64), 0)
+    m.paste(255, (16, 16, 48, 48))
+    m.save(mask)
+    black = d / "black.png"
+    Image.new("L", (RES, RES), 0).save(black)
+    corrupt = d / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    return dict(dir=d, model=model, photo=photo, other=other, mask=mask, black=black, corrupt=corrupt)
+
+
+def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[int, int], int]]:
+    """name -> (arguments, output path, expected size, expected frames)."""
+    out = f["dir"] / "out"
+    common = ["--model", str(f["model"]), "--device", "cpu", "--class", "noto"]
+    return {
+        "generate": (["generate", *common, "--ts", "0,22,39", "--out", str(out / "gen.png")],
+                     out / "gen.png", (RES, RES), 1),
+        "inpaint": (["inpaint", str(f["photo"]), "--mask", str(f["mask"]), *common, "--steps", "3",
+                     "--out", str(out / "inpaint.png")], out / "inpaint.png", (RES, RES), 1),
+        "colorize": (["colorize", str(f["photo"]), *common, "--ts", "0,9,17", "--grid", "18", "--seed", "3",
+                      "--out", str(out / "colorize.png")], out / "colorize.png", (RES, RES), 1),
+        "superresolve": (["superresolve", str(f["photo"]), *common, "--factor", "2", "--steps", "2",
+                          "--out", str(out / "sr.png")], out / "sr.png", (RES, RES), 1),
+        "strokes": (["strokes", str(f["photo"]), *common, "--n", "2", "--out", str(out / "strokes.png")],
+                    out / "strokes_1.png", (RES, RES), 1),
+        "interpolate": (["interpolate", *common, "--seed", "1", "--seed-b", "2", "--frames", "3",
+                         "--out", str(out / "interp.gif")], out / "interp.gif", (RES, RES), 3),
+        "interpolate-images": (["interpolate", str(f["photo"]), str(f["other"]), *common, "--frames", "4",
+                                "--out", str(out / "interp.png")], out / "interp.png", (4 * RES, RES), 1),
+        "denoise": (["denoise", str(f["photo"]), *common, "--refine", "1", "--out", str(out / "denoise.png")],
+                    out / "denoise.png", (RES, RES), 1),
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(files: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
+    """Every task, a 2-variation generate and a corrupt input, run by `python -m editing` in one subprocess."""
+    commands = {k: c[0] for k, c in task_commands(files).items()}
+    common = ["--model", str(files["model"]), "--device", "cpu"]
+    commands["variations"] = ["generate", *common, "--class", "1", "--seed", "5", "--n", "2",
+                              "--out", str(files["dir"] / "variations" / "gen.png")]
+    commands["bad"] = ["colorize", str(files["corrupt"]), *common, "--out", str(files["dir"] / "x.png")]
+    result = python("-c", DRIVER, json.dumps(commands))
+    assert result.returncode == 0, result.stderr
+    return {name: subprocess.CompletedProcess(commands[name], code, out, err)
+            for name, (code, out, err) in json.loads(result.stdout).items()}
+
+
+@pytest.mark.parametrize(
+    "name", ["generate", "inpaint", "colorize", "superresolve", "strokes", "interpolate", "interpolate-images",
+             "denoise"],
+)
+def test_task_writes_png(name: str, files: dict[str, Path], runs: dict[str, subprocess.CompletedProcess]) -> None:
+    result = runs[name]
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    _, path, size, frames = task_commands(files)[name]
+    assert path.is_file() and str(path) in result.stdout
+    with Image.open(path) as image:
+        assert image.size == size and image.mode in ("RGB", "P")
+        assert getattr(image, "n_frames", 1) == frames
+
+
+def test_denoise_reports_sigma(runs: dict[str, subprocess.CompletedProcess]) -> None:
+    assert "noise sigma" in runs["denoise"].stderr
+
+
+def test_help_lists_every_task() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for task in TASKS:
+        assert task in result.stdout
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_task_help(task: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([task, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--out" in text and "--model" in text and TASKS[task].split()[0] in text
+
+
+def test_variations(files: dict[str, Path], runs: dict[str, subprocess.CompletedProcess]) -> None:
+    result = runs["variations"]
+    assert result.returncode == 0, result.stderr
+    for i in range(2):
+        with Image.open(files["dir"] / "variations" / f"gen_{i}.png") as image:
+            assert image.size == (RES, RES)
+
+
+def test_bad_input_subprocess(runs: dict[str, subprocess.CompletedProcess]) -> None:
+    result = runs["bad"]
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "corrupt.png" in result.stderr and "error" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["colorize", "{dir}/missing.png"], "missing.png: file not found"),
+        (["colorize", "{corrupt}"], "not a readable image"),
+        (["generate", "--ts", "0,22,22,39"], "ascending"),
+        (["generate", "--ts", "0,22,38"], "end at"),
+        (["generate", "--steps", "0"], "steps"),
+        (["generate", "--class", "dog"], "unknown class 'dog'"),
+        (["generate", "--class", "7"], "between 0 and 2"),
+        (["generate", "--n", "0"], "--n"),
+        (["superresolve", "{photo}", "--factor", "3"], "factor"),
+        (["inpaint", "{photo}", "--mask", "{black}"], "nothing to fill"),
+        (["interpolate", "{photo}"], "two images"),
+        (["interpolate", "--frames", "1"], "frames"),
+        (["denoise", "{photo}", "--sigma", "-1"], "noise level"),
+        (["denoise", "{photo}", "--refine", "40"], "refinement"),
+    ],
+)
+def test_bad_input_exits_2(args: list[str], message: str, files: dict[str, Path],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a.format(**files) for a in args] + ["--model", str(files["model"]), "--device", "cpu",
+                                                "--out", str(files["dir"] / "bad.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (files["dir"] / "bad.png").exists()
+
+
+def test_missing_model_exits_2(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--model", str(files["dir"] / "nomodel"), "--out", str(files["dir"] / "x.png")]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["paint"], ["generate"], ["generate", "--out", "x.png", "--steps", "2", "--ts", "0,39"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    capsys.readouterr()

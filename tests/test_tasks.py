@@ -1,0 +1,152 @@
+"""Tasks: stroke editing, interpolation, denoising, the Heun baseline, and input validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from editing import tasks
+from editing.precond import Denoiser
+from editing.schedules import PRESETS, Schedule
+
+
+def painting(seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.tanh(2 * F.interpolate(torch.randn(1, 3, 2, 2, generator=g), size=16, mode="nearest"))
+
+
+def test_stroke_edit_shape_determinism_and_seeds(tiny_model: Denoiser) -> None:
+    p = painting()
+    before = p.clone()
+    a = tasks.stroke_edit(tiny_model, p, [0, 1], label=0)
+    b = tasks.stroke_edit(tiny_model, p, [0, 1], label=0)
+    assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
+    assert torch.equal(p, before)
+    assert not torch.allclose(a[0], a[1], atol=1e-3)
+    assert a.abs().max() <= 1.0
+    alone = tasks.stroke_edit(tiny_model, p, [1], label=0)
+    assert (alone[0] - a[1]).abs().max().item() < 1e-5
+
+
+def test_stroke_edit_starts_from_the_noised_painting(tiny_model: Denoiser) -> None:
+    """The first evaluation sees painting + sigma_ts[0] z, at sigma_ts[0] = 5.38 for the preset."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = tiny_model.forward
+
+    class Spy(Denoiser):
+        def forward(self, x, sigma, class_labels=None, boundary=None):  # type: ignore[override]
+            seen.append((x.clone(), torch.as_tensor(sigma).clone()))
+            return original(x, sigma, class_labels, boundary)
+
+    spy = Spy(tiny_model.unet, tiny_model.param)
+    p = painting(1)
+    tasks.stroke_edit(spy, p, [3], label=0)
+    assert len(seen) == PRESETS["strokes"].evaluations
+    assert round(float(seen[0][1][0]), 2) == 5.38 and round(float(seen[1][1][0]), 2) == 2.24
+    noise = (seen[0][0] - p) / float(seen[0][1][0])
+    assert abs(noise.std().item() - 1.0) < 0.2 and abs(noise.mean().item()) < 0.2
+
+
+def test_interpolate_seeds_endpoints_equal_generate(tiny_model: Denoiser) -> None:
+    frames = tasks.interpolate_seeds(tiny_model, 4, 9, 5, label=1)
+    assert frames.shape == (5, 3, 16, 16)
+    first = tasks.generate(tiny_model, [4], schedule=PRESETS["1 step"], label=1)
+    last = tasks.generate(tiny_model, [9], schedule=PRESETS["1 step"], label=1)
+    assert (frames[0] - first[0]).abs().max().item() < 1e-5
+    assert (frames[-1] - last[0]).abs().max().item() < 1e-4
+    # Neighbouring frames are closer than the endpoints.
+    assert (frames[1] - frames[0]).abs().mean() < (frames[-1] - frames[0]).abs().mean()
+
+
+def test_interpolate_seeds_multistep_and_validation(tiny_model: Denoiser) -> None:
+    frames = tasks.interpolate_seeds(tiny_model, 0, 1, 3, schedule=PRESETS["ImageNet64 CD 2-step"], label=0)
+    assert frames.shape == (3, 3, 16, 16) and torch.isfinite(frames).all()
+    with pytest.raises(ValueError, match="2 frames"):
+        tasks.interpolate_seeds(tiny_model, 0, 1, 1, label=0)
+
+
+def test_slerp_endpoints_and_norm() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 16, 16, generator=g)
+    torch.testing.assert_close(tasks.slerp(a, b, 0.0), a)
+    torch.testing.assert_close(tasks.slerp(a, b, 1.0), b, atol=1e-5, rtol=1e-5)
+    mid = tasks.slerp(a, b, 0.5)
+    assert abs(mid.norm() / a.norm() - 1) < 0.05  # stays on the Gaussian shell
+
+
+def test_interpolate_images(tiny_model: Denoiser) -> None:
+    a, b = painting(2), painting(3)
+    frames = tasks.interpolate_images(tiny_model, a, b, 4, seed=7, label=2)
+    again = tasks.interpolate_images(tiny_model, a, b, 4, seed=7, label=2)
+    assert frames.shape == (4, 3, 16, 16) and torch.equal(frames, again)
+    # The end frames are stroke edits of a and of b with the same seed: the same noised start
+    # (one shared z) and the same, independent, re-injected noise.
+    assert (frames[0] - tasks.stroke_edit(tiny_model, a, [7], label=2)[0]).abs().max().item() < 1e-5
+    assert (frames[-1] - tasks.stroke_edit(tiny_model, b, [7], label=2)[0]).abs().max().item() < 1e-5
+    assert not torch.allclose(frames[1], frames[2], atol=1e-3)
+    with pytest.raises(ValueError):
+        tasks.interpolate_images(tiny_model, a, torch.zeros(1, 3, 8, 8), 4, seed=0, label=2)
+
+
+@pytest.mark.parametrize("std", [0.05, 0.2, 0.5])
+def test_estimate_noise_sigma_on_pure_noise(std: float) -> None:
+    noise = std * torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    est = tasks.estimate_noise_sigma(noise)
+    assert est.shape == (2,)
+    assert ((est - std).abs() / std < 0.10).all(), est
+
+
+def test_estimate_noise_sigma_ignores_smooth_content() -> None:
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
+    assert tasks.estimate_noise_sigma(ramp).item() < 1e-5
+    noisy = ramp + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert abs(tasks.estimate_noise_sigma(noisy).item() - 0.1) < 0.015
+    with pytest.raises(ValueError):
+        tasks.estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
+
+
+def test_denoise(tiny_model: Denoiser) -> None:
+    clean = painting(4)
+    noisy = clean + 0.2 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    out, sigma = tasks.denoise(tiny_model, noisy, label=0)
+    assert out.shape == (1, 3, 16, 16) and 0.1 < sigma < 0.3
+    out2, sigma2 = tasks.denoise(tiny_model, noisy, sigma=0.3, refine_steps=2, label=0)
+    assert sigma2 == 0.3 and out2.shape == (1, 3, 16, 16) and not torch.equal(out, out2)
+    # At sigma_min the consistency function is the identity (boundary condition): only the clamp remains.
+    same, s = tasks.denoise(tiny_model, noisy, sigma=0.0, label=0)
+    assert s == tiny_model.param.sigma_min and torch.equal(same, noisy.clamp(-1, 1))
+    for bad in (dict(sigma=float("nan")), dict(sigma=-1.0), dict(refine_steps=17), dict(refine_steps=-1)):
+        with pytest.raises(ValueError):
+            tasks.denoise(tiny_model, noisy, label=0, **bad)
+
+
+def test_heun_baseline_shapes_and_determinism(tiny_model: Denoiser) -> None:
+    steps_seen: list[int] = []
+    a = tasks.heun_baseline(tiny_model, [0, 1], steps=3, label=0, callback=lambda s: steps_seen.append(s.index))
+    b = tasks.heun_baseline(tiny_model, [0, 1], steps=3, label=0)
+    alone = tasks.heun_baseline(tiny_model, [1], steps=3, label=0)
+    assert a.shape == (2, 3, 16, 16) and torch.equal(a, b)
+    # Heun divides by sigma, so batched-vs-single conv rounding (~1e-7) is amplified; still far below 1/255.
+    assert (alone[0] - a[1]).abs().max().item() < 1e-4
+    assert a.abs().max() <= 1.0
+    assert steps_seen == [1, 3, 4]  # 2 * 3 - 1 = 5 evaluations; each report names the last one done
+
+
+def test_generate_callback_and_validation(tiny_model: Denoiser) -> None:
+    seen: list[int] = []
+    out = tasks.generate(tiny_model, [0], schedule=Schedule((0, 10, 20, 39), 40), label=0,
+                         callback=lambda s: seen.append(s.index))
+    assert out.shape == (1, 3, 16, 16) and seen == [0, 1, 2]
+    with pytest.raises(ValueError, match="needs a class"):
+        tasks.generate(tiny_model, [0])
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        tasks.generate(tiny_model, [0], label=3)
+    with pytest.raises(ValueError, match="seed"):
+        tasks.generate(tiny_model, [], label=0)
+    with pytest.raises(ValueError):
+        tasks.colorize(tiny_model, torch.zeros(1, 3, 8, 8), [0], label=0)
+    with pytest.raises(ValueError):
+        tasks.superresolve(tiny_model, torch.zeros(1, 3, 8, 8), 3, [0], label=0)
+    with pytest.raises(ValueError):
+        tasks.superresolve(tiny_model, torch.zeros(1, 3, 4, 4), 2, [0], label=0)
