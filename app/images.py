@@ -39,6 +39,8 @@ MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 20.0
 MAX_SEED = 2**63 - 1
+MAX_EVALUATIONS = 64  # network evaluations per image in one request
+MAX_GRID = 1000  # points of a sigma grid implied by a ts list
 # Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG).
 FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "AVIF")
 UNCONDITIONAL = ("", "(unconditional)", "unconditional", "none")
@@ -573,10 +575,10 @@ def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in UNCONDITIONAL):
         return None
     if not class_names:
-        raise InputError(f"this model is unconditional: it takes no class (got {value!r})")
+        raise InputError(f"this model is unconditional: it takes no class (got {_echo(value)})")
     shown = ", ".join(class_names[:20]) + (f", ... ({len(class_names)} in all)" if len(class_names) > 20 else "")
     if isinstance(value, bool):
-        raise InputError(f"unknown class {value!r}; choose one of {shown}")
+        raise InputError(f"unknown class {_echo(value)}; choose one of {shown}")
     if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().isdigit()):
         if isinstance(value, str) and value.strip() in class_names:
             return list(class_names).index(value.strip())
@@ -589,14 +591,14 @@ def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
         for index, class_name in enumerate(class_names):
             if class_name.casefold() == wanted:
                 return index
-    raise InputError(f"unknown class {value!r}; choose one of {shown}")
+    raise InputError(f"unknown class {_echo(value)}; choose one of {shown}")
 
 
 def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
     """A seed from a number box or text: a whole number from 0 to `maximum` (2**63 - 1)."""
     expected = f"a seed must be a whole number from 0 to {maximum}"
     if value is None or isinstance(value, bool):
-        raise InputError(f"{expected}, got {value!r}")
+        raise InputError(f"{expected}, got {_echo(value)}")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -605,10 +607,10 @@ def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
             try:
                 value = float(text)
             except ValueError:
-                raise InputError(f"{expected}, got {text!r}") from None
+                raise InputError(f"{expected}, got {_echo(text)}") from None
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value) or not float(value).is_integer():
-            raise InputError(f"{expected}, got {value!r}")
+            raise InputError(f"{expected}, got {_echo(value)}")
         value = int(value)
     if not isinstance(value, (int, np.integer)):
         raise InputError(f"{expected}, got {type(value).__name__}")
@@ -618,43 +620,71 @@ def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
     return value
 
 
-def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | None = None) -> Schedule:
+def _echo(value: Any, limit: int = 60) -> str:
+    """A user's value for an error message, shortened so a huge input is not sent back whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(str(value)):,} characters)"
+
+
+def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | None = None,
+                      max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID) -> Schedule:
     """A preset name, a step count (uniform on an n-point grid) or a ts list "0,22,39" -> Schedule.
 
-    For a ts list, `n=None` takes the grid from the list (its last index + 1).
+    For a ts list, `n=None` takes the grid from the list (its last index + 1, at most `max_grid` points).
+    At most `max_evaluations` network evaluations, so one request cannot occupy the device for long.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is None:
             raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
         return default
     try:
-        if isinstance(value, bool):
-            raise ValueError(f"steps must be a number or a ts list, got {value!r}")
-        if isinstance(value, (float, np.floating)):
-            if not math.isfinite(value) or not float(value).is_integer():
-                raise ValueError(f"steps must be a whole number, got {value!r}")
-            value = int(value)
-        if isinstance(value, (int, np.integer)):
-            return uniform(int(value), n or 40)
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        if not isinstance(value, str):
-            raise ValueError(f"steps must be a number or a ts list, got {type(value).__name__}")
-        text = value.strip()
-        if text in PRESETS:
-            return PRESETS[text]
-        if text.isdigit():
-            return uniform(int(text), n or 40)
-        if "," in text:
-            if n is None:
-                last = text.rstrip(", ").rsplit(",", 1)[-1].strip()
-                if not last.lstrip("-").isdigit():
-                    raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {text!r}")
-                return parse_ts(text, int(last) + 1)
-            return parse_ts(text, n)
-        raise ValueError(f"steps must be a preset ({', '.join(PRESETS)}), a number of steps like 4, "
-                         f"or a ts list like 0,22,39; got {text!r}")
+        schedule = _parse_schedule(value, n, max_grid)
     except InputError:
         raise
     except ValueError as e:
-        raise InputError(str(e)) from None
+        message = str(e)
+        raise InputError(message if len(message) <= 300 else message[:290] + "...]") from None
+    if schedule.evaluations > max_evaluations:
+        raise InputError(f"{schedule.evaluations} steps is more than the {max_evaluations} allowed per request")
+    return schedule
+
+
+def _parse_schedule(value: Any, n: int | None, max_grid: int) -> Schedule:
+    if isinstance(value, bool):
+        raise ValueError(f"steps must be a number or a ts list, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise ValueError(f"steps must be a whole number, got {value!r}")
+        value = int(value)
+    if isinstance(value, (int, np.integer)):
+        return uniform(int(value), n or 40)
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ValueError(f"steps must be a number or a ts list, got {type(value).__name__}")
+    text = value.strip()
+    if text in PRESETS:
+        return PRESETS[text]
+    if text.isdigit():
+        if len(text) > 6:
+            raise ValueError(f"steps must be between 1 and {(n or 40) - 1}, got {_echo(text)}")
+        return uniform(int(text), n or 40)
+    if "," in text:
+        if len(text) > 8 * max_grid:
+            raise ValueError(f"the ts list is too long ({len(text):,} characters)")
+        if n is None:
+            last = text.rstrip(", ").rsplit(",", 1)[-1].strip()
+            if not last.lstrip("-").isdigit() or len(last) > 9:
+                raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {_echo(text)}")
+            n = int(last) + 1
+            if n > max_grid:
+                raise ValueError(f"ts must stay below index {max_grid} (a grid of at most {max_grid} points), "
+                                 f"got {int(last)}")
+        try:
+            return parse_ts(text, n)
+        except ValueError as e:
+            if "comma-separated" in str(e):
+                raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {_echo(text)}") from None
+            raise
+    raise ValueError(f"steps must be a preset ({', '.join(PRESETS)}), a number of steps like 4, "
+                     f"or a ts list like 0,22,39; got {_echo(text)}")

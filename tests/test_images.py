@@ -476,3 +476,18 @@ def test_parse_steps_or_ts() -> None:
 def test_parse_steps_or_ts_errors(value: Any, words: str) -> None:
     with pytest.raises(InputError, match=words):
         images.parse_steps_or_ts(value)
+
+
+def test_parse_steps_or_ts_bounds_the_work_and_the_message() -> None:
+    with pytest.raises(InputError, match="more than the 64 allowed"):
+        images.parse_steps_or_ts(",".join(str(i) for i in range(100)), n=None)
+    with pytest.raises(InputError, match="at most 1000 points"):
+        images.parse_steps_or_ts("0,999999999", n=None)
+    assert images.parse_steps_or_ts("39", n=None).evaluations == 39
+    for huge in ("x" * 100_000, "9" * 100_000, ",".join(["0"] * 3000), "0," + "1" * 5000):
+        with pytest.raises(InputError) as info:
+            images.parse_steps_or_ts(huge, n=None)
+        assert len(str(info.value)) < 400
+    with pytest.raises(InputError) as info:
+        images.parse_class("q" * 10_000, CLASSES)
+    assert len(str(info.value)) < 400
