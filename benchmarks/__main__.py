@@ -1,0 +1,32 @@
+"""`python -m benchmarks`: speed, sample quality vs steps, editing quality and scaling in one run (issue 6)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.run import SECTIONS, Options, run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="few samples and repetitions (< 5 min on 2 cores); writes RESULTS-quick.md/json")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--model", type=Path, default=Path("weights/emoji32-cm"), help="consistency model folder")
+    parser.add_argument("--teacher", type=Path, default=Path("weights/emoji32-edm"), help="EDM teacher folder")
+    parser.add_argument("--data", type=Path, default=Path("data/emoji32"), help="built by python -m training.data")
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"), help="where RESULTS.md/json go")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    sections = tuple(s for s in args.sections.split(",") if s)
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    run(Options(model=args.model, teacher=args.teacher, data=args.data, device=args.device, quick=args.quick,
+                out_dir=args.out_dir, sections=sections))
+
+
+if __name__ == "__main__":
+    main()

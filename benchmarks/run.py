@@ -1,0 +1,155 @@
+"""Run the four sections and write RESULTS.md / RESULTS.json (RESULTS-quick.* for --quick runs)."""
+
+from __future__ import annotations
+
+import json
+import time
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmarks import edits, quality, scaling, speed
+from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
+from editing.precond import Denoiser
+from training.nets import build_unet
+
+SECTIONS = ("speed", "quality", "edits", "scaling")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to benchmark and where to write; `budget` overrides the quick/full preset (tests use a tiny one)."""
+
+    model: Path | None = Path("weights/emoji32-cm")
+    teacher: Path | None = Path("weights/emoji32-edm")
+    data: Path = Path("data/emoji32")
+    device: str = "cpu"
+    quick: bool = False
+    out_dir: Path = Path("benchmarks")
+    sections: tuple[str, ...] = SECTIONS
+    budget: Budget | None = None
+
+
+def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
+    """The test preset's UNet at `resolution`, random weights perturbed so the output is not zero."""
+    from editing.precond import Parameterization
+
+    torch.manual_seed(0)
+    unet, k = build_unet("tiny", resolution, len(classes))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    param = Parameterization(resolution=resolution, pixel_unshuffle=k, class_names=classes)
+    return Denoiser(unet.to(device).eval().requires_grad_(False), param, None)
+
+
+def sibling_models(model_dir: Path | None) -> list[Path]:
+    """weights/*-ct and weights/*-cd beside the CM, when folders of both kinds exist."""
+    if model_dir is None:
+        return []
+    parent = model_dir.parent
+    ct = sorted(p for p in parent.glob("*-ct") if p.is_dir())
+    cd = sorted(p for p in parent.glob("*-cd") if p.is_dir())
+    if not ct or not cd:
+        return []
+    return [p for p in ct + cd if p.resolve() != model_dir.resolve()]
+
+
+def run(options: Options) -> dict:
+    """All sections in one process; returns the JSON document it writes."""
+    started = time.perf_counter()
+    budget = options.budget or (QUICK if options.quick else FULL)
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available")
+    runtime = default_runtime(device)
+    runtime_note = "fp16 weights" if device.type == "cuda" else "fp32 weights, bf16 autocast"
+    model, why_model = try_load(options.model, runtime)
+    teacher, why_teacher = try_load(options.teacher, runtime)
+    model_name = options.model.name if options.model else "model"
+    teacher_name = options.teacher.name if options.teacher else "teacher"
+    info = machine(device, runtime_note)
+    info["model"] = f"{options.model} ({'loaded' if model else why_model})"
+    info["teacher"] = f"{options.teacher} ({'loaded' if teacher else why_teacher})"
+    info["mode"] = "quick" if options.quick else ("custom" if options.budget else "full")
+    tables: list[Table] = []
+
+    def section(name: str) -> bool:
+        if name in options.sections:
+            print(f"[benchmarks] {name} ({time.perf_counter() - started:.0f} s)", flush=True)
+            return True
+        return False
+
+    net, net_name = (model, model_name) if model is not None else (teacher, teacher_name)
+    if section("speed"):
+        if net is None:
+            tables.append(Table("speed", "Speed", [], notes=[f"skipped: no model ({why_model}; {why_teacher})"]))
+        else:
+            tables.append(speed.speed_table(net, device, budget, net_name))
+        if model is not None:
+            tables.append(speed.overhead_table(model, device, budget))
+        res = net.param.resolution if net is not None else 32
+        classes = net.param.class_names if net is not None else ()
+        flat: list[tuple[str, Denoiser]] = []
+        if model is not None and model.param.pixel_unshuffle == 1:
+            flat.append((f"{model_name} (fp32)", Denoiser(copy.deepcopy(model.unet).float(), model.param, None)))
+        else:
+            flat.append((f"tiny preset {res}px, random weights", tiny_random(res, classes, device)))
+            if budget.compare_s5_flat:
+                flat.append((f"emoji-s5 blocks at pixel_unshuffle 1, {res}px, random weights",
+                             speed.flat_s5(res, classes, device)))
+        tables.append(speed.diffusers_table(flat, device, budget))
+        if model is not None:
+            tables.append(speed.tasks_table(model, teacher, device, budget))
+        else:
+            tables.append(Table("tasks", "Wall time of every task", [], notes=[f"skipped: {why_model}"]))
+
+    data = None
+    if any(s in options.sections for s in ("quality", "edits")):
+        try:
+            data = load_dataset(options.data)
+        except (OSError, ValueError) as e:
+            tables.append(Table("data", "Data", [], notes=[f"quality and editing sections skipped: {e}"]))
+    if data is not None and section("quality"):
+        rows: list = [(model_name, model, why_model, quality.cm_rows(budget))]
+        for folder in sibling_models(options.model):
+            m, why = try_load(folder, runtime)
+            rows.append((folder.name, m, why, quality.cm_rows(budget)))
+        rows.append((teacher_name, teacher, why_teacher, quality.teacher_rows(budget)))
+        tables.append(quality.quality_table(rows, data, device, budget))
+    if data is not None and section("edits"):
+        tables.append(edits.edit_table(model, model_name, why_model, data, device, budget))
+    if section("scaling"):
+        if net is not None:
+            tables.append(scaling.batch_table(net, device, budget, net_name, runtime_note))
+        tables.append(scaling.resolution_table(net, device, budget, runtime.autocast_dtype, runtime.weight_dtype,
+                                               runtime_note))
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
+    write(options, document, tables)
+    return document
+
+
+def markdown(info: dict, tables: list[Table]) -> str:
+    lines = ["# Benchmarks", "", "Written by `python -m benchmarks" + (" --quick" if info["mode"] == "quick" else "")
+             + "` (issue 6). Machine and run:", ""]
+    lines += [f"- **{k}**: {v}" for k, v in info.items()]
+    lines.append("")
+    for t in tables:
+        lines.append(t.markdown())
+    return "\n".join(lines)
+
+
+def write(options: Options, document: dict, tables: list[Table]) -> None:
+    stem = "RESULTS-quick" if options.quick else "RESULTS"
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    text = markdown(document["machine"], tables)
+    (options.out_dir / f"{stem}.md").write_text(text)
+    (options.out_dir / f"{stem}.json").write_text(json.dumps(document, indent=1) + "\n")
+    print(text, flush=True)
+
+
+__all__ = ["Options", "SECTIONS", "run"]

@@ -1,0 +1,243 @@
+"""Section 1, speed: ms per evaluation, achieved GFLOP/s against a measured matmul peak (the roofline ratio),
+the engine's overhead over raw network time, our sampler against diffusers' ConsistencyModelPipeline, and the
+wall time of every task in editing/tasks.py."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline, UNet2DModel
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.common import Budget, Table, sync, time_ms
+from editing import tasks
+from editing.precond import Denoiser, Parameterization
+from editing.samplers import generators_for
+from editing.schedules import PRESETS, Schedule, uniform
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A way to run the same network: weight dtype, autocast dtype, memory format."""
+
+    name: str
+    weight_dtype: torch.dtype
+    autocast_dtype: torch.dtype | None
+    channels_last: bool = False
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self.autocast_dtype or self.weight_dtype
+
+
+def variants(device: torch.device) -> list[Variant]:
+    if device.type == "cuda":
+        return [Variant("fp32", torch.float32, None), Variant("fp16 weights", torch.float16, None),
+                Variant("bf16 autocast", torch.float32, torch.bfloat16),
+                Variant("fp16 weights, channels_last", torch.float16, None, True)]
+    return [Variant("fp32", torch.float32, None), Variant("bf16 autocast", torch.float32, torch.bfloat16),
+            Variant("fp32, channels_last", torch.float32, None, True),
+            Variant("bf16 autocast, channels_last", torch.float32, torch.bfloat16, True)]
+
+
+def with_variant(model: Denoiser, variant: Variant) -> Denoiser:
+    """A Denoiser over a copy of the UNet in the variant's dtype and memory format."""
+    unet = copy.deepcopy(model.unet)
+    if next(unet.parameters()).dtype != variant.weight_dtype:
+        unet = unet.to(dtype=variant.weight_dtype)
+    if variant.channels_last:
+        unet = unet.to(memory_format=torch.channels_last)
+    return Denoiser(unet, model.param, variant.autocast_dtype)
+
+
+def inputs(model: Denoiser, batch: int, device: torch.device, seed: int = 0
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A noisy batch at sigma = 1 with labels 0, drawn from an explicit generator."""
+    r = model.param.resolution
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, r, r, generator=g).to(device)
+    sigma = torch.ones(batch, device=device)
+    labels = torch.zeros(batch, dtype=torch.long, device=device) if model.param.class_names else None
+    return x, sigma, labels
+
+
+def count_flops(fn) -> int:
+    """FLOPs of one call (matmuls and convolutions, as torch.utils.flop_counter counts them)."""
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int) -> float:
+    """Best GFLOP/s of a square matmul, the roofline's compute ceiling for `dtype` on this machine."""
+    n = 8192 if device.type == "cuda" else 1024
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    best = float("inf")
+    with torch.inference_mode():
+        torch.mm(a, b)
+        for _ in range(max(3, reps)):
+            sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str) -> Table:
+    """ms per evaluation at batch 1 and 8 per variant, GFLOP/s and the fraction of the matmul peak."""
+    table = Table("speed", f"Speed per network evaluation ({model_name})",
+                  ["variant", "batch", "ms / eval", "ms / image", "GFLOP / eval", "GFLOP/s", "% of matmul peak"])
+    peaks: dict[torch.dtype, float] = {}
+    for variant in variants(device):
+        m = with_variant(model, variant)
+        dtype = variant.compute_dtype
+        if dtype not in peaks:
+            peaks[dtype] = matmul_peak(device, dtype, budget.reps)
+        for batch in budget.speed_batches:
+            x, sigma, labels = inputs(m, batch, device)
+            ms = time_ms(lambda: m(x, sigma, labels), device, budget.reps)
+            flops = count_flops(lambda: m(x, sigma, labels))
+            achieved = flops / (ms / 1e3) / 1e9
+            table.add(variant.name, batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / peaks[dtype])
+    table.notes.append("Measured matmul peak: " + ", ".join(
+        f"{str(k).replace('torch.', '')} {v:.0f} GFLOP/s" for k, v in peaks.items())
+        + (" (1024x1024 torch.mm, best of reps)." if device.type == "cpu" else " (8192x8192 torch.mm)."))
+    table.notes.append("One evaluation = the Denoiser's forward (scalings in fp32 + UNet); FLOPs counted by "
+                       "torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls, attention).")
+    return table
+
+
+def overhead_table(model: Denoiser, device: torch.device, budget: Budget) -> Table:
+    """Engine wall time over raw network time: one-step generation and the default 18-step edit."""
+    table = Table("overhead", "Engine overhead over raw network time",
+                  ["run", "batch", "evaluations", "engine ms", "raw network ms", "overhead ms", "engine / raw"])
+    p = model.param
+    r = p.resolution
+    label = 0 if p.class_names else None
+    mask = torch.zeros(1, 1, r, r, dtype=torch.bool)
+    mask[..., r // 4: 3 * r // 4, r // 4: 3 * r // 4] = True
+    for batch in budget.speed_batches:
+        x, sigma, labels = inputs(model, batch, device)
+        t = torch.full((batch,), float(p.time_scale), device=device)  # any time input costs the same
+        raw = time_ms(lambda: model.network(x, t, labels), device, budget.reps)
+        seeds = list(range(batch))
+        gen = time_ms(lambda: tasks.generate(model, seeds, label=label), device, budget.reps)
+        table.add("generate, 1 step", batch, 1, gen, raw, gen - raw, gen / raw)
+        if batch == 1:
+            y = x[:1].clamp(-1, 1)
+            n = tasks.DEFAULT_EDIT.evaluations
+            ed = time_ms(lambda: tasks.inpaint(model, y, mask, [0], label=label), device, max(1, budget.reps // 2))
+            table.add(f"inpaint, default {n}-step edit", batch, n, ed, n * raw, ed - n * raw, ed / (n * raw))
+    table.notes.append("Raw network = Denoiser.network (pixel (un)shuffle + UNet under the runtime's autocast); "
+                       "the engine adds scalings, noise draws (one generator per image), clamping and replacement.")
+    return table
+
+
+def diffusers_pipeline(model: Denoiser, schedule: Schedule) -> ConsistencyModelPipeline:
+    p = model.param
+    scheduler = CMStochasticIterativeScheduler(
+        num_train_timesteps=schedule.n, sigma_min=p.sigma_min, sigma_max=p.sigma_max, sigma_data=p.sigma_data,
+        rho=p.rho, clip_denoised=True)
+    pipe = ConsistencyModelPipeline(unet=model.unet, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def flat_s5(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
+    """The shipped emoji-s5 blocks with pixel_unshuffle = 1 (random weights), so diffusers' pipeline can run it."""
+    from training.nets import PRESETS as NETS
+
+    kwargs, _ = NETS["emoji-s5"]
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=resolution, in_channels=3, out_channels=3,
+                       num_class_embeds=len(classes) or None, **kwargs)
+    param = Parameterization(resolution=resolution, class_names=classes)
+    return Denoiser(unet.to(device).eval().requires_grad_(False), param, None)
+
+
+def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, budget: Budget) -> Table:
+    """Our Algorithm 1 (editing.tasks.generate) against diffusers' ConsistencyModelPipeline, same UNet and noise."""
+    table = Table("diffusers", "Our multistep sampler vs diffusers ConsistencyModelPipeline (fp32, same UNet, "
+                  "steps and per-image generators)",
+                  ["network", "steps", "batch", "ours ms", "diffusers ms", "diffusers / ours", "max |diff|"])
+    for name, model in models:
+        label = 0 if model.param.class_names else None
+        for schedule in (PRESETS["1 step"], uniform(4)):
+            pipe = diffusers_pipeline(model, schedule)
+            steps = list(reversed(schedule.ts[:-1]))
+            for batch in (1, 8):
+                seeds = list(range(batch))
+                labels = None if label is None else torch.full((batch,), label, dtype=torch.long, device=device)
+
+                def ours() -> torch.Tensor:
+                    return tasks.generate(model, seeds, schedule=schedule, label=label)
+
+                def theirs() -> torch.Tensor:
+                    return pipe(batch_size=batch, class_labels=labels, generator=generators_for(seeds),
+                                num_inference_steps=None, timesteps=steps, output_type="pt").images
+
+                t_ours = time_ms(ours, device, budget.reps)
+                t_theirs = time_ms(theirs, device, budget.reps)
+                with torch.inference_mode():
+                    diff = float(((ours() + 1) / 2 - theirs().to(device)).abs().max())
+                table.add(name, schedule.evaluations, batch, t_ours, t_theirs, t_theirs / t_ours, diff)
+    table.notes.append("diffusers' pipeline cannot run a pixel_unshuffle > 1 UNet, so the comparison uses "
+                       "pixel_unshuffle = 1 networks: " + ", ".join(n for n, _ in models) + ".")
+    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise.")
+    return table
+
+
+def tasks_table(model: Denoiser, teacher: Denoiser | None, device: torch.device, budget: Budget) -> Table:
+    """End-to-end wall time of every task in editing.tasks at its default settings, one seed."""
+    table = Table("tasks", "Wall time of every task, default settings, one output image",
+                  ["task", "settings", "evaluations", "ms", "ms / evaluation"])
+    p = model.param
+    r = p.resolution
+    label = 0 if p.class_names else None
+    g = torch.Generator().manual_seed(0)
+    image = (torch.rand(1, 3, r, r, generator=g) * 2 - 1).to(device)
+    mask = torch.zeros(1, 1, r, r, dtype=torch.bool)
+    mask[..., r // 4: 3 * r // 4, r // 4: 3 * r // 4] = True
+    noisy = (image + 0.2 * torch.randn(image.shape, generator=g).to(device)).clamp(-1.5, 1.5)
+    factor = 4 if r % 4 == 0 else 2
+    low = torch.nn.functional.avg_pool2d(image, factor)
+    runs = [
+        ("generate", "1 step", model, lambda cb: tasks.generate(model, [0], label=label, callback=cb)),
+        ("inpaint", "editing 18, centre box", model,
+         lambda cb: tasks.inpaint(model, image, mask, [0], label=label, callback=cb)),
+        ("colorize", "editing 18", model, lambda cb: tasks.colorize(model, image, [0], label=label, callback=cb)),
+        ("superresolve", f"editing 18, x{factor}", model,
+         lambda cb: tasks.superresolve(model, low, factor, [0], label=label, callback=cb)),
+        ("stroke_edit", "strokes (16, 20, 39)", model,
+         lambda cb: tasks.stroke_edit(model, image, [0], label=label, callback=cb)),
+        ("interpolate_seeds", "8 frames, 1 step", model,
+         lambda cb: tasks.interpolate_seeds(model, 0, 1, 8, label=label, callback=cb)),
+        ("interpolate_images", "8 frames, (16, 20, 39)", model,
+         lambda cb: tasks.interpolate_images(model, image, image.flip(-1), 8, 0, label=label, callback=cb)),
+        ("denoise", "sigma estimated, 0 refinement steps", model,
+         lambda cb: tasks.denoise(model, noisy, label=label, callback=cb)),
+    ]
+    if teacher is not None:
+        t_label = 0 if teacher.param.class_names else None
+        runs.append(("heun_baseline (teacher)", "18 Heun steps", teacher,
+                     lambda cb: tasks.heun_baseline(teacher, [0], label=t_label, callback=cb)))
+    for name, settings, m, run in runs:
+        steps: list[int] = []
+
+        def count(step) -> None:
+            steps.append(step.total)
+
+        # The callback only records an int; timing with it on saves a separate counting run.
+        ms = time_ms(lambda: run(count), device, max(1, budget.reps // 3), warmup=0 if budget.reps < 5 else 1)
+        evaluations = steps[-1] if steps else 0
+        table.add(name, settings, evaluations, ms, ms / max(1, evaluations))
+    if teacher is None:
+        table.notes.append("heun_baseline skipped: no teacher model.")
+    table.notes.append("interpolation rows make 8 images (the app's default); the others one. Batch = frames.")
+    return table

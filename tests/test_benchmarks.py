@@ -1,0 +1,116 @@
+"""Benchmarks: a whole run on tiny models and a synthetic data folder, tables and files; skipped rows; baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.__main__ import main
+from benchmarks.common import Budget, Table, load_dataset
+from benchmarks.edits import grayscale, opencv_inpaint, opencv_resize, random_strokes
+from benchmarks.run import Options, run, sibling_models
+from editing.metrics import data_consistency
+from editing.operators import Colorize, Inpaint
+from tests.conftest import CLASSES, make_tiny_folder
+
+TINY = Budget(reps=1, speed_batches=(1,), scaling_batches=(1, 2), samples_per_style=3, quality_styles=3,
+              sample_batch=3, edit_images_per_style=2, edit_styles=1, cm_steps=(1, 2), teacher_steps=(1, 2),
+              noise_levels=(0.2,), swd_per_image=8, measure_256=False, compare_s5_flat=False)
+
+
+def make_data(folder: Path, size: int = 16, per_style: int = 5) -> Path:
+    """A data folder shaped like `python -m training.data build` output: 2 held-out images per style."""
+    g = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    records, images = [], []
+    for style in CLASSES:
+        for i in range(per_style):
+            images.append(g.integers(0, 256, (size, size, 3), dtype=np.uint8))
+            records.append({"style": style, "split": "heldout" if i < 2 else "train", "codepoints": f"{i:x}"})
+    np.save(folder / "images.npy", np.stack(images))
+    (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bench")
+    return {
+        "model": make_tiny_folder(root / "weights" / "tiny-cm"),
+        "teacher": make_tiny_folder(root / "weights" / "tiny-edm", boundary="edm", seed=1),
+        "data": make_data(root / "data"),
+        "root": root,
+    }
+
+
+def test_full_run_on_tiny_models(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "out"
+    doc = run(Options(model=setup["model"], teacher=setup["teacher"], data=setup["data"], out_dir=out,
+                      sections=("speed", "quality", "edits"), budget=TINY))
+    text = (out / "RESULTS.md").read_text()
+    assert json.loads((out / "RESULTS.json").read_text())["machine"]["torch"] == torch.__version__
+    for key in ("speed", "overhead", "diffusers", "tasks", "quality", "edits"):
+        assert doc["tables"][key]["rows"], key
+    assert "cpu" in doc["machine"] and "cores" in doc["machine"] and doc["machine"]["dtype"]
+    # Every task of editing.tasks has a row, the teacher's Heun baseline included.
+    tasks = {row[0] for row in doc["tables"]["tasks"]["rows"]}
+    assert {"generate", "inpaint", "colorize", "superresolve", "stroke_edit", "interpolate_seeds",
+            "interpolate_images", "denoise", "heun_baseline (teacher)"} <= tasks
+    # Our sampler and diffusers' pipeline agree on the same UNet and noise.
+    assert all(row[-1] < 1e-4 for row in doc["tables"]["diffusers"]["rows"])
+    # The CM's edits keep the measurement exactly; the classical upscalers do not.
+    edits = {(r[0], r[1]): r for r in doc["tables"]["edits"]["rows"]}
+    assert edits[("super-resolution x2", "CM (tiny-cm)")][4] < 1e-4
+    assert edits[("super-resolution x2", "bicubic")][4] > 1e-3
+    assert edits[("inpaint: centre box", "CM (tiny-cm)")][4] < 1e-4
+    quality = [r[:3] for r in doc["tables"]["quality"]["rows"]]
+    assert ["tiny-edm", "Heun 2 steps", 3] in quality and ["tiny-cm", "2 steps", 2] in quality
+    assert "| inpaint: random strokes |" in text and "SWD 16px" in text
+
+
+def test_missing_models_are_skipped_clearly(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    out = setup["root"] / "out-missing"
+    main(["--quick", "--model", str(setup["root"] / "nope-cm"), "--teacher", str(setup["teacher"]),
+          "--data", str(setup["data"]), "--out-dir", str(out), "--sections", "quality"])
+    text = (out / "RESULTS-quick.md").read_text()
+    assert "nope-cm rows skipped" in text and "not found" in text
+    assert "| tiny-edm | Heun 18 steps | 35 |" in text
+    assert "# Benchmarks" in capsys.readouterr().out
+
+
+def test_cli_rejects_unknown_sections() -> None:
+    with pytest.raises(SystemExit):
+        main(["--sections", "speed,bogus"])
+
+
+def test_ct_cd_rows_need_both(tmp_path: Path) -> None:
+    (tmp_path / "m-cm").mkdir()
+    (tmp_path / "m-ct").mkdir()
+    assert sibling_models(tmp_path / "m-cm") == []
+    (tmp_path / "m-cd").mkdir()
+    assert [p.name for p in sibling_models(tmp_path / "m-cm")] == ["m-ct", "m-cd"]
+
+
+def test_dataset_and_baselines(setup: dict[str, Path]) -> None:
+    data = load_dataset(setup["data"])
+    held = data.select("heldout", "noto")
+    assert held.shape == (2, 3, 16, 16) and held.min() >= -1 and held.max() <= 1
+    mask = random_strokes(2, 16, torch.Generator().manual_seed(0))
+    assert mask.dtype == torch.bool and mask.any() and not mask.all()
+    filled = opencv_inpaint(held, mask, 0)
+    assert float(data_consistency(Inpaint(mask), filled, held).max()) < 0.05  # uint8 rounding only
+    assert float(data_consistency(Colorize(), grayscale(held), held).max()) < 0.05
+    assert opencv_resize(held[:, :, ::2, ::2], 16, 2).shape == held.shape
+
+
+def test_table_markdown() -> None:
+    t = Table("k", "Title", ["a", "b"])
+    t.add("x", 1234.5)
+    t.add("y", None)
+    t.notes.append("a note")
+    md = t.markdown()
+    assert "| x | 1,234 |" in md and "| y | — |" in md and "- a note" in md

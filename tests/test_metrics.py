@@ -1,0 +1,106 @@
+"""Metrics: closed forms for PSNR, SSIM's fixed point, data consistency after replacement, SWD's monotonicity."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from editing.metrics import data_consistency, laplacian_pyramid, psnr, pyramid_levels, ssim, swd
+from editing.operators import Colorize, Inpaint, SuperResolve, replace
+
+
+def smooth_images(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    """Blobby images in [-1, 1] with structure at several scales (a stand-in for emoji)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=g) * 2 - 1
+    mid = torch.rand(n, 3, 8, 8, generator=g) * 2 - 1
+    up = torch.nn.functional.interpolate
+    x = 0.7 * up(coarse, size=size, mode="bicubic") + 0.3 * up(mid, size=size, mode="bilinear")
+    return x.clamp(-1, 1)
+
+
+def test_psnr_constant_offset_closed_form() -> None:
+    x = smooth_images(3, 0)
+    for d in (0.01, 0.1, 0.5):
+        # MSE = d^2, peak 2 on [-1, 1]: PSNR = 20 log10(2 / d).
+        torch.testing.assert_close(psnr(x + d, x), torch.full((3,), 20 * math.log10(2 / d)), rtol=0, atol=1e-4)
+    # On [0, 1] the peak is 1.
+    torch.testing.assert_close(psnr(x + 0.1, x, (0.0, 1.0)), torch.full((3,), 20.0), rtol=0, atol=1e-4)
+    assert torch.isinf(psnr(x, x)).all()
+
+
+def test_psnr_is_per_image() -> None:
+    x = smooth_images(2, 1)
+    y = x.clone()
+    y[1] += 0.2
+    out = psnr(y, x)
+    assert math.isinf(float(out[0])) and abs(float(out[1]) - 20 * math.log10(10)) < 1e-4
+
+
+def test_ssim_identity_and_noise() -> None:
+    x = smooth_images(4, 2)
+    torch.testing.assert_close(ssim(x, x), torch.ones(4))
+    g = torch.Generator().manual_seed(0)
+    previous = torch.ones(4)
+    for level in (0.05, 0.2, 0.5):
+        s = ssim(x + level * torch.randn(x.shape, generator=g), x)
+        assert (s < previous).all(), (level, s, previous)
+        previous = s
+    # Range matters: the same images mapped to [0, 1] give the same SSIM when told so.
+    torch.testing.assert_close(ssim((x + 0.1 + 1) / 2, (x + 1) / 2, (0.0, 1.0)), ssim(x + 0.1, x), atol=1e-5, rtol=0)
+
+
+def test_ssim_rejects_small_images() -> None:
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("operator", [
+    Inpaint(torch.zeros(1, 1, 32, 32, dtype=torch.bool).index_fill_(2, torch.arange(8, 24), True)),
+    Colorize(),
+    SuperResolve(4),
+])
+def test_data_consistency_of_replaced_image_is_zero(operator) -> None:
+    y, x = smooth_images(2, 3), smooth_images(2, 4)
+    assert (data_consistency(operator, x, y) > 1.0).all()  # unrelated images disagree
+    assert (data_consistency(operator, replace(operator, x, y), y) < 1e-5).all()
+
+
+def test_laplacian_pyramid_levels_and_reconstruction() -> None:
+    assert pyramid_levels(32) == 3 and pyramid_levels(64) == 4 and pyramid_levels(16) == 2
+    x = smooth_images(2, 5).double()
+    pyr = laplacian_pyramid(x, 3)
+    assert [p.shape[-1] for p in pyr] == [32, 16, 8]
+    # Collapsing the pyramid gives the image back exactly (it is a redundant, invertible representation).
+    from editing.metrics import _pyr_up
+    rebuilt = pyr[-1]
+    for level in reversed(pyr[:-1]):
+        rebuilt = level + _pyr_up(rebuilt)
+    torch.testing.assert_close(rebuilt, x)
+
+
+def test_swd_self_is_zero_and_grows_with_noise() -> None:
+    x = smooth_images(48, 6)
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    self_distance = swd(x, x, gen())
+    assert set(self_distance) == {"32", "16", "8", "mean"}
+    assert self_distance["mean"] < 1e-6
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    means = [swd(x + level * noise, x, gen())["mean"] for level in (0.02, 0.1, 0.3, 1.0)]
+    assert all(b > a for a, b in zip(means, means[1:])), means
+    assert means[0] > 10 * self_distance["mean"] + 1e-4
+    # Another draw of the same distribution sits well below heavy noise.
+    other = swd(smooth_images(48, 7), x, gen())["mean"]
+    assert other < means[-1]
+
+
+def test_swd_subsamples_and_validates() -> None:
+    x, y = smooth_images(10, 8), smooth_images(6, 9)
+    out = swd(x, y, torch.Generator().manual_seed(0), per_image=16)
+    assert out["mean"] > 0
+    with pytest.raises(ValueError, match="same image shape"):
+        swd(x, y[..., :16, :16], torch.Generator())
+    with pytest.raises(ValueError, match="at least 2"):
+        swd(x[:1], y, torch.Generator())
