@@ -194,6 +194,7 @@ class Studio:
         self.out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="consistency-studio-"))
         self._models: dict[str, Denoiser] = {}
         self._lock = threading.Lock()
+        self._dir_lock = threading.Lock()
 
     @classmethod
     def from_weights(cls, weights: str | Path, runtime: Runtime, **kwargs: Any) -> Studio:
@@ -265,12 +266,19 @@ class Studio:
 
     def _request_dir(self) -> Path:
         """A fresh folder for one request's files; the oldest folders are removed beyond KEEP_REQUESTS."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.out_dir.iterdir(), key=lambda p: p.stat().st_mtime)
-        for old in existing[: max(0, len(existing) - KEEP_REQUESTS + 1)]:
-            shutil.rmtree(old, ignore_errors=True)
-        folder = self.out_dir / uuid.uuid4().hex
-        folder.mkdir()
+        with self._dir_lock:  # requests run concurrently: one prunes at a time, and folders may vanish meanwhile
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            existing = []
+            for path in self.out_dir.iterdir():
+                try:
+                    existing.append((path.stat().st_mtime, path.name, path))
+                except FileNotFoundError:
+                    continue
+            existing.sort()
+            for *_, old in existing[: max(0, len(existing) - KEEP_REQUESTS + 1)]:
+                shutil.rmtree(old, ignore_errors=True)
+            folder = self.out_dir / uuid.uuid4().hex
+            folder.mkdir()
         return folder
 
     def _result(self, task: str, tensor: torch.Tensor, captions: Sequence[str], names: Sequence[str],

@@ -136,77 +136,71 @@ def editor_with(layer: Path, background: Path) -> dict:
 Build = Callable[[dict[str, Path]], dict[str, Any]]
 IMAGE_TASK = dict(steps="2", seed=0, variations=1)
 
-# (name, api, keyword builder, expected message, known gap). A known gap is a case that Gradio's own input
-# component rejects before the studio sees it (gr.Image / gr.ImageEditor open uploads with PIL in their
-# preprocess), so the user gets Gradio's generic message; it is xfailed while the message is generic.
-MALFORMED: list[tuple[str, str, Build, str, bool]] = [
-    ("zero-byte upload", "colorize", lambda f: dict(image=up(f["empty.png"]), **IMAGE_TASK), "empty", True),
-    ("text renamed .png", "colorize", lambda f: dict(image=up(f["text.png"]), **IMAGE_TASK), "text file", True),
+# (name, api, keyword builder, expected message). Uploads reach app.images unopened (app.tabs.common.UploadImage),
+# so even files that Gradio's own gr.Image would have failed to open get a specific message.
+MALFORMED: list[tuple[str, str, Build, str]] = [
+    ("zero-byte upload", "colorize", lambda f: dict(image=up(f["empty.png"]), **IMAGE_TASK), "empty"),
+    ("text renamed .png", "colorize", lambda f: dict(image=up(f["text.png"]), **IMAGE_TASK), "text file"),
     ("random bytes renamed .jpg", "colorize", lambda f: dict(image=up(f["noise.jpg"]), **IMAGE_TASK),
-     "not an image", True),
-    ("truncated PNG", "colorize", lambda f: dict(image=up(f["truncated.png"]), **IMAGE_TASK), "truncated", False),
+     "not an image"),
+    ("truncated PNG", "colorize", lambda f: dict(image=up(f["truncated.png"]), **IMAGE_TASK), "truncated"),
     ("decompression bomb 100000x100000", "colorize", lambda f: dict(image=up(f["bomb.png"]), **IMAGE_TASK),
-     "too large", True),
+     "too large"),
     ("8000x6000 header, over the pixel limit", "colorize", lambda f: dict(image=up(f["huge.png"]), **IMAGE_TASK),
-     "48,000,000 pixels", False),
-    ("1x1000 image", "colorize", lambda f: dict(image=up(f["line.png"]), **IMAGE_TASK), "aspect ratio", False),
-    ("EPS (Ghostscript) file", "colorize", lambda f: dict(image=up(f["ghost.eps"]), **IMAGE_TASK), "not an image",
-     False),
-    ("float TIFF of NaN", "colorize", lambda f: dict(image=up(f["nan.tiff"]), **IMAGE_TASK), "NaN", False),
-    ("float TIFF out of range", "colorize", lambda f: dict(image=up(f["hot.tiff"]), **IMAGE_TASK), "float values",
-     False),
+     "48,000,000 pixels"),
+    ("1x1000 image", "colorize", lambda f: dict(image=up(f["line.png"]), **IMAGE_TASK), "aspect ratio"),
+    ("EPS (Ghostscript) file", "colorize", lambda f: dict(image=up(f["ghost.eps"]), **IMAGE_TASK), "not an image"),
+    ("float TIFF of NaN", "colorize", lambda f: dict(image=up(f["nan.tiff"]), **IMAGE_TASK), "NaN"),
+    ("float TIFF out of range", "colorize", lambda f: dict(image=up(f["hot.tiff"]), **IMAGE_TASK), "float values"),
     ("32-bit TIFF beyond 16 bits", "colorize", lambda f: dict(image=up(f["deep.tiff"]), **IMAGE_TASK),
-     "integer values", False),
+     "integer values"),
     ("bomb as the denoise input", "denoise", lambda f: dict(image=up(f["bomb.png"]), use_override=False, sigma=0.2,
-                                                             refine=0, seed=0), "too large", True),
-    ("text as the compare reference", "compare", lambda f: dict(seed=0, reference=up(f["text.png"])), "text file",
-     True),
+                                                             refine=0, seed=0), "too large"),
+    ("text as the compare reference", "compare", lambda f: dict(seed=0, reference=up(f["text.png"])), "text file"),
     ("text as the mask", "inpaint", lambda f: dict(image=up(f["good.png"]), editor=None, mask=up(f["text.png"]),
-                                                   **IMAGE_TASK), "text file", True),
+                                                   **IMAGE_TASK), "text file"),
     ("truncated mask", "inpaint", lambda f: dict(image=up(f["good.png"]), editor=None, mask=up(f["truncated.png"]),
-                                                 **IMAGE_TASK), "truncated", False),
+                                                 **IMAGE_TASK), "truncated"),
     ("text as a painted layer", "inpaint", lambda f: dict(image=up(f["good.png"]), mask=None,
                                                           editor=editor_with(f["text.png"], f["good.png"]),
-                                                          **IMAGE_TASK), "text file|layer", True),
+                                                          **IMAGE_TASK), "text file|layer"),
     ("no mask at all", "inpaint", lambda f: dict(image=up(f["good.png"]), editor=None, mask=None, **IMAGE_TASK),
-     "no mask", False),
+     "no mask"),
     ("no image to inpaint", "inpaint", lambda f: dict(image=None, editor=None, mask=up(f["mask.png"]), **IMAGE_TASK),
-     "no image", False),
+     "no image"),
     ("super-resolution factor 3", "superresolve", lambda f: dict(image=up(f["small.png"]), factor=3, mode="upscale",
-                                                                 **IMAGE_TASK), "not in the list of choices", False),
+                                                                 **IMAGE_TASK), "not in the list of choices"),
     ("1x1000 image to super-resolve", "superresolve", lambda f: dict(image=up(f["line.png"]), factor=4,
-                                                                     mode="restore", **IMAGE_TASK), "aspect", False),
-    ("steps in words", "generate", lambda f: dict(seed=0, batch=1, steps="fast please"), "steps must be", False),
-    ("ts not ascending", "generate", lambda f: dict(seed=0, batch=1, steps="0,5,3"), "ascending", False),
+                                                                     mode="restore", **IMAGE_TASK), "aspect"),
+    ("steps in words", "generate", lambda f: dict(seed=0, batch=1, steps="fast please"), "steps must be"),
+    ("ts not ascending", "generate", lambda f: dict(seed=0, batch=1, steps="0,5,3"), "ascending"),
     ("ts with 3000 evaluations", "generate", lambda f: dict(seed=0, batch=1, steps=",".join(map(str, range(3000)))),
-     "allowed per request|too long", False),
+     "allowed per request|too long"),
     ("ts on a billion-point grid", "generate", lambda f: dict(seed=0, batch=1, steps="0,999999999"),
-     "at most 1000 points", False),
-    ("100 kB of steps text", "generate", lambda f: dict(seed=0, batch=1, steps="x" * 100_000), "steps must be",
-     False),
-    ("100 steps", "generate", lambda f: dict(seed=0, batch=1, steps="100"), "between 1 and 39", False),
-    ("seed beyond the maximum", "generate", lambda f: dict(seed=2**40, batch=1, steps="1 step"), "maximum value",
-     False),
-    ("negative seed", "generate", lambda f: dict(seed=-1, batch=1, steps="1 step"), "minimum value", False),
-    ("batch of 0", "generate", lambda f: dict(seed=0, batch=0, steps="1 step"), "minimum value", False),
-    ("batch of 1000", "generate", lambda f: dict(seed=0, batch=1000, steps="1 step"), "maximum value", False),
+     "at most 1000 points"),
+    ("100 kB of steps text", "generate", lambda f: dict(seed=0, batch=1, steps="x" * 100_000), "steps must be"),
+    ("100 steps", "generate", lambda f: dict(seed=0, batch=1, steps="100"), "between 1 and 39"),
+    ("seed beyond the maximum", "generate", lambda f: dict(seed=2**40, batch=1, steps="1 step"), "maximum value"),
+    ("negative seed", "generate", lambda f: dict(seed=-1, batch=1, steps="1 step"), "minimum value"),
+    ("batch of 0", "generate", lambda f: dict(seed=0, batch=0, steps="1 step"), "minimum value"),
+    ("batch of 1000", "generate", lambda f: dict(seed=0, batch=1000, steps="1 step"), "maximum value"),
     ("unknown model", "generate", lambda f: dict(seed=0, batch=1, steps="1 step", model_name="gpt-image"),
-     "unknown model", False),
+     "unknown model"),
     ("unknown style", "generate", lambda f: dict(seed=0, batch=1, steps="1 step", style_name="van gogh"),
-     "unknown (class|style)", False),
+     "unknown (class|style)"),
     ("nothing to stroke-edit", "stroke_edit", lambda f: dict(start_image=None, canvas=None, strength=20, steps=2,
-                                                             seed=0, variations=1), "nothing to edit", False),
+                                                             seed=0, variations=1), "nothing to edit"),
     ("stroke strength out of range", "stroke_edit", lambda f: dict(start_image=up(f["good.png"]), canvas=None,
                                                                    strength=50, steps=2, seed=0, variations=1),
-     "maximum value", False),
+     "maximum value"),
     ("interpolate images without images", "interpolate", lambda f: dict(
         mode_name="images", seed_a=0, seed_b=1, image_a=None, image_b=None, frames=3, steps="1 step", seed=0),
-     "no image", False),
+     "no image"),
     ("1000 interpolation frames", "interpolate", lambda f: dict(
         mode_name="seeds", seed_a=0, seed_b=1, image_a=None, image_b=None, frames=1000, steps="1 step", seed=0),
-     "maximum value", False),
+     "maximum value"),
     ("noise level 5", "add_noise", lambda f: dict(image=up(f["good.png"]), noise_sigma=5, noise_seed=0),
-     "maximum value", False),
+     "maximum value"),
 ]
 
 
@@ -218,9 +212,9 @@ def call(client: Client, api: str, **kwargs: Any) -> Any:
     return client.predict(api_name=f"/{api}", **kwargs)
 
 
-@pytest.mark.parametrize("name,api,build,expected,known_gap", MALFORMED, ids=[c[0] for c in MALFORMED])
+@pytest.mark.parametrize("name,api,build,expected", MALFORMED, ids=[c[0] for c in MALFORMED])
 def test_malformed_input_gets_a_clear_error(client: Client, files: dict[str, Path], name: str, api: str,
-                                            build: Build, expected: str, known_gap: bool) -> None:
+                                            build: Build, expected: str) -> None:
     with pytest.raises(Exception) as info:  # gradio_client raises AppError carrying the gr.Error message
         call(client, api, **build(files))
     message = str(info.value)
@@ -228,8 +222,6 @@ def test_malformed_input_gets_a_clear_error(client: Client, files: dict[str, Pat
     assert len(message) < 600, message[:600]
     gallery, _, _ = call(client, "generate", seed=1, batch=1, steps="1 step")  # the server still answers
     assert len(gallery) == 1
-    if known_gap and GENERIC in message:
-        pytest.xfail("Gradio's input component rejected the file before app.images could say why")
     assert GENERIC not in message, f"{name}: a generic error instead of a clear message"
     assert re.search(expected, message), f"{name}: {message!r}"
 
@@ -299,8 +291,6 @@ def test_launch_sets_queue_limits_upload_limit_and_loopback(server: Server, monk
     assert config.get("max_file_size"), "the running server does not advertise its upload limit"
 
 
-@pytest.mark.xfail(raises=FileNotFoundError, strict=False,
-                   reason="Studio._request_dir stats folders that another request is pruning (fix in the issue 7 note)")
 def test_request_folders_survive_concurrent_pruning(server: Server, tmp_path: Path) -> None:
     """Past KEEP_REQUESTS, requests prune old result folders; concurrent requests must not trip over each other."""
     from app import studio as studio_module

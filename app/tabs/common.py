@@ -91,10 +91,37 @@ def variations_slider(value: int = 4, label: str = "Variations") -> gr.Slider:
     return gr.Slider(1, 8, value=value, step=1, label=label)
 
 
+class UploadImage(gr.Image):
+    """A gr.Image whose uploaded file reaches app.images unopened. Gradio's own preprocess opens it with PIL
+    first, so an empty, corrupt, non-image or decompression-bomb file failed there with a generic error."""
+
+    is_template = True  # drawn by the frontend as a plain Image
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+
+
+class DrawingEditor(gr.ImageEditor):
+    """A gr.ImageEditor whose unreadable layers give a clear gr.Error instead of Gradio's generic one."""
+
+    is_template = True  # drawn by the frontend as a plain ImageEditor
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - PIL raises many types for unreadable files
+            raise gr.Error(f"the drawing could not be read: one of its layers is not a readable image "
+                           f"({type(e).__name__})", print_exception=False) from None
+
+
 def image_input(label: str, height: int = 260) -> gr.Image:
     """An upload that hands the service a file path; conversion and its notes happen in app.images."""
-    return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                    height=height, elem_classes=[PIXELATED, "studio-upload"])
+    return UploadImage(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                       height=height, elem_classes=[PIXELATED, "studio-upload"])
 
 
 def examples(paths: list[str], inputs: list[gr.components.Component], label: str = "Held-out examples") -> None:

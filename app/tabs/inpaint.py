@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app import images
-from app.tabs.common import (UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
+from app.tabs.common import (DrawingEditor, UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
                              seed_row, steps_picker, variations_slider)
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             with gr.Column(scale=1):
                 image = image_input("Image")
                 examples(example_paths, [image])
-                editor = gr.ImageEditor(
+                editor = DrawingEditor(
                     label="Paint the mask", type="pil", image_mode="RGBA", format="png", sources=[],
                     brush=gr.Brush(default_size=48, colors=["#ff00ff"], color_mode="fixed"),
                     transforms=[], layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,

@@ -12,7 +12,7 @@ import gradio as gr
 from PIL import Image
 
 from app import images
-from app.tabs.common import (UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
+from app.tabs.common import (DrawingEditor, UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
                              seed_row, variations_slider)
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     "Turn on live mode to re-render as you paint.")
         with gr.Row():
             with gr.Column(scale=1):
-                editor = gr.ImageEditor(
+                editor = DrawingEditor(
                     value=blank_canvas(), label="Canvas", type="pil", image_mode="RGB", format="png", sources=[],
                     brush=gr.Brush(default_size=40, colors=PALETTE, default_color="#e53935", color_mode="defaults"),
                     transforms=[], layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,

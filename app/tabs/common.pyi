@@ -1,0 +1,142 @@
+"""Pieces every tab shares: result widgets, seed rows, step pickers, progress and error handling."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STEP_CHOICES = ["1 step", "2", "3", "4", "8", "ImageNet64 CD 2-step", "LSUN bedroom CD 2-step",
+                "editing 18", "editing 40"]
+STEPS_INFO = "a preset, a number of steps (on a 40-point grid), or your own ts list like 0,22,39"
+PIXELATED = "pixelated"  # CSS class: show small images big and crisp
+UNDOCUMENTED = "undocumented"  # UI plumbing: callable, but kept out of the API page
+
+
+def guarded(fn: F) -> F:
+    """Turn bad input (ValueError, including InputError and ModelLoadError) into a gr.Error with its message;
+    anything else is logged with its traceback on the server and shown as a short message, never a trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ValueError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception:  # noqa: BLE001 - the user sees a message, the log keeps the trace
+            log.exception("task failed")
+            raise gr.Error("Something went wrong inside the studio (details are in the server log). "
+                           "Try again, or change the inputs.", print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_callback(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
+    """The service's on_step(done, total), fed to a Gradio progress bar."""
+
+    def on_step(done: int, total: int) -> None:
+        progress((done, total), desc=desc, unit="evaluations")
+
+    return on_step
+
+
+@dataclass
+class Outputs:
+    """A tab's result widgets: gallery of enlarged images with captions, notes, downloads."""
+
+    gallery: gr.Gallery
+    notes: gr.Markdown
+    files: gr.File
+
+    def as_list(self) -> list[gr.components.Component]:
+        return [self.gallery, self.notes, self.files]
+
+
+def result_outputs(label: str = "Results", columns: int = 4) -> Outputs:
+    gallery = gr.Gallery(label=label, columns=columns, height="auto", object_fit="contain", format="png",
+                         elem_classes=[PIXELATED], interactive=False, buttons=["download", "fullscreen"])
+    notes = gr.Markdown(elem_classes=["studio-notes"])
+    files = gr.File(label="Downloads (PNG at model resolution, and enlarged)", file_count="multiple",
+                    interactive=False)
+    return Outputs(gallery, notes, files)
+
+
+def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> gr.Number:
+    """A seed box with a randomize button (the seed used is what the box shows)."""
+    with gr.Row(equal_height=True):
+        seed = gr.Number(label=label, value=value, precision=0, minimum=0, maximum=2**32 - 1, scale=3)
+        dice = gr.Button("Random seed", scale=1, size="sm")
+    dice.click(lambda: random.randrange(2**31), outputs=seed, api_name=f"{api_prefix}_random_seed",
+               api_visibility=UNDOCUMENTED, queue=False, show_progress="hidden")
+    return seed
+
+
+def steps_picker(default: str, label: str = "Steps") -> gr.Dropdown:
+    choices = STEP_CHOICES if default in STEP_CHOICES else [default, *STEP_CHOICES]
+    return gr.Dropdown(choices=choices, value=default, label=label, allow_custom_value=True, info=STEPS_INFO)
+
+
+def variations_slider(value: int = 4, label: str = "Variations") -> gr.Slider:
+    return gr.Slider(1, 8, value=value, step=1, label=label)
+
+from gradio.events import Dependency
+
+class UploadImage(gr.Image):
+    """A gr.Image whose uploaded file reaches app.images unopened. Gradio's own preprocess opens it with PIL
+    first, so an empty, corrupt, non-image or decompression-bomb file failed there with a generic error."""
+
+    is_template = True  # drawn by the frontend as a plain Image
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+class DrawingEditor(gr.ImageEditor):
+    """A gr.ImageEditor whose unreadable layers give a clear gr.Error instead of Gradio's generic one."""
+
+    is_template = True  # drawn by the frontend as a plain ImageEditor
+
+    def preprocess(self, payload: Any) -> Any:
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - PIL raises many types for unreadable files
+            raise gr.Error(f"the drawing could not be read: one of its layers is not a readable image "
+                           f"({type(e).__name__})", print_exception=False) from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def image_input(label: str, height: int = 260) -> gr.Image:
+    """An upload that hands the service a file path; conversion and its notes happen in app.images."""
+    return UploadImage(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                       height=height, elem_classes=[PIXELATED, "studio-upload"])
+
+
+def examples(paths: list[str], inputs: list[gr.components.Component], label: str = "Held-out examples") -> None:
+    """Example uploads from app/examples (omitted when there are none)."""
+    if paths:
+        gr.Examples(examples=[[p] * len(inputs) for p in paths], inputs=inputs, label=label,
+                    cache_examples=False, examples_per_page=12)
