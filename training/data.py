@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from editing.io import square_rgb
+from editing.models import sha256_file
 
 SKIN_TONES = frozenset({"1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"})
 HELDOUT_PER_MILLE = 50  # ~5% of identities are held out, in every style
@@ -99,14 +100,6 @@ class Record:
     category: str
     source_file: str
     split: str  # "train" or "heldout"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(source: Source, cache_dir: Path) -> Path:
