@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher", type=Path, default=Path("weights/emoji32-edm"), help="EDM teacher folder")
     parser.add_argument("--data", type=Path, default=Path("data/emoji32"), help="built by python -m training.data")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"), help="where RESULTS.md/json go")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: one per core); 1 avoids stalls when another job "
+                        "holds a core")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     run(Options(model=args.model, teacher=args.teacher, data=args.data, device=args.device, quick=args.quick,
-                out_dir=args.out_dir, sections=sections))
+                out_dir=args.out_dir, sections=sections, threads=args.threads))
 
 
 if __name__ == "__main__":

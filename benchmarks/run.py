@@ -30,6 +30,7 @@ class Options:
     out_dir: Path = Path("benchmarks")
     sections: tuple[str, ...] = SECTIONS
     budget: Budget | None = None
+    threads: int | None = None  # torch.set_num_threads; None keeps torch's default (one per core)
 
 
 def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
@@ -65,6 +66,10 @@ def run(options: Options) -> dict:
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available")
+    if options.threads is not None:
+        if options.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {options.threads}")
+        torch.set_num_threads(options.threads)
     runtime = default_runtime(device)
     runtime_note = "fp16 weights" if device.type == "cuda" else "fp32 weights, bf16 autocast"
     model, why_model = try_load(options.model, runtime)
@@ -126,7 +131,7 @@ def run(options: Options) -> dict:
         if net is not None:
             tables.append(scaling.batch_table(net, device, budget, net_name, runtime_note))
         tables.append(scaling.resolution_table(net, device, budget, runtime.autocast_dtype, runtime.weight_dtype,
-                                               runtime_note))
+                                               runtime_note, net_name))
     info["seconds"] = round(time.perf_counter() - started, 1)
     document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
     write(options, document, tables)

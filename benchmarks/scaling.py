@@ -57,14 +57,15 @@ def lsun_flops() -> tuple[int, int]:
 
 
 def resolution_table(model: Denoiser | None, device: torch.device, budget: Budget,
-                     autocast: torch.dtype | None, weight_dtype: torch.dtype, runtime_note: str) -> Table:
+                     autocast: torch.dtype | None, weight_dtype: torch.dtype, runtime_note: str,
+                     model_name: str = "shipped model") -> Table:
     """One batch-1 evaluation at 32 (the shipped model), 64 (same preset, random) and 256 (bedroom CD config)."""
     table = Table("scaling_resolution", f"Time per evaluation vs resolution (batch 1, {runtime_note})",
                   ["network", "resolution", "parameters (M)", "GFLOP / eval", "ms / eval", "GFLOP/s", "measured"])
     rate = None
     nets: list[tuple[str, Denoiser]] = []
     if model is not None:
-        nets.append(("shipped model", model))
+        nets.append((model_name, model))
     torch.manual_seed(0)  # random weights only; their values do not change the timing
     for res in (32, 64):
         if model is not None and model.param.resolution == res:

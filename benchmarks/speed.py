@@ -190,6 +190,10 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
     table.notes.append("diffusers' pipeline cannot run a pixel_unshuffle > 1 UNet, so the comparison uses "
                        "pixel_unshuffle = 1 networks: " + ", ".join(n for n, _ in models) + ".")
     table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise.")
+    if device.type == "cpu":
+        table.notes.append("On CPU, Denoiser.network forces the math SDPA kernel (chosen for the shipped model's "
+                           "<= 64-token attention); at 32 px the tiny preset attends over 256 tokens, where that "
+                           "kernel is slower than the default diffusers uses, so part of any gap is that choice.")
     return table
 
 
