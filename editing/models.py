@@ -186,7 +186,10 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
             f"{folder / PARAM_NAME}: {len(param.class_names)} class names but the UNet has "
             f"{unet.config.num_class_embeds} class embeddings"
         )
-    unet = unet.to(device=runtime.device, dtype=runtime.weight_dtype).eval().requires_grad_(False)
+    unet = unet.to(device=runtime.device)
+    if runtime.weight_dtype != torch.float32:  # a no-op cast would only make diffusers log a warning
+        unet = unet.to(dtype=runtime.weight_dtype)
+    unet = unet.eval().requires_grad_(False)
     return Denoiser(unet, param, runtime.autocast_dtype)
 
 

@@ -1,0 +1,63 @@
+"""End-to-end on the shipped weights: they load (checksums verified), and every task runs on them at small batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from editing import tasks
+from editing.models import Runtime, load_model
+from editing.precond import Denoiser
+from editing.schedules import PRESETS, uniform
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    return Runtime(torch.device("cpu"), torch.float32, torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def cm(runtime: Runtime) -> Denoiser:
+    return load_model(WEIGHTS / "emoji32-cm", runtime)
+
+
+@pytest.fixture(scope="module")
+def teacher(runtime: Runtime) -> Denoiser:
+    return load_model(WEIGHTS / "emoji32-edm", runtime)
+
+
+def test_shipped_models_are_described(cm: Denoiser, teacher: Denoiser) -> None:
+    assert cm.param.boundary == "cm" and teacher.param.boundary == "edm"
+    assert cm.param.resolution == teacher.param.resolution == 32
+    assert cm.param.class_names == teacher.param.class_names == ("twemoji", "noto", "fluent3d")
+    assert (WEIGHTS / "emoji32-cm" / "MODEL_CARD.md").is_file()
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*.safetensors"))
+    assert size < 50 * 2**20, f"shipped weights are {size / 2**20:.1f} MiB"
+
+
+def test_generate_is_seeded_and_in_range(cm: Denoiser) -> None:
+    a = tasks.generate(cm, [3, 4], schedule=uniform(2), label=1)
+    b = tasks.generate(cm, [4], schedule=uniform(2), label=1)
+    assert a.shape == (2, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a[1:], b, atol=2e-2, rtol=0)  # bf16 autocast: batch shapes may round differently
+    assert (a[0] - a[1]).abs().mean() > 1e-3  # different seeds, different images
+
+
+def test_edits_keep_what_they_measure(cm: Denoiser) -> None:
+    y = tasks.generate(cm, [0], label=2)
+    mask = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
+    mask[..., 8:24, 8:24] = True
+    filled = tasks.inpaint(cm, y, mask, [0, 1], schedule=uniform(4), label=2)
+    assert torch.equal(filled[..., ~mask[0, 0]], y.expand(2, -1, -1, -1)[..., ~mask[0, 0]])
+    low = torch.nn.functional.avg_pool2d(y, 4)
+    up = tasks.superresolve(cm, low, 4, [0], schedule=uniform(4), label=2)
+    assert (torch.nn.functional.avg_pool2d(up, 4) - low).abs().max() < 1 / 255
+
+
+def test_teacher_heun_runs(teacher: Denoiser) -> None:
+    out = tasks.heun_baseline(teacher, [0], steps=4, label=0)
+    assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
