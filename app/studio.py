@@ -148,33 +148,26 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
-    """Rows {method, ms, quality, metric} from benchmarks/RESULTS.json, and a sentence saying what was found.
-
-    Accepts a list of records or {"rows"|"results": [...]}; a record needs a time in ms and a quality number.
-    """
+    """Rows {method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json (written by
+    `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a sentence
+    saying what was found."""
     if not path.is_file():
         return [], f"No benchmark results yet ({path} not found): run `python -m benchmarks` to make the plot."
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        return [], f"{path} could not be read ({e})."
-    records = data if isinstance(data, list) else next(
-        (data[k] for k in ("rows", "results", "records") if isinstance(data, dict) and isinstance(data.get(k), list)), [])
-    rows = []
-    for record in records:
-        if not isinstance(record, dict):
-            continue
-        ms = next((record[k] for k in ("ms", "ms_per_image", "time_ms", "latency_ms") if isinstance(record.get(k), (int, float))), None)
-        metric = next((k for k in ("fid", "kid", "psnr", "lpips", "quality") if isinstance(record.get(k), (int, float))), None)
-        if ms is None or metric is None:
-            continue
-        method = str(record.get("method") or record.get("name") or record.get("sampler") or "?")
-        if record.get("steps") is not None and str(record["steps"]) not in method:
-            method = f"{method} ({record['steps']} steps)"
-        rows.append({"method": method, "ms": float(ms), "quality": float(record[metric]), "metric": metric})
+        table = json.loads(path.read_text())["tables"]["quality"]
+        columns = table["columns"]
+        model, sampler = columns.index("model"), columns.index("sampler")
+        metric = "SWD mean"
+        quality, ms = columns.index(metric), columns.index("ms / image")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        return [], f"{path} has no sample-quality table ({type(e).__name__}: {e})."
+    rows = [{"method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]), "quality": float(row[quality]),
+             "metric": f"{metric} (x1e3, lower is better)"}
+            for row in table["rows"]
+            if isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))]
     if not rows:
-        return [], f"{path} has no records with a time in ms and a quality metric."
-    return rows, f"Quality against time from `{path}` ({len(rows)} rows, metric: {rows[0]['metric']})."
+        return [], f"{path} has no rows with a time and a quality number."
+    return rows, f"Sample quality against time per image from `{path}` ({len(rows)} rows; {metric}, lower is better)."
 
 
 class Studio:

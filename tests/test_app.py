@@ -6,6 +6,8 @@ of it as the diffusion teacher, so the whole module takes well under a minute on
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 from collections.abc import Iterator
@@ -248,8 +250,12 @@ def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
 
     rows, note = read_benchmarks(tmp_path / "RESULTS.json")
     assert rows == [] and "not found" in note
-    (tmp_path / "RESULTS.json").write_text(
-        '{"rows": [{"method": "CM", "steps": 1, "ms_per_image": 12.5, "fid": 30.1}, {"method": "EDM Heun", '
-        '"steps": 18, "ms_per_image": 400, "fid": 9.0}, {"note": "no numbers"}]}')
+    (tmp_path / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
+        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
+        "rows": [["real held-out images", "-", 0, 49.9, None], ["cm", "1 step", 1, 69.7, 2.9],
+                 ["edm", "Heun 18 steps", 35, 51.9, 97.6]]}}}))
     rows, note = read_benchmarks(tmp_path / "RESULTS.json")
-    assert [r["method"] for r in rows] == ["CM (1 steps)", "EDM Heun (18 steps)"] and rows[0]["metric"] == "fid"
+    assert [r["method"] for r in rows] == ["cm 1 step", "edm Heun 18 steps"]
+    assert rows[0]["ms"] == 2.9 and rows[1]["quality"] == 51.9 and "SWD" in rows[0]["metric"]
+    (tmp_path / "RESULTS.json").write_text('{"tables": {}}')
+    assert read_benchmarks(tmp_path / "RESULTS.json")[0] == []
