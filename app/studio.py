@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from app import images
-from editing import tasks
+from editing import metrics, tasks
 from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, unet_folder
 from editing.precond import Denoiser, Parameterization
 from editing.samplers import Step, generators_for, randn
@@ -142,9 +142,8 @@ def check_count(value: float | int | None, name: str, low: int, high: int) -> in
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
-    mse = float(((a.float().cpu() - b.float().cpu()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
+    """PSNR in dB of one image against another, both (3, H, W) in [-1, 1] (editing.metrics.psnr)."""
+    return float(metrics.psnr(a[None].float().cpu(), b[None].float().cpu())[0])
 
 
 def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
