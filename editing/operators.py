@@ -123,21 +123,20 @@ class SuperResolve:
         if h % self.factor or w % self.factor:
             raise ValueError(f"factor {self.factor} does not divide the image size {h}x{w}")
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
+    def _per_block(self, x: torch.Tensor, equation: str) -> torch.Tensor:
+        """Apply Q (equation "ij,...") or Q^T ("ji,...") to every factor x factor block of every channel."""
         self._check(x)
         b, c, h, w = x.shape
-        f2 = self.factor**2
-        blocks = F.pixel_unshuffle(x, self.factor).view(b, c, f2, h // self.factor, w // self.factor)
-        coeffs = torch.einsum("ji,bcjhw->bcihw", self._q.to(x.device, x.dtype), blocks)
-        return F.pixel_shuffle(coeffs.reshape(b, c * f2, h // self.factor, w // self.factor), self.factor)
+        f, f2 = self.factor, self.factor**2
+        blocks = F.pixel_unshuffle(x, f).view(b, c, f2, h // f, w // f)
+        out = torch.einsum(equation, self._q.to(x.device, x.dtype), blocks)
+        return F.pixel_shuffle(out.reshape(b, c * f2, h // f, w // f), f)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self._per_block(x, "ji,bcjhw->bcihw")
 
     def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
-        self._check(coeffs)
-        b, c, h, w = coeffs.shape
-        f2 = self.factor**2
-        blocks = F.pixel_unshuffle(coeffs, self.factor).view(b, c, f2, h // self.factor, w // self.factor)
-        x = torch.einsum("ij,bcjhw->bcihw", self._q.to(coeffs.device, coeffs.dtype), blocks)
-        return F.pixel_shuffle(x.reshape(b, c * f2, h // self.factor, w // self.factor), self.factor)
+        return self._per_block(coeffs, "ij,bcjhw->bcihw")
 
     def measured(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
