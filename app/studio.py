@@ -121,8 +121,7 @@ def stroke_schedule(start: int, steps: int) -> Schedule:
         raise ValueError(f"strength (the starting index) must be between 0 and {GRID - 2}, got {start}")
     if not 1 <= steps <= GRID - 1 - start:
         raise ValueError(f"steps must be between 1 and {GRID - 1 - start} when starting at index {start}, got {steps}")
-    ts = sorted({start + round(i * (GRID - 1 - start) / steps) for i in range(steps + 1)})
-    return Schedule(tuple(ts), GRID)
+    return uniform(steps, GRID, start)
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

@@ -64,11 +64,14 @@ def parse_ts(text: str, n: int) -> Schedule:
     return Schedule(ts, n)
 
 
-def uniform(steps: int, n: int = 40) -> Schedule:
-    """`steps` evaluations at indices spread evenly over an n-point grid, starting at sigma_max."""
-    if not 1 <= steps <= n - 1:
-        raise ValueError(f"steps must be between 1 and {n - 1} for a {n}-point grid, got {steps}")
-    ts = sorted({round(i * (n - 1) / steps) for i in range(steps + 1)})
+def uniform(steps: int, n: int = 40, start: int = 0) -> Schedule:
+    """`steps` evaluations at indices spread evenly from `start` (0: sigma_max) to the end of an n-point grid."""
+    if not 0 <= start <= n - 2:
+        raise ValueError(f"the starting index must be between 0 and {n - 2} for a {n}-point grid, got {start}")
+    if not 1 <= steps <= n - 1 - start:
+        raise ValueError(f"steps must be between 1 and {n - 1 - start} for a {n}-point grid starting at index "
+                         f"{start}, got {steps}")
+    ts = sorted({start + round(i * (n - 1 - start) / steps) for i in range(steps + 1)})
     return Schedule(tuple(ts), n)
 
 

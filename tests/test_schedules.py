@@ -89,3 +89,14 @@ def test_presets() -> None:
     assert round(strokes[0].item(), 2) == 5.38
     assert round(strokes[1].item(), 2) == 2.24
     assert strokes[2].item() == pytest.approx(0.002)
+
+
+def test_uniform_from_a_start_index_ends_at_the_grid_end() -> None:
+    from editing.schedules import uniform
+
+    assert uniform(2, 40, start=16).ts == (16, 28, 39)
+    assert uniform(23, 40, start=16).ts == tuple(range(16, 40))
+    with pytest.raises(ValueError, match="starting index"):
+        uniform(1, 40, start=39)
+    with pytest.raises(ValueError, match="steps must be between 1 and 23"):
+        uniform(24, 40, start=16)

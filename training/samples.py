@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from editing import tasks
 from editing.models import load_model, resolve_runtime
 from editing.precond import Denoiser
-from editing.schedules import PRESETS, uniform
+from editing.schedules import uniform
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -28,8 +28,8 @@ def rows_for(model: Denoiser, teacher: Denoiser | None, seeds: list[int], label:
     """(row label, images) for one class: CM (or the teacher alone) at 1, 2, 4 steps, then Heun 18 steps."""
     rows = []
     for steps in (1, 2, 4):
-        schedule = PRESETS["1 step"] if steps == 1 else uniform(steps)
-        rows.append((f"{steps} step{'s' if steps > 1 else ''}", to_uint8(tasks.generate(model, seeds, schedule=schedule, label=label))))
+        images = tasks.generate(model, seeds, schedule=uniform(steps), label=label)  # uniform(1) is ts (0, 39)
+        rows.append((f"{steps} step{'s' if steps > 1 else ''}", to_uint8(images)))
     if teacher is not None:
         rows.append(("Heun 18 (35 NFE)", to_uint8(tasks.heun_baseline(teacher, seeds, steps=18, label=label))))
     return rows

@@ -288,17 +288,14 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
 def export(run: Path, out: Path, which: str = "ema") -> None:
     """Write the run's EMA (or online) weights as a model folder in diffusers layout, fp16."""
     meta = json.loads((run / "checkpoint.json").read_text())
-    cfg = TrainConfig(**meta["config"])
     from diffusers import UNet2DModel
 
-    unet = UNet2DModel.from_config({k: v for k, v in meta["unet_config"].items()})
+    unet = UNet2DModel.from_config(meta["unet_config"])
     tensors = load_file(run / "checkpoint.safetensors")
     prefix = f"{which}."
     unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    param = Parameterization.from_dict(meta["param"])
-    if cfg.mode == "edm":
-        param = replace(param, boundary="edm")
-    save_model(out, unet, param)
+    # The checkpoint's parameterization already carries the run's boundary ("edm" or "cm", see build_models).
+    save_model(out, unet, Parameterization.from_dict(meta["param"]))
 
 
 def main(argv: list[str] | None = None) -> None:
