@@ -1,6 +1,6 @@
 """Start Consistency Studio: parse arguments, build the engine, build the UI, launch.
 
-    python app.py [--weights weights/] [--device auto|cpu|cuda] [--host 127.0.0.1] [--port 7860]
+    python app.py [--weights weights/] [--device auto|cpu|cuda] [--host 127.0.0.1] [--port 7860] [--timeout 120]
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from app.studio import Studio
+from app.studio import REQUEST_TIMEOUT, Studio
 from app.ui import build_demo, launch
 from editing.models import ModelLoadError, resolve_runtime
 
@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,
+                        help=f"seconds of work one request may take before it stops (default: {REQUEST_TIMEOUT:g})")
     return parser.parse_args(argv)
 
 
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         runtime = resolve_runtime(args.device)
-        studio = Studio.from_weights(args.weights, runtime, benchmarks=ROOT / "benchmarks" / "RESULTS.json")
+        studio = Studio.from_weights(args.weights, runtime, benchmarks=ROOT / "benchmarks" / "RESULTS.json",
+                                     request_timeout=args.timeout)
         studio.load(studio.default_model)  # fail now, with the file's name, rather than on the first request
     except (ModelLoadError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -43,6 +43,27 @@ MAX_SEED = 2**32 - 1
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 NO_STYLE = "(unconditional)"
 KEEP_REQUESTS = 256  # request folders kept on disk before the oldest are removed
+REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (the heaviest default request takes ~5 s on CPU)
+
+
+class RequestTimeout(ValueError):
+    """A request ran past the studio's time limit; it stopped cleanly after a network evaluation."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One request's time limit, checked after every network evaluation: a worker thread cannot be killed,
+    but the engine's per-evaluation callback can stop the loop between evaluations and free the worker."""
+
+    seconds: float | None
+    started: float = field(default_factory=time.monotonic)
+
+    def check(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.started
+        if self.seconds and elapsed > self.seconds:
+            raise RequestTimeout(f"stopped after {elapsed:.0f} s ({done} of {total} network evaluations): this "
+                                 f"studio allows {self.seconds:g} s per request. Ask for fewer steps, variations "
+                                 "or frames, or try again when the server is less busy.")
 
 
 @dataclass(frozen=True)
@@ -172,7 +193,8 @@ class Studio:
     """Model folders, a cache of loaded models (one per folder) and the studio's tasks."""
 
     def __init__(self, entries: Sequence[ModelEntry], runtime: Runtime, *, default: str | None = None,
-                 benchmarks: Path | None = None, out_dir: Path | None = None):
+                 benchmarks: Path | None = None, out_dir: Path | None = None,
+                 request_timeout: float | None = REQUEST_TIMEOUT):
         self.entries = {e.name: e for e in entries}
         self.runtime = runtime
         if not self.model_names:
@@ -183,6 +205,9 @@ class Studio:
         self.default_model = default or (DEFAULT_MODEL if DEFAULT_MODEL in self.model_names else self.model_names[0])
         self.benchmarks = benchmarks
         self.out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="consistency-studio-"))
+        if request_timeout is not None and not request_timeout > 0:
+            raise ValueError(f"the request timeout must be a positive number of seconds, got {request_timeout}")
+        self.request_timeout = request_timeout
         self._models: dict[str, Denoiser] = {}
         self._lock = threading.Lock()
         self._dir_lock = threading.Lock()
@@ -245,13 +270,19 @@ class Studio:
 
     # -- helpers ----------------------------------------------------------------------------------
 
+    def _deadline(self) -> Deadline:
+        return Deadline(self.request_timeout)
+
     @staticmethod
-    def _callback(on_step: OnStep | None, offset: int = 0, total: int | None = None) -> Callable[[Step], None] | None:
-        if on_step is None:
-            return None
+    def _callback(on_step: OnStep | None, deadline: Deadline, offset: int = 0,
+                  total: int | None = None) -> Callable[[Step], None]:
+        """Progress for the UI and the request's time limit, after every network evaluation."""
 
         def callback(step: Step) -> None:
-            on_step(offset + step.index + 1, total or step.total)
+            done, whole = offset + step.index + 1, total or step.total
+            if on_step is not None:
+                on_step(done, whole)
+            deadline.check(done, whole)
 
         return callback
 
@@ -297,6 +328,7 @@ class Studio:
 
     def generate(self, model: str | None, style: str | None, seed: float, batch: float, steps: str | None,
                  on_step: OnStep | None = None) -> Result:
+        deadline = self._deadline()
         entry = self.entry(model)
         label, notes = self.label(model, style)
         seed, batch = check_seed(seed), check_count(batch, "batch size", 1, MAX_BATCH)
@@ -305,12 +337,13 @@ class Studio:
         if seeds[-1] > MAX_SEED:
             raise ValueError(f"seed + batch size must stay below {MAX_SEED}")
         out = tasks.generate(self.load(entry.name), seeds, schedule=schedule, label=label,
-                             callback=self._callback(on_step))
+                             callback=self._callback(on_step, deadline))
         notes.append(f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)} on a {schedule.n}-point grid")
         return self._result("generate", out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], notes)
 
     def inpaint(self, model: str | None, style: str | None, image: Any, mask: Any, editor: Any, steps: str | None,
                 seed: float, variations: float, on_step: OnStep | None = None) -> Result:
+        deadline = self._deadline()
         entry = self.entry(model)
         r = entry.param.resolution
         label, notes = self.label(model, style)
@@ -336,15 +369,18 @@ class Studio:
         model_ = self.load(entry.name)
         if images.is_full(fill):
             notes.append("the mask covers the whole image: this is generation from noise, not an edit")
-            out = tasks.generate(model_, seeds, schedule=schedule, label=label, callback=self._callback(on_step))
+            out = tasks.generate(model_, seeds, schedule=schedule, label=label,
+                                 callback=self._callback(on_step, deadline))
         else:
-            out = tasks.inpaint(model_, x, fill, seeds, schedule=schedule, label=label, callback=self._callback(on_step))
+            out = tasks.inpaint(model_, x, fill, seeds, schedule=schedule, label=label,
+                                callback=self._callback(on_step, deadline))
             notes.append(f"filled {int(fill.sum())} of {r * r} pixels; the others are kept exactly")
         notes.append(f"{schedule.evaluations} evaluations per image")
         return self._result("inpaint", out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], notes)
 
     def colorize(self, model: str | None, style: str | None, image: Any, steps: str | None, seed: float,
                  variations: float, on_step: OnStep | None = None) -> Result:
+        deadline = self._deadline()
         entry = self.entry(model)
         label, notes = self.label(model, style)
         seed, variations = check_seed(seed), check_count(variations, "variations", 1, MAX_BATCH)
@@ -353,12 +389,13 @@ class Studio:
         notes += image_notes + ["only the luma (BT.601) of the input is kept; colour comes from the model"]
         seeds = [seed + i for i in range(variations)]
         out = tasks.colorize(self.load(entry.name), x, seeds, schedule=schedule, label=label,
-                             callback=self._callback(on_step))
+                             callback=self._callback(on_step, deadline))
         return self._result("colorize", out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], notes)
 
     def superresolve(self, model: str | None, style: str | None, image: Any, factor: float | str, mode: str | None,
                      steps: str | None, seed: float, variations: float, on_step: OnStep | None = None) -> Result:
         """mode 'upscale': the upload is the small image; 'restore': it is shrunk by `factor` first."""
+        deadline = self._deadline()
         entry = self.entry(model)
         r = entry.param.resolution
         label, notes = self.label(model, style)
@@ -381,7 +418,7 @@ class Studio:
             notes += ref_notes
         seeds = [seed + i for i in range(variations)]
         out = tasks.superresolve(self.load(entry.name), low, factor, seeds, schedule=schedule, label=label,
-                                 callback=self._callback(on_step))
+                                 callback=self._callback(on_step, deadline))
         captions = [f"seed {s}" for s in seeds]
         if reference is not None:
             captions = [f"{c} · PSNR {psnr(o, reference[0]):.1f} dB" for c, o in zip(captions, out)]
@@ -397,6 +434,7 @@ class Studio:
     def stroke_edit(self, model: str | None, style: str | None, start_image: Any, editor: Any, strength: float,
                     steps: float, seed: float, variations: float, on_step: OnStep | None = None) -> Result:
         """The painting is the editor's composite when there is one, else `start_image`."""
+        deadline = self._deadline()
         entry = self.entry(model)
         label, notes = self.label(model, style)
         seed, variations = check_seed(seed), check_count(variations, "variations", 1, MAX_BATCH)
@@ -410,7 +448,7 @@ class Studio:
         notes += image_notes
         seeds = [seed + i for i in range(variations)]
         out = tasks.stroke_edit(self.load(entry.name), x, seeds, schedule=schedule, label=label,
-                                callback=self._callback(on_step))
+                                callback=self._callback(on_step, deadline))
         p = entry.param
         sigma0 = float(karras_sigmas(GRID, p.sigma_min, p.sigma_max, p.rho)[schedule.ts[0]])
         notes.append(f"starts at sigma = {sigma0:.3g} (index {schedule.ts[0]} of {GRID}); "
@@ -421,6 +459,7 @@ class Studio:
                     image_a: Any, image_b: Any, frames: float, steps: str | None, seed: float,
                     on_step: OnStep | None = None) -> Result:
         """Frames between two seeds (slerp of noises) or two images; adds a strip PNG and an animated GIF."""
+        deadline = self._deadline()
         entry = self.entry(model)
         label, notes = self.label(model, style)
         frames = check_count(frames, "frames", 2, MAX_FRAMES)
@@ -430,7 +469,7 @@ class Studio:
             seed_a, seed_b = check_seed(seed_a, "first seed"), check_seed(seed_b, "second seed")
             schedule = parse_schedule(steps, PRESETS["1 step"])
             out = tasks.interpolate_seeds(model_, seed_a, seed_b, frames, schedule=schedule, label=label,
-                                          callback=self._callback(on_step))
+                                          callback=self._callback(on_step, deadline))
             notes.append(f"seed {seed_a} -> seed {seed_b}: slerp of the two noises, {schedule.evaluations} evaluation(s) per frame")
         elif mode == "images":
             seed = check_seed(seed)
@@ -440,7 +479,7 @@ class Studio:
             notes += notes_a + notes_b
             schedule = parse_schedule(steps, Schedule((16, 20, 39), GRID))
             out = tasks.interpolate_images(model_, a, b, frames, seed, schedule=schedule, label=label,
-                                           callback=self._callback(on_step))
+                                           callback=self._callback(on_step, deadline))
             notes.append(f"both images noised to index {schedule.ts[0]} with seed {seed}, blended, then denoised")
         else:
             raise ValueError(f"mode must be 'seeds' or 'images', got {mode!r}")
@@ -473,6 +512,7 @@ class Studio:
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
                 seed: float, on_step: OnStep | None = None) -> Result:
         """sigma None (or < 0): estimated from the image. The result carries the before/after enlarged views."""
+        deadline = self._deadline()
         entry = self.entry(model)
         label, notes = self.label(model, style)
         seed = check_seed(seed)
@@ -482,7 +522,8 @@ class Studio:
         estimated = float(tasks.estimate_noise_sigma(x).mean())
         override = sigma is not None and float(sigma) >= 0
         out, used = tasks.denoise(self.load(entry.name), x, sigma=float(sigma) if override else None,
-                                  refine_steps=refine_steps, seed=seed, label=label, callback=self._callback(on_step))
+                                  refine_steps=refine_steps, seed=seed, label=label,
+                                  callback=self._callback(on_step, deadline))
         notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); "
                      f"used sigma = {used:.4f}{' (override)' if override else ''}; {1 + refine_steps} evaluation(s)")
         result = self._result("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{seed}"], notes)
@@ -497,6 +538,7 @@ class Studio:
         Without a reference image: generation from `seed`; PSNR against the teacher's sample from the same
         noise. With one: restoring it from a 4x (or 2x) downsample; PSNR against the reference.
         """
+        deadline = self._deadline()
         entry = self.entry(model)
         r = entry.param.resolution
         label, notes = self.label(model, style)
@@ -520,7 +562,7 @@ class Studio:
         tasks.generate(model_, [seed], schedule=PRESETS["1 step"], label=label)
         done = 0
         for schedule in schedules:
-            callback = self._callback(on_step, done, total)
+            callback = self._callback(on_step, deadline, done, total)
             start = time.perf_counter()
             if low is None:
                 out = tasks.generate(model_, [seed], schedule=schedule, label=label, callback=callback)
@@ -535,7 +577,7 @@ class Studio:
             tasks.heun_baseline(teacher_model, [seed], steps=2, label=label)  # warm-up
             start = time.perf_counter()
             out = tasks.heun_baseline(teacher_model, [seed], steps=18, label=label,
-                                      callback=self._callback(on_step, done, total)).cpu()
+                                      callback=self._callback(on_step, deadline, done, total)).cpu()
             runs.append((f"teacher Heun 18 ({teacher.name})", out, 35, 1000 * (time.perf_counter() - start)))
             ref_tensor = out
             notes.append("PSNR is against the teacher's sample from the same noise")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from editing.models import ModelLoadError, Runtime, load_model
+from editing.models import ModelLoadError, Runtime, cpu_has_native_bf16, load_model, resolve_runtime
 from editing.precond import Denoiser
 
 
@@ -141,6 +141,7 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
@@ -158,10 +159,9 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
 
 
 def default_runtime(device: torch.device) -> Runtime:
-    """The app's runtime: fp32 weights + bf16 autocast on CPU, fp16 weights on CUDA (editing.models)."""
-    if device.type == "cuda":
-        return Runtime(device, torch.float16, None)
-    return Runtime(device, torch.float32, torch.bfloat16)
+    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA; fp32 weights on CPU, under
+    bf16 autocast where the CPU runs bf16 natively."""
+    return resolve_runtime(str(device))
 
 
 def try_load(folder: Path | None, runtime: Runtime) -> tuple[Denoiser | None, str]:

@@ -35,11 +35,21 @@ class Runtime:
 
     device: torch.device
     weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
-    autocast_dtype: torch.dtype | None  # bf16 autocast on CPU when asked
+    autocast_dtype: torch.dtype | None  # bf16 autocast on CPU where it is native
 
 
-def resolve_runtime(device: str = "auto", bf16: bool = True) -> Runtime:
-    """'auto' picks CUDA when present; fp16 weights on CUDA, fp32 weights + optional bf16 autocast on CPU."""
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX-512 or AMX). Without it (an AVX2-only CPU) bf16 is
+    emulated and measured 20x slower than fp32 for training, so bf16 must not be the default there."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return False
+
+
+def resolve_runtime(device: str = "auto", bf16: bool | None = None) -> Runtime:
+    """'auto' picks CUDA when present; fp16 weights on CUDA, fp32 weights on CPU with bf16 autocast when
+    `bf16` is True, or, when it is None, when the CPU runs bf16 natively (`cpu_has_native_bf16`)."""
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "auto":
@@ -49,6 +59,8 @@ def resolve_runtime(device: str = "auto", bf16: bool = True) -> Runtime:
     dev = torch.device(device)
     if dev.type == "cuda":
         return Runtime(dev, torch.float16, None)
+    if bf16 is None:
+        bf16 = cpu_has_native_bf16()
     return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -259,3 +260,47 @@ def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
     assert rows[0]["ms"] == 2.9 and rows[1]["quality"] == 51.9 and "SWD" in rows[0]["metric"]
     (tmp_path / "RESULTS.json").write_text('{"tables": {}}')
     assert read_benchmarks(tmp_path / "RESULTS.json")[0] == []
+
+
+def test_requests_past_the_time_limit_stop_between_evaluations(tmp_path: Path) -> None:
+    """The limit is checked after every network evaluation: a 39-step request stops after its first one, says
+    why, and the same studio serves the next request (nothing is left running)."""
+    from app.studio import COMPARE_STEPS, RequestTimeout, Studio
+    from editing.models import Runtime
+
+    weights = make_weights(tmp_path / "weights")
+    runtime = Runtime(torch.device("cpu"), torch.float32, None)
+    done: list[tuple[int, int]] = []
+    hurried = Studio.from_weights(weights, runtime, out_dir=tmp_path / "out", request_timeout=1e-9)
+    with pytest.raises(RequestTimeout, match=r"stopped after .* \(1 of 39 network evaluations\).*1e-09 s per request"):
+        hurried.generate("tiny-cm", "noto", 0, 2, "39", on_step=lambda d, t: done.append((d, t)))
+    assert done == [(1, 39)]
+    whole = sum(COMPARE_STEPS) + 2 * 18 - 1  # compare counts its whole request: CM steps and the teacher's Heun
+    with pytest.raises(RequestTimeout, match=f"of {whole} network evaluations"):
+        hurried.compare("tiny-cm", "noto", 0, None)
+    relaxed = Studio.from_weights(weights, runtime, out_dir=tmp_path / "out", request_timeout=60)
+    assert len(relaxed.generate("tiny-cm", "noto", 0, 2, "39").images) == 2
+    with pytest.raises(ValueError, match="positive"):
+        Studio.from_weights(weights, runtime, request_timeout=0)
+
+
+def test_a_timed_out_request_is_a_clear_api_error(tmp_path: Path) -> None:
+    demo, url = start_app(make_weights(tmp_path / "weights"), example_paths=[], request_timeout=1e-9)
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        for _ in range(2):  # the worker is free again after the first time-out
+            with pytest.raises(Exception, match="per request. Ask for fewer steps") as info:
+                call(client, "generate", seed=0, batch=1, steps="4", **COMMON)
+            assert "Traceback" not in str(info.value)
+    finally:
+        demo.close()
+
+
+def test_app_takes_a_timeout_flag() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("studio_main", Path(__file__).resolve().parent.parent / "app.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    assert main.parse_args([]).timeout == main.REQUEST_TIMEOUT > 0
+    assert main.parse_args(["--timeout", "7.5"]).timeout == 7.5

@@ -215,9 +215,12 @@ def test_our_folder_checksums_and_parameterization(tiny_model_dir: Path, tmp_pat
 
 
 def test_resolve_runtime() -> None:
-    rt = resolve_runtime("cpu")
+    rt = resolve_runtime("cpu", bf16=True)
     assert rt.device == torch.device("cpu") and rt.weight_dtype == torch.float32 and rt.autocast_dtype == torch.bfloat16
     assert resolve_runtime("cpu", bf16=False).autocast_dtype is None
+    # By default bf16 is used only where the CPU runs it natively: emulated bf16 is many times slower.
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_runtime("cpu").autocast_dtype == (torch.bfloat16 if native else None)
     auto = resolve_runtime("auto")
     assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     if torch.cuda.is_available():

@@ -201,6 +201,18 @@ MALFORMED: list[tuple[str, str, Build, str]] = [
      "maximum value"),
     ("noise level 5", "add_noise", lambda f: dict(image=up(f["good.png"]), noise_sigma=5, noise_seed=0),
      "maximum value"),
+    # JSON of the wrong type where a number or a checkbox belongs (Gradio's own check failed generically).
+    ("seed as a word", "generate", lambda f: dict(seed="lucky", batch=1, steps="1 step"),
+     "Seed: expected a number, got str"),
+    ("batch size as a list", "generate", lambda f: dict(seed=0, batch=[4], steps="1 step"),
+     "Batch size: expected a number, got list"),
+    ("variations as true", "colorize", lambda f: dict(image=up(f["good.png"]), steps="2", seed=0, variations=True),
+     "Variations: expected a number, got bool"),
+    ("frames as an object", "interpolate", lambda f: dict(
+        mode_name="seeds", seed_a=0, seed_b=1, image_a=None, image_b=None, frames={"n": 3}, steps="1 step", seed=0),
+     "Frames: expected a number, got dict"),
+    ("override checkbox as a string", "denoise", lambda f: dict(image=up(f["good.png"]), use_override="false",
+                                                                sigma=0.2, refine=0, seed=0), "expected true or false"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,10 +73,10 @@ def result_outputs(label: str = "Results", columns: int = 4) -> Outputs:
     return Outputs(gallery, notes, files)
 
 
-def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> gr.Number:
+def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInput:
     """A seed box with a randomize button (the seed used is what the box shows)."""
     with gr.Row(equal_height=True):
-        seed = gr.Number(label=label, value=value, precision=0, minimum=0, maximum=2**32 - 1, scale=3)
+        seed = NumberInput(label=label, value=value, precision=0, minimum=0, maximum=2**32 - 1, scale=3)
         dice = gr.Button("Random seed", scale=1, size="sm")
     dice.click(lambda: random.randrange(2**31), outputs=seed, api_name=f"{api_prefix}_random_seed",
                api_visibility=UNDOCUMENTED, queue=False, show_progress="hidden")
@@ -87,8 +88,71 @@ def steps_picker(default: str, label: str = "Steps") -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=default, label=label, allow_custom_value=True, info=STEPS_INFO)
 
 
-def variations_slider(value: int = 4, label: str = "Variations") -> gr.Slider:
-    return gr.Slider(1, 8, value=value, step=1, label=label)
+def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:
+    return SliderInput(1, 8, value=value, step=1, label=label)
+
+
+def as_number(payload: Any, label: str | None) -> int | float:
+    """A number from an API payload: a JSON number or a numeric string ("7", "0.25"). Anything else (a word,
+    a list, true/false, NaN) is a clear gr.Error naming the field, where Gradio's own check failed generically."""
+    what = label or "a number field"
+    value = payload
+    if isinstance(payload, str):
+        text = payload.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = "nothing" if payload is None else f"{type(payload).__name__} {str(payload)[:40]!r}"
+        raise gr.Error(f"{what}: expected a number, got {shown}", print_exception=False)
+    if not math.isfinite(value):
+        raise gr.Error(f"{what}: expected a finite number, got {value}", print_exception=False)
+    return value
+
+
+def _bounded(preprocess: Callable[[Any], Any], value: int | float, label: str | None) -> Any:
+    """Gradio's own range check and rounding, with the field's name in front of its message."""
+    try:
+        return preprocess(value)
+    except gr.Error as e:
+        raise gr.Error(f"{label or 'a number field'}: {e.message}", print_exception=False) from None
+
+
+class NumberInput(gr.Number):
+    """A gr.Number whose API payload of the wrong type gets a clear message (see `as_number`)."""
+
+    is_template = True  # drawn by the frontend as a plain Number
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is None:
+            return None
+        return _bounded(super().preprocess, as_number(payload, self.label), self.label)
+
+
+class SliderInput(gr.Slider):
+    """A gr.Slider whose API payload of the wrong type gets a clear message (see `as_number`)."""
+
+    is_template = True  # drawn by the frontend as a plain Slider
+
+    def preprocess(self, payload: Any) -> Any:
+        return _bounded(super().preprocess, as_number(payload, self.label), self.label)
+
+
+class CheckboxInput(gr.Checkbox):
+    """A gr.Checkbox that refuses anything but true/false from the API (Gradio passes any value through,
+    and the string "false" would read as true)."""
+
+    is_template = True  # drawn by the frontend as a plain Checkbox
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is None or isinstance(payload, bool):
+            return payload
+        raise gr.Error(f"{self.label or 'a checkbox'}: expected true or false, got "
+                       f"{type(payload).__name__} {str(payload)[:40]!r}", print_exception=False)
 
 
 class UploadImage(gr.Image):

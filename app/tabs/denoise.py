@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import (PIXELATED, UNDOCUMENTED, examples, guarded, image_input, progress_callback,
-                             result_outputs, seed_row)
+from app.tabs.common import (PIXELATED, UNDOCUMENTED, CheckboxInput, NumberInput, SliderInput, examples, guarded,
+                             image_input, progress_callback, result_outputs, seed_row)
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -22,12 +22,12 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 image = image_input("Noisy image")
                 examples(example_paths, [image])
                 with gr.Accordion("Add noise (to try it on a clean image)", open=False):
-                    noise_sigma = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="Noise sigma")
-                    noise_seed = gr.Number(label="Noise seed", value=0, precision=0, minimum=0)
+                    noise_sigma = SliderInput(0.0, 1.0, value=0.2, step=0.01, label="Noise sigma")
+                    noise_seed = NumberInput(label="Noise seed", value=0, precision=0, minimum=0)
                     add = gr.Button("Add noise to the image")
-                override = gr.Checkbox(value=False, label="Override the estimated noise level")
-                sigma = gr.Slider(0.002, 2.0, value=0.2, step=0.001, label="Noise sigma to use")
-                refine = gr.Slider(0, 8, value=0, step=1, label="Refinement steps")
+                override = CheckboxInput(value=False, label="Override the estimated noise level")
+                sigma = SliderInput(0.002, 2.0, value=0.2, step=0.001, label="Noise sigma to use")
+                refine = SliderInput(0, 8, value=0, step=1, label="Refinement steps")
                 seed = seed_row("denoise")
                 run = gr.Button("Denoise", variant="primary")
             with gr.Column(scale=1):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import guarded, progress_callback, result_outputs, seed_row, steps_picker
+from app.tabs.common import SliderInput, guarded, progress_callback, result_outputs, seed_row, steps_picker
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -19,7 +19,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         with gr.Row():
             with gr.Column(scale=1):
                 seed = seed_row("generate")
-                batch = gr.Slider(1, 16, value=8, step=1, label="Batch size")
+                batch = SliderInput(1, 16, value=8, step=1, label="Batch size")
                 steps = steps_picker("1 step")
                 run = gr.Button("Generate", variant="primary")
             with gr.Column(scale=2):

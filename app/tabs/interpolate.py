@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import PIXELATED, guarded, image_input, progress_callback, result_outputs, seed_row, steps_picker
+from app.tabs.common import (PIXELATED, NumberInput, SliderInput, guarded, image_input, progress_callback,
+                             result_outputs, seed_row, steps_picker)
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -22,8 +23,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             with gr.Column(scale=1):
                 mode = gr.Radio(MODES, value="seeds", label="Between")
                 with gr.Row():
-                    seed_a = gr.Number(label="First seed", value=1, precision=0, minimum=0)
-                    seed_b = gr.Number(label="Second seed", value=2, precision=0, minimum=0)
+                    seed_a = NumberInput(label="First seed", value=1, precision=0, minimum=0)
+                    seed_b = NumberInput(label="Second seed", value=2, precision=0, minimum=0)
                 with gr.Row():
                     image_a = image_input("First image", height=180)
                     image_b = image_input("Second image", height=180)
@@ -31,7 +32,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     pairs = [[a, b] for a, b in zip(example_paths, example_paths[1:] + example_paths[:1])]
                     gr.Examples(examples=pairs, inputs=[image_a, image_b], label="Held-out example pairs",
                                 cache_examples=False, examples_per_page=6)
-                frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
+                frames = SliderInput(2, 16, value=8, step=1, label="Frames")
                 steps = steps_picker("1 step", label="Steps (for images: the schedule, default 16,20,39)")
                 seed = seed_row("interpolate", label="Noise seed (two images)")
                 run = gr.Button("Interpolate", variant="primary")

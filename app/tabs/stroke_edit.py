@@ -12,8 +12,8 @@ import gradio as gr
 from PIL import Image
 
 from app import images
-from app.tabs.common import (DrawingEditor, UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
-                             seed_row, variations_slider)
+from app.tabs.common import (UNDOCUMENTED, CheckboxInput, DrawingEditor, SliderInput, examples, guarded, image_input,
+                             progress_callback, result_outputs, seed_row, variations_slider)
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -44,13 +44,13 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 with gr.Accordion("Start from an image", open=False):
                     start_image = image_input("Start image", height=180)
                     examples(example_paths, [start_image])
-                strength = gr.Slider(0, 38, value=16, step=1, label="Strength: starting index into the 40 sigmas",
+                strength = SliderInput(0, 38, value=16, step=1, label="Strength: starting index into the 40 sigmas",
                                      info="0 starts from pure noise (sigma 80); higher keeps more of the painting")
-                steps = gr.Slider(1, 8, value=2, step=1, label="Steps (network evaluations)")
+                steps = SliderInput(1, 8, value=2, step=1, label="Steps (network evaluations)")
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
                 with gr.Row():
-                    live = gr.Checkbox(value=False, label="Live mode (re-render on every change, 1 variation)")
+                    live = CheckboxInput(value=False, label="Live mode (re-render on every change, 1 variation)")
                     run = gr.Button("Render", variant="primary")
             with gr.Column(scale=1):
                 out = result_outputs("Rendered", columns=2)
