@@ -2,7 +2,7 @@
 
 The tabs hand it plain values (file paths, editor dicts, numbers, strings) and get back PIL images,
 captions, notes and files written at model resolution and enlarged (nearest-neighbour). All the
-image math lives in `editing`; conversion of uploads lives in `app.images`. Nothing here runs at
+image math lives in `editing`; conversion of uploads lives in `editing.images`. Nothing here runs at
 import: `Studio.from_weights(...)` is called from `app.py` (or a test).
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from app import images
+from editing import images
 from editing import metrics, tasks
 from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, unet_folder
 from editing.precond import Denoiser, Parameterization

@@ -143,7 +143,7 @@ def pick_schedule(args: argparse.Namespace, default: Any) -> Any:
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the model, run the task, write the outputs; returns the written paths."""
-    from editing import io, tasks
+    from editing import images, io, tasks
     from editing.models import load_model, resolve_runtime
     from editing.schedules import PRESETS, Schedule
 
@@ -160,30 +160,41 @@ def run(args: argparse.Namespace) -> list[Path]:
     label = pick_label(model.param.class_names, args.label)
     seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
     task = args.task
+
+    def load_image(path: str, resolution: int) -> Any:
+        """The studio's hardened conversion (size limits, modes, EXIF, padding); its notes go to stderr."""
+        converted = images.load_image(path, resolution)
+        for note in converted.notes:
+            print(f"{path}: {note}", file=sys.stderr)
+        return converted.tensor
+
     if task == "generate":
         out = tasks.generate(model, seeds, schedule=pick_schedule(args, PRESETS["1 step"]), label=label)
     elif task == "inpaint":
-        image, mask = io.load_image(args.image, r), io.load_mask(args.mask, r)
+        image, converted = load_image(args.image, r), images.load_mask(args.mask, r)
+        for note in converted.notes:
+            print(f"{args.mask}: {note}", file=sys.stderr)
+        mask = converted.mask
         if not mask.any():
             raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
         out = tasks.inpaint(model, image, mask, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
     elif task == "colorize":
-        out = tasks.colorize(model, io.load_image(args.image, r), seeds,
+        out = tasks.colorize(model, load_image(args.image, r), seeds,
                              schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
     elif task == "superresolve":
         if args.factor < 2 or r % args.factor:
             raise UsageError(f"--factor must be >= 2 and divide the model resolution {r}, got {args.factor}")
-        low = io.load_image(args.image, r // args.factor)
+        low = load_image(args.image, r // args.factor)
         out = tasks.superresolve(model, low, args.factor, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT),
                                  label=label)
     elif task == "strokes":
-        out = tasks.stroke_edit(model, io.load_image(args.image, r), seeds,
+        out = tasks.stroke_edit(model, load_image(args.image, r), seeds,
                                 schedule=pick_schedule(args, PRESETS["strokes"]), label=label)
     elif task == "interpolate":
         if args.frames < 2:
             raise UsageError(f"--frames must be >= 2, got {args.frames}")
         if len(args.images) == 2:
-            a, b = (io.load_image(path, r) for path in args.images)
+            a, b = (load_image(path, r) for path in args.images)
             frames = tasks.interpolate_images(model, a, b, args.frames, args.seed,
                                               schedule=pick_schedule(args, Schedule((16, 20, 39), 40)), label=label)
         elif not args.images:
@@ -194,7 +205,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             raise UsageError(f"interpolate takes no image (seeds) or two images, got {len(args.images)}")
         return [io.save_frames(frames, args.out)]
     elif task == "denoise":
-        out, sigma = tasks.denoise(model, io.load_image(args.image, r), sigma=args.sigma, refine_steps=args.refine,
+        out, sigma = tasks.denoise(model, load_image(args.image, r), sigma=args.sigma, refine_steps=args.refine,
                                    seed=args.seed, label=label)
         print(f"noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
     else:  # argparse only lets known tasks through

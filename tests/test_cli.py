@@ -18,6 +18,7 @@ from PIL import Image
 
 from editing.__main__ import TASKS, main
 from tests.conftest import make_tiny_folder
+from tests.test_images import png_by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 16
@@ -66,7 +67,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.new("L", (RES, RES), 0).save(black)
     corrupt = d / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
-    return dict(dir=d, model=model, photo=photo, other=other, mask=mask, black=black, corrupt=corrupt)
+    bomb = d / "bomb.png"
+    bomb.write_bytes(png_by_hand(100_000, 100_000, 8, 2, None))  # refused from its header, never decoded
+    return dict(dir=d, model=model, photo=photo, other=other, mask=mask, black=black, corrupt=corrupt, bomb=bomb)
 
 
 def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[int, int], int]]:
@@ -159,8 +162,10 @@ def test_bad_input_subprocess(runs: dict[str, subprocess.CompletedProcess]) -> N
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["colorize", "{dir}/missing.png"], "missing.png: file not found"),
-        (["colorize", "{corrupt}"], "not a readable image"),
+        (["colorize", "{dir}/missing.png"], "'missing.png': file not found"),
+        (["colorize", "{corrupt}"], "corrupt or truncated"),
+        (["colorize", "{bomb}"], "too large"),
+        (["inpaint", "{photo}", "--mask", "{bomb}"], "too large"),
         (["generate", "--ts", "0,22,22,39"], "ascending"),
         (["generate", "--ts", "0,22,38"], "end at"),
         (["generate", "--steps", "0"], "steps"),

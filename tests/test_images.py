@@ -1,4 +1,4 @@
-"""app.images: every malformed or unusual upload gives a clear InputError or a correct conversion with a note.
+"""editing.images: every malformed or unusual upload gives a clear InputError or a correct conversion with a note.
 
 All inputs are generated here (no binary fixtures); PNG headers that Pillow will not write are built by hand.
 """
@@ -6,6 +6,7 @@ All inputs are generated here (no binary fixtures); PNG headers that Pillow will
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app import images
-from app.images import InputError, load_image, load_mask, mask_from_editor
+from editing import images
+from editing.images import InputError, load_image, load_mask, mask_from_editor
 from editing.schedules import PRESETS
 
 R = 16
@@ -456,6 +457,20 @@ def test_parse_seed(value: Any, expected: int) -> None:
 def test_parse_seed_errors(value: Any) -> None:
     with pytest.raises(InputError, match="whole number from 0 to 9223372036854775807"):
         images.parse_seed(value)
+
+
+@pytest.mark.parametrize("value,expected", [(3, 3), (0.25, 0.25), (" 7 ", 7), ("-2.5", -2.5), (np.float32(1.5), 1.5)])
+def test_parse_number(value: Any, expected: float) -> None:
+    number = images.parse_number(value, "Frames")
+    assert number == expected and type(number) is type(expected) or isinstance(value, np.floating)
+
+
+@pytest.mark.parametrize("value,message", [("lucky", "expected a number, got str 'lucky'"), ([4], "got list"),
+                                           (True, "got bool"), ({"n": 3}, "got dict"), (None, "got nothing"),
+                                           (float("nan"), "finite"), ("inf", "finite")])
+def test_parse_number_errors(value: Any, message: str) -> None:
+    with pytest.raises(InputError, match=f"^Frames: .*{re.escape(message)}"):
+        images.parse_number(value, "Frames")
 
 
 def test_parse_steps_or_ts() -> None:

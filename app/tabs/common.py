@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
+
+from editing import images
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +94,12 @@ def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:
 
 
 def as_number(payload: Any, label: str | None) -> int | float:
-    """A number from an API payload: a JSON number or a numeric string ("7", "0.25"). Anything else (a word,
-    a list, true/false, NaN) is a clear gr.Error naming the field, where Gradio's own check failed generically."""
-    what = label or "a number field"
-    value = payload
-    if isinstance(payload, str):
-        text = payload.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                value = None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        shown = "nothing" if payload is None else f"{type(payload).__name__} {str(payload)[:40]!r}"
-        raise gr.Error(f"{what}: expected a number, got {shown}", print_exception=False)
-    if not math.isfinite(value):
-        raise gr.Error(f"{what}: expected a finite number, got {value}", print_exception=False)
-    return value
+    """A number from an API payload (see editing.images.parse_number), or a gr.Error naming the field where
+    Gradio's own check failed with a generic error."""
+    try:
+        return images.parse_number(payload, label or "a number field")
+    except images.InputError as e:
+        raise gr.Error(str(e), print_exception=False) from None
 
 
 def _bounded(preprocess: Callable[[Any], Any], value: int | float, label: str | None) -> Any:
@@ -156,7 +144,7 @@ class CheckboxInput(gr.Checkbox):
 
 
 class UploadImage(gr.Image):
-    """A gr.Image whose uploaded file reaches app.images unopened. Gradio's own preprocess opens it with PIL
+    """A gr.Image whose uploaded file reaches editing.images unopened. Gradio's own preprocess opens it with PIL
     first, so an empty, corrupt, non-image or decompression-bomb file failed there with a generic error."""
 
     is_template = True  # drawn by the frontend as a plain Image
@@ -183,7 +171,7 @@ class DrawingEditor(gr.ImageEditor):
 
 
 def image_input(label: str, height: int = 260) -> gr.Image:
-    """An upload that hands the service a file path; conversion and its notes happen in app.images."""
+    """An upload that hands the service a file path; conversion and its notes happen in editing.images."""
     return UploadImage(label=label, type="filepath", image_mode=None, sources=["upload", "clipboard"],
                        height=height, elem_classes=[PIXELATED, "studio-upload"])
 

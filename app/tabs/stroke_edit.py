@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from PIL import Image
 
-from app import images
+from editing import images
 from app.tabs.common import (UNDOCUMENTED, CheckboxInput, DrawingEditor, SliderInput, examples, guarded, image_input,
                              progress_callback, result_outputs, seed_row, variations_slider)
 

@@ -594,30 +594,40 @@ def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
     raise InputError(f"unknown class {_echo(value)}; choose one of {shown}")
 
 
-def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
-    """A seed from a number box or text: a whole number from 0 to `maximum` (2**63 - 1)."""
-    expected = f"a seed must be a whole number from 0 to {maximum}"
-    if value is None or isinstance(value, bool):
-        raise InputError(f"{expected}, got {_echo(value)}")
+def parse_number(value: Any, what: str = "a number field") -> int | float:
+    """A finite number from a JSON number or a numeric string ("7", "0.25"); anything else (a word, a list,
+    true/false, nothing, NaN) is an InputError naming the field."""
+    number = value
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = int(text)
+            number = int(text)
         except ValueError:
             try:
-                value = float(text)
+                number = float(text)
             except ValueError:
-                raise InputError(f"{expected}, got {_echo(text)}") from None
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value) or not float(value).is_integer():
-            raise InputError(f"{expected}, got {_echo(value)}")
-        value = int(value)
-    if not isinstance(value, (int, np.integer)):
-        raise InputError(f"{expected}, got {type(value).__name__}")
-    value = int(value)
-    if not 0 <= value <= maximum:
-        raise InputError(f"{expected}, got {value}")
-    return value
+                number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
+        shown = "nothing" if value is None else f"{type(value).__name__} {_echo(value)}"
+        raise InputError(f"{what}: expected a number, got {shown}")
+    if not math.isfinite(number):
+        raise InputError(f"{what}: expected a finite number, got {number}")
+    return number
+
+
+def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
+    """A seed from a number box or text: a whole number from 0 to `maximum` (2**63 - 1)."""
+    expected = f"a seed must be a whole number from 0 to {maximum}"
+    try:
+        number = parse_number(value, "seed")
+    except InputError:
+        raise InputError(f"{expected}, got {_echo(value)}") from None
+    if isinstance(number, (float, np.floating)) and not float(number).is_integer():
+        raise InputError(f"{expected}, got {_echo(value)}")
+    number = int(number)
+    if not 0 <= number <= maximum:
+        raise InputError(f"{expected}, got {number}")
+    return number
 
 
 def _echo(value: Any, limit: int = 60) -> str:
