@@ -16,12 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from editing.models import Runtime, load_model
+from editing.models import Runtime, load_model, save_model
 from editing.precond import Denoiser, Parameterization
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet
-from training.train import TrainConfig, export, train
+from training.train import TrainConfig, build_models, export, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,6 +132,20 @@ def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
     with torch.no_grad():
         # Exported weights are fp16: agreement to fp16 rounding of the weights.
         torch.testing.assert_close(loaded(x, sigma, labels), reference(x, sigma, labels), atol=2e-3, rtol=2e-3)
+
+
+def test_init_from_a_folder_takes_the_runs_dropout(tmp_path: Path) -> None:
+    """CD/CT start from the teacher's folder; its training dropout (0.1) must not leak into a run that asks for 0."""
+    unet, unshuffle = build_unet("tiny", 16, len(STYLES), dropout=0.1)
+    save_model(tmp_path / "teacher", unet, Parameterization(boundary="edm", resolution=16, pixel_unshuffle=unshuffle,
+                                                            class_names=STYLES), dtype=torch.float32)
+    for dropout in (0.0, 0.2):
+        cfg = TrainConfig(mode="cd", init=str(tmp_path / "teacher"), teacher=str(tmp_path / "teacher"), unet="tiny",
+                          dropout=dropout, bf16=False)
+        student, teacher = build_models(cfg, 16, torch.device("cpu"))
+        rates = {m.p for m in student.unet.modules() if isinstance(m, torch.nn.Dropout)}
+        assert rates == {dropout} and student.unet.config.dropout == dropout
+        assert student.param.boundary == "cm" and teacher is not None and not teacher.unet.training
 
 
 def _free_port() -> int:

@@ -173,10 +173,12 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
         loaded = load_model(cfg.init, runtime)
         param = replace(loaded.param, boundary=boundary)
         unet = loaded.unet.requires_grad_(True).train()
-        if cfg.dropout:
-            for m in unet.modules():
-                if isinstance(m, torch.nn.Dropout):
-                    m.p = cfg.dropout
+        # The run's dropout replaces the one the loaded folder was trained with (0 included: CD/CT from a
+        # teacher trained with dropout 0.1 would otherwise keep it, in the student and in the CD target).
+        for m in unet.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = cfg.dropout
+        unet.register_to_config(dropout=cfg.dropout)
     else:
         classes = STYLES if cfg.conditional else ()
         with torch.random.fork_rng():  # the initial weights depend on cfg.seed only
