@@ -186,6 +186,20 @@ def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path])
     np.testing.assert_array_equal(pixels(model_res(again)[0]), first[0])
 
 
+def test_stroke_edit_live_mode_renders_one_variation_only_when_on(client: Client, pngs: dict[str, Path]) -> None:
+    """Live mode (re-render on every canvas or slider change) gives the first variation of a normal render."""
+    painting = handle_file(pngs["image"])
+    _, _, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=20, steps=2, seed=9,
+                       variations=2, **COMMON)
+    gallery, notes, live_files = client.predict(True, painting, None, 20, 2, 9, COMMON["model_name"],
+                                                COMMON["style_name"], api_name="/stroke_edit_live")
+    assert len(gallery) == 1 and "index 20" in notes
+    np.testing.assert_array_equal(pixels(model_res(live_files)[0]), pixels(model_res(files)[0]))
+    off = client.predict(False, painting, None, 20, 2, 9, COMMON["model_name"], COMMON["style_name"],
+                         api_name="/stroke_edit_live")
+    assert not any(isinstance(v, list) and v for v in off), off  # live mode off: nothing is rendered
+
+
 def test_interpolate_seeds_and_images(client: Client, pngs: dict[str, Path]) -> None:
     strip, gif, gallery, notes, files = call(
         client, "interpolate", mode_name="seeds", seed_a=1, seed_b=2, image_a=None, image_b=None, frames=5,
