@@ -180,8 +180,8 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
         quality, ms = columns.index(metric), columns.index("ms / image")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         return [], f"{path} has no sample-quality table ({type(e).__name__}: {e})."
-    rows = [{"method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]), "quality": float(row[quality]),
-             "metric": f"{metric} (x1e3, lower is better)"}
+    rows = [{"model": str(row[model]), "method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]),
+             "quality": float(row[quality]), "metric": f"{metric} (x1e3, lower is better)"}
             for row in table["rows"]
             if isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))]
     if not rows:

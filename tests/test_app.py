@@ -272,6 +272,7 @@ def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
     rows, note = read_benchmarks(tmp_path / "RESULTS.json")
     assert [r["method"] for r in rows] == ["cm 1 step", "edm Heun 18 steps"]
     assert rows[0]["ms"] == 2.9 and rows[1]["quality"] == 51.9 and "SWD" in rows[0]["metric"]
+    assert [r["model"] for r in rows] == ["cm", "edm"]  # the plot's colour (legend) is the model
     (tmp_path / "RESULTS.json").write_text('{"tables": {}}')
     assert read_benchmarks(tmp_path / "RESULTS.json")[0] == []
 

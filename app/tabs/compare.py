@@ -30,8 +30,10 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 table = gr.Dataframe(label="Runs", interactive=False)
         gr.Markdown(plot_note)
         if rows:
-            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="method", x_title="ms per image",
-                           y_title=rows[0]["metric"], label="Benchmark: quality against time", height=320)
+            # Coloured by model (a legend of a few entries); each point's sampler is in its tooltip.
+            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="model", tooltip=["method", "ms", "quality"],
+                           x_title="ms per image", y_title=rows[0]["metric"], color_title="model",
+                           label="Benchmark: quality against time", height=320)
 
     @guarded
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
