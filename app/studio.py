@@ -24,8 +24,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from editing import images
-from editing import metrics, tasks
+from editing import images, metrics, tasks
 from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, unet_folder
 from editing.precond import Denoiser, Parameterization
 from editing.samplers import Step, generators_for, randn
