@@ -82,7 +82,8 @@ def test_edm_boundary_differs(tiny_model: Denoiser) -> None:
     assert not torch.equal(edm, x)
     c_skip, c_out, c_in = reference_scalings(0.002, "edm")
     f_raw = tiny_model.network(c_in * x, time_input(sigma, tiny_model.param), labels)
-    torch.testing.assert_close(edm, c_skip * x + c_out * f_raw, rtol=1e-5, atol=1e-6)
+    # Two forward passes of a conv net: fp32 rounding differs by CPU kernel (1.1e-6 seen on AVX-512).
+    torch.testing.assert_close(edm, c_skip * x + c_out * f_raw, rtol=1e-5, atol=1e-5)
     # At a large sigma both use the network, with different weights.
     assert not torch.allclose(tiny_model(x, 1.0, labels), tiny_model(x, 1.0, labels, boundary="edm"), atol=1e-4)
 
@@ -95,7 +96,7 @@ def test_denoiser_formula_and_no_mutation(tiny_model: Denoiser) -> None:
     assert torch.equal(x, before)
     c_skip, c_out, c_in = reference_scalings(2.0, "cm")
     f_raw = tiny_model.unet(c_in * x, torch.full((2,), 250 * math.log(2.0)), class_labels=labels).sample
-    torch.testing.assert_close(out, c_skip * x + c_out * f_raw, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, c_skip * x + c_out * f_raw, rtol=1e-5, atol=1e-5)  # as above
 
 
 def test_conditional_model_needs_labels(tiny_model: Denoiser) -> None:
