@@ -165,3 +165,20 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     meta = json.loads((run / "checkpoint.json").read_text())
     assert meta["images"] == 16 and meta["step"] == 4  # global batch 2 x 2 processes
+
+
+def test_sample_grid_places_each_styles_samples(tiny_model: Denoiser) -> None:
+    from editing import tasks
+    from editing.schedules import uniform
+    from training.samples import grid, to_uint8
+
+    seeds = [0, 1, 2]
+    canvas = np.asarray(grid(tiny_model, tiny_model, seeds, scale=1))
+    r, pad, label_w, header = tiny_model.param.resolution, 4, 112, 22
+    styles = len(tiny_model.param.class_names)
+    assert canvas.shape == (styles * (header + 4 * (r + pad)), label_w + len(seeds) * (r + pad), 3)
+    # Second style's 2-step row, third seed: exactly that sample, at that place.
+    want = to_uint8(tasks.generate(tiny_model, seeds, schedule=uniform(2), label=1))[2]
+    y = (header + 4 * (r + pad)) + header + (r + pad)
+    x = label_w + 2 * (r + pad)
+    np.testing.assert_array_equal(canvas[y:y + r, x:x + r], want)

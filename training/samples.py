@@ -39,15 +39,17 @@ def grid(model: Denoiser, teacher: Denoiser | None, seeds: list[int], scale: int
     names = model.param.class_names or ("unconditional",)
     labels = list(range(len(model.param.class_names))) if model.param.class_names else [None]
     r = model.param.resolution * scale
-    label_w, pad = 150, 4
+    label_w, pad, header = 112, 4, 22  # a style's name gets a thin header row, not a full tile row
     blocks = [(name, rows_for(model, teacher, seeds, label)) for name, label in zip(names, labels)]
-    n_rows = sum(len(rows) for _, rows in blocks) + len(blocks)
-    canvas = Image.new("RGB", (label_w + len(seeds) * (r + pad), n_rows * (r + pad)), "white")
+    n_tile_rows = sum(len(rows) for _, rows in blocks)
+    canvas = Image.new("RGB", (label_w + len(seeds) * (r + pad), n_tile_rows * (r + pad) + len(blocks) * header),
+                       "white")
     draw = ImageDraw.Draw(canvas)
     y = 0
     for name, rows in blocks:
-        draw.text((4, y + r // 2 - 6), name, fill="black")
-        y += r + pad
+        draw.text((4, y + 6), name, fill="black")
+        draw.line((label_w, y + header // 2, canvas.width - pad, y + header // 2), fill=(200, 200, 200))
+        y += header
         for row_name, images in rows:
             draw.text((4, y + r // 2 - 6), row_name, fill="black")
             for i, image in enumerate(images):
