@@ -55,6 +55,11 @@ class Table:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    run: str = ""  # the run these numbers come from (date, machine, model), shown under the title
+
+    @classmethod
+    def from_dict(cls, key: str, data: dict) -> "Table":
+        return cls(key, data["title"], data["columns"], data["rows"], data["notes"], data.get("run", ""))
 
     def add(self, *values: Any) -> None:
         assert len(values) == len(self.columns), (values, self.columns)
@@ -62,6 +67,8 @@ class Table:
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]
+        if self.run:
+            lines += [f"*Run: {self.run}*", ""]
         if self.rows:
             lines.append("| " + " | ".join(self.columns) + " |")
             lines.append("|" + "---|" * len(self.columns))
@@ -72,7 +79,7 @@ class Table:
 
     def to_dict(self) -> dict:
         return {"title": self.title, "columns": self.columns, "rows": [[jsonable(v) for v in r] for r in self.rows],
-                "notes": self.notes}
+                "notes": self.notes, "run": self.run}
 
 
 def fmt(value: Any) -> str:

@@ -134,14 +134,50 @@ def run(options: Options) -> dict:
         tables.append(scaling.resolution_table(net, device, budget, runtime.autocast_dtype, runtime.weight_dtype,
                                                runtime_note, net_name))
     info["seconds"] = round(time.perf_counter() - started, 1)
+    stamp = run_stamp(info)
+    for t in tables:
+        t.run = stamp
+    if set(options.sections) != set(SECTIONS):
+        tables = merged(results_path(options, ".json"), tables)
     document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
     write(options, document, tables)
     return document
 
 
+def run_stamp(info: dict) -> str:
+    """One line naming the run a table comes from, so merged results say which numbers are whose."""
+    return f"{info['date']}, {info['cpu']}, {info['dtype']}, model {info['model']}"
+
+
+def merged(previous: Path, tables: list[Table]) -> list[Table]:
+    """A partial run's tables in place of the same tables of the previous results; the others kept as they were.
+
+    Retraining a model only needs its quality section rerun: the speed and editing tables of the last full
+    run stay, each still naming the run it came from."""
+    if not previous.is_file():
+        return tables
+    try:
+        old = json.loads(previous.read_text())
+        stamp = run_stamp(old["machine"])
+        kept = [Table.from_dict(key, data) for key, data in old["tables"].items()]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"[benchmarks] not merging into {previous} ({e}); writing this run's tables only", flush=True)
+        return tables
+    new = {t.key: t for t in tables}
+    out = [new.pop(t.key, t) for t in kept]
+    for t in out:
+        t.run = t.run or stamp  # tables written before tables carried their own stamp
+    return out + list(new.values())
+
+
+def results_path(options: Options, suffix: str) -> Path:
+    return options.out_dir / (("RESULTS-quick" if options.quick else "RESULTS") + suffix)
+
+
 def markdown(info: dict, tables: list[Table]) -> str:
     lines = ["# Benchmarks", "", "Written by `python -m benchmarks" + (" --quick" if info["mode"] == "quick" else "")
-             + "` (issue 6). Machine and run:", ""]
+             + "` (issue 6). The latest run (a run of some `--sections` replaces those tables and keeps the "
+             "others; each table names its run under its title):", ""]
     lines += [f"- **{k}**: {v}" for k, v in info.items()]
     lines.append("")
     for t in tables:
@@ -150,11 +186,10 @@ def markdown(info: dict, tables: list[Table]) -> str:
 
 
 def write(options: Options, document: dict, tables: list[Table]) -> None:
-    stem = "RESULTS-quick" if options.quick else "RESULTS"
     options.out_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(document["machine"], tables)
-    (options.out_dir / f"{stem}.md").write_text(text)
-    (options.out_dir / f"{stem}.json").write_text(json.dumps(document, indent=1) + "\n")
+    results_path(options, ".md").write_text(text)
+    results_path(options, ".json").write_text(json.dumps(document, indent=1) + "\n")
     print(text, flush=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,30 @@ def test_full_run_on_tiny_models(setup: dict[str, Path]) -> None:
     quality = [r[:3] for r in doc["tables"]["quality"]["rows"]]
     assert ["tiny-edm", "Heun 2 steps", 3] in quality and ["tiny-cm", "2 steps", 2] in quality
     assert "| inpaint: random strokes |" in text and "SWD 16px" in text
+
+
+def test_a_partial_run_replaces_only_its_tables(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "out-partial"
+    first = run(Options(model=setup["model"], teacher=setup["teacher"], data=setup["data"], out_dir=out,
+                        sections=("speed", "quality"), budget=TINY))
+    renamed = setup["root"] / "weights" / "retrained-cm"
+    shutil.copytree(setup["model"], renamed)
+    second = run(Options(model=renamed, teacher=setup["teacher"], data=setup["data"], out_dir=out,
+                         sections=("quality",), budget=TINY))
+    # The speed tables of the first run are kept as they were, in their order; quality is the new run's.
+    assert list(second["tables"]) == list(first["tables"])
+    assert second["tables"]["speed"] == first["tables"]["speed"]
+    assert "tiny-cm" in second["tables"]["speed"]["run"]
+    models = {row[0] for row in second["tables"]["quality"]["rows"]}
+    assert "retrained-cm" in models and "tiny-cm" not in models
+    assert "retrained-cm" in second["tables"]["quality"]["run"]
+    text = (out / "RESULTS.md").read_text()
+    assert text.count("*Run: ") == len(second["tables"])
+    # A file that is not ours is not merged into: the partial run's tables alone are written.
+    (out / "RESULTS.json").write_text("not json")
+    third = run(Options(model=renamed, teacher=setup["teacher"], data=setup["data"], out_dir=out,
+                        sections=("quality",), budget=TINY))
+    assert list(third["tables"]) == ["quality"]
 
 
 def test_missing_models_are_skipped_clearly(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
