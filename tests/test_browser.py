@@ -1,8 +1,8 @@
 """End to end in a real browser: headless Chromium (Debian's package) opens the studio, uploads an image,
 paints a mask with the mouse, runs the inpainting and waits for the result.
 
-The screenshot goes to docs/browser-test-inpaint.png; the README's screenshots come from
-`python -m app.screenshots` on the shipped model.
+The screenshot goes to the test's temporary folder (or to $BROWSER_TEST_SCREENSHOT_DIR, to look at it), never
+into the tree: the README's screenshots come from `python -m app.screenshots` on the shipped model.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                                "(apt-get install -y chromium)")
@@ -51,7 +50,7 @@ def example_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_inpaint_in_the_browser(studio_url: str, example_png: Path) -> None:
+def test_inpaint_in_the_browser(studio_url: str, example_png: Path, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -80,7 +79,8 @@ def test_inpaint_in_the_browser(studio_url: str, example_png: Path) -> None:
             result.wait_for(state="visible", timeout=60_000)
             notes = tab.locator(".studio-notes").first.inner_text()
             assert "filled" in notes, f"the painted mask did not reach the server: {notes!r}"
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "browser-test-inpaint.png"), full_page=True)
+            shots = Path(os.environ.get("BROWSER_TEST_SCREENSHOT_DIR", tmp_path))
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "browser-test-inpaint.png"), full_page=True)
         finally:
             browser.close()
