@@ -71,9 +71,10 @@ class CTLoss:
         # Lognormal-weighted choice of the interval [sigma_i, sigma_{i+1}] (iCT Sec. 3.5).
         log = torch.log(sigmas)
         cdf = torch.special.erf((log - self.p_mean) / (math.sqrt(2) * self.p_std))
-        probs = (cdf[1:] - cdf[:-1]).clamp_min(1e-12)
+        probs = (cdf[1:] - cdf[:-1]).clamp_min(1e-12).to(x.device)
         i = torch.multinomial(probs, x.shape[0], replacement=True, generator=generator)
-        sigma_lo, sigma_hi = sigmas[i].to(x.device), sigmas[i + 1].to(x.device)
+        sigmas = sigmas.to(x.device)
+        sigma_lo, sigma_hi = sigmas[i], sigmas[i + 1]
         z = torch.randn(x.shape, generator=generator, device=x.device)
         out_hi = model(x + sigma_hi.view(-1, 1, 1, 1) * z, sigma_hi, labels)
         with torch.no_grad():
@@ -99,10 +100,10 @@ class CDLoss:
         generator: torch.Generator,
     ) -> torch.Tensor:
         p = model.param
-        sigmas = karras_sigmas(self.n, p.sigma_min, p.sigma_max, p.rho).flip(0).to(torch.float32)  # ascending
-        i = torch.randint(0, self.n - 1, (x.shape[0],), generator=generator)
-        sigma_lo = sigmas[i].to(x.device).view(-1, 1, 1, 1)
-        sigma_hi = sigmas[i + 1].to(x.device).view(-1, 1, 1, 1)
+        sigmas = karras_sigmas(self.n, p.sigma_min, p.sigma_max, p.rho).flip(0).to(x.device, torch.float32)
+        i = torch.randint(0, self.n - 1, (x.shape[0],), generator=generator, device=x.device)
+        sigma_lo = sigmas[i].view(-1, 1, 1, 1)  # ascending grid: sigma_lo < sigma_hi
+        sigma_hi = sigmas[i + 1].view(-1, 1, 1, 1)
         z = torch.randn(x.shape, generator=generator, device=x.device)
         x_hi = x + sigma_hi * z
         with torch.no_grad():

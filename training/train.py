@@ -87,8 +87,8 @@ def ema_beta(cfg: TrainConfig, images: int, batch: int) -> float:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - beta)
+    # One fused kernel per dtype/device group, not one per tensor (launch-bound on a GPU).
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
 
 
 # -- checkpoints: safetensors for tensors, JSON for the rest ---------------------------------------
@@ -112,7 +112,7 @@ def save_checkpoint(
     save_file(tensors, tmp)
     meta = {"config": asdict(cfg), "param": model.param.to_dict(), "unet_config": dict(model.unet.config),
             "images": images, "step": step, "seconds": seconds, "warm_from": warm_from}
-    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=list))
+    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=sorted))
     os.replace(tmp, run / "checkpoint.safetensors")  # atomic: a crash never leaves half a checkpoint
     os.replace(run / "checkpoint.tmp.json", run / "checkpoint.json")
 
@@ -149,13 +149,16 @@ def save_compact(run: Path, out: Path) -> None:
         prefix = f"{which}."
         save_file({k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items()
                    if k.startswith(prefix)}, out / f"{which}.safetensors")
-    (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
+    (out / "state.json").write_text(json.dumps(meta, indent=2, default=sorted) + "\n")
 
 
 def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
     meta = json.loads((folder / "state.json").read_text())
     for which, net in (("model", model), ("ema", ema)):
-        state = load_file(folder / f"{which}.safetensors")
+        # A snapshot may hold the EMA alone (its bytes are the exported model's, so git stores them once):
+        # the online weights then restart from the EMA.
+        path = folder / f"{which}.safetensors"
+        state = load_file(path if path.exists() else folder / "ema.safetensors")
         net.unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return meta
 
@@ -165,8 +168,10 @@ def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
 
 def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
     """The student (fresh, or from cfg.init) and, for cd, the frozen EDM teacher."""
-    # bf16 only where the CPU runs it natively: emulated (AVX2-only CPU) a step measured 11x slower than fp32.
-    autocast = torch.bfloat16 if (cfg.bf16 and device.type == "cpu" and cpu_has_native_bf16()) else None
+    # bf16 on CUDA, and on a CPU only where it runs natively: emulated (AVX2-only CPU) a step measured
+    # 11x slower than fp32.
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    autocast = torch.bfloat16 if (cfg.bf16 and native) else None
     runtime = Runtime(device, torch.float32, autocast)
     boundary = "edm" if cfg.mode == "edm" else "cm"
     if cfg.init:
@@ -205,11 +210,13 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     run.mkdir(parents=True, exist_ok=True)
 
     images_u8, labels = load_dataset(Path(cfg.data))
+    # The whole set lives on the training device (a few MB at 32 px): batches are gathered there.
+    images_u8, labels = images_u8.to(device), labels.to(device)
     model, teacher = build_models(cfg, images_u8.shape[-1], device)
     ema = copy.deepcopy(model).requires_grad_(False)
     target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)  # every draw on the device
     images_seen, step, seconds = 0, 0, 0.0
     warm_from = 0
     if resume and (run / "checkpoint.safetensors").exists():
@@ -223,6 +230,8 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
         generator.manual_seed(cfg.seed * 1000 + rank + images_seen)
         warm_from = images_seen  # re-warm the learning rate while Adam's moments rebuild
+        if target is not None:  # cd: the target network restarts from the student, not from the init
+            target.unet.load_state_dict(model.unet.state_dict())
         if rank == 0:
             print(f"warm start from {warm_start} at {images_seen} images", flush=True)
     if rank == 0:
@@ -241,9 +250,9 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     loss_avg = None
     while images_seen < cfg.total_images:
         # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
-        idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator)
-        x = (images_u8[idx].to(device, torch.float32) / 127.5 - 1.0)
-        y = labels[idx].to(device) if model.param.class_names else None
+        idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator, device=device)
+        x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
+        y = labels[idx] if model.param.class_names else None
         # 2. The loss of the chosen objective.
         if cfg.mode == "edm":
             loss = edm_loss(net, x, y, generator)
@@ -301,6 +310,16 @@ def export(run: Path, out: Path, which: str = "ema") -> None:
     save_model(out, unet, Parameterization.from_dict(meta["param"]))
 
 
+def export_compact(snapshot: Path, out: Path, which: str = "ema") -> None:
+    """Write a compact snapshot's EMA (or online) weights as a model folder, like `export` for a run."""
+    meta = json.loads((snapshot / "state.json").read_text())
+    from diffusers import UNet2DModel
+
+    unet = UNet2DModel.from_config(meta["unet_config"])
+    unet.load_state_dict({k: v.to(torch.float32) for k, v in load_file(snapshot / f"{which}.safetensors").items()})
+    save_model(out, unet, Parameterization.from_dict(meta["param"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -311,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    parser.add_argument("--export", type=Path, default=None, help="write the run's EMA weights to this folder and exit")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the run's (or, with --warm-start, the snapshot's) EMA weights to this folder and exit")
     parser.add_argument("--save-compact", type=Path, default=None,
                         help="write a git-sized snapshot (fp16 weights + progress) of the run to this folder and exit")
     parser.add_argument("--warm-start", type=Path, default=None,
@@ -332,6 +352,10 @@ def main(argv: list[str] | None = None) -> None:
     if compact_to:
         save_compact(run, compact_to)
         print(f"saved a compact snapshot of {run} -> {compact_to}")
+        return
+    if export_to and warm_start is not None:
+        export_compact(warm_start, export_to)
+        print(f"exported {warm_start} -> {export_to}")
         return
     if export_to:
         export(run, export_to)
