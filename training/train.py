@@ -5,6 +5,7 @@
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
+    python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
 A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
 the optimizer moments and the generator state, so `--resume` continues bit-identically. Nothing in it
@@ -59,7 +60,7 @@ class TrainConfig:
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
     seed: int = 0
-    bf16: bool = True  # bf16 autocast on a CPU that runs it natively (ignored elsewhere)
+    bf16: bool = True  # bf16 autocast on CUDA, and on a CPU that runs it natively (ignored on other CPUs)
 
 
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
