@@ -67,13 +67,12 @@ class CTLoss:
         n: int,
     ) -> torch.Tensor:
         p = model.param
-        sigmas = karras_sigmas(n, p.sigma_min, p.sigma_max, p.rho).flip(0).to(torch.float32)  # ascending
+        sigmas = karras_sigmas(n, p.sigma_min, p.sigma_max, p.rho).flip(0).to(x.device, torch.float32)  # ascending
         # Lognormal-weighted choice of the interval [sigma_i, sigma_{i+1}] (iCT Sec. 3.5).
         log = torch.log(sigmas)
         cdf = torch.special.erf((log - self.p_mean) / (math.sqrt(2) * self.p_std))
-        probs = (cdf[1:] - cdf[:-1]).clamp_min(1e-12).to(x.device)
+        probs = (cdf[1:] - cdf[:-1]).clamp_min(1e-12)
         i = torch.multinomial(probs, x.shape[0], replacement=True, generator=generator)
-        sigmas = sigmas.to(x.device)
         sigma_lo, sigma_hi = sigmas[i], sigmas[i + 1]
         z = torch.randn(x.shape, generator=generator, device=x.device)
         out_hi = model(x + sigma_hi.view(-1, 1, 1, 1) * z, sigma_hi, labels)

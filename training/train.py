@@ -113,7 +113,7 @@ def save_checkpoint(
     save_file(tensors, tmp)
     meta = {"config": asdict(cfg), "param": model.param.to_dict(), "unet_config": dict(model.unet.config),
             "images": images, "step": step, "seconds": seconds, "warm_from": warm_from}
-    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=sorted))
+    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=list))
     os.replace(tmp, run / "checkpoint.safetensors")  # atomic: a crash never leaves half a checkpoint
     os.replace(run / "checkpoint.tmp.json", run / "checkpoint.json")
 
@@ -150,7 +150,7 @@ def save_compact(run: Path, out: Path) -> None:
         prefix = f"{which}."
         save_file({k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items()
                    if k.startswith(prefix)}, out / f"{which}.safetensors")
-    (out / "state.json").write_text(json.dumps(meta, indent=2, default=sorted) + "\n")
+    (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
 
 
 def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
@@ -298,27 +298,28 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     return run
 
 
+def _write_model_folder(meta: dict, state: dict[str, torch.Tensor], out: Path) -> None:
+    """A model folder in diffusers layout (fp16) from a run's metadata and one set of its weights."""
+    from diffusers import UNet2DModel
+
+    unet = UNet2DModel.from_config(meta["unet_config"])
+    unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    # The run's parameterization already carries its boundary ("edm" or "cm", see build_models).
+    save_model(out, unet, Parameterization.from_dict(meta["param"]))
+
+
 def export(run: Path, out: Path, which: str = "ema") -> None:
     """Write the run's EMA (or online) weights as a model folder in diffusers layout, fp16."""
     meta = json.loads((run / "checkpoint.json").read_text())
-    from diffusers import UNet2DModel
-
-    unet = UNet2DModel.from_config(meta["unet_config"])
-    tensors = load_file(run / "checkpoint.safetensors")
     prefix = f"{which}."
-    unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    # The checkpoint's parameterization already carries the run's boundary ("edm" or "cm", see build_models).
-    save_model(out, unet, Parameterization.from_dict(meta["param"]))
+    tensors = load_file(run / "checkpoint.safetensors")
+    _write_model_folder(meta, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, out)
 
 
-def export_compact(snapshot: Path, out: Path, which: str = "ema") -> None:
-    """Write a compact snapshot's EMA (or online) weights as a model folder, like `export` for a run."""
+def export_compact(snapshot: Path, out: Path) -> None:
+    """Write a compact snapshot's EMA weights as a model folder, like `export` for a run."""
     meta = json.loads((snapshot / "state.json").read_text())
-    from diffusers import UNet2DModel
-
-    unet = UNet2DModel.from_config(meta["unet_config"])
-    unet.load_state_dict({k: v.to(torch.float32) for k, v in load_file(snapshot / f"{which}.safetensors").items()})
-    save_model(out, unet, Parameterization.from_dict(meta["param"]))
+    _write_model_folder(meta, load_file(snapshot / "ema.safetensors"), out)
 
 
 def main(argv: list[str] | None = None) -> None:
