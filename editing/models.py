@@ -211,8 +211,11 @@ def save_model(folder: str | Path, unet: UNet2DModel, param: Parameterization, d
     folder.mkdir(parents=True, exist_ok=True)
     config = dict(unet.config)
     config["_class_name"] = "UNet2DModel"
-    # diffusers keeps `_use_default_values` as a set: sorted, so the same weights give the same bytes (and sums).
-    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=sorted) + "\n")
+    # diffusers builds `_use_default_values` from a set (list or set, in hash order, which changes from one
+    # process to the next): sorted, so the same weights give the same bytes and sums.
+    if "_use_default_values" in config:
+        config["_use_default_values"] = sorted(config["_use_default_values"])
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in unet.state_dict().items()}
     save_file(state, folder / WEIGHTS_NAME)
     (folder / PARAM_NAME).write_text(json.dumps(param.to_dict(), indent=2) + "\n")

@@ -4,7 +4,10 @@ config keys and block types as openai/diffusers-cd_imagenet64_l2 and openai/diff
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -230,3 +233,25 @@ def test_resolve_runtime() -> None:
             resolve_runtime("cuda")
     with pytest.raises(ValueError, match="device"):
         resolve_runtime("tpu")
+
+
+def test_save_model_writes_the_same_config_in_every_process(tmp_path: Path) -> None:
+    """diffusers' `_use_default_values` comes in hash order, which differs between processes (PYTHONHASHSEED):
+    two processes that save the same net must still write the same bytes."""
+    script = (
+        "import sys, torch\n"
+        "from editing.models import save_model\n"
+        "from editing.precond import Parameterization\n"
+        "from training.nets import build_unet\n"
+        "torch.manual_seed(0)\n"
+        "unet, k = build_unet('tiny', 16, 0)\n"
+        "save_model(sys.argv[1], unet, Parameterization(resolution=16, pixel_unshuffle=k))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / seed)], cwd=root, env=env, check=True)
+    configs = {(tmp_path / seed / "config.json").read_bytes() for seed in ("1", "2", "3")}
+    assert len(configs) == 1
+    defaults = json.loads(configs.pop())["_use_default_values"]
+    assert defaults == sorted(defaults) and len(defaults) > 1
