@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from editing.models import ModelLoadError, Runtime, cpu_has_native_bf16, load_model, resolve_runtime
+from editing.models import ModelLoadError, Runtime, cpu_has_amx, load_model, resolve_runtime
 from editing.precond import Denoiser
 
 
@@ -148,7 +148,7 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "cpu_native_bf16": cpu_has_native_bf16(),
+        "cpu_amx": cpu_has_amx(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
@@ -166,8 +166,7 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
 
 
 def default_runtime(device: torch.device) -> Runtime:
-    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA; fp32 weights on CPU, under
-    bf16 autocast where the CPU runs bf16 natively."""
+    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA, fp32 on CPU."""
     return resolve_runtime(str(device))
 
 

@@ -72,7 +72,7 @@ def run(options: Options) -> dict:
         torch.set_num_threads(options.threads)
     runtime = default_runtime(device)
     runtime_note = ("fp16 weights" if device.type == "cuda" else
-                    "fp32 weights, bf16 autocast" if runtime.autocast_dtype else "fp32 (this CPU has no native bf16)")
+                    "fp32 weights, bf16 autocast" if runtime.autocast_dtype else "fp32")
     model, why_model = try_load(options.model, runtime)
     teacher, why_teacher = try_load(options.teacher, runtime)
     model_name = options.model.name if options.model else "model"

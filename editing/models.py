@@ -35,21 +35,27 @@ class Runtime:
 
     device: torch.device
     weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
-    autocast_dtype: torch.dtype | None  # bf16 autocast on CPU where it is native
+    autocast_dtype: torch.dtype | None  # bf16 autocast, on CPU only when asked for
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX-512 or AMX). Without it (an AVX2-only CPU) bf16 is
-    emulated: measured 19-28x slower than fp32 per evaluation and 11x per training step."""
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, the only CPU feature under which bf16 has out-run fp32 here.
+
+    oneDNN also takes bf16 on AVX-512 without AMX (even with AVX512_BF16), but measured on such a Xeon it
+    is slower than fp32: matmul 150 vs 254 GFLOP/s, an evaluation of the shipped model 1.4-1.6x slower at
+    batch 1 to 64, a CD training step 1.6x slower. On an AVX2-only CPU bf16 is emulated, 19-28x slower.
+    """
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return bool(torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # an older torch cannot tell: assume no AMX
         return False
 
 
-def resolve_runtime(device: str = "auto", bf16: bool | None = None) -> Runtime:
-    """'auto' picks CUDA when present; fp16 weights on CUDA, fp32 weights on CPU with bf16 autocast when
-    `bf16` is True, or, when it is None, when the CPU runs bf16 natively (`cpu_has_native_bf16`)."""
+def resolve_runtime(device: str = "auto", bf16: bool = False) -> Runtime:
+    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast only
+    when `bf16` is True. fp32 is the CPU default because the studio runs batches of 1 to 8, where bf16 was
+    measured slower on every CPU tried: 1.4x at batch 1 even with AMX (faster at batch 8 there),
+    1.4-1.6x at every batch on AVX-512 without AMX, 19-28x where it is emulated (AVX2)."""
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "auto":
@@ -59,8 +65,6 @@ def resolve_runtime(device: str = "auto", bf16: bool | None = None) -> Runtime:
     dev = torch.device(device)
     if dev.type == "cuda":
         return Runtime(dev, torch.float16, None)
-    if bf16 is None:
-        bf16 = cpu_has_native_bf16()
     return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None)
 
 

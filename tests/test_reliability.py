@@ -411,7 +411,7 @@ def test_sixteen_clients_at_once(server: Server, client: Client, files: dict[str
     references = np.stack([expected[j] for j in work]).astype(np.int16)
     exact, mismatched = 0, []
     for job, got in done.items():
-        # Its own request's result, up to bf16-autocast rounding (one 8-bit level), and no other request's.
+        # Its own request's result, up to rounding (one 8-bit level), and no other request's.
         distance = np.abs(references - got).mean(axis=(1, 2, 3))
         own = np.abs(got - expected[job]).max()
         exact += int(own == 0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from editing import tasks
-from editing.models import Runtime, load_model
+from editing.models import Runtime, load_model, resolve_runtime
 from editing.precond import Denoiser
 from editing.schedules import PRESETS, uniform
 
@@ -17,7 +17,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 @pytest.fixture(scope="module")
 def runtime() -> Runtime:
-    return Runtime(torch.device("cpu"), torch.float32, torch.bfloat16)
+    return resolve_runtime("cpu")  # what the studio runs
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_generate_is_seeded_and_in_range(cm: Denoiser) -> None:
     a = tasks.generate(cm, [3, 4], schedule=uniform(2), label=1)
     b = tasks.generate(cm, [4], schedule=uniform(2), label=1)
     assert a.shape == (2, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
-    torch.testing.assert_close(a[1:], b, atol=2e-2, rtol=0)  # bf16 autocast: batch shapes may round differently
+    torch.testing.assert_close(a[1:], b, atol=1e-4, rtol=0)  # fp32 kernels may round batch shapes differently
     assert (a[0] - a[1]).abs().mean() > 1e-3  # different seeds, different images
 
 
