@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from editing import images, metrics, tasks
-from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, unet_folder
+from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, read_schedules, unet_folder
 from editing.precond import Denoiser, Parameterization
 from editing.samplers import Step, generators_for, randn
 from editing.schedules import PRESETS, Schedule, karras_sigmas, uniform
@@ -72,6 +72,7 @@ class ModelEntry:
     name: str
     folder: Path
     param: Parameterization
+    schedules: dict[int, Schedule] = field(default_factory=dict)  # tuned ts by step count (schedules.json)
 
     @property
     def is_teacher(self) -> bool:
@@ -105,7 +106,7 @@ def read_entry(folder: Path) -> ModelEntry:
         raise ModelLoadError(f"{config_path}: not readable JSON ({e})") from None
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: expected a JSON object")
-    return ModelEntry(folder.name, folder, read_parameterization(folder, config))
+    return ModelEntry(folder.name, folder, read_parameterization(folder, config), read_schedules(folder))
 
 
 def discover(weights: Path) -> list[ModelEntry]:
@@ -129,9 +130,10 @@ def discover(weights: Path) -> list[ModelEntry]:
     return entries
 
 
-def parse_schedule(text: str | None, default: Schedule) -> Schedule:
-    """A preset name, a number of steps ("4", on a 40-point grid) or a ts list ("0,22,39", its own grid)."""
-    return images.parse_steps_or_ts(text, None, default=default)
+def parse_schedule(text: str | None, default: Schedule, tuned: dict[int, Schedule] | None = None) -> Schedule:
+    """A preset name, a number of steps ("4": the model's `tuned` ts for 4 if any, else even on a 40-point
+    grid) or a ts list ("0,22,39", its own grid)."""
+    return images.parse_steps_or_ts(text, None, default=default, tuned=tuned)
 
 
 def stroke_schedule(start: int, steps: int) -> Schedule:
@@ -331,13 +333,14 @@ class Studio:
         entry = self.entry(model)
         label, notes = self.label(model, style)
         seed, batch = check_seed(seed), check_count(batch, "batch size", 1, MAX_BATCH)
-        schedule = parse_schedule(steps, PRESETS["1 step"])
+        schedule = parse_schedule(steps, PRESETS["1 step"], entry.schedules)
         seeds = [seed + i for i in range(batch)]
         if seeds[-1] > MAX_SEED:
             raise ValueError(f"seed + batch size must stay below {MAX_SEED}")
         out = tasks.generate(self.load(entry.name), seeds, schedule=schedule, label=label,
                              callback=self._callback(on_step, deadline))
-        notes.append(f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)} on a {schedule.n}-point grid")
+        tuned = " (tuned for this model)" if schedule in entry.schedules.values() else ""
+        notes.append(f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)} on a {schedule.n}-point grid{tuned}")
         return self._result("generate", out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], notes)
 
     def inpaint(self, model: str | None, style: str | None, image: Any, mask: Any, editor: Any, steps: str | None,
@@ -466,7 +469,7 @@ class Studio:
         model_ = self.load(entry.name)
         if mode == "seeds":
             seed_a, seed_b = check_seed(seed_a, "first seed"), check_seed(seed_b, "second seed")
-            schedule = parse_schedule(steps, PRESETS["1 step"])
+            schedule = parse_schedule(steps, PRESETS["1 step"], entry.schedules)
             out = tasks.interpolate_seeds(model_, seed_a, seed_b, frames, schedule=schedule, label=label,
                                           callback=self._callback(on_step, deadline))
             notes.append(f"seed {seed_a} -> seed {seed_b}: slerp of the two noises, {schedule.evaluations} evaluation(s) per frame")
@@ -544,10 +547,13 @@ class Studio:
         seed = check_seed(seed)
         model_ = self.load(entry.name)
         teacher = self.teacher_for(entry.name)
-        schedules = [PRESETS["1 step"]] + [uniform(k, GRID) for k in COMPARE_STEPS[1:]]
+        generating = reference is None or (isinstance(reference, str) and not reference)
+        # Generation takes the ts tuned for this model (schedules.json); restoring a reference, even ones.
+        tuned = entry.schedules if generating else {}
+        schedules = [PRESETS["1 step"]] + [tuned.get(k) or uniform(k, GRID) for k in COMPARE_STEPS[1:]]
         total = sum(s.evaluations for s in schedules)
         ref_tensor, factor, low = None, 4 if r % 4 == 0 else 2, None
-        if reference is not None and not (isinstance(reference, str) and not reference):
+        if not generating:
             ref_tensor, ref_notes = self._image(reference, r, "reference")
             low, _ = self._image(reference, r // factor, "downsampled")
             notes += ref_notes + [f"task: restore the reference from a {r // factor}x{r // factor} downsample (x{factor})"]
@@ -582,6 +588,8 @@ class Studio:
             notes.append("PSNR is against the teacher's sample from the same noise")
         elif ref_tensor is None:
             notes.append("no diffusion teacher found: no reference, so no PSNR")
+        notes.append(("ts tuned for this model: " if tuned else "ts: ")
+                     + "; ".join(f"{s.evaluations} -> {list(s.ts)}" for s in schedules[1:]))
         captions, rows = [], []
         for name, out, evals, ms in runs:
             value = psnr(out[0], ref_tensor[0]) if ref_tensor is not None else None

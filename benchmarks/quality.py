@@ -27,8 +27,8 @@ def cm_schedule(steps: int) -> Schedule:
     return uniform(steps, 40)
 
 
-def cm_sampler(steps: int) -> Sampler:
-    schedule = cm_schedule(steps)
+def cm_sampler(steps: int, schedule: Schedule | None = None) -> Sampler:
+    schedule = schedule or cm_schedule(steps)
     return lambda model, seeds, label: tasks.generate(model, seeds, schedule=schedule, label=label)
 
 
@@ -111,15 +111,21 @@ def quality_table(models: list[tuple[str, Denoiser | None, str, list[tuple[str, 
                        f"directions (4 x 128), {budget.swd_per_image} neighbourhoods per image and level. 32 px images "
                        "have the levels 32, 16 and 8 (the paper's 16 px minimum would leave two).")
     table.notes.append("CM schedules: 1 step (0, 39); 2 steps (0, 22, 39); 4 and 8 steps evenly spread on the "
-                       "40-point Karras grid. Teacher: EDM Heun on an N-level Karras grid, 2N - 1 evaluations; "
+                       "40-point Karras grid; 'tuned ts' rows use the model folder's schedules.json (greedy search "
+                       "by python -m training.tune_ts on other seeds and reference draws). Teacher: EDM Heun on an N-level Karras grid, 2N - 1 evaluations; "
                        "1 level = one Euler step from sigma_max, i.e. the denoiser's D(x, sigma_max).")
     table.notes.append("Same seeds (start noise) for every row; time per image at batch "
                        f"{budget.sample_batch}, the app's runtime.")
     return table
 
 
-def cm_rows(budget: Budget) -> list[tuple[str, int, Sampler]]:
-    return [(f"{k} step{'s' if k > 1 else ''}", k, cm_sampler(k)) for k in budget.cm_steps]
+def cm_rows(budget: Budget, tuned: dict[int, Schedule] | None = None) -> list[tuple[str, int, Sampler]]:
+    """The fixed schedules of every step count, then the model's tuned ones (schedules.json) where it has them."""
+    rows = [(f"{k} step{'s' if k > 1 else ''}", k, cm_sampler(k)) for k in budget.cm_steps]
+    tuned = tuned or {}
+    rows += [(f"{k} steps, tuned ts {list(tuned[k].ts)}", k, cm_sampler(k, tuned[k]))
+             for k in budget.cm_steps if k > 1 and k in tuned and tuned[k] != cm_schedule(k)]
+    return rows
 
 
 def teacher_rows(budget: Budget) -> list[tuple[str, int, Sampler]]:

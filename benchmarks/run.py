@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import copy
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import torch
 
 from benchmarks import edits, quality, scaling, speed
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
+from editing.models import ModelLoadError, read_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
@@ -57,6 +59,17 @@ def sibling_models(model_dir: Path | None) -> list[Path]:
     if not ct or not cd:
         return []
     return [p for p in ct + cd if p.resolve() != model_dir.resolve()]
+
+
+def tuned_schedules(model_dir: Path | None) -> dict:
+    """The folder's schedules.json ({} when it has none; a broken one is reported and the fixed rows still run)."""
+    if model_dir is None:
+        return {}
+    try:
+        return read_schedules(model_dir)
+    except ModelLoadError as e:
+        print(f"[benchmarks] tuned-ts rows skipped: {e}", file=sys.stderr)
+        return {}
 
 
 def run(options: Options) -> dict:
@@ -120,10 +133,10 @@ def run(options: Options) -> dict:
         except (OSError, ValueError) as e:
             tables.append(Table("data", "Data", [], notes=[f"quality and editing sections skipped: {e}"]))
     if data is not None and section("quality"):
-        rows: list = [(model_name, model, why_model, quality.cm_rows(budget))]
+        rows: list = [(model_name, model, why_model, quality.cm_rows(budget, tuned_schedules(options.model)))]
         for folder in sibling_models(options.model):
             m, why = try_load(folder, runtime)
-            rows.append((folder.name, m, why, quality.cm_rows(budget)))
+            rows.append((folder.name, m, why, quality.cm_rows(budget, tuned_schedules(folder))))
         rows.append((teacher_name, teacher, why_teacher, quality.teacher_rows(budget)))
         tables.append(quality.quality_table(rows, data, device, budget))
     if data is not None and section("edits"):

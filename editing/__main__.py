@@ -49,7 +49,9 @@ def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bo
     if schedule:
         s = p.add_argument_group("schedule (default: the task's preset)")
         x = s.add_mutually_exclusive_group()
-        x.add_argument("--steps", type=int, metavar="N", help="N network evaluations spread evenly over the grid")
+        x.add_argument("--steps", type=int, metavar="N",
+                       help="N network evaluations; generation takes the model's tuned ts for N (its schedules.json) "
+                            "where it has one on this grid, else N spread evenly over the grid")
         x.add_argument("--ts", metavar="LIST", help='ascending indices into the grid ending at GRID-1, e.g. "0,22,39"')
         s.add_argument("--grid", type=int, default=40, metavar="N", help="points in the Karras sigma grid (default 40)")
 
@@ -130,12 +132,14 @@ def pick_label(names: Sequence[str], label: str | None) -> int | None:
     return lowered.index(label.lower())
 
 
-def pick_schedule(args: argparse.Namespace, default: Any) -> Any:
-    """The Schedule from --steps or --ts on a --grid-point grid, else the task's default."""
+def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = None) -> Any:
+    """The Schedule from --steps (a `tuned` one on the same grid first) or --ts on a --grid-point grid, else
+    the task's default."""
     from editing.schedules import parse_ts, uniform
 
     if args.steps is not None:
-        return uniform(args.steps, args.grid)
+        schedule = (tuned or {}).get(args.steps)
+        return schedule if schedule is not None and schedule.n == args.grid else uniform(args.steps, args.grid)
     if args.ts is not None:
         return parse_ts(args.ts, args.grid)
     return default
@@ -144,7 +148,7 @@ def pick_schedule(args: argparse.Namespace, default: Any) -> Any:
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the model, run the task, write the outputs; returns the written paths."""
     from editing import images, io, tasks
-    from editing.models import load_model, resolve_runtime
+    from editing.models import load_model, read_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
 
     from diffusers.utils import logging as diffusers_logging
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     label = pick_label(model.param.class_names, args.label)
     seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
     task = args.task
+    tuned = read_schedules(args.model)  # generation's ts for --steps N, tuned for this network
 
     def load_image(path: str, resolution: int) -> Any:
         """The studio's hardened conversion (size limits, modes, EXIF, padding); its notes go to stderr."""
@@ -168,7 +173,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         return converted.tensor
 
     if task == "generate":
-        out = tasks.generate(model, seeds, schedule=pick_schedule(args, PRESETS["1 step"]), label=label)
+        out = tasks.generate(model, seeds, schedule=pick_schedule(args, PRESETS["1 step"], tuned), label=label)
     elif task == "inpaint":
         image, converted = load_image(args.image, r), images.load_mask(args.mask, r)
         for note in converted.notes:
@@ -199,7 +204,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         elif not args.images:
             seed_b = args.seed + 1 if args.seed_b is None else args.seed_b
             frames = tasks.interpolate_seeds(model, args.seed, seed_b, args.frames,
-                                             schedule=pick_schedule(args, PRESETS["1 step"]), label=label)
+                                             schedule=pick_schedule(args, PRESETS["1 step"], tuned), label=label)
         else:
             raise UsageError(f"interpolate takes no image (seeds) or two images, got {len(args.images)}")
         return [io.save_frames(frames, args.out)]

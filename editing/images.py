@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -637,8 +637,12 @@ def _echo(value: Any, limit: int = 60) -> str:
 
 
 def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | None = None,
-                      max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID) -> Schedule:
-    """A preset name, a step count (uniform on an n-point grid) or a ts list "0,22,39" -> Schedule.
+                      max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID,
+                      tuned: Mapping[int, Schedule] | None = None) -> Schedule:
+    """A preset name, a step count or a ts list "0,22,39" -> Schedule.
+
+    A step count k takes the model's tuned ts for k (`tuned`, from its schedules.json) where it has one,
+    else k indices spread evenly on an n-point grid.
 
     For a ts list, `n=None` takes the grid from the list (its last index + 1, at most `max_grid` points).
     At most `max_evaluations` network evaluations, so one request cannot occupy the device for long.
@@ -648,7 +652,7 @@ def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | Non
             raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
         return default
     try:
-        schedule = _parse_schedule(value, n, max_grid)
+        schedule = _parse_schedule(value, n, max_grid, tuned or {})
     except InputError:
         raise
     except ValueError as e:
@@ -659,7 +663,7 @@ def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | Non
     return schedule
 
 
-def _parse_schedule(value: Any, n: int | None, max_grid: int) -> Schedule:
+def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int, Schedule]) -> Schedule:
     if isinstance(value, bool):
         raise ValueError(f"steps must be a number or a ts list, got {value!r}")
     if isinstance(value, (float, np.floating)):
@@ -667,7 +671,7 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int) -> Schedule:
             raise ValueError(f"steps must be a whole number, got {value!r}")
         value = int(value)
     if isinstance(value, (int, np.integer)):
-        return uniform(int(value), n or 40)
+        return tuned.get(int(value)) or uniform(int(value), n or 40)
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     if not isinstance(value, str):
@@ -678,7 +682,7 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int) -> Schedule:
     if text.isdigit():
         if len(text) > 6:
             raise ValueError(f"steps must be between 1 and {(n or 40) - 1}, got {_echo(text)}")
-        return uniform(int(text), n or 40)
+        return tuned.get(int(text)) or uniform(int(text), n or 40)
     if "," in text:
         if len(text) > 8 * max_grid:
             raise ValueError(f"the ts list is too long ({len(text):,} characters)")

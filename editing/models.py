@@ -18,9 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from editing.precond import Denoiser, Parameterization
+from editing.schedules import Schedule
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 PARAM_NAME = "parameterization.json"
+SCHEDULES_NAME = "schedules.json"  # optional: multistep ts tuned for this network (training.tune_ts)
 SUMS_NAME = "SHA256SUMS"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # never loaded: unpickling can run code
 
@@ -96,6 +98,35 @@ def imagenet_class_names() -> tuple[str, ...]:
     from torchvision.models import ResNet50_Weights
 
     return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def read_schedules(folder: str | Path) -> dict[int, Schedule]:
+    """The folder's tuned generation schedules by number of steps ({} when it has no schedules.json).
+
+    Format: {"n": grid points, "ts": {"k": [0, ..., n - 1]}, ...}; each list starts at 0 (sigma_max, where
+    generation starts) and has k + 1 indices.
+    """
+    path = Path(folder) / SCHEDULES_NAME
+    if not path.is_file():
+        return {}
+    data = _read_json(path)
+    try:
+        n, by_steps = data["n"], data["ts"]
+        if not isinstance(by_steps, dict):
+            raise ValueError("'ts' must map a number of steps to a list of indices")
+        out = {}
+        for key, ts in by_steps.items():
+            if not isinstance(ts, list):
+                raise ValueError(f"ts for {key!r} steps must be a list of indices, got {ts!r}")
+            schedule = Schedule(tuple(ts), n)
+            if not key.isdigit() or int(key) != schedule.evaluations or schedule.ts[0] != 0:
+                raise ValueError(f"ts for {key!r} steps must start at 0 and have {key} + 1 indices, got {ts}")
+            out[int(key)] = schedule
+        return out
+    except KeyError as e:
+        raise ModelLoadError(f"{path}: missing key {e}") from None
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"{path}: {e}") from None
 
 
 def read_parameterization(folder: Path, unet_config: dict) -> Parameterization:

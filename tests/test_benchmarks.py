@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +17,9 @@ from benchmarks.edits import grayscale, opencv_inpaint, opencv_resize, random_st
 from benchmarks.run import Options, run, sibling_models
 from editing.metrics import data_consistency
 from editing.operators import Colorize, Inpaint
+from editing.schedules import Schedule, uniform
 from tests.conftest import CLASSES, make_tiny_folder
+from training.tune_ts import write_schedules
 
 TINY = Budget(reps=1, speed_batches=(1,), scaling_batches=(1, 2), samples_per_style=3, quality_styles=3,
               sample_batch=3, edit_images_per_style=2, edit_styles=1, cm_steps=(1, 2), teacher_steps=(1, 2),
@@ -95,6 +98,24 @@ def test_a_partial_run_replaces_only_its_tables(setup: dict[str, Path]) -> None:
     third = run(Options(model=renamed, teacher=setup["teacher"], data=setup["data"], out_dir=out,
                         sections=("quality",), budget=TINY))
     assert list(third["tables"]) == ["quality"]
+
+
+def test_tuned_schedules_get_rows_of_their_own(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    tuned = shutil.copytree(setup["model"], setup["root"] / "weights-tuned" / "tuned-cm")
+    write_schedules(tuned, [(Schedule((0, 39), 40), 1.0), (Schedule((0, 9, 39), 40), 0.5),
+                            (uniform(4, 40), 0.4)], "test")
+    budget = dataclasses.replace(TINY, cm_steps=(1, 2, 4))
+    doc = run(Options(model=tuned, teacher=None, data=setup["data"], out_dir=setup["root"] / "out-tuned",
+                      sections=("quality",), budget=budget))
+    samplers = [r[1] for r in doc["tables"]["quality"]["rows"] if r[0] == "tuned-cm"]
+    # A tuned ts that differs from the fixed one gets a row; one that equals it (4 even steps) does not.
+    assert samplers == ["1 step", "2 steps", "4 steps", "2 steps, tuned ts [0, 9, 39]"]
+    (tuned / "schedules.json").write_text("{")
+    doc = run(Options(model=tuned, teacher=None, data=setup["data"], out_dir=setup["root"] / "out-tuned",
+                      sections=("quality",), budget=TINY))
+    assert not any("tuned" in r[1] for r in doc["tables"]["quality"]["rows"])
+    err = capsys.readouterr().err
+    assert "tuned-ts rows skipped" in err and "not valid JSON" in err
 
 
 def test_missing_models_are_skipped_clearly(setup: dict[str, Path], capsys: pytest.CaptureFixture) -> None:

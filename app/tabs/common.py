@@ -19,7 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 STEP_CHOICES = ["1 step", "2", "3", "4", "8", "ImageNet64 CD 2-step", "LSUN bedroom CD 2-step",
                 "editing 18", "editing 40"]
-STEPS_INFO = "a preset, a number of steps (on a 40-point grid), or your own ts list like 0,22,39"
+STEPS_INFO = ("a preset, a number of steps (generation: the ts tuned for the model where it has them, else even "
+              "on a 40-point grid), or your own ts list like 0,22,39")
 PIXELATED = "pixelated"  # CSS class: show small images big and crisp
 UNDOCUMENTED = "undocumented"  # UI plumbing: callable, but kept out of the API page
 
