@@ -200,7 +200,7 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
 
 def test_sample_grid_places_each_styles_samples(tiny_model: Denoiser) -> None:
     from editing import tasks
-    from editing.schedules import uniform
+    from editing.schedules import Schedule, uniform
     from training.samples import grid, to_uint8
 
     seeds = [0, 1, 2]
@@ -213,3 +213,9 @@ def test_sample_grid_places_each_styles_samples(tiny_model: Denoiser) -> None:
     y = (header + 4 * (r + pad)) + header + (r + pad)
     x = label_w + 2 * (r + pad)
     np.testing.assert_array_equal(canvas[y:y + r, x:x + r], want)
+    # With a tuned 2-step ts, that row shows the tuned schedule's sample instead.
+    tuned = Schedule((0, 9, 39), 40)
+    canvas = np.asarray(grid(tiny_model, tiny_model, seeds, scale=1, tuned={2: tuned}))
+    want_tuned = to_uint8(tasks.generate(tiny_model, seeds, schedule=tuned, label=1))[2]
+    assert not np.array_equal(want_tuned, want)
+    np.testing.assert_array_equal(canvas[y:y + r, x:x + r], want_tuned)

@@ -1,5 +1,5 @@
-"""Sample grids for model cards: one row block per style, columns by seed; CM at 1, 2, 4 steps and the
-teacher's 18-step Heun (35 evaluations).
+"""Sample grids for model cards: one row block per style, columns by seed; CM at 1, 2, 4 steps (the model
+folder's tuned ts where it has them, as the studio uses) and the teacher's 18-step Heun (35 evaluations).
 
     python -m training.samples --model weights/emoji32-cm --teacher weights/emoji32-edm --out weights/emoji32-cm/samples.png
 """
@@ -14,9 +14,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from editing import tasks
-from editing.models import load_model, resolve_runtime
+from editing.models import load_model, read_schedules, resolve_runtime
 from editing.precond import Denoiser
-from editing.schedules import uniform
+from editing.schedules import Schedule, uniform
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -24,23 +24,26 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def rows_for(model: Denoiser, teacher: Denoiser | None, seeds: list[int], label: int | None) -> list[tuple[str, np.ndarray]]:
+def rows_for(model: Denoiser, teacher: Denoiser | None, seeds: list[int], label: int | None,
+             tuned: dict[int, Schedule]) -> list[tuple[str, np.ndarray]]:
     """(row label, images) for one class: CM (or the teacher alone) at 1, 2, 4 steps, then Heun 18 steps."""
     rows = []
     for steps in (1, 2, 4):
-        images = tasks.generate(model, seeds, schedule=uniform(steps), label=label)  # uniform(1) is ts (0, 39)
+        schedule = tuned.get(steps) or uniform(steps)  # uniform(1) is ts (0, 39)
+        images = tasks.generate(model, seeds, schedule=schedule, label=label)
         rows.append((f"{steps} step{'s' if steps > 1 else ''}", to_uint8(images)))
     if teacher is not None:
         rows.append(("Heun 18 (35 NFE)", to_uint8(tasks.heun_baseline(teacher, seeds, steps=18, label=label))))
     return rows
 
 
-def grid(model: Denoiser, teacher: Denoiser | None, seeds: list[int], scale: int = 2) -> Image.Image:
+def grid(model: Denoiser, teacher: Denoiser | None, seeds: list[int], scale: int = 2,
+         tuned: dict[int, Schedule] | None = None) -> Image.Image:
     names = model.param.class_names or ("unconditional",)
     labels = list(range(len(model.param.class_names))) if model.param.class_names else [None]
     r = model.param.resolution * scale
     label_w, pad, header = 112, 4, 22  # a style's name gets a thin header row, not a full tile row
-    blocks = [(name, rows_for(model, teacher, seeds, label)) for name, label in zip(names, labels)]
+    blocks = [(name, rows_for(model, teacher, seeds, label, tuned or {})) for name, label in zip(names, labels)]
     n_tile_rows = sum(len(rows) for _, rows in blocks)
     canvas = Image.new("RGB", (label_w + len(seeds) * (r + pad), n_tile_rows * (r + pad) + len(blocks) * header),
                        "white")
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = resolve_runtime(args.device)
     model = load_model(args.model, runtime)
     teacher = load_model(args.teacher, runtime) if args.teacher else None
-    grid(model, teacher, list(range(args.seeds))).save(args.out)
+    grid(model, teacher, list(range(args.seeds)), tuned=read_schedules(args.model)).save(args.out)
     print(f"wrote {args.out}")
 
 
