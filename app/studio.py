@@ -106,7 +106,13 @@ def read_entry(folder: Path) -> ModelEntry:
         raise ModelLoadError(f"{config_path}: not readable JSON ({e})") from None
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: expected a JSON object")
-    return ModelEntry(folder.name, folder, read_parameterization(folder, config), read_schedules(folder))
+    param = read_parameterization(folder, config)
+    try:
+        schedules = read_schedules(folder)
+    except ModelLoadError as e:  # optional: the model still works with even ts
+        log.warning("ignoring tuned schedules: %s", e)
+        schedules = {}
+    return ModelEntry(folder.name, folder, param, schedules)
 
 
 def discover(weights: Path) -> list[ModelEntry]:

@@ -148,7 +148,7 @@ def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = N
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the model, run the task, write the outputs; returns the written paths."""
     from editing import images, io, tasks
-    from editing.models import load_model, read_schedules, resolve_runtime
+    from editing.models import ModelLoadError, load_model, read_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
 
     from diffusers.utils import logging as diffusers_logging
@@ -163,7 +163,11 @@ def run(args: argparse.Namespace) -> list[Path]:
     label = pick_label(model.param.class_names, args.label)
     seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
     task = args.task
-    tuned = read_schedules(args.model)  # generation's ts for --steps N, tuned for this network
+    try:
+        tuned = read_schedules(args.model)  # generation's ts for --steps N, tuned for this network
+    except ModelLoadError as e:  # optional: even ts still work
+        print(f"ignoring tuned schedules: {e}", file=sys.stderr)
+        tuned = {}
 
     def load_image(path: str, resolution: int) -> Any:
         """The studio's hardened conversion (size limits, modes, EXIF, padding); its notes go to stderr."""

@@ -106,7 +106,8 @@ def test_tuning_a_tiny_model_end_to_end(tmp_path: Path, tiny_model_dir: Path, cp
     assert "wrote" in capsys.readouterr().out
 
 
-def test_the_studio_and_the_cli_use_the_tuned_ts_for_generation_only(tmp_path: Path, cpu_runtime: Runtime) -> None:
+def test_the_studio_and_the_cli_use_the_tuned_ts(tmp_path: Path, cpu_runtime: Runtime,
+                                                 capsys: pytest.CaptureFixture) -> None:
     weights = make_weights(tmp_path / "weights")
     write_schedules(weights / "tiny-cm", [(Schedule((0, 39), 40), 1.0), (Schedule((0, 9, 39), 40), 0.5)], "test")
     studio = Studio.from_weights(weights, cpu_runtime, out_dir=tmp_path / "out")
@@ -120,8 +121,10 @@ def test_the_studio_and_the_cli_use_the_tuned_ts_for_generation_only(tmp_path: P
     compare = studio.compare("tiny-cm", "noto", 5, None)
     assert "ts tuned for this model: 2 -> [0, 9, 39]; 3 -> [0, 13, 26, 39]; 4 -> [0, 10, 20, 29, 39]; " \
            "8 -> [0, 5, 10, 15, 20, 24, 29, 34, 39]" in compare.notes
-    # Edits keep their own schedules: "2" for an inpainting is the even one.
-    assert images.parse_steps_or_ts("2", None) == even
+    # A broken schedules.json costs the tuned ts, not the model.
+    (weights / "tiny-cm" / "schedules.json").write_text("{")
+    assert Studio.from_weights(weights, cpu_runtime, out_dir=tmp_path / "out").entry("tiny-cm").schedules == {}
+    write_schedules(weights / "tiny-cm", [(Schedule((0, 39), 40), 1.0), (tuned, 0.5)], "test")
 
     out = tmp_path / "cli.png"
     assert cli(["generate", "--model", str(weights / "tiny-cm"), "--class", "noto", "--seed", "5", "--steps", "2",
@@ -130,3 +133,7 @@ def test_the_studio_and_the_cli_use_the_tuned_ts_for_generation_only(tmp_path: P
     assert cli(["generate", "--model", str(weights / "tiny-cm"), "--class", "noto", "--seed", "5", "--steps", "2",
                 "--grid", "41", "--device", "cpu", "--out", str(out)]) == 0  # another grid: even ts on it
     assert (as_tensor(Image.open(out)) - expected[0]).abs().max() > 0.05
+    (weights / "tiny-cm" / "schedules.json").write_text('{"n": 40}')
+    assert cli(["generate", "--model", str(weights / "tiny-cm"), "--steps", "2", "--device", "cpu",
+                "--out", str(out)]) == 0
+    assert "ignoring tuned schedules" in capsys.readouterr().err
