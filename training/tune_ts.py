@@ -93,15 +93,12 @@ def swd_score(model: Denoiser, data: Path, samples_per_style: int, batch: int = 
 
 def write_schedules(folder: Path, results: list[tuple[Schedule, float]], note: str) -> Path:
     """schedules.json: {"n": grid, "ts": {"k": [...]}, "score": {"k": ...}, "note": how they were tuned}."""
-    n = results[0][0].n
-    out = {
-        "n": n,
-        "ts": {str(s.evaluations): list(s.ts) for s, _ in results},
-        "score": {str(s.evaluations): round(v, 6) for s, v in results},
-        "note": note,
-    }
+    ts = ",\n".join(f'    "{s.evaluations}": {json.dumps(list(s.ts))}' for s, _ in results)
+    score = ",\n".join(f'    "{s.evaluations}": {round(v, 6)}' for s, v in results)
+    text = (f'{{\n  "n": {results[0][0].n},\n  "ts": {{\n{ts}\n  }},\n  "score": {{\n{score}\n  }},\n'
+            f'  "note": {json.dumps(note)}\n}}\n')  # one line per schedule, for people reading it
     path = folder / SCHEDULES_NAME
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    path.write_text(text)
     return path
 
 
