@@ -112,8 +112,9 @@ def quality_table(models: list[tuple[str, Denoiser | None, str, list[tuple[str, 
                        "have the levels 32, 16 and 8 (the paper's 16 px minimum would leave two).")
     table.notes.append("CM schedules: 1 step (0, 39); 2 steps (0, 22, 39); 4 and 8 steps evenly spread on the "
                        "40-point Karras grid; 'tuned ts' rows use the model folder's schedules.json (greedy search "
-                       "by python -m training.tune_ts on other seeds and reference draws). Teacher: EDM Heun on an N-level Karras grid, 2N - 1 evaluations; "
-                       "1 level = one Euler step from sigma_max, i.e. the denoiser's D(x, sigma_max).")
+                       "by python -m training.tune_ts on other seeds and reference draws). Teacher: EDM Heun on an "
+                       "N-level Karras grid, 2N - 1 evaluations; 1 level = one Euler step from sigma_max, i.e. the "
+                       "denoiser's D(x, sigma_max).")
     table.notes.append("Same seeds (start noise) for every row; time per image at batch "
                        f"{budget.sample_batch}, the app's runtime.")
     return table
