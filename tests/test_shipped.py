@@ -61,3 +61,14 @@ def test_edits_keep_what_they_measure(cm: Denoiser) -> None:
 def test_teacher_heun_runs(teacher: Denoiser) -> None:
     out = tasks.heun_baseline(teacher, [0], steps=4, label=0)
     assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_shipped_schedules_cover_the_studios_step_counts() -> None:
+    from app.studio import COMPARE_STEPS
+    from editing.models import read_schedules
+
+    tuned = read_schedules(WEIGHTS / "emoji32-cm")
+    assert set(COMPARE_STEPS) <= set(tuned)
+    assert all(s.ts[0] == 0 and s.n == 40 and s.evaluations == k for k, s in tuned.items())
+    # Greedy growth: each tuned schedule holds the one before it.
+    assert all(set(tuned[k - 1].ts) <= set(tuned[k].ts) for k in tuned if k - 1 in tuned)
