@@ -119,7 +119,10 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
 def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     train(cfg)
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "schedules.json").write_text('{"n": 40, "ts": {"2": [0, 21, 39]}}')
     export(Path(cfg.run_dir), tmp_path / "exported")
+    assert not (tmp_path / "exported" / "schedules.json").exists()  # tuned for the weights it replaced
     loaded = load_model(tmp_path / "exported", Runtime(torch.device("cpu"), torch.float32, None))
     assert loaded.param.boundary == "edm" and loaded.param.class_names == STYLES
     tensors = load_file(Path(cfg.run_dir) / "checkpoint.safetensors")

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from editing.models import Runtime, cpu_has_amx, load_model, save_model
+from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
 from editing.precond import Denoiser, Parameterization
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
@@ -306,6 +306,10 @@ def _write_model_folder(meta: dict, state: dict[str, torch.Tensor], out: Path) -
     unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     # The run's parameterization already carries its boundary ("edm" or "cm", see build_models).
     save_model(out, unet, Parameterization.from_dict(meta["param"]))
+    stale = out / SCHEDULES_NAME
+    if stale.exists():  # tuned ts belong to the weights they were tuned on
+        stale.unlink()
+        print(f"removed {stale}: tune the new weights with python -m training.tune_ts --model {out}")
 
 
 def export(run: Path, out: Path, which: str = "ema") -> None:
