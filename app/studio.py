@@ -25,10 +25,11 @@ import torch
 from PIL import Image
 
 from editing import images, metrics, tasks
-from editing.models import ModelLoadError, Runtime, load_model, read_parameterization, read_schedules, unet_folder
+from editing.models import (ModelLoadError, Runtime, load_model, optional_schedules, read_parameterization,
+                            unet_folder)
 from editing.precond import Denoiser, Parameterization
 from editing.samplers import Step, generators_for, randn
-from editing.schedules import PRESETS, Schedule, karras_sigmas, uniform
+from editing.schedules import PRESETS, Schedule, karras_sigmas, steps_schedule, uniform
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,8 @@ def read_entry(folder: Path) -> ModelEntry:
         raise ModelLoadError(f"{config_path}: not readable JSON ({e})") from None
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: expected a JSON object")
-    param = read_parameterization(folder, config)
-    try:
-        schedules = read_schedules(folder)
-    except ModelLoadError as e:  # optional: the model still works with even ts
-        log.warning("ignoring tuned schedules: %s", e)
-        schedules = {}
-    return ModelEntry(folder.name, folder, param, schedules)
+    return ModelEntry(folder.name, folder, read_parameterization(folder, config),
+                      optional_schedules(folder, log.warning))
 
 
 def discover(weights: Path) -> list[ModelEntry]:
@@ -556,7 +552,7 @@ class Studio:
         generating = reference is None or (isinstance(reference, str) and not reference)
         # Generation takes the ts tuned for this model (schedules.json); restoring a reference, even ones.
         tuned = entry.schedules if generating else {}
-        schedules = [PRESETS["1 step"]] + [tuned.get(k) or uniform(k, GRID) for k in COMPARE_STEPS[1:]]
+        schedules = [PRESETS["1 step"]] + [steps_schedule(k, tuned) for k in COMPARE_STEPS[1:]]
         total = sum(s.evaluations for s in schedules)
         ref_tensor, factor, low = None, 4 if r % 4 == 0 else 2, None
         if not generating:

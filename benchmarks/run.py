@@ -13,7 +13,7 @@ import torch
 
 from benchmarks import edits, quality, scaling, speed
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
-from editing.models import ModelLoadError, read_schedules
+from editing.models import optional_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
@@ -65,11 +65,8 @@ def tuned_schedules(model_dir: Path | None) -> dict:
     """The folder's schedules.json ({} when it has none; a broken one is reported and the fixed rows still run)."""
     if model_dir is None:
         return {}
-    try:
-        return read_schedules(model_dir)
-    except ModelLoadError as e:
-        print(f"[benchmarks] tuned-ts rows skipped: {e}", file=sys.stderr)
-        return {}
+    return optional_schedules(model_dir, lambda message: print(f"[benchmarks] {message}; tuned-ts rows skipped",
+                                                               file=sys.stderr))
 
 
 def run(options: Options) -> dict:

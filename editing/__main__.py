@@ -135,11 +135,10 @@ def pick_label(names: Sequence[str], label: str | None) -> int | None:
 def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = None) -> Any:
     """The Schedule from --steps (a `tuned` one on the same grid first) or --ts on a --grid-point grid, else
     the task's default."""
-    from editing.schedules import parse_ts, uniform
+    from editing.schedules import parse_ts, steps_schedule
 
     if args.steps is not None:
-        schedule = (tuned or {}).get(args.steps)
-        return schedule if schedule is not None and schedule.n == args.grid else uniform(args.steps, args.grid)
+        return steps_schedule(args.steps, tuned or {}, args.grid)
     if args.ts is not None:
         return parse_ts(args.ts, args.grid)
     return default
@@ -148,7 +147,7 @@ def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = N
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the model, run the task, write the outputs; returns the written paths."""
     from editing import images, io, tasks
-    from editing.models import ModelLoadError, load_model, read_schedules, resolve_runtime
+    from editing.models import load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
 
     from diffusers.utils import logging as diffusers_logging
@@ -163,11 +162,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     label = pick_label(model.param.class_names, args.label)
     seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
     task = args.task
-    try:
-        tuned = read_schedules(args.model)  # generation's ts for --steps N, tuned for this network
-    except ModelLoadError as e:  # optional: even ts still work
-        print(f"ignoring tuned schedules: {e}", file=sys.stderr)
-        tuned = {}
+    tuned = optional_schedules(args.model, lambda message: print(message, file=sys.stderr))  # for --steps N
 
     def load_image(path: str, resolution: int) -> Any:
         """The studio's hardened conversion (size limits, modes, EXIF, padding); its notes go to stderr."""

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from editing.schedules import PRESETS, Schedule, parse_ts, uniform
+from editing.schedules import PRESETS, Schedule, parse_ts, steps_schedule
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
@@ -671,7 +671,7 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int
             raise ValueError(f"steps must be a whole number, got {value!r}")
         value = int(value)
     if isinstance(value, (int, np.integer)):
-        return tuned.get(int(value)) or uniform(int(value), n or 40)
+        return steps_schedule(int(value), tuned, n)
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     if not isinstance(value, str):
@@ -682,7 +682,7 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int
     if text.isdigit():
         if len(text) > 6:
             raise ValueError(f"steps must be between 1 and {(n or 40) - 1}, got {_echo(text)}")
-        return tuned.get(int(text)) or uniform(int(text), n or 40)
+        return steps_schedule(int(text), tuned, n)
     if "," in text:
         if len(text) > 8 * max_grid:
             raise ValueError(f"the ts list is too long ({len(text):,} characters)")

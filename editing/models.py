@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,16 @@ def read_schedules(folder: str | Path) -> dict[int, Schedule]:
         raise ModelLoadError(f"{path}: missing key {e}") from None
     except (TypeError, ValueError) as e:
         raise ModelLoadError(f"{path}: {e}") from None
+
+
+def optional_schedules(folder: str | Path, warn: Callable[[str], None]) -> dict[int, Schedule]:
+    """`read_schedules`, except that a broken schedules.json is reported through `warn` and gives {}: the
+    tuned ts are optional, and the model works with even ones."""
+    try:
+        return read_schedules(folder)
+    except ModelLoadError as e:
+        warn(f"ignoring tuned schedules: {e}")
+        return {}
 
 
 def read_parameterization(folder: Path, unet_config: dict) -> Parameterization:

@@ -8,6 +8,7 @@ length k+1 costs k network evaluations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +74,15 @@ def uniform(steps: int, n: int = 40, start: int = 0) -> Schedule:
                          f"{start}, got {steps}")
     ts = sorted({start + round(i * (n - 1 - start) / steps) for i in range(steps + 1)})
     return Schedule(tuple(ts), n)
+
+
+def steps_schedule(steps: int, tuned: Mapping[int, Schedule], n: int | None = None) -> Schedule:
+    """`steps` evaluations: the model's tuned ts for that count (its schedules.json) where it has one on an
+    n-point grid (any grid when n is None), else `uniform` on an n-point grid (40 when n is None)."""
+    schedule = tuned.get(steps)
+    if schedule is not None and (n is None or schedule.n == n):
+        return schedule
+    return uniform(steps, n or 40)
 
 
 # Named presets from the paper's experiments (Song et al. 2023, Sec. 6 and Appendix C/D).

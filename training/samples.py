@@ -14,9 +14,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from editing import tasks
-from editing.models import load_model, read_schedules, resolve_runtime
+from editing.models import load_model, optional_schedules, resolve_runtime
 from editing.precond import Denoiser
-from editing.schedules import Schedule, uniform
+from editing.schedules import Schedule, steps_schedule
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -29,7 +29,7 @@ def rows_for(model: Denoiser, teacher: Denoiser | None, seeds: list[int], label:
     """(row label, images) for one class: CM (or the teacher alone) at 1, 2, 4 steps, then Heun 18 steps."""
     rows = []
     for steps in (1, 2, 4):
-        schedule = tuned.get(steps) or uniform(steps)  # uniform(1) is ts (0, 39)
+        schedule = steps_schedule(steps, tuned)  # 1 step is ts (0, 39)
         images = tasks.generate(model, seeds, schedule=schedule, label=label)
         rows.append((f"{steps} step{'s' if steps > 1 else ''}", to_uint8(images)))
     if teacher is not None:
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     runtime = resolve_runtime(args.device)
     model = load_model(args.model, runtime)
     teacher = load_model(args.teacher, runtime) if args.teacher else None
-    grid(model, teacher, list(range(args.seeds)), tuned=read_schedules(args.model)).save(args.out)
+    tuned = optional_schedules(args.model, print)
+    grid(model, teacher, list(range(args.seeds)), tuned=tuned).save(args.out)
     print(f"wrote {args.out}")
 
 
