@@ -70,8 +70,9 @@ def result_outputs(label: str = "Results", columns: int = 4) -> Outputs:
     gallery = gr.Gallery(label=label, columns=columns, height="auto", object_fit="contain", format="png",
                          elem_classes=[PIXELATED], interactive=False, buttons=["download", "fullscreen"])
     notes = gr.Markdown(elem_classes=["studio-notes"])
+    # A batch gives two files per image: cap the list's height (it scrolls) so it does not push the page down.
     files = gr.File(label="Downloads (PNG at model resolution, and enlarged)", file_count="multiple",
-                    interactive=False)
+                    interactive=False, height=220)
     return Outputs(gallery, notes, files)
 
 
