@@ -21,7 +21,8 @@ from editing.precond import Denoiser, Parameterization
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet
-from training.train import TrainConfig, build_models, export, export_compact, save_compact, train
+from training.train import (TrainConfig, backward_accumulated, build_models, export, export_compact, save_compact,
+                            train)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,8 +102,29 @@ def _cfg(tmp_path: Path, **kw) -> TrainConfig:
     return replace(base, **kw)
 
 
-def test_resume_is_bit_identical(tmp_path: Path) -> None:
-    straight = _cfg(tmp_path, run_dir=str(tmp_path / "straight"))
+def test_accumulated_gradient_is_the_full_batch_gradient() -> None:
+    model = tiny_denoiser()
+    x, y = fixed_batch()
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    sigma = torch.full((8,), 0.7)
+
+    def loss_of(rows: slice) -> torch.Tensor:
+        return ((model(x[rows] + 0.7 * noise[rows], sigma[rows], y[rows]) - x[rows]) ** 2).mean()
+
+    full = loss_of(slice(0, 8))
+    full.backward()
+    want = [p.grad.clone() for p in model.unet.parameters()]
+    model.unet.zero_grad(set_to_none=True)
+    quarters = iter([slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)])
+    mean = backward_accumulated(model, lambda: loss_of(next(quarters)), 4)
+    assert mean == pytest.approx(full.item(), rel=1e-5)
+    for got, ref in zip((p.grad for p in model.unet.parameters()), want):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resume_is_bit_identical(tmp_path: Path, accumulate: int) -> None:
+    straight = _cfg(tmp_path, run_dir=str(tmp_path / "straight"), accumulate=accumulate)
     train(straight)
     halves = replace(straight, run_dir=str(tmp_path / "halves"), total_images=16)
     train(halves)
@@ -113,7 +135,7 @@ def test_resume_is_bit_identical(tmp_path: Path) -> None:
     for key in a:
         assert torch.equal(a[key], b[key]), key
     meta = json.loads((tmp_path / "halves" / "checkpoint.json").read_text())
-    assert meta["images"] == 32 and meta["step"] == 8
+    assert meta["images"] == 32 and meta["step"] == 8 // accumulate
 
 
 def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
@@ -193,12 +215,13 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={_free_port()}", "-m", "training.train", "--mode", "edm", "--data", str(data),
-           "--run-dir", str(run), "--unet", "tiny", "--batch", "2", "--total-images", "16", "--no-bf16"]
+           "--run-dir", str(run), "--unet", "tiny", "--batch", "2", "--accumulate", "2", "--total-images", "32",
+           "--no-bf16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     meta = json.loads((run / "checkpoint.json").read_text())
-    assert meta["images"] == 16 and meta["step"] == 4  # global batch 2 x 2 processes
+    assert meta["images"] == 32 and meta["step"] == 4  # global batch 2 x 2 micro-batches x 2 processes
 
 
 def test_sample_grid_places_each_styles_samples(tiny_model: Denoiser) -> None:

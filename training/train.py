@@ -15,6 +15,7 @@ is pickled.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -23,6 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -46,7 +48,8 @@ class TrainConfig:
     conditional: bool = True  # class-conditional on style
     init: str = ""  # model folder to start from (ct/cd: the EDM teacher's weights)
     teacher: str = ""  # cd: the EDM teacher
-    batch: int = 64  # per process
+    batch: int = 64  # per process and micro-batch
+    accumulate: int = 1  # micro-batches per optimizer step: a larger effective batch at the same memory
     lr: float = 6e-4
     warmup_images: int = 20_000
     lr_decay_images: int = 0  # 0: constant after warm-up; else lr / sqrt(max(images / this, 1)) (EDM2)
@@ -167,6 +170,23 @@ def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
 # -- the loop ---------------------------------------------------------------------------------------
 
 
+def backward_accumulated(net: torch.nn.Module, micro_losses: Callable[[], torch.Tensor], accumulate: int) -> float:
+    """Backpropagate the mean of `accumulate` micro-batch losses, one micro-batch in memory at a time.
+
+    The gradient of a mean is the mean of the gradients, so the step equals one on the concatenated
+    batch. Under DDP only the last backward all-reduces (no_sync on the others). Returns the mean loss.
+    """
+    total = 0.0
+    for i in range(accumulate):
+        last = i == accumulate - 1
+        sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+        with sync:
+            loss = micro_losses()
+            (loss / accumulate).backward()
+        total += loss.item()
+    return total / accumulate
+
+
 def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
     """The student (fresh, or from cfg.init) and, for cd, the frozen EDM teacher."""
     # bf16 on CUDA, and on a CPU only with AMX (see cpu_has_amx): a CD step at batch 64 measured 1.6x
@@ -244,29 +264,30 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         net.param = model.param  # the losses read the parameterization through the wrapper
 
     edm_loss, ct_loss, cd_loss = EDMLoss(), CTLoss(), CDLoss()
-    global_batch = cfg.batch * world
+    global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt = time.time(), time.time()
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
                mininterval=5.0, file=sys.stdout)
-    loss_avg = None
-    while images_seen < cfg.total_images:
+
+    def micro_loss() -> torch.Tensor:
         # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
         idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator, device=device)
         x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
         y = labels[idx] if model.param.class_names else None
         # 2. The loss of the chosen objective.
         if cfg.mode == "edm":
-            loss = edm_loss(net, x, y, generator)
-        elif cfg.mode == "ct":
-            n = ct_discretization(images_seen, cfg.ct_total_images)
-            loss = ct_loss(net, x, y, generator, n)
-        else:
-            loss = cd_loss(net, target, teacher, x, y, generator)
-        # 3. Step with warm-up and clipping, then the EMAs.
+            return edm_loss(net, x, y, generator)
+        if cfg.mode == "ct":
+            return ct_loss(net, x, y, generator, ct_discretization(images_seen, cfg.ct_total_images))
+        return cd_loss(net, target, teacher, x, y, generator)
+
+    loss_avg = None
+    while images_seen < cfg.total_images:
+        # 3. The mean over `accumulate` micro-batches, a step with warm-up and clipping, then the EMAs.
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, images_seen, warm_from)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = backward_accumulated(net, micro_loss, cfg.accumulate)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.unet.parameters(), cfg.grad_clip)
         opt.step()
@@ -275,7 +296,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         ema_update(ema.unet, model.unet, ema_beta(cfg, images_seen, global_batch))
         if target is not None:
             ema_update(target.unet, model.unet, cfg.cd_target_ema)
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         bar.update(global_batch)
         elapsed = seconds + time.time() - start
         bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr_at(cfg, images_seen, warm_from):.1e}", h=f"{elapsed / 3600:.2f}",
