@@ -120,6 +120,8 @@ def test_accumulated_gradient_is_the_full_batch_gradient() -> None:
     assert mean == pytest.approx(full.item(), rel=1e-5)
     for got, ref in zip((p.grad for p in model.unet.parameters()), want):
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 1"):
+        backward_accumulated(model, lambda: loss_of(slice(0, 8)), 0)
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])

@@ -22,9 +22,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -176,6 +176,8 @@ def backward_accumulated(net: torch.nn.Module, micro_losses: Callable[[], torch.
     The gradient of a mean is the mean of the gradients, so the step equals one on the concatenated
     batch. Under DDP only the last backward all-reduces (no_sync on the others). Returns the mean loss.
     """
+    if accumulate < 1:
+        raise ValueError(f"accumulate must be at least 1, got {accumulate}")
     total = 0.0
     for i in range(accumulate):
         last = i == accumulate - 1
@@ -376,6 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         base = TrainConfig()
     cfg = replace(base, **given)
+    for name in ("batch", "accumulate"):
+        if getattr(cfg, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(cfg, name)}")
     if compact_to:
         save_compact(run, compact_to)
         print(f"saved a compact snapshot of {run} -> {compact_to}")
