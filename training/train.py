@@ -178,15 +178,15 @@ def backward_accumulated(net: torch.nn.Module, micro_losses: Callable[[], torch.
     """
     if accumulate < 1:
         raise ValueError(f"accumulate must be at least 1, got {accumulate}")
-    total = 0.0
+    losses = []
     for i in range(accumulate):
         last = i == accumulate - 1
         sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
         with sync:
             loss = micro_losses()
             (loss / accumulate).backward()
-        total += loss.item()
-    return total / accumulate
+        losses.append(loss.detach())
+    return torch.stack(losses).mean().item()  # one host sync per step, not one per micro-batch
 
 
 def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
