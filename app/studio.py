@@ -170,7 +170,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
-    """Rows {method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json (written by
+    """Rows {model, series, method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json (written by
     `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a sentence
     saying what was found."""
     if not path.is_file():
@@ -183,7 +183,9 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
         quality, ms = columns.index(metric), columns.index("ms / image")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         return [], f"{path} has no sample-quality table ({type(e).__name__}: {e})."
-    rows = [{"model": str(row[model]), "method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]),
+    # A model's rows on tuned ts are a series of their own: against even ts they are the point of tuning.
+    rows = [{"model": str(row[model]), "series": f"{row[model]}, tuned ts" if "tuned" in str(row[sampler])
+             else str(row[model]), "method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]),
              "quality": float(row[quality]), "metric": f"{metric} (x1e3, lower is better)"}
             for row in table["rows"]
             if isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))]

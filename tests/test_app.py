@@ -268,11 +268,12 @@ def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
     (tmp_path / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
         "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
         "rows": [["real held-out images", "-", 0, 49.9, None], ["cm", "1 step", 1, 69.7, 2.9],
-                 ["edm", "Heun 18 steps", 35, 51.9, 97.6]]}}}))
+                 ["cm", "2 steps, tuned ts [0, 20, 39]", 2, 56.0, 5.8], ["edm", "Heun 18 steps", 35, 51.9, 97.6]]}}}))
     rows, note = read_benchmarks(tmp_path / "RESULTS.json")
-    assert [r["method"] for r in rows] == ["cm 1 step", "edm Heun 18 steps"]
-    assert rows[0]["ms"] == 2.9 and rows[1]["quality"] == 51.9 and "SWD" in rows[0]["metric"]
-    assert [r["model"] for r in rows] == ["cm", "edm"]  # the plot's colour (legend) is the model
+    assert [r["method"] for r in rows] == ["cm 1 step", "cm 2 steps, tuned ts [0, 20, 39]", "edm Heun 18 steps"]
+    assert rows[0]["ms"] == 2.9 and rows[2]["quality"] == 51.9 and "SWD" in rows[0]["metric"]
+    assert [r["model"] for r in rows] == ["cm", "cm", "edm"]
+    assert [r["series"] for r in rows] == ["cm", "cm, tuned ts", "edm"]  # the plot's colours (legend)
     (tmp_path / "RESULTS.json").write_text('{"tables": {}}')
     assert read_benchmarks(tmp_path / "RESULTS.json")[0] == []
 

@@ -7,6 +7,7 @@ into the tree: the README's screenshots come from `python -m app.screenshots` on
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,13 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from tests.app_server import make_weights, start_app
 
-    demo, url = start_app(make_weights(tmp_path_factory.mktemp("browser") / "weights"))
+    weights = make_weights(tmp_path_factory.mktemp("browser") / "weights")
+    # The Steps vs quality plot reads the benchmark's results (start_app: weights/RESULTS.json).
+    (weights / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
+        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
+        "rows": [["tiny-cm", "1 step", 1, 69.7, 2.9], ["tiny-cm", "2 steps, tuned ts [0, 20, 39]", 2, 56.0, 5.8],
+                 ["tiny-edm", "Heun 18 steps", 35, 51.9, 97.6]]}}}))
+    demo, url = start_app(weights)
     try:
         yield url
     finally:
@@ -82,5 +89,55 @@ def test_inpaint_in_the_browser(studio_url: str, example_png: Path, tmp_path: Pa
             shots = Path(os.environ.get("BROWSER_TEST_SCREENSHOT_DIR", tmp_path))
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "browser-test-inpaint.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_the_benchmark_plot_shows_every_series_in_its_legend(studio_url: str) -> None:
+    """The legend names each colour; a chart given a fixed height once clipped it away."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(studio_url)
+            page.get_by_role("tab", name="Steps vs quality").click()
+            plot = page.locator("#benchmark-plot")
+            plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
+            box = plot.bounding_box()
+            assert box is not None
+            for series in ("tiny-cm", "tiny-cm, tuned ts", "tiny-edm"):
+                texts = [t for t in plot.locator("svg text").all() if t.text_content() == series]
+                assert texts, f"no legend entry {series!r}"
+                entry_box = texts[0].bounding_box()
+                assert entry_box is not None and entry_box["y"] + entry_box["height"] <= box["y"] + box["height"], \
+                    f"the legend entry {series!r} is cut off below the plot"
+        finally:
+            browser.close()
+
+
+def test_a_full_batch_is_shown_whole_in_the_gallery(studio_url: str) -> None:
+    """16 samples in 4 columns need more height than Gradio's default gallery box (55% of the window, then a
+    scrollbar): every image must lie inside the gallery, none hidden below its fold."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(studio_url)
+            tab = page.locator("#tab-generate")
+            batch = tab.get_by_label("Batch size", exact=False).locator("xpath=..").locator("input[type=number]").first
+            batch.fill("16")
+            batch.press("Enter")
+            tab.get_by_role("button", name="Generate", exact=True).click()
+            images = tab.locator(".pixelated img[src*='generate-seed']")
+            images.nth(15).wait_for(state="attached", timeout=60_000)
+            assert images.count() == 16
+            gallery = tab.locator(".pixelated").first.bounding_box()
+            assert gallery is not None
+            for i in range(16):
+                box = images.nth(i).bounding_box()
+                assert box is not None and box["y"] + box["height"] <= gallery["y"] + gallery["height"] + 1, \
+                    f"sample {i} is below the gallery's visible area"
         finally:
             browser.close()

@@ -67,7 +67,8 @@ class Outputs:
 
 
 def result_outputs(label: str = "Results", columns: int = 4) -> Outputs:
-    gallery = gr.Gallery(label=label, columns=columns, height="auto", object_fit="contain", format="png",
+    # "fit-content": the gallery grows to show every result (Gradio's "auto" is a fixed 55vh box that scrolls).
+    gallery = gr.Gallery(label=label, columns=columns, height="fit-content", object_fit="contain", format="png",
                          elem_classes=[PIXELATED], interactive=False, buttons=["download", "fullscreen"])
     notes = gr.Markdown(elem_classes=["studio-notes"])
     # A batch gives two files per image: cap the list's height (it scrolls) so it does not push the page down.

@@ -26,14 +26,15 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 examples(example_paths, [reference])
                 run = gr.Button("Compare", variant="primary")
             with gr.Column(scale=3):
-                out = result_outputs("By step count", columns=6)
+                out = result_outputs("By step count", columns=3)
                 table = gr.Dataframe(label="Runs", interactive=False)
         gr.Markdown(plot_note)
         if rows:
-            # Coloured by model (a legend of a few entries); each point's sampler is in its tooltip.
-            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="model", tooltip=["method", "ms", "quality"],
-                           x_title="ms per image", y_title=rows[0]["metric"], color_title="model",
-                           label="Benchmark: quality against time", height=320)
+            # Coloured by series (a model, or a model on its tuned ts); each point's sampler is in its tooltip.
+            # No fixed height: Gradio fits the chart to it and clips the legend below.
+            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="series", tooltip=["method", "ms", "quality"],
+                           x_title="ms per image", y_title=rows[0]["metric"], color_title="model and ts",
+                           label="Benchmark: quality against time", elem_id="benchmark-plot")
 
     @guarded
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
