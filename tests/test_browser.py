@@ -141,3 +141,32 @@ def test_a_full_batch_is_shown_whole_in_the_gallery(studio_url: str) -> None:
                     f"sample {i} is below the gallery's visible area"
         finally:
             browser.close()
+
+
+def test_the_denoise_before_after_view_shows_the_whole_image(studio_url: str, example_png: Path) -> None:
+    """Both images of the before/after slider fit inside it (a fixed height once zoomed and cropped them)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(studio_url)
+            page.get_by_role("tab", name="Denoise").click()
+            tab = page.locator("#tab-denoise")
+            tab.locator("input[type=file]").first.set_input_files(str(example_png))
+            page.wait_for_timeout(1000)
+            tab.get_by_role("button", name="Denoise", exact=True).click()
+            slider = page.locator("#denoise-slider")
+            images = slider.locator("img")
+            images.nth(1).wait_for(state="visible", timeout=60_000)
+            page.wait_for_timeout(500)
+            frame = slider.bounding_box()
+            assert frame is not None
+            for i in range(images.count()):
+                box = images.nth(i).bounding_box()
+                assert box is not None and box["width"] > 50
+                assert frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1, \
+                    f"image {i} of the slider is cropped: {box} in {frame}"
+                assert frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
+        finally:
+            browser.close()

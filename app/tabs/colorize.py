@@ -25,7 +25,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 variations = variations_slider()
                 run = gr.Button("Colorize", variant="primary")
             with gr.Column(scale=1):
-                out = result_outputs("Colorized")
+                out = result_outputs("Colorized", columns=2)
 
     @guarded
     def colorize(image: str | None, steps: str, seed: float, variations: float, model_name: str, style_name: str,

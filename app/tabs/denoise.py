@@ -32,8 +32,9 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 run = gr.Button("Denoise", variant="primary")
             with gr.Column(scale=1):
                 estimate = gr.Markdown()
+                # max_height, not height: a fixed height makes Gradio zoom both images to fill it, cropping them.
                 slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False,
-                                        elem_classes=[PIXELATED], height=420)
+                                        elem_classes=[PIXELATED], max_height=420, elem_id="denoise-slider")
                 out = result_outputs("Denoised", columns=2)
 
     @guarded

@@ -36,7 +36,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 variations = variations_slider()
                 run = gr.Button("Inpaint", variant="primary")
             with gr.Column(scale=1):
-                out = result_outputs("Inpainted")
+                out = result_outputs("Inpainted", columns=2)
 
     @guarded
     def load_canvas(image_path: str | None, model_name: str) -> Any:

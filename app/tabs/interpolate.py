@@ -40,7 +40,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 strip = gr.Image(label="Strip", interactive=False, elem_classes=[PIXELATED], format="png")
                 gif = gr.Image(label="Animated GIF", interactive=False, elem_classes=[PIXELATED], format="gif",
                                height=256)
-                out = result_outputs("Frames", columns=8)
+                out = result_outputs("Frames", columns=4)
 
     @guarded
     def interpolate(mode_name: str, seed_a: float, seed_b: float, image_a: str | None, image_b: str | None,

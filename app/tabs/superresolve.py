@@ -32,7 +32,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             with gr.Column(scale=1):
                 low_view = gr.Image(label="Input at low resolution (nearest)", interactive=False, height=260,
                                     elem_classes=[PIXELATED], format="png")
-                out = result_outputs("Super-resolved")
+                out = result_outputs("Super-resolved", columns=2)
 
     @guarded
     def superresolve(image: str | None, factor: int, mode: str, steps: str, seed: float, variations: float,
