@@ -170,9 +170,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
-    """Rows {model, series, method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json (written by
-    `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a sentence
-    saying what was found."""
+    """Rows {model, series, method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json
+    (written by `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a
+    sentence saying what was found."""
     if not path.is_file():
         return [], f"No benchmark results yet ({path} not found): run `python -m benchmarks` to make the plot."
     try:

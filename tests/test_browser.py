@@ -1,5 +1,6 @@
 """End to end in a real browser: headless Chromium (Debian's package) opens the studio, uploads an image,
-paints a mask with the mouse, runs the inpainting and waits for the result.
+paints a mask with the mouse, runs the inpainting and waits for the result; and the layout shows every
+result whole (galleries, the before/after slider, the benchmark plot's legend).
 
 The screenshot goes to the test's temporary folder (or to $BROWSER_TEST_SCREENSHOT_DIR, to look at it), never
 into the tree: the README's screenshots come from `python -m app.screenshots` on the shipped model.
@@ -11,6 +12,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,28 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, studio_url: str) -> Iterator[Any]:
+    """A fresh page on the studio, 1400x1100."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(studio_url)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
 def example_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A shipped held-out example when there is one, else a drawn test image."""
     shipped = sorted((ROOT / "app" / "examples").glob("*.png"))
@@ -57,116 +81,84 @@ def example_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_inpaint_in_the_browser(studio_url: str, example_png: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(studio_url)
-            page.get_by_role("tab", name="Inpaint").click()
-            tab = page.locator("#tab-inpaint")
-            # 1. Upload: the image appears, enlarged, as the mask editor's background.
-            tab.locator("input[type=file]").first.set_input_files(str(example_png))
-            canvas = tab.locator("canvas").last
-            page.wait_for_timeout(1500)
-            # 2. Paint a stroke across the middle with the brush.
-            tab.get_by_role("button", name="Brush").first.click()
-            box = canvas.bounding_box()
-            assert box is not None, "the mask editor's canvas is not shown"
-            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(cx - box["width"] * 0.25, cy)
-            page.mouse.down()
-            for i in range(1, 11):
-                page.mouse.move(cx - box["width"] * 0.25 + i * box["width"] * 0.05, cy + (i % 2) * 4)
-            page.mouse.up()
-            # 3. Run it and wait for the result gallery and the notes.
-            tab.get_by_role("button", name="Inpaint", exact=True).click()
-            result = tab.locator(".pixelated img[src*='inpaint-seed']").first
-            result.wait_for(state="visible", timeout=60_000)
-            notes = tab.locator(".studio-notes").first.inner_text()
-            assert "filled" in notes, f"the painted mask did not reach the server: {notes!r}"
-            shots = Path(os.environ.get("BROWSER_TEST_SCREENSHOT_DIR", tmp_path))
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / "browser-test-inpaint.png"), full_page=True)
-        finally:
-            browser.close()
+def test_inpaint_in_the_browser(page: Any, example_png: Path, tmp_path: Path) -> None:
+    page.get_by_role("tab", name="Inpaint").click()
+    tab = page.locator("#tab-inpaint")
+    # 1. Upload: the image appears, enlarged, as the mask editor's background.
+    tab.locator("input[type=file]").first.set_input_files(str(example_png))
+    canvas = tab.locator("canvas").last
+    page.wait_for_timeout(1500)
+    # 2. Paint a stroke across the middle with the brush.
+    tab.get_by_role("button", name="Brush").first.click()
+    box = canvas.bounding_box()
+    assert box is not None, "the mask editor's canvas is not shown"
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - box["width"] * 0.25, cy)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(cx - box["width"] * 0.25 + i * box["width"] * 0.05, cy + (i % 2) * 4)
+    page.mouse.up()
+    # 3. Run it and wait for the result gallery and the notes.
+    tab.get_by_role("button", name="Inpaint", exact=True).click()
+    result = tab.locator(".pixelated img[src*='inpaint-seed']").first
+    result.wait_for(state="visible", timeout=60_000)
+    notes = tab.locator(".studio-notes").first.inner_text()
+    assert "filled" in notes, f"the painted mask did not reach the server: {notes!r}"
+    shots = Path(os.environ.get("BROWSER_TEST_SCREENSHOT_DIR", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "browser-test-inpaint.png"), full_page=True)
 
 
-def test_the_benchmark_plot_shows_every_series_in_its_legend(studio_url: str) -> None:
+def test_the_benchmark_plot_shows_every_series_in_its_legend(page: Any) -> None:
     """The legend names each colour; a chart given a fixed height once clipped it away."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(studio_url)
-            page.get_by_role("tab", name="Steps vs quality").click()
-            plot = page.locator("#benchmark-plot")
-            plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
-            box = plot.bounding_box()
-            assert box is not None
-            for series in ("tiny-cm", "tiny-cm, tuned ts", "tiny-edm"):
-                texts = [t for t in plot.locator("svg text").all() if t.text_content() == series]
-                assert texts, f"no legend entry {series!r}"
-                entry_box = texts[0].bounding_box()
-                assert entry_box is not None and entry_box["y"] + entry_box["height"] <= box["y"] + box["height"], \
-                    f"the legend entry {series!r} is cut off below the plot"
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="Steps vs quality").click()
+    plot = page.locator("#benchmark-plot")
+    plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
+    frame = plot.bounding_box()
+    assert frame is not None
+    for series in ("tiny-cm", "tiny-cm, tuned ts", "tiny-edm"):
+        entries = [t for t in plot.locator("svg text").all() if t.text_content() == series]
+        assert entries, f"no legend entry {series!r}"
+        box = entries[0].bounding_box()
+        assert box is not None and box["y"] + box["height"] <= frame["y"] + frame["height"], \
+            f"the legend entry {series!r} is cut off below the plot"
 
 
-def test_a_full_batch_is_shown_whole_in_the_gallery(studio_url: str) -> None:
+def test_a_full_batch_is_shown_whole_in_the_gallery(page: Any) -> None:
     """16 samples in 4 columns need more height than Gradio's default gallery box (55% of the window, then a
     scrollbar): every image must lie inside the gallery, none hidden below its fold."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(studio_url)
-            tab = page.locator("#tab-generate")
-            batch = tab.get_by_label("Batch size", exact=False).locator("xpath=..").locator("input[type=number]").first
-            batch.fill("16")
-            batch.press("Enter")
-            tab.get_by_role("button", name="Generate", exact=True).click()
-            images = tab.locator(".pixelated img[src*='generate-seed']")
-            images.nth(15).wait_for(state="attached", timeout=60_000)
-            assert images.count() == 16
-            gallery = tab.locator(".pixelated").first.bounding_box()
-            assert gallery is not None
-            for i in range(16):
-                box = images.nth(i).bounding_box()
-                assert box is not None and box["y"] + box["height"] <= gallery["y"] + gallery["height"] + 1, \
-                    f"sample {i} is below the gallery's visible area"
-        finally:
-            browser.close()
+    tab = page.locator("#tab-generate")
+    batch = tab.get_by_label("Batch size", exact=False).locator("xpath=..").locator("input[type=number]").first
+    batch.fill("16")
+    batch.press("Enter")
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    images = tab.locator(".pixelated img[src*='generate-seed']")
+    images.nth(15).wait_for(state="attached", timeout=60_000)
+    assert images.count() == 16
+    gallery = tab.locator(".pixelated").first.bounding_box()
+    assert gallery is not None
+    for i in range(16):
+        box = images.nth(i).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= gallery["y"] + gallery["height"] + 1, \
+            f"sample {i} is below the gallery's visible area"
 
 
-def test_the_denoise_before_after_view_shows_the_whole_image(studio_url: str, example_png: Path) -> None:
+def test_the_denoise_before_after_view_shows_the_whole_image(page: Any, example_png: Path) -> None:
     """Both images of the before/after slider fit inside it (a fixed height once zoomed and cropped them)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(studio_url)
-            page.get_by_role("tab", name="Denoise").click()
-            tab = page.locator("#tab-denoise")
-            tab.locator("input[type=file]").first.set_input_files(str(example_png))
-            page.wait_for_timeout(1000)
-            tab.get_by_role("button", name="Denoise", exact=True).click()
-            slider = page.locator("#denoise-slider")
-            images = slider.locator("img")
-            images.nth(1).wait_for(state="visible", timeout=60_000)
-            page.wait_for_timeout(500)
-            frame = slider.bounding_box()
-            assert frame is not None
-            for i in range(images.count()):
-                box = images.nth(i).bounding_box()
-                assert box is not None and box["width"] > 50
-                assert frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1, \
-                    f"image {i} of the slider is cropped: {box} in {frame}"
-                assert frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="Denoise").click()
+    tab = page.locator("#tab-denoise")
+    tab.locator("input[type=file]").first.set_input_files(str(example_png))
+    page.wait_for_timeout(1000)
+    tab.get_by_role("button", name="Denoise", exact=True).click()
+    slider = page.locator("#denoise-slider")
+    images = slider.locator("img")
+    images.nth(1).wait_for(state="visible", timeout=60_000)
+    page.wait_for_timeout(500)
+    frame = slider.bounding_box()
+    assert frame is not None
+    for i in range(images.count()):
+        box = images.nth(i).bounding_box()
+        assert box is not None and box["width"] > 50
+        inside = (frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
+                  and frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1)
+        assert inside, f"image {i} of the slider is cropped: {box} in {frame}"
