@@ -598,7 +598,8 @@ class Studio:
         for name, out, evals, ms in runs:
             value = psnr(out[0], ref_tensor[0]) if ref_tensor is not None else None
             is_ref = ref_tensor is out
-            text = f"{name} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
+            # The teacher's folder name is in the table; the caption must fit under a third of the gallery.
+            text = f"{name.split(' (')[0]} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
             if value is not None and not is_ref:
                 text += f" · PSNR {value:.1f} dB"
             captions.append(text)
