@@ -19,6 +19,8 @@ CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .studio-upload img { width: 100%; height: 100%; object-fit: contain; }
 .studio-notes ul { margin-top: 0; }
+/* Gallery tiles may shrink below Gradio's 100px minimum: on a narrow window every column stays on screen. */
+.pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); }
 """
 MAX_FILE_SIZE = "10mb"
 
@@ -40,7 +42,8 @@ def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blo
             model = gr.Dropdown(studio.model_names, value=default, label="Model", scale=2, allow_custom_value=True)
             style = gr.Dropdown(studio.styles(default), value=studio.styles(default)[0], label="Style (class)",
                                 scale=2, allow_custom_value=True)
-            info = gr.Markdown(studio.describe(default))
+            with gr.Column(scale=1, min_width=240):  # wraps below the dropdowns on a narrow window
+                info = gr.Markdown(studio.describe(default))
         with gr.Tabs():
             for tab in TABS:
                 tab.create_tab(studio, model, style, example_paths)

@@ -162,3 +162,27 @@ def test_the_denoise_before_after_view_shows_the_whole_image(page: Any, example_
         inside = (frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
                   and frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1)
         assert inside, f"image {i} of the slider is cropped: {box} in {frame}"
+
+
+def test_a_phone_sized_window_keeps_every_result_and_the_model_note_readable(browser: Any, studio_url: str) -> None:
+    """At 420 px, Gradio's 100 px minimum per gallery column pushed the fourth sample off screen, and the model
+    note beside the dropdowns was squeezed to a few letters per line."""
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    try:
+        page.goto(studio_url)
+        note = page.locator("p", has_text="tiny-edm").first
+        note.wait_for(state="visible", timeout=30_000)
+        width = note.bounding_box()["width"]
+        assert width >= 200, f"the model note is squeezed into {width:.0f} px"
+        tab = page.locator("#tab-generate")
+        tab.get_by_role("button", name="Generate", exact=True).click()
+        images = tab.locator(".pixelated img[src*='generate-seed']")
+        images.nth(7).wait_for(state="attached", timeout=60_000)
+        gallery = tab.locator(".pixelated").first.bounding_box()
+        assert gallery is not None
+        for i in range(images.count()):
+            box = images.nth(i).bounding_box()
+            assert box is not None and box["x"] + box["width"] <= gallery["x"] + gallery["width"] + 1, \
+                f"sample {i} is cut off at the gallery's right edge"
+    finally:
+        page.close()
