@@ -183,12 +183,15 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
         quality, ms = columns.index(metric), columns.index("ms / image")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         return [], f"{path} has no sample-quality table ({type(e).__name__}: {e})."
-    # A model's rows on tuned ts are a series of their own: against even ts they are the point of tuning.
-    rows = [{"model": str(row[model]), "series": f"{row[model]}, tuned ts" if "tuned" in str(row[sampler])
-             else str(row[model]), "method": f"{row[model]} {row[sampler]}", "ms": float(row[ms]),
-             "quality": float(row[quality]), "metric": f"{metric} (x1e3, lower is better)"}
-            for row in table["rows"]
-            if isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))]
+    rows = []
+    for row in table["rows"]:
+        if not (isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))):
+            continue
+        # Samplers on a model's tuned ts get a colour of their own, to compare with its even ts.
+        series = f"{row[model]}, tuned ts" if "tuned" in str(row[sampler]) else str(row[model])
+        rows.append({"model": str(row[model]), "series": series, "method": f"{row[model]} {row[sampler]}",
+                     "ms": float(row[ms]), "quality": float(row[quality]),
+                     "metric": f"{metric} (x1e3, lower is better)"})
     if not rows:
         return [], f"{path} has no rows with a time and a quality number."
     return rows, f"Sample quality against time per image from `{path}` ({len(rows)} rows; {metric}, lower is better)."
