@@ -139,12 +139,17 @@ def edit_table(model: Denoiser | None, model_name: str, why: str, data: Dataset,
             cases.append(Case(f"super-resolution x{factor}", SuperResolve(factor), methods))
         for sigma in budget.noise_levels:
             noisy = gt + sigma * torch.randn(gt.shape, generator=g)
-            methods = [("noisy input", lambda x=noisy: x.clamp(-1, 1)),
-                       ("OpenCV NL-means", lambda x=noisy, s=sigma: nl_means(x, s))]
-            if usable:
-                methods.append((f"CM ({model_name}), sigma estimated",
-                                lambda x=noisy: tasks.denoise(model, x, label=label)[0]))
-            cases.append(Case(f"denoising sigma={sigma:g} ({sigma * 127.5:.0f}/255)", None, methods))
+            # As uploaded: the same noise clipped to [-1, 1] and stored in 8 bits (a white background keeps only
+            # half its noise, which the sigma estimate must see past).
+            upload = from_uint8(to_uint8(noisy))
+            for task, x in ((f"denoising sigma={sigma:g} ({sigma * 127.5:.0f}/255)", noisy),
+                            (f"denoising an 8-bit upload, sigma={sigma:g}", upload)):
+                methods = [("noisy input", lambda x=x: x.clamp(-1, 1)),
+                           ("OpenCV NL-means", lambda x=x, s=sigma: nl_means(x, s))]
+                if usable:
+                    methods.append((f"CM ({model_name}), sigma estimated",
+                                    lambda x=x: tasks.denoise(model, x, label=label)[0]))
+                cases.append(Case(task, None, methods))
         for case in cases:
             truths.setdefault(case.task, []).append(gt)
             for method, run in case.methods:
@@ -181,5 +186,6 @@ def edit_table(model: Denoiser | None, model_name: str, why: str, data: Dataset,
                        "estimated sigma); one seed per image, images of a style in one batch. Baselines: cv2.inpaint "
                        "radius 3; cv2.resize in float32 from the f x f block means; NL-means is told the true sigma "
                        "(h = hColor = 0.45 sigma, 3x3 patches, 7x7 search: the best of a grid on held-out images), "
-                       "while the CM estimates sigma from the image.")
+                       "while the CM estimates sigma from the image. 'An 8-bit upload' is the same noisy image as "
+                       "a saved PNG holds it: clipped to [-1, 1] and rounded to 8 bits.")
     return table

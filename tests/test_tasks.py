@@ -106,6 +106,21 @@ def test_estimate_noise_sigma_ignores_smooth_content() -> None:
         tasks.estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
 
 
+def test_estimate_noise_sigma_of_a_clipped_8bit_upload() -> None:
+    """A white background clips half of its noise away; the estimate must come from the rest of the image.
+    (Counting the clipped windows too, as the mean over all windows did, reads 0.1 as 0.08 here.)"""
+    clean = torch.ones(4, 3, 64, 64)
+    clean[..., :, 32:] = 0.1  # white left half, mid-grey right half
+    generator = torch.Generator().manual_seed(2)
+    for sigma in (0.1, 0.2, 0.3):
+        noisy = clean + sigma * torch.randn(clean.shape, generator=generator)
+        upload = ((noisy.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        est = tasks.estimate_noise_sigma(upload)
+        assert ((est - sigma).abs() / sigma < 0.08).all(), (sigma, est)
+    white = torch.ones(1, 3, 32, 32)  # all saturated: no windows left to mask, the estimate is still defined
+    assert tasks.estimate_noise_sigma(white).item() == 0.0
+
+
 def test_denoise(tiny_model: Denoiser) -> None:
     clean = painting(4)
     noisy = clean + 0.2 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
