@@ -597,19 +597,21 @@ class Studio:
             notes.append("no diffusion teacher found: no reference, so no PSNR")
         notes.append(("ts tuned for this model: " if tuned else "ts: ")
                      + "; ".join(f"{s.evaluations} -> {list(s.ts)}" for s in schedules[1:]))
-        captions, rows = [], []
+        captions, file_names, rows = [], [], []
         for name, out, evals, ms in runs:
             value = psnr(out[0], ref_tensor[0]) if ref_tensor is not None else None
             is_ref = ref_tensor is out
-            # The teacher's folder name is in the table; the caption must fit under a third of the gallery.
-            text = f"{name.split(' (')[0]} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
+            # The teacher's folder name is in the table; captions and file names go without it (a caption must
+            # fit under a third of the gallery).
+            short = name.split(" (")[0]
+            file_names.append(short.replace(" ", "-"))
+            text = f"{short} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
             if value is not None and not is_ref:
                 text += f" · PSNR {value:.1f} dB"
             captions.append(text)
             rows.append({"method": name, "evaluations": evals, "ms": round(ms, 1),
                          "psnr_db": None if value is None or is_ref else round(value, 2)})
-        result = self._result("compare", torch.cat([o for _, o, _, _ in runs]), captions,
-                              [n.split(" (")[0].replace(" ", "-") for n, *_ in runs], notes)
+        result = self._result("compare", torch.cat([o for _, o, _, _ in runs]), captions, file_names, notes)
         result.extra["rows"] = rows
         return result
 

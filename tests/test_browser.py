@@ -81,6 +81,14 @@ def example_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def assert_inside(box: dict | None, frame: dict | None, what: str, slack: float = 1.0) -> None:
+    """`box` (a Playwright bounding box) lies within `frame` on all four sides, up to `slack` pixels."""
+    assert box is not None and frame is not None, f"{what} is not shown"
+    inside = (frame["x"] - slack <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + slack
+              and frame["y"] - slack <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + slack)
+    assert inside, f"{what} is cut off: {box} in {frame}"
+
+
 def test_inpaint_in_the_browser(page: Any, example_png: Path, tmp_path: Path) -> None:
     page.get_by_role("tab", name="Inpaint").click()
     tab = page.locator("#tab-inpaint")
@@ -114,14 +122,10 @@ def test_the_benchmark_plot_shows_every_series_in_its_legend(page: Any) -> None:
     page.get_by_role("tab", name="Steps vs quality").click()
     plot = page.locator("#benchmark-plot")
     plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
-    frame = plot.bounding_box()
-    assert frame is not None
     for series in ("tiny-cm", "tiny-cm, tuned ts", "tiny-edm"):
         entries = [t for t in plot.locator("svg text").all() if t.text_content() == series]
         assert entries, f"no legend entry {series!r}"
-        box = entries[0].bounding_box()
-        assert box is not None and box["y"] + box["height"] <= frame["y"] + frame["height"], \
-            f"the legend entry {series!r} is cut off below the plot"
+        assert_inside(entries[0].bounding_box(), plot.bounding_box(), f"the legend entry {series!r}", slack=0)
 
 
 def test_a_full_batch_is_shown_whole_in_the_gallery(page: Any) -> None:
@@ -136,11 +140,8 @@ def test_a_full_batch_is_shown_whole_in_the_gallery(page: Any) -> None:
     images.nth(15).wait_for(state="attached", timeout=60_000)
     assert images.count() == 16
     gallery = tab.locator(".pixelated").first.bounding_box()
-    assert gallery is not None
     for i in range(16):
-        box = images.nth(i).bounding_box()
-        assert box is not None and box["y"] + box["height"] <= gallery["y"] + gallery["height"] + 1, \
-            f"sample {i} is below the gallery's visible area"
+        assert_inside(images.nth(i).bounding_box(), gallery, f"sample {i}")
 
 
 def test_the_denoise_before_after_view_shows_the_whole_image(page: Any, example_png: Path) -> None:
@@ -154,14 +155,10 @@ def test_the_denoise_before_after_view_shows_the_whole_image(page: Any, example_
     images = slider.locator("img")
     images.nth(1).wait_for(state="visible", timeout=60_000)
     page.wait_for_timeout(500)
-    frame = slider.bounding_box()
-    assert frame is not None
     for i in range(images.count()):
         box = images.nth(i).bounding_box()
         assert box is not None and box["width"] > 50
-        inside = (frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
-                  and frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1)
-        assert inside, f"image {i} of the slider is cropped: {box} in {frame}"
+        assert_inside(box, slider.bounding_box(), f"image {i} of the slider")
 
 
 def test_a_phone_sized_window_keeps_every_result_and_the_model_note_readable(browser: Any, studio_url: str) -> None:
@@ -179,10 +176,7 @@ def test_a_phone_sized_window_keeps_every_result_and_the_model_note_readable(bro
         images = tab.locator(".pixelated img[src*='generate-seed']")
         images.nth(7).wait_for(state="attached", timeout=60_000)
         gallery = tab.locator(".pixelated").first.bounding_box()
-        assert gallery is not None
         for i in range(images.count()):
-            box = images.nth(i).bounding_box()
-            assert box is not None and box["x"] + box["width"] <= gallery["x"] + gallery["width"] + 1, \
-                f"sample {i} is cut off at the gallery's right edge"
+            assert_inside(images.nth(i).bounding_box(), gallery, f"sample {i}")
     finally:
         page.close()
