@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from editing.images import from_uint8
 from editing.models import ModelLoadError, Runtime, cpu_has_amx, load_model, resolve_runtime
 from editing.precond import Denoiser
 
@@ -206,8 +207,7 @@ def load_dataset(folder: Path) -> Dataset:
     records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines() if line.strip()]
     if len(records) != len(array):
         raise ValueError(f"{folder}: {len(array)} images but {len(records)} index records")
-    images = torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return Dataset(images, [r["style"] for r in records], [r["split"] for r in records])
+    return Dataset(from_uint8(array), [r["style"] for r in records], [r["split"] for r in records])
 
 
 def subset(images: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

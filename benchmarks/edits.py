@@ -15,20 +15,10 @@ import torch.nn.functional as F
 from benchmarks.common import Budget, Dataset, Table, label_for, subset, sync
 from benchmarks.quality import styles_of
 from editing import tasks
+from editing.images import from_uint8, to_uint8
 from editing.metrics import data_consistency, psnr, ssim, swd
 from editing.operators import LUMA, Colorize, Inpaint, Operator, SuperResolve
 from editing.precond import Denoiser
-
-
-# --- conversions for OpenCV (uint8 / float32 HxWx3, RGB order kept throughout) --------------------------------
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def from_uint8(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 # --- the degradations ---------------------------------------------------------------------------------------

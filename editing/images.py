@@ -549,13 +549,22 @@ def is_full(mask: torch.Tensor) -> bool:
     return bool(mask.all())
 
 
-def to_pil(tensor: torch.Tensor) -> list[Image.Image]:
-    """(B, 3, H, W) in [-1, 1] -> RGB uint8 images (rounded; out-of-range values clipped, NaN as black)."""
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8 (rounded; out-of-range values clipped, NaN as black)."""
     if tensor.ndim != 4 or tensor.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) tensor, got shape {tuple(tensor.shape)}")
     x = torch.nan_to_num(tensor.detach().float().cpu(), nan=-1.0).clamp(-1, 1)
-    array = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in array]
+    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1]; the inverse of to_uint8 on 8-bit values."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def to_pil(tensor: torch.Tensor) -> list[Image.Image]:
+    """(B, 3, H, W) in [-1, 1] -> RGB uint8 images (as to_uint8)."""
+    return [Image.fromarray(np.ascontiguousarray(a), "RGB") for a in to_uint8(tensor)]
 
 
 def enlarge(image: Image.Image, size: int) -> Image.Image:

@@ -414,6 +414,16 @@ def test_round_trip_is_exact_for_8_bit() -> None:
     assert np.array_equal(np.asarray(images.to_pil(load_image(array, R).tensor)[0]), array)
 
 
+def test_uint8_conversions_invert_each_other() -> None:
+    # Every 8-bit value survives uint8 -> float -> uint8, and a float comes back within half a level.
+    levels = np.arange(256, dtype=np.uint8)
+    array = np.stack([levels, levels[::-1], levels], -1).reshape(1, 16, 16, 3)
+    assert np.array_equal(images.to_uint8(images.from_uint8(array)), array)
+    x = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    assert (images.from_uint8(images.to_uint8(x)) - x).abs().max() <= 0.5 / 127.5 + 1e-6
+    assert images.from_uint8(array).shape == (1, 3, 16, 16)
+
+
 def test_enlarge_is_nearest() -> None:
     small = Image.fromarray(np.random.RandomState(9).randint(0, 256, (4, 4, 3), np.uint8))
     big = images.enlarge(small, 32)

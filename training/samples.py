@@ -14,14 +14,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from editing import tasks
+from editing.images import to_uint8
 from editing.models import load_model, optional_schedules, resolve_runtime
 from editing.precond import Denoiser
 from editing.schedules import Schedule, steps_schedule
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def rows_for(model: Denoiser, teacher: Denoiser | None, seeds: list[int], label: int | None,
