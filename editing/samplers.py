@@ -26,6 +26,7 @@ class Step:
     total: int  # evaluations in the whole run
     sigma: float
     x0: torch.Tensor  # the current estimate of the clean image, in [-1, 1]
+    x: torch.Tensor | None = None  # the state the network was evaluated at (Heun: the PF-ODE path at sigma)
 
 
 def generators_for(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
@@ -80,7 +81,7 @@ def sample_consistency(
         if project is not None:
             x0 = project(x0)
         if callback is not None:
-            callback(Step(i, total, float(sigmas[i]), x0))
+            callback(Step(i, total, float(sigmas[i]), x0, x))
         # 2. Re-inject noise at the next level: x = x0 + sqrt(sigma_next^2 - sigma_min^2) z.
         if i + 1 < total:
             z = randn(x.shape, generators, x.device)
@@ -120,6 +121,6 @@ def sample_heun(
             x_next = x + (sigma_next - sigma) * 0.5 * (d + d_next)
             evaluations += 1
         if callback is not None:
-            callback(Step(evaluations - 1, total, float(sigma), x0.clamp(-1.0, 1.0)))
+            callback(Step(evaluations - 1, total, float(sigma), x0.clamp(-1.0, 1.0), x))
         x = x_next
     return x.clamp(-1.0, 1.0) if clip else x

@@ -112,7 +112,9 @@ def test_algorithm1_by_hand_and_callback() -> None:
     gens = generators_for([0, 1])
     ones = torch.ones(2)
     xh = sigmas[0] * torch.stack([torch.randn(shape[1:], generator=g) for g in gens])
+    states = []
     for i in range(3):
+        states.append(xh)
         x0 = f(xh, sigmas[i] * ones)
         if i < 2:
             z = torch.stack([torch.randn(shape[1:], generator=g) for g in gens])
@@ -121,6 +123,8 @@ def test_algorithm1_by_hand_and_callback() -> None:
     assert [s.index for s in steps] == [0, 1, 2] and all(s.total == 3 for s in steps)
     assert [s.sigma for s in steps] == pytest.approx(sigmas[:3].tolist())
     assert steps[-1].x0 is got
+    for step, state in zip(steps, states):  # each step reports the point it evaluated
+        torch.testing.assert_close(step.x, state, rtol=1e-5, atol=1e-5)
 
 
 def test_project_hook_applies_to_every_x0() -> None:
@@ -152,5 +156,9 @@ def test_heun_solves_gaussian_ode_to_second_order() -> None:
         got = sample_heun(denoise, x_t, karras_sigmas(n).to(torch.float32), callback=steps.append, clip=False)
         errors.append(((got - want).abs().max() / want.abs().max()).item())
         assert len(steps) == n and steps[-1].index == steps[-1].total - 1 == 2 * n - 2
+        # The reported states are the ODE path x(sigma) = x_T sqrt(sigma^2 + sd^2) / sqrt(sigma_T^2 + sd^2).
+        path = torch.stack([s.x for s in steps])
+        exact = torch.stack([x_t * math.sqrt(s.sigma**2 + sd**2) / math.sqrt(80.0**2 + sd**2) for s in steps])
+        assert ((path - exact).abs().max() / exact.abs().max()).item() < 2 * errors[-1] + 1e-6
     assert errors[1] < 0.015
     assert errors[0] / errors[1] > 3.5 and errors[1] / errors[2] > 3.5

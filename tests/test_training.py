@@ -16,11 +16,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from editing import tasks
 from editing.models import Runtime, load_model, save_model
 from editing.precond import Denoiser, Parameterization
+from editing.schedules import karras_sigmas
+from tests.conftest import make_tiny_folder
 from training.data import STYLES
-from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
+from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
+from training.trajectories import load_trajectories
+from training.trajectories import main as trajectories_main
 from training.train import (TrainConfig, backward_accumulated, build_models, export, export_compact, save_compact,
                             train)
 
@@ -87,6 +92,67 @@ def test_cd_loss_decreases() -> None:
     target = copy.deepcopy(student).requires_grad_(False)
     first, last = fit(lambda m, g: CDLoss(n=6)(m, target, teacher, x, y, g), student)
     assert last < 0.7 * first
+
+
+def tiny_paths(tmp_path: Path, chunks: int = 2, size: int = 3, steps: int = 4) -> Path:
+    """Heun paths of a random tiny EDM teacher, written by the CLI (chunk c: style c mod 3)."""
+    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+    out = tmp_path / "paths"
+    trajectories_main(["--teacher", str(teacher), "--out", str(out), "--chunks", str(chunks),
+                       "--chunk-size", str(size), "--steps", str(steps), "--device", "cpu"])
+    return out
+
+
+def test_trajectories_are_the_teachers_heun_paths(tmp_path: Path) -> None:
+    out = tiny_paths(tmp_path)
+    teacher = load_model(tmp_path / "teacher", Runtime(torch.device("cpu"), torch.float32, None))
+    paths = load_trajectories(out)
+    sigmas = karras_sigmas(4).to(torch.float32)
+    assert paths.xs.shape == (6, 4, 3, 16, 16) and torch.equal(paths.labels, torch.tensor([0, 0, 0, 1, 1, 1]))
+    torch.testing.assert_close(paths.sigmas, sigmas)
+    # Chunk 1's ends are the teacher's Heun samples of its seeds, and its first states are sigma_max * z.
+    seeds = [20_000_000 + 3 + i for i in range(3)]
+    torch.testing.assert_close(paths.x0[3:], tasks.heun_baseline(teacher, seeds, steps=4, label=1), atol=1e-3, rtol=0)
+    z = torch.stack([torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    torch.testing.assert_close(paths.xs[3:, 0], sigmas[0] * z, atol=0.05, rtol=1e-3)  # fp16 storage
+    # Each saved state is one Heun step (EDM Algorithm 1) from the one before it.
+    x, s0, s1 = paths.xs[3:, 1], sigmas[1], sigmas[2]
+    with torch.no_grad():
+        d = (x - teacher(x, s0.expand(3), torch.ones(3, dtype=torch.long))) / s0
+        euler = x + (s1 - s0) * d
+        d_next = (euler - teacher(euler, s1.expand(3), torch.ones(3, dtype=torch.long))) / s1
+    torch.testing.assert_close(paths.xs[3:, 2], x + (s1 - s0) * 0.5 * (d + d_next), atol=2e-3, rtol=1e-3)
+    # A second run keeps the chunks it finds and writes only the missing ones.
+    before = (out / "chunk00000.safetensors").stat().st_mtime_ns
+    trajectories_main(["--teacher", str(tmp_path / "teacher"), "--out", str(out), "--chunks", "3",
+                       "--chunk-size", "3", "--steps", "4", "--device", "cpu"])
+    assert (out / "chunk00000.safetensors").stat().st_mtime_ns == before
+    assert len(load_trajectories(out).x0) == 9
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of edm, ct, cd, kd"):
+        TrainConfig(mode="kd2")
+
+
+def test_kd_loss_decreases(tmp_path: Path) -> None:
+    paths = load_trajectories(tiny_paths(tmp_path))
+    first, last = fit(lambda m, g: KDLoss(sigma_floor=0.01)(m, paths, 8, g), tiny_denoiser("cm", seed=4))
+    assert last < 0.7 * first
+
+
+def test_kd_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
+    paths = tiny_paths(tmp_path)
+    student = make_tiny_folder(tmp_path / "student", boundary="cm", seed=6)
+    cfg = _cfg(tmp_path, mode="kd", data=str(paths), init=str(student), run_dir=str(tmp_path / "straight"))
+    train(cfg)
+    train(replace(cfg, run_dir=str(tmp_path / "halves"), total_images=16))
+    train(replace(cfg, run_dir=str(tmp_path / "halves")), resume=True)
+    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = load_file(student / "diffusion_pytorch_model.safetensors")
+    assert not torch.equal(a["model.conv_out.weight"], start["conv_out.weight"])  # it trained
 
 
 def test_ct_curriculum_doubles_and_caps() -> None:

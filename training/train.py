@@ -4,6 +4,7 @@
     python -m training.train --run-dir runs/edm32 --resume            # continue where it stopped
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
+    python -m training.train --mode kd --data runs/traj --init weights/emoji32-cm ...   # paths of training.trajectories
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
@@ -35,14 +36,18 @@ from tqdm import tqdm
 from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
 from editing.precond import Denoiser, Parameterization
 from training.data import STYLES
-from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
+from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
+from training.trajectories import load_trajectories
+
+
+MODES = ("edm", "ct", "cd", "kd")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    mode: str = "edm"  # edm | ct | cd
-    data: str = "data/emoji32"
+    mode: str = "edm"  # edm | ct | cd | kd
+    data: str = "data/emoji32"  # kd: a folder of teacher paths (python -m training.trajectories)
     run_dir: str = "runs/edm32"
     unet: str = "emoji-s5"
     conditional: bool = True  # class-conditional on style
@@ -64,6 +69,10 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     seed: int = 0
     bf16: bool = True  # bf16 autocast on CUDA, and on a CPU with AMX (ignored on other CPUs: slower there)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
 
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,10 +241,17 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
-    images_u8, labels = load_dataset(Path(cfg.data))
-    # The whole set lives on the training device (a few MB at 32 px): batches are gathered there.
-    images_u8, labels = images_u8.to(device), labels.to(device)
-    model, teacher = build_models(cfg, images_u8.shape[-1], device)
+    # The whole set lives on the training device (a few MB at 32 px; kd paths a few GB): batches are gathered there.
+    if cfg.mode == "kd":
+        paths = load_trajectories(Path(cfg.data), device)
+        resolution = paths.x0.shape[-1]
+    else:
+        images_u8, labels = load_dataset(Path(cfg.data))
+        images_u8, labels = images_u8.to(device), labels.to(device)
+        resolution = images_u8.shape[-1]
+    model, teacher = build_models(cfg, resolution, device)
+    if cfg.mode == "kd" and (paths.labels is None) != (not model.param.class_names):
+        raise ValueError(f"{cfg.data}: the paths' teacher and the student must both be class-conditional or neither")
     ema = copy.deepcopy(model).requires_grad_(False)
     target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
@@ -265,13 +281,15 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         net = torch.nn.parallel.DistributedDataParallel(model)
         net.param = model.param  # the losses read the parameterization through the wrapper
 
-    edm_loss, ct_loss, cd_loss = EDMLoss(), CTLoss(), CDLoss()
+    edm_loss, ct_loss, cd_loss, kd_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss()
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt = time.time(), time.time()
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
                mininterval=5.0, file=sys.stdout)
 
     def micro_loss() -> torch.Tensor:
+        if cfg.mode == "kd":  # draws its own batch of (path, level) pairs
+            return kd_loss(net, paths, cfg.batch, generator)
         # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
         idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator, device=device)
         x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
@@ -377,7 +395,10 @@ def main(argv: list[str] | None = None) -> None:
         base = TrainConfig(**json.loads(saved.read_text()))
     else:
         base = TrainConfig()
-    cfg = replace(base, **given)
+    try:
+        cfg = replace(base, **given)
+    except ValueError as error:
+        parser.error(str(error))
     for name in ("batch", "accumulate"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(cfg, name)}")
