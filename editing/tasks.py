@@ -195,6 +195,13 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     saturated pixel (-1 or 1, where an upload's noise was clipped to the 8-bit range) are left out: clipping
     removes noise there, and counting them read sigma 0.2 as 0.17 on held-out emoji. The median rather than
     the mean keeps edges from inflating the estimate.
+
+    At high noise, clipping also biases the windows near a bound that happened not to saturate (they are the
+    ones whose noise pointed away from it): a second pass leaves out windows whose 5x5 mean lies within 1.5
+    first estimates of a bound. It costs at low noise, where edges then weigh more, so the two are blended by
+    the first estimate (all first pass below 0.1, all second above 0.3). On held-out 8-bit uploads this reads
+    sigma 0.4 as 0.39 (0.36 without it) and 0.6 as 0.53 (0.45), and leaves 0.1 and 0.2 within 0.005; denoising
+    those uploads at sigma 0.4 gains 0.4 dB (benchmarks, edits).
     """
     if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
         raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
@@ -202,13 +209,19 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=images.device)
     c = images.shape[1]
     response = F.conv2d(images, kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c).abs()
-    saturated = ((images.abs() - 1).abs() <= SATURATED).to(torch.float32)
-    valid = F.max_pool2d(saturated, 3, stride=1) == 0
-    # An image that is mostly saturated keeps all its windows: a biased estimate beats none.
-    enough = valid.flatten(1).sum(1) >= MIN_NOISE_WINDOWS
-    valid |= ~enough.view(-1, 1, 1, 1)
-    median = response.masked_fill(~valid, float("nan")).flatten(1).nanmedian(1).values
-    return median / (6.0 * NORMAL_QUARTILE)
+
+    def median_over(excluded: torch.Tensor) -> torch.Tensor:
+        # Windows (3x3, as the response) that touch no excluded pixel; an image with too few keeps them all.
+        valid = F.max_pool2d(excluded.to(torch.float32), 3, stride=1) == 0
+        enough = valid.flatten(1).sum(1) >= MIN_NOISE_WINDOWS
+        valid |= ~enough.view(-1, 1, 1, 1)
+        return response.masked_fill(~valid, float("nan")).flatten(1).nanmedian(1).values / (6.0 * NORMAL_QUARTILE)
+
+    first = median_over((images.abs() - 1).abs() <= SATURATED)
+    local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)
+    second = median_over(local_mean.abs() >= 1 - 1.5 * first.view(-1, 1, 1, 1))
+    weight = ((first - 0.1) / 0.2).clamp(0, 1)
+    return (1 - weight) * first + weight * second
 
 
 def denoise(
