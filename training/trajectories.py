@@ -3,11 +3,12 @@
     python -m training.trajectories --teacher weights/emoji32-edm --out runs/traj --chunks 40
 
 Every state of a probability-flow ODE path belongs to the same origin, so a path of the teacher's N-level
-Heun sampler gives N (state, sigma) -> end pairs: exact regression targets for the consistency function
-(the fixed point that consistency distillation approaches by bootstrapping, CM paper Sec. 3; knowledge
-distillation in the sense of Luhman & Luhman 2021, at every level instead of the start only). A path costs
-2N - 1 teacher evaluations for N pairs, fewer per pair than a CD step's two teacher and one target
-evaluations, and its targets carry no bootstrap error.
+Heun sampler gives N (state, sigma) -> end pairs: regression targets for the consistency function, exact up
+to the teacher and its discretization. They are the fixed point that consistency distillation approaches by
+bootstrapping (CM paper Sec. 3); regressing onto them is knowledge distillation in the sense of Luhman &
+Luhman 2021, at every level instead of the start only. A path costs 2N - 1 teacher evaluations for N pairs,
+fewer per pair than a CD step's two teacher and one target evaluations, and its targets carry no bootstrap
+error.
 
 Each chunk is one safetensors file, `chunk00012.safetensors`: `xs` (B, N, C, H, W) fp16, the states at
 `sigmas` (N, descending); `x0` (B, C, H, W) fp16, the ends clipped to [-1, 1]; `labels` (B,) int64 (all -1
