@@ -530,7 +530,8 @@ class Studio:
         notes += image_notes
         estimated = float(tasks.estimate_noise_sigma(x).mean())
         override = sigma is not None and float(sigma) >= 0
-        out, used = tasks.denoise(self.load(entry.name), x, sigma=float(sigma) if override else None,
+        # The estimate shown is the one used: denoise is handed it rather than estimating it again.
+        out, used = tasks.denoise(self.load(entry.name), x, sigma=float(sigma) if override else estimated,
                                   refine_steps=refine_steps, seed=seed, label=label,
                                   callback=self._callback(on_step, deadline))
         notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); "

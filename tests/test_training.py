@@ -24,7 +24,7 @@ from tests.conftest import make_tiny_folder
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
-from training.trajectories import load_trajectories
+from training.trajectories import SEED_BASE, load_trajectories
 from training.trajectories import main as trajectories_main
 from training.train import (TrainConfig, backward_accumulated, build_models, export, export_compact, save_compact,
                             train)
@@ -111,7 +111,7 @@ def test_trajectories_are_the_teachers_heun_paths(tmp_path: Path) -> None:
     assert paths.xs.shape == (6, 4, 3, 16, 16) and torch.equal(paths.labels, torch.tensor([0, 0, 0, 1, 1, 1]))
     torch.testing.assert_close(paths.sigmas, sigmas)
     # Chunk 1's ends are the teacher's Heun samples of its seeds, and its first states are sigma_max * z.
-    seeds = [20_000_000 + 3 + i for i in range(3)]
+    seeds = [SEED_BASE + 3 + i for i in range(3)]
     torch.testing.assert_close(paths.x0[3:], tasks.heun_baseline(teacher, seeds, steps=4, label=1), atol=1e-3, rtol=0)
     z = torch.stack([torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(s)) for s in seeds])
     torch.testing.assert_close(paths.xs[3:, 0], sigmas[0] * z, atol=0.05, rtol=1e-3)  # fp16 storage
