@@ -21,13 +21,14 @@ from editing.models import Runtime, load_model, save_model
 from editing.precond import Denoiser, Parameterization
 from editing.schedules import karras_sigmas
 from tests.conftest import make_tiny_folder
+from training.adversarial import AdversarialLoss, Discriminator, teacher_features
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
 from training.trajectories import SEED_BASE, load_trajectories
 from training.trajectories import main as trajectories_main
-from training.train import (TrainConfig, backward_accumulated, build_models, export, export_compact, save_compact,
-                            train)
+from training.train import (Adversary, TrainConfig, backward_accumulated, build_models, export, export_compact,
+                            load_compact, save_compact, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,6 +93,85 @@ def test_cd_loss_decreases() -> None:
     target = copy.deepcopy(student).requires_grad_(False)
     first, last = fit(lambda m, g: CDLoss(n=6)(m, target, teacher, x, y, g), student)
     assert last < 0.7 * first
+
+
+def test_teacher_features_are_the_unets_own_activations() -> None:
+    """teacher_features re-runs the UNet's encoder by hand: it must see what the full forward of Denoiser does."""
+    teacher = make_teacher()
+    x, y = fixed_batch()
+    sigma = torch.linspace(0.1, 5.0, 8)
+    seen: list[torch.Tensor] = []
+    unet = teacher.unet
+    modules = [unet.down_blocks[0].resnets[-1], *unet.down_blocks, unet.mid_block]
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o))
+             for m in modules]
+    with torch.no_grad():
+        teacher(x, sigma, y, boundary="edm")
+    for h in hooks:
+        h.remove()
+    features = teacher_features(teacher, x, sigma, y)
+    assert len(features) == len(modules)
+    for got, want in zip(features, seen, strict=True):
+        torch.testing.assert_close(got, want.float(), rtol=0, atol=0)
+
+
+def make_teacher() -> Denoiser:
+    teacher = tiny_denoiser("edm", seed=3).requires_grad_(False)
+    with torch.no_grad():  # diffusers zero-initializes some convs; perturb so every feature depends on the input
+        for p in teacher.unet.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    return teacher
+
+
+def test_discriminator_loss_decreases() -> None:
+    """The heads learn to tell a fixed real batch from a fixed fake one through the frozen teacher."""
+    teacher = make_teacher()
+    real, y = fixed_batch()
+    fake = torch.tanh(3 * torch.randn(real.shape, generator=torch.Generator().manual_seed(5)))
+    torch.manual_seed(0)
+    disc = Discriminator.for_teacher(teacher)
+    opt = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    before = [p.clone() for p in teacher.unet.parameters()]
+    losses = []
+    for _ in range(40):
+        loss = AdversarialLoss().discriminator_loss(disc, teacher, real, fake, y, torch.Generator().manual_seed(7))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    with torch.no_grad():  # it separates them the right way round, at noise it was not fitted on
+        d_real = AdversarialLoss().logits(disc, teacher, real, y, torch.Generator().manual_seed(8))
+        d_fake = AdversarialLoss().logits(disc, teacher, fake, y, torch.Generator().manual_seed(8))
+    assert d_real.mean() > 0 > d_fake.mean()
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.unet.parameters()))
+
+
+def test_generator_loss_decreases_and_moves_only_the_student() -> None:
+    """-D(f(sigma_max z)) falls as the student trains against fixed heads; the teacher gets no gradient."""
+    teacher = make_teacher()
+    torch.manual_seed(0)
+    disc = Discriminator.for_teacher(teacher).requires_grad_(False)
+    student = tiny_denoiser("cm", seed=4)
+    _, y = fixed_batch()
+    z = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+
+    def loss_fn(model: Denoiser, g: torch.Generator) -> torch.Tensor:
+        fake = model(80.0 * z, torch.full((8,), 80.0), y)
+        return AdversarialLoss().generator_loss(disc, teacher, fake, y, g)
+
+    def fake_logits() -> float:
+        with torch.no_grad():
+            fake = student(80.0 * z, torch.full((8,), 80.0), y)
+            return AdversarialLoss().logits(disc, teacher, fake, y, torch.Generator().manual_seed(7)).mean().item()
+
+    before = fake_logits()
+    first, last = fit(loss_fn, student)
+    assert last < first - 0.1 * abs(first)
+    after = fake_logits()
+    assert after > before + 0.1  # the loss fell because D now scores the samples higher
+    assert all(p.grad is None for p in teacher.unet.parameters())
+    assert all(p.grad is None for p in disc.parameters())
 
 
 def tiny_paths(tmp_path: Path, chunks: int = 2, size: int = 3, steps: int = 4) -> Path:
@@ -237,6 +317,7 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
                  teacher=str(tmp_path / "teacher"), dropout=0.0)
     train(cd)
     save_compact(Path(cd.run_dir), tmp_path / "snap")
+    assert not (tmp_path / "snap" / "disc.safetensors").exists()  # plain CD: no discriminator
     (tmp_path / "snap" / "model.safetensors").unlink()
     export(Path(cd.run_dir), tmp_path / "from-run")
     export_compact(tmp_path / "snap", tmp_path / "from-snap")
@@ -256,6 +337,40 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
 
     # Two steps at rate 0.95 keep ~90% of the start: the target sits by the snapshot, far from the teacher.
     assert distance("target.", snap) < 0.5 * distance("target.", teacher)
+
+
+def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
+    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+    straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
+                    adv_weight=1.0, accumulate=2)
+    train(straight)
+    halves = replace(straight, run_dir=str(tmp_path / "halves"), total_images=16)
+    train(halves)
+    train(replace(halves, total_images=32), resume=True)
+    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
+    b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # The heads trained: they moved from their initial weights (seeded by cfg.seed alone).
+    torch.manual_seed(straight.seed)
+    fresh = Discriminator.for_teacher(load_model(teacher, Runtime(torch.device("cpu"), torch.float32, None)))
+    assert any(not torch.equal(a[f"disc.{k}"], v) for k, v in fresh.state_dict().items())
+    assert "d_loss" in json.loads((tmp_path / "halves" / "log.jsonl").read_text().splitlines()[-1])
+    # A compact snapshot carries the trained heads to a warm start (fp16).
+    save_compact(Path(straight.run_dir), tmp_path / "snap")
+    model, teacher_net = build_models(straight, 16, torch.device("cpu"))
+    heads = Discriminator.for_teacher(teacher_net)
+    load_compact(tmp_path / "snap", model, copy.deepcopy(model), Adversary(heads, torch.optim.Adam(heads.parameters())))
+    for k, v in heads.state_dict().items():
+        torch.testing.assert_close(v, a[f"disc.{k}"].half().float(), rtol=0, atol=0)
+
+
+def test_a_gan_term_needs_cd() -> None:
+    with pytest.raises(ValueError, match="adv_weight"):
+        TrainConfig(mode="edm", adv_weight=1.0)
+    with pytest.raises(ValueError, match="adv_weight"):
+        TrainConfig(mode="cd", adv_weight=-1.0)
 
 
 def test_init_from_a_folder_takes_the_runs_dropout(tmp_path: Path) -> None:
@@ -278,11 +393,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["edm", "cd-gan"])
+def test_torchrun_two_processes(tmp_path: Path, mode: str) -> None:
     data = make_dataset(tmp_path / "data")
     run = tmp_path / "ddp"
+    if mode == "cd-gan":  # the student and the discriminator heads both under DDP
+        teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+        objective = ["--mode", "cd", "--init", str(teacher), "--teacher", str(teacher), "--adv-weight", "1"]
+    else:
+        objective = ["--mode", "edm"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "training.train", "--mode", "edm", "--data", str(data),
+           f"--master_port={_free_port()}", "-m", "training.train", *objective, "--data", str(data),
            "--run-dir", str(run), "--unet", "tiny", "--batch", "2", "--accumulate", "2", "--total-images", "32",
            "--no-bf16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -50,6 +50,17 @@ def test_greedy_finds_the_best_schedule_of_each_length() -> None:
     assert len(calls) <= 1 + 2 * (38 // 3 + 1 + 2)
 
 
+def test_an_extended_search_equals_an_uninterrupted_one() -> None:
+    score = distance_to((17, 29))
+    whole = greedy_ts(score, 40, 3, stride=3, log=lambda _: None)
+    calls = []
+    rest = greedy_ts(lambda s: calls.append(s) or score(s), 40, 3, stride=3, log=lambda _: None, done=whole[:2])
+    assert rest == whole
+    assert all(s.evaluations == 3 for s in calls)  # steps 1 and 2 were not searched again
+    with pytest.raises(ValueError, match="1..m steps"):
+        greedy_ts(score, 40, 3, log=lambda _: None, done=whole[1:])
+
+
 def test_greedy_rejects_impossible_requests() -> None:
     with pytest.raises(ValueError, match="max_steps"):
         greedy_ts(lambda s: 0.0, 5, 5, log=lambda _: None)
@@ -104,6 +115,16 @@ def test_tuning_a_tiny_model_end_to_end(tmp_path: Path, tiny_model_dir: Path, cp
     tuned = read_schedules(model)
     assert sorted(tuned) == [1, 2] and tuned[2].n == 8 and tuned[2].ts[0] == 0
     assert "wrote" in capsys.readouterr().out
+    # --extend continues from the folder's schedules.json to what one longer search gives.
+    straight = shutil.copytree(tiny_model_dir, tmp_path / "straight")
+    common = ["--data", str(data), "--max-steps", "3", "--grid", "8", "--samples-per-style", "4", "--stride", "2",
+              "--device", "cpu"]
+    main(["--model", str(model), "--extend", *common])
+    main(["--model", str(straight), *common])
+    assert read_schedules(model) == read_schedules(straight) and sorted(read_schedules(model)) == [1, 2, 3]
+    assert "added by --extend" in json.loads((model / "schedules.json").read_text())["note"]
+    with pytest.raises(SystemExit):  # nothing to extend
+        main(["--model", str(shutil.copytree(tiny_model_dir, tmp_path / "bare")), "--extend", *common])
 
 
 def test_the_studio_and_the_cli_use_the_tuned_ts(tmp_path: Path, cpu_runtime: Runtime,

@@ -100,22 +100,32 @@ class CDLoss:
         labels: torch.Tensor | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        p = model.param
+        x_hi, sigma_hi, out_lo = self.targets(target, teacher, x, labels, generator)
+        return pseudo_huber(model(x_hi, sigma_hi, labels), out_lo).mean()
+
+    @torch.no_grad()
+    def targets(
+        self,
+        target: Denoiser,
+        teacher: Denoiser,
+        x: torch.Tensor,
+        labels: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_{n+1}, sigma_{n+1}, f_theta-(x_n)): the student's input, its sigma, and what it is pulled to."""
+        p = target.param
         sigmas = karras_sigmas(self.n, p.sigma_min, p.sigma_max, p.rho).flip(0).to(x.device, torch.float32)
         i = torch.randint(0, self.n - 1, (x.shape[0],), generator=generator, device=x.device)
         sigma_lo = sigmas[i].view(-1, 1, 1, 1)  # ascending grid: sigma_lo < sigma_hi
         sigma_hi = sigmas[i + 1].view(-1, 1, 1, 1)
         z = torch.randn(x.shape, generator=generator, device=x.device)
         x_hi = x + sigma_hi * z
-        with torch.no_grad():
-            # Heun's 2nd-order step of dx/dsigma = (x - D(x, sigma)) / sigma (EDM Alg. 1).
-            d_hi = (x_hi - teacher(x_hi, sigma_hi.flatten(), labels, boundary="edm")) / sigma_hi
-            x_euler = x_hi + (sigma_lo - sigma_hi) * d_hi
-            d_lo = (x_euler - teacher(x_euler, sigma_lo.flatten(), labels, boundary="edm")) / sigma_lo
-            x_lo = x_hi + (sigma_lo - sigma_hi) * 0.5 * (d_hi + d_lo)
-            out_lo = target(x_lo, sigma_lo.flatten(), labels)
-        out_hi = model(x_hi, sigma_hi.flatten(), labels)
-        return pseudo_huber(out_hi, out_lo).mean()
+        # Heun's 2nd-order step of dx/dsigma = (x - D(x, sigma)) / sigma (EDM Alg. 1).
+        d_hi = (x_hi - teacher(x_hi, sigma_hi.flatten(), labels, boundary="edm")) / sigma_hi
+        x_euler = x_hi + (sigma_lo - sigma_hi) * d_hi
+        d_lo = (x_euler - teacher(x_euler, sigma_lo.flatten(), labels, boundary="edm")) / sigma_lo
+        x_lo = x_hi + (sigma_lo - sigma_hi) * 0.5 * (d_hi + d_lo)
+        return x_hi, sigma_hi.flatten(), target(x_lo, sigma_lo.flatten(), labels)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@
     python -m training.train --run-dir runs/edm32 --resume            # continue where it stopped
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
+    python -m training.train --mode cd ... --adv-weight 2           # plus a GAN term (training.adversarial)
     python -m training.train --mode kd --data runs/traj --init weights/emoji32-cm ...   # paths of training.trajectories
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
 A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
-the optimizer moments and the generator state, so `--resume` continues bit-identically. Nothing in it
-is pickled.
+the optimizer moments, the discriminator heads (if any) and the generator state, so `--resume` continues
+bit-identically. Nothing in it is pickled.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from tqdm import tqdm
 
 from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
 from editing.precond import Denoiser, Parameterization
+from training.adversarial import AdversarialLoss, Discriminator
 from training.data import STYLES
-from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
+from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization, pseudo_huber
 from training.nets import build_unet
 from training.trajectories import load_trajectories
 
@@ -64,6 +66,8 @@ class TrainConfig:
     ema_rampup: float = 0.1  # EMA half-life is at most this fraction of the images seen (EDM)
     cd_target_ema: float = 0.95  # cd: EMA rate of the target network (CM paper, Table 3)
     ct_total_images: int = 2_000_000  # ct: length of the discretization curriculum
+    adv_weight: float = 0.0  # cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD
+    adv_lr: float = 1e-4  # cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)
     total_images: int = 10_000_000
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
@@ -73,6 +77,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.adv_weight < 0 or (self.adv_weight > 0 and self.mode != "cd"):
+            raise ValueError(f"adv_weight must be 0, or positive with mode cd; got {self.adv_weight} with {self.mode}")
 
 
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,18 +113,41 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
 # -- checkpoints: safetensors for tensors, JSON for the rest ---------------------------------------
 
 
+@dataclass
+class Adversary:
+    """cd with a GAN term: the discriminator heads and their optimizer (the teacher is their backbone)."""
+
+    disc: Discriminator
+    opt: torch.optim.Optimizer
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{i}.{name}": torch.as_tensor(value)
+            for i, state in opt.state_dict()["state"].items() for name, value in state.items()}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    state = opt.state_dict()
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, i, name = key.split(".", 2)
+            state["state"].setdefault(int(i), {})[name] = value
+    opt.load_state_dict(state)
+
+
 def save_checkpoint(
     run: Path, cfg: TrainConfig, model: Denoiser, ema: Denoiser, target: Denoiser | None,
     opt: torch.optim.Optimizer, generator: torch.Generator, images: int, step: int, seconds: float,
-    warm_from: int = 0,
+    warm_from: int = 0, adversary: Adversary | None = None,
 ) -> None:
     tensors = {f"model.{k}": v for k, v in model.unet.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.unet.state_dict().items()}
     if target is not None:
         tensors |= {f"target.{k}": v for k, v in target.unet.state_dict().items()}
-    for i, state in opt.state_dict()["state"].items():
-        for name, value in state.items():
-            tensors[f"opt.{i}.{name}"] = torch.as_tensor(value)
+    tensors |= _optimizer_tensors(opt, "opt")
+    if adversary is not None:
+        tensors |= {f"disc.{k}": v for k, v in adversary.disc.state_dict().items()}
+        tensors |= _optimizer_tensors(adversary.opt, "disc_opt")
     tensors["generator"] = generator.get_state()
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     tmp = run / "checkpoint.tmp.safetensors"
@@ -132,19 +161,19 @@ def save_checkpoint(
 
 def load_checkpoint(
     run: Path, model: Denoiser, ema: Denoiser, target: Denoiser | None,
-    opt: torch.optim.Optimizer, generator: torch.Generator,
+    opt: torch.optim.Optimizer, generator: torch.Generator, adversary: Adversary | None = None,
 ) -> dict:
     tensors = load_file(run / "checkpoint.safetensors")
     meta = json.loads((run / "checkpoint.json").read_text())
     for prefix, net in (("model.", model), ("ema.", ema), ("target.", target)):
         if net is not None:
             net.unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    state = opt.state_dict()
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            state["state"].setdefault(int(i), {})[name] = value
-    opt.load_state_dict(state)
+    _load_optimizer(opt, tensors, "opt")
+    if adversary is not None:
+        disc_state = {k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")}
+        if disc_state:  # absent when the run so far was plain CD: the heads start fresh
+            adversary.disc.load_state_dict(disc_state)
+            _load_optimizer(adversary.opt, tensors, "disc_opt")
     generator.set_state(tensors["generator"])
     return meta
 
@@ -153,20 +182,24 @@ def save_compact(run: Path, out: Path) -> None:
     """A git-sized snapshot of a run: fp16 online and EMA weights plus progress, no optimizer moments.
 
     A later session on a fresh machine continues from it with `--warm-start`: Adam's moments are
-    rebuilt during a short re-warm-up, which costs far less than carrying 4x the weights in git.
+    rebuilt during a short re-warm-up, which costs far less than carrying 4x the weights in git. A run
+    with a GAN term also keeps its discriminator heads (2 MB), so the next session's heads start trained.
     """
     tensors = load_file(run / "checkpoint.safetensors")
     meta = json.loads((run / "checkpoint.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
-    for which in ("model", "ema"):
+    for which in ("model", "ema", "disc"):
         prefix = f"{which}."
-        save_file({k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items()
-                   if k.startswith(prefix)}, out / f"{which}.safetensors")
+        state = {k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items() if k.startswith(prefix)}
+        if state:
+            save_file(state, out / f"{which}.safetensors")
     (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
 
 
-def load_compact(folder: Path, model: Denoiser, ema: Denoiser) -> dict:
+def load_compact(folder: Path, model: Denoiser, ema: Denoiser, adversary: Adversary | None = None) -> dict:
     meta = json.loads((folder / "state.json").read_text())
+    if adversary is not None and (folder / "disc.safetensors").exists():  # else the heads start fresh
+        adversary.disc.load_state_dict({k: v.to(torch.float32) for k, v in load_file(folder / "disc.safetensors").items()})
     for which, net in (("model", model), ("ema", ema)):
         # A snapshot may hold the EMA alone (its bytes are the exported model's, so git stores them once):
         # the online weights then restart from the EMA.
@@ -255,17 +288,24 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     ema = copy.deepcopy(model).requires_grad_(False)
     target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
+    adversary = None
+    if cfg.adv_weight > 0:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)  # the heads' initial weights depend on cfg.seed only
+            disc = Discriminator.for_teacher(teacher)
+        # beta1 = 0, as GAN discriminators are usually trained (StyleGAN2, ADD).
+        adversary = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=cfg.adv_lr, betas=(0.0, 0.99), eps=1e-8))
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)  # every draw on the device
     images_seen, step, seconds = 0, 0, 0.0
     warm_from = 0
     if resume and (run / "checkpoint.safetensors").exists():
-        meta = load_checkpoint(run, model, ema, target, opt, generator)
+        meta = load_checkpoint(run, model, ema, target, opt, generator, adversary)
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
         warm_from = meta.get("warm_from", 0)
         if rank == 0:
             print(f"resumed {run} at step {step}, {images_seen} images, {seconds / 3600:.2f} h", flush=True)
     elif warm_start is not None:
-        meta = load_compact(warm_start, model, ema)
+        meta = load_compact(warm_start, model, ema, adversary)
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
         generator.manual_seed(cfg.seed * 1000 + rank + images_seen)
         warm_from = images_seen  # re-warm the learning rate while Adam's moments rebuild
@@ -280,8 +320,12 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         # DDP averages gradients across processes; each draws its own batches from its own generator.
         net = torch.nn.parallel.DistributedDataParallel(model)
         net.param = model.param  # the losses read the parameterization through the wrapper
+    disc_net = adversary.disc if adversary is not None else None
+    if distributed and adversary is not None:
+        disc_net = torch.nn.parallel.DistributedDataParallel(adversary.disc)
 
-    edm_loss, ct_loss, cd_loss, kd_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss()
+    edm_loss, ct_loss, cd_loss, kd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss(), AdversarialLoss()
+    fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt = time.time(), time.time()
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
@@ -299,9 +343,27 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             return edm_loss(net, x, y, generator)
         if cfg.mode == "ct":
             return ct_loss(net, x, y, generator, ct_discretization(images_seen, cfg.ct_total_images))
-        return cd_loss(net, target, teacher, x, y, generator)
+        if adversary is None:
+            return cd_loss(net, target, teacher, x, y, generator)
+        # CD plus the GAN term on 1-step samples from fresh noise, in one evaluation of the student (DDP
+        # reduces its gradient once). The heads are frozen here: the generator loss only moves the student.
+        x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
+        sigma_max = model.param.sigma_max
+        z = torch.randn(x.shape, generator=generator, device=device)
+        out = net(torch.cat([x_hi, sigma_max * z]), torch.cat([sigma_hi, torch.full_like(sigma_hi, sigma_max)]),
+                  torch.cat([y, y]) if y is not None else None)
+        out_hi, fake = out.chunk(2)
+        fakes.append((x, fake.detach(), y))
+        adversary.disc.requires_grad_(False)
+        g_loss = adv_loss.generator_loss(adversary.disc, teacher, fake, y, generator)
+        adversary.disc.requires_grad_(True)
+        return pseudo_huber(out_hi, out_lo).mean() + cfg.adv_weight * g_loss
 
-    loss_avg = None
+    def disc_loss() -> torch.Tensor:
+        real, fake, y = fakes.pop(0)
+        return adv_loss.discriminator_loss(disc_net, teacher, real, fake, y, generator)
+
+    loss_avg, d_loss_avg = None, None
     while images_seen < cfg.total_images:
         # 3. The mean over `accumulate` micro-batches, a step with warm-up and clipping, then the EMAs.
         for group in opt.param_groups:
@@ -311,6 +373,12 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.unet.parameters(), cfg.grad_clip)
         opt.step()
+        if adversary is not None:
+            # The discriminator's step on this step's real images and (detached) 1-step samples.
+            adversary.opt.zero_grad(set_to_none=True)
+            d_loss = backward_accumulated(disc_net, disc_loss, cfg.accumulate)
+            adversary.opt.step()
+            d_loss_avg = d_loss if d_loss_avg is None else 0.98 * d_loss_avg + 0.02 * d_loss
         images_seen += global_batch
         step += 1
         ema_update(ema.unet, model.unet, ema_beta(cfg, images_seen, global_batch))
@@ -319,16 +387,21 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         bar.update(global_batch)
         elapsed = seconds + time.time() - start
-        bar.set_postfix(loss=f"{loss_avg:.4f}", lr=f"{lr_at(cfg, images_seen, warm_from):.1e}", h=f"{elapsed / 3600:.2f}",
-                        refresh=False)
+        extra = {"d_loss": f"{d_loss_avg:.3f}"} if d_loss_avg is not None else {}
+        bar.set_postfix(loss=f"{loss_avg:.4f}", **extra, lr=f"{lr_at(cfg, images_seen, warm_from):.1e}",
+                        h=f"{elapsed / 3600:.2f}", refresh=False)
         # 4. Checkpoints on a wall-clock cadence and at the end.
         out_of_time = cfg.hours > 0 and time.time() - start >= cfg.hours * 3600
         done = images_seen >= cfg.total_images or out_of_time
         if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
-            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from)
+            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from,
+                            adversary)
+            record = {"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
+                      "img_per_s": images_seen / max(elapsed, 1e-9)}
+            if d_loss_avg is not None:
+                record["d_loss"] = d_loss_avg
             with open(run / "log.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
-                                    "img_per_s": images_seen / max(elapsed, 1e-9)}) + "\n")
+                f.write(json.dumps(record) + "\n")
             last_ckpt = time.time()
         if done:
             break

@@ -25,7 +25,7 @@ import torch
 
 from editing import tasks
 from editing.metrics import swd
-from editing.models import SCHEDULES_NAME, load_model, resolve_runtime
+from editing.models import SCHEDULES_NAME, load_model, read_schedules, resolve_runtime
 from editing.precond import Denoiser
 from editing.schedules import Schedule
 from training.data import STYLES
@@ -35,20 +35,28 @@ SEED_BASE = 7_000_000  # sample seeds: style * 10^5 + i above this (the benchmar
 
 
 def greedy_ts(score: Callable[[Schedule], float], n: int, max_steps: int, stride: int = 3,
-              log: Callable[[str], None] = print) -> list[tuple[Schedule, float]]:
+              log: Callable[[str], None] = print,
+              done: list[tuple[Schedule, float]] | None = None) -> list[tuple[Schedule, float]]:
     """[(best k-step schedule, its score) for k = 1..max_steps]; lower scores are better.
 
     Each step tries every `stride`-th free index of the grid, then the free neighbours of the best one, so
-    a step costs about n / stride + 2 scores instead of n.
+    a step costs about n / stride + 2 scores instead of n. `done` (the results for k = 1..m of an earlier
+    search with the same score) continues that search from m + 1: the search is deterministic, so the
+    result equals one uninterrupted run.
     """
     if not 1 <= max_steps <= n - 1:
         raise ValueError(f"max_steps must be between 1 and {n - 1} on a {n}-point grid, got {max_steps}")
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    best = Schedule((0, n - 1), n)
-    results = [(best, score(best))]
-    log(f"1 step  {list(best.ts)}  {results[0][1]:.5f}")
-    for k in range(2, max_steps + 1):
+    if done:
+        if [s.evaluations for s, _ in done] != list(range(1, len(done) + 1)) or done[0][0].n != n:
+            raise ValueError(f"done must hold the schedules of 1..m steps on a {n}-point grid")
+        results = list(done[:max_steps])
+    else:
+        results = [(Schedule((0, n - 1), n), score(Schedule((0, n - 1), n)))]
+        log(f"1 step  {list(results[0][0].ts)}  {results[0][1]:.5f}")
+    best = results[-1][0]
+    for k in range(len(results) + 1, max_steps + 1):
         free = [i for i in range(1, n - 1) if i not in best.ts]
         tried: dict[int, float] = {}
 
@@ -111,15 +119,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples-per-style", type=int, default=128)
     parser.add_argument("--stride", type=int, default=3, help="try every stride-th index, then refine")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--extend", action="store_true",
+                        help="continue the search from the folder's schedules.json (same settings) up to --max-steps")
     args = parser.parse_args(argv)
     model = load_model(args.model, resolve_runtime(args.device))
     if model.param.boundary != "cm":
         parser.error(f"{args.model} is not a consistency model (boundary {model.param.boundary!r})")
+    done = None
+    if args.extend:
+        tuned = read_schedules(args.model)
+        scores = json.loads((args.model / SCHEDULES_NAME).read_text()).get("score", {}) if tuned else {}
+        if not tuned or set(scores) != {str(k) for k in tuned}:
+            parser.error(f"--extend needs {args.model / SCHEDULES_NAME} with ts and scores (written by this tool)")
+        done = [(tuned[k], float(scores[str(k)])) for k in sorted(tuned)]
+        if done[0][0].n != args.grid:
+            parser.error(f"{args.model / SCHEDULES_NAME} indexes a {done[0][0].n}-point grid, not --grid {args.grid}")
     start = time.time()
-    results = greedy_ts(swd_score(model, args.data, args.samples_per_style), args.grid, args.max_steps, args.stride)
+    results = greedy_ts(swd_score(model, args.data, args.samples_per_style), args.grid, args.max_steps, args.stride,
+                        done=done)
     note = (f"python -m training.tune_ts --max-steps {args.max_steps} --samples-per-style {args.samples_per_style} "
             f"--stride {args.stride}: greedy, SWD mean to training images (lower is better), "
-            f"{(time.time() - start) / 60:.0f} min")
+            f"{(time.time() - start) / 60:.0f} min" + (f" (steps {len(done) + 1}+ added by --extend)" if done else ""))
     print(f"wrote {write_schedules(args.model, results, note)}")
 
 
