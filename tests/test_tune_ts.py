@@ -122,7 +122,7 @@ def test_tuning_a_tiny_model_end_to_end(tmp_path: Path, tiny_model_dir: Path, cp
     main(["--model", str(model), "--extend", *common])
     main(["--model", str(straight), *common])
     assert read_schedules(model) == read_schedules(straight) and sorted(read_schedules(model)) == [1, 2, 3]
-    assert "added by --extend" in json.loads((model / "schedules.json").read_text())["note"]
+    assert "for steps 3-3, added by --extend" in json.loads((model / "schedules.json").read_text())["note"]
     with pytest.raises(SystemExit):  # nothing to extend
         main(["--model", str(shutil.copytree(tiny_model_dir, tmp_path / "bare")), "--extend", *common])
 

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
                         done=done)
     note = (f"python -m training.tune_ts --max-steps {args.max_steps} --samples-per-style {args.samples_per_style} "
             f"--stride {args.stride}: greedy, SWD mean to training images (lower is better), "
-            f"{(time.time() - start) / 60:.0f} min" + (f" (steps {len(done) + 1}+ added by --extend)" if done else ""))
+            f"{(time.time() - start) / 60:.0f} min"
+            + (f" for steps {len(done) + 1}-{args.max_steps}, added by --extend" if done else ""))
     print(f"wrote {write_schedules(args.model, results, note)}")
 
 
