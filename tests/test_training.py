@@ -224,13 +224,7 @@ def test_kd_loss_decreases(tmp_path: Path) -> None:
 def test_kd_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
     paths = tiny_paths(tmp_path)
     student = make_tiny_folder(tmp_path / "student", boundary="cm", seed=6)
-    cfg = _cfg(tmp_path, mode="kd", data=str(paths), init=str(student), run_dir=str(tmp_path / "straight"))
-    train(cfg)
-    train(replace(cfg, run_dir=str(tmp_path / "halves"), total_images=16))
-    train(replace(cfg, run_dir=str(tmp_path / "halves")), resume=True)
-    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
-    b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = assert_resume_is_bit_identical(_cfg(tmp_path, mode="kd", data=str(paths), init=str(student)), tmp_path)
     start = load_file(student / "diffusion_pytorch_model.safetensors")
     assert not torch.equal(a["model.conv_out.weight"], start["conv_out.weight"])  # it trained
 
@@ -270,18 +264,24 @@ def test_accumulated_gradient_is_the_full_batch_gradient() -> None:
         backward_accumulated(model, lambda: loss_of(slice(0, 8)), 0)
 
 
-@pytest.mark.parametrize("accumulate", [1, 2])
-def test_resume_is_bit_identical(tmp_path: Path, accumulate: int) -> None:
-    straight = _cfg(tmp_path, run_dir=str(tmp_path / "straight"), accumulate=accumulate)
-    train(straight)
-    halves = replace(straight, run_dir=str(tmp_path / "halves"), total_images=16)
+def assert_resume_is_bit_identical(cfg: TrainConfig, tmp_path: Path) -> dict[str, torch.Tensor]:
+    """Train cfg straight through (run folder `straight`), and again stopped at 16 images then resumed to
+    cfg.total_images (`halves`): the two final checkpoints must match tensor by tensor. Returns the first."""
+    train(replace(cfg, run_dir=str(tmp_path / "straight")))
+    halves = replace(cfg, run_dir=str(tmp_path / "halves"), total_images=16)
     train(halves)
-    train(replace(halves, total_images=32), resume=True)
+    train(replace(halves, total_images=cfg.total_images), resume=True)
     a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
     b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    return a
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resume_is_bit_identical(tmp_path: Path, accumulate: int) -> None:
+    assert_resume_is_bit_identical(_cfg(tmp_path, accumulate=accumulate), tmp_path)
     meta = json.loads((tmp_path / "halves" / "checkpoint.json").read_text())
     assert meta["images"] == 32 and meta["step"] == 8 // accumulate
 
@@ -343,15 +343,8 @@ def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path) -
     teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
     straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
                     adv_weight=1.0, accumulate=2)
-    train(straight)
-    halves = replace(straight, run_dir=str(tmp_path / "halves"), total_images=16)
-    train(halves)
-    train(replace(halves, total_images=32), resume=True)
-    a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
-    b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
-    assert a.keys() == b.keys() and any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    a = assert_resume_is_bit_identical(straight, tmp_path)
+    assert any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
     # The heads trained: they moved from their initial weights (seeded by cfg.seed alone).
     torch.manual_seed(straight.seed)
     fresh = Discriminator.for_teacher(load_model(teacher, Runtime(torch.device("cpu"), torch.float32, None)))

@@ -53,8 +53,9 @@ def greedy_ts(score: Callable[[Schedule], float], n: int, max_steps: int, stride
             raise ValueError(f"done must hold the schedules of 1..m steps on a {n}-point grid")
         results = list(done[:max_steps])
     else:
-        results = [(Schedule((0, n - 1), n), score(Schedule((0, n - 1), n)))]
-        log(f"1 step  {list(results[0][0].ts)}  {results[0][1]:.5f}")
+        one_step = Schedule((0, n - 1), n)
+        results = [(one_step, score(one_step))]
+        log(f"1 step  {list(one_step.ts)}  {results[0][1]:.5f}")
     best = results[-1][0]
     for k in range(len(results) + 1, max_steps + 1):
         free = [i for i in range(1, n - 1) if i not in best.ts]
