@@ -21,7 +21,7 @@ from editing.models import Runtime, load_model, save_model
 from editing.precond import Denoiser, Parameterization
 from editing.schedules import karras_sigmas
 from tests.conftest import make_tiny_folder
-from training.adversarial import AdversarialLoss, Discriminator, teacher_features
+from training.adversarial import AdversarialLoss, Discriminator, student_inputs, teacher_features
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
@@ -339,10 +339,11 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
     assert distance("target.", snap) < 0.5 * distance("target.", teacher)
 
 
-def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adv_sigmas", ["", "80,0.5"])
+def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, adv_sigmas: str) -> None:
     teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
     straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
-                    adv_weight=1.0, accumulate=2)
+                    adv_weight=1.0, adv_sigmas=adv_sigmas, accumulate=2)
     a = assert_resume_is_bit_identical(straight, tmp_path)
     assert any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
     # The heads trained: they moved from their initial weights (seeded by cfg.seed alone).
@@ -364,6 +365,27 @@ def test_a_gan_term_needs_cd() -> None:
         TrainConfig(mode="edm", adv_weight=1.0)
     with pytest.raises(ValueError, match="adv_weight"):
         TrainConfig(mode="cd", adv_weight=-1.0)
+    for bad in ("80,x", "80,0", "-1", "80,,nan"):
+        with pytest.raises(ValueError, match="adv_sigmas"):
+            TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=bad)
+    with pytest.raises(ValueError, match="adv_sigmas"):
+        TrainConfig(mode="cd", adv_sigmas="80,0.5")  # no GAN term to use them
+    assert TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=" 80, 0.5").adv_sigma_values == (80.0, 0.5)
+
+
+def test_student_inputs_are_pure_noise_at_sigma_max_and_noised_real_images_below() -> None:
+    real = torch.rand(4000, 3, 2, 2) * 2 - 1
+    for plain in ((), (80.0,)):  # 1-step samples: the same draws as sigma_max * randn
+        x, sigma = student_inputs(real, plain, 80.0, torch.Generator().manual_seed(3))
+        torch.testing.assert_close(x, 80.0 * torch.randn(real.shape, generator=torch.Generator().manual_seed(3)))
+        assert torch.equal(sigma, torch.full((4000,), 80.0))
+    x, sigma = student_inputs(real, (80.0, 0.5, 0.1), 80.0, torch.Generator().manual_seed(3))
+    z = torch.randn(real.shape, generator=torch.Generator().manual_seed(3))
+    at_max = sigma == 80.0
+    torch.testing.assert_close(x[at_max], 80.0 * z[at_max])
+    torch.testing.assert_close(x[~at_max], real[~at_max] + sigma[~at_max].view(-1, 1, 1, 1) * z[~at_max])
+    counts = torch.stack([(sigma == s).sum() for s in (80.0, 0.5, 0.1)])
+    assert counts.sum() == 4000 and (counts - 4000 / 3).abs().max() < 150  # uniform: sd ~30
 
 
 def test_init_from_a_folder_takes_the_runs_dropout(tmp_path: Path) -> None:

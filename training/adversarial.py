@@ -8,6 +8,11 @@ encoder (its down blocks and mid block, frozen); small trainable heads on those 
 logits, with a projection on the style label. The teacher already knows this data at every noise level,
 so its features separate real from fake from the first steps, and no pretrained classifier is needed.
 Hinge losses (Lim & Ye 2017), as in ADD and LADD.
+
+The generator's samples start from pure noise (1-step samples) by default. `student_inputs` can also start
+some of them from real images noised to lower sigmas, as ADD (Sauer et al. 2023, arXiv 2311.17042) trains
+its student at each of its sampling steps: then the later steps of a multistep schedule learn to make
+realistic images too, not only the first.
 """
 
 from __future__ import annotations
@@ -98,6 +103,25 @@ class Discriminator(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
         return sum(head(f, labels) for head, f in zip(self.heads, features, strict=True))
+
+
+def student_inputs(
+    real: torch.Tensor, sigmas: Sequence[float], sigma_max: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs (x, sigma) from which the student makes the generator's samples, one sigma per image.
+
+    Each image draws one of `sigmas` (uniformly; none: sigma_max only). At sigma_max the input is pure noise
+    sigma_max z, as the sampler's first step gets; below, it is the real image noised, x + sigma z (ADD).
+    With sigmas empty or (sigma_max,) the draws are exactly those of 1-step samples: one normal per pixel.
+    """
+    n = real.shape[0]
+    z = torch.randn(real.shape, generator=generator, device=real.device)
+    if len(sigmas) <= 1 and all(s == sigma_max for s in sigmas):
+        return sigma_max * z, torch.full((n,), sigma_max, device=real.device)
+    levels = torch.tensor(list(sigmas), dtype=real.dtype, device=real.device)
+    sigma = levels[torch.randint(0, len(levels), (n,), generator=generator, device=real.device)]
+    keep = (sigma < sigma_max).to(real.dtype).view(-1, 1, 1, 1)  # 0 at sigma_max: no trace of the real image
+    return keep * real + sigma.view(-1, 1, 1, 1) * z, sigma
 
 
 @dataclass(frozen=True)

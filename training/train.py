@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
 from editing.precond import Denoiser, Parameterization
-from training.adversarial import AdversarialLoss, Discriminator
+from training.adversarial import AdversarialLoss, Discriminator, student_inputs
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization, pseudo_huber
 from training.nets import build_unet
@@ -68,6 +68,9 @@ class TrainConfig:
     ct_total_images: int = 2_000_000  # ct: length of the discretization curriculum
     adv_weight: float = 0.0  # cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD
     adv_lr: float = 1e-4  # cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)
+    # cd with a GAN term: the sigmas its samples start from, comma-separated, one drawn per image ("": sigma_max
+    # only, 1-step samples; "80,0.8,0.25": also real images noised to 0.8 and 0.25, as ADD; see student_inputs)
+    adv_sigmas: str = ""
     total_images: int = 10_000_000
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
@@ -79,6 +82,16 @@ class TrainConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.adv_weight < 0 or (self.adv_weight > 0 and self.mode != "cd"):
             raise ValueError(f"adv_weight must be 0, or positive with mode cd; got {self.adv_weight} with {self.mode}")
+        try:
+            sigmas = self.adv_sigma_values
+        except ValueError:
+            raise ValueError(f"adv_sigmas must be comma-separated numbers, got {self.adv_sigmas!r}") from None
+        if any(not s > 0 for s in sigmas) or (sigmas and not self.adv_weight):
+            raise ValueError(f"adv_sigmas must be positive and needs adv_weight > 0; got {self.adv_sigmas!r}")
+
+    @property
+    def adv_sigma_values(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in self.adv_sigmas.split(",") if s.strip())
 
 
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,13 +358,12 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             return ct_loss(net, x, y, generator, ct_discretization(images_seen, cfg.ct_total_images))
         if adversary is None:
             return cd_loss(net, target, teacher, x, y, generator)
-        # CD plus the GAN term on 1-step samples from fresh noise, in one evaluation of the student (DDP
-        # reduces its gradient once). The heads are frozen here: the generator loss only moves the student.
+        # CD plus the GAN term on samples from fresh noise (or noised real images, adv_sigmas), in one
+        # evaluation of the student (DDP reduces its gradient once). The heads are frozen here: the generator
+        # loss only moves the student.
         x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
-        sigma_max = model.param.sigma_max
-        z = torch.randn(x.shape, generator=generator, device=device)
-        out = net(torch.cat([x_hi, sigma_max * z]), torch.cat([sigma_hi, torch.full_like(sigma_hi, sigma_max)]),
-                  torch.cat([y, y]) if y is not None else None)
+        x_gen, sigma_gen = student_inputs(x, cfg.adv_sigma_values, model.param.sigma_max, generator)
+        out = net(torch.cat([x_hi, x_gen]), torch.cat([sigma_hi, sigma_gen]), torch.cat([y, y]) if y is not None else None)
         out_hi, fake = out.chunk(2)
         fakes.append((x, fake.detach(), y))
         adversary.disc.requires_grad_(False)
