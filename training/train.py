@@ -134,6 +134,12 @@ class Adversary:
     opt: torch.optim.Optimizer
 
 
+def _section(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The tensors saved under `name.` (model, ema, target, disc), with that prefix removed."""
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{i}.{name}": torch.as_tensor(value)
             for i, state in opt.state_dict()["state"].items() for name, value in state.items()}
@@ -178,12 +184,12 @@ def load_checkpoint(
 ) -> dict:
     tensors = load_file(run / "checkpoint.safetensors")
     meta = json.loads((run / "checkpoint.json").read_text())
-    for prefix, net in (("model.", model), ("ema.", ema), ("target.", target)):
+    for name, net in (("model", model), ("ema", ema), ("target", target)):
         if net is not None:
-            net.unet.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            net.unet.load_state_dict(_section(tensors, name))
     _load_optimizer(opt, tensors, "opt")
     if adversary is not None:
-        disc_state = {k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")}
+        disc_state = _section(tensors, "disc")
         if disc_state:  # absent when the run so far was plain CD: the heads start fresh
             adversary.disc.load_state_dict(disc_state)
             _load_optimizer(adversary.opt, tensors, "disc_opt")
@@ -202,8 +208,7 @@ def save_compact(run: Path, out: Path) -> None:
     meta = json.loads((run / "checkpoint.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     for which in ("model", "ema", "disc"):
-        prefix = f"{which}."
-        state = {k[len(prefix):]: v.to(torch.float16).contiguous() for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k: v.to(torch.float16).contiguous() for k, v in _section(tensors, which).items()}
         if state:
             save_file(state, out / f"{which}.safetensors")
     (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
@@ -339,6 +344,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
 
     edm_loss, ct_loss, cd_loss, kd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss(), AdversarialLoss()
     fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
+    adv_sigmas = cfg.adv_sigma_values
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt = time.time(), time.time()
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
@@ -362,7 +368,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         # evaluation of the student (DDP reduces its gradient once). The heads are frozen here: the generator
         # loss only moves the student.
         x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
-        x_gen, sigma_gen = student_inputs(x, cfg.adv_sigma_values, model.param.sigma_max, generator)
+        x_gen, sigma_gen = student_inputs(x, adv_sigmas, model.param.sigma_max, generator)
         out = net(torch.cat([x_hi, x_gen]), torch.cat([sigma_hi, sigma_gen]), torch.cat([y, y]) if y is not None else None)
         out_hi, fake = out.chunk(2)
         fakes.append((x, fake.detach(), y))
@@ -441,9 +447,7 @@ def _write_model_folder(meta: dict, state: dict[str, torch.Tensor], out: Path) -
 def export(run: Path, out: Path, which: str = "ema") -> None:
     """Write the run's EMA (or online) weights as a model folder in diffusers layout, fp16."""
     meta = json.loads((run / "checkpoint.json").read_text())
-    prefix = f"{which}."
-    tensors = load_file(run / "checkpoint.safetensors")
-    _write_model_folder(meta, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, out)
+    _write_model_folder(meta, _section(load_file(run / "checkpoint.safetensors"), which), out)
 
 
 def export_compact(snapshot: Path, out: Path) -> None:
