@@ -286,6 +286,20 @@ def test_resume_is_bit_identical(tmp_path: Path, accumulate: int) -> None:
     assert meta["images"] == 32 and meta["step"] == 8 // accumulate
 
 
+def test_the_logged_rate_is_the_resumed_processs_own(tmp_path: Path) -> None:
+    # A run whose first session took 100 hours (say, elsewhere): the resumed process logs its own images per
+    # second, not the run's 32 images over 100 hours, while `hours` still counts the whole run.
+    cfg = _cfg(tmp_path, total_images=16)
+    train(cfg)
+    meta_path = Path(cfg.run_dir) / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "seconds": 360_000.0}))
+    train(replace(cfg, total_images=32), resume=True)
+    last = json.loads((Path(cfg.run_dir) / "log.jsonl").read_text().splitlines()[-1])
+    assert last["images"] == 32 and last["hours"] > 100
+    assert last["img_per_s"] > 1.0  # 16 images of a tiny net in under 16 s; 32 / 360000 s before the fix
+
+
 def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
     train(cfg)

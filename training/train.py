@@ -346,7 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
     adv_sigmas = cfg.adv_sigma_values
     global_batch = cfg.batch * cfg.accumulate * world
-    start, last_ckpt = time.time(), time.time()
+    start, last_ckpt, images_at_start = time.time(), time.time(), images_seen
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
                mininterval=5.0, file=sys.stdout)
 
@@ -414,8 +414,10 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
             save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from,
                             adversary)
+            # The rate of this process (not images / hours since the run began, which mixes machines and
+            # sessions: a run started on a GPU and resumed on a CPU would report the GPU's rate for hours).
             record = {"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
-                      "img_per_s": images_seen / max(elapsed, 1e-9)}
+                      "img_per_s": (images_seen - images_at_start) / max(time.time() - start, 1e-9)}
             if d_loss_avg is not None:
                 record["d_loss"] = d_loss_avg
             with open(run / "log.jsonl", "a") as f:
