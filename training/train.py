@@ -417,7 +417,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             # The rate of this process (not images / hours since the run began, which mixes machines and
             # sessions: a run started on a GPU and resumed on a CPU would report the GPU's rate for hours).
             record = {"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
-                      "img_per_s": (images_seen - images_at_start) / max(time.time() - start, 1e-9)}
+                      "img_per_s": (images_seen - images_at_start) / max(elapsed - seconds, 1e-9)}
             if d_loss_avg is not None:
                 record["d_loss"] = d_loss_avg
             with open(run / "log.jsonl", "a") as f:
