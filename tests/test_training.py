@@ -353,11 +353,11 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
     assert distance("target.", snap) < 0.5 * distance("target.", teacher)
 
 
-@pytest.mark.parametrize("adv_sigmas", ["", "80,0.5"])
-def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, adv_sigmas: str) -> None:
+@pytest.mark.parametrize(("adv_sigmas", "adv_renoise"), [("", "real"), ("80,0.5", "real"), ("80,0.5", "sampled")])
+def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, adv_sigmas: str, adv_renoise: str) -> None:
     teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
     straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
-                    adv_weight=1.0, adv_sigmas=adv_sigmas, accumulate=2)
+                    adv_weight=1.0, adv_sigmas=adv_sigmas, adv_renoise=adv_renoise, accumulate=2)
     a = assert_resume_is_bit_identical(straight, tmp_path)
     assert any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
     # The heads trained: they moved from their initial weights (seeded by cfg.seed alone).
@@ -385,6 +385,8 @@ def test_a_gan_term_needs_cd() -> None:
     with pytest.raises(ValueError, match="adv_sigmas"):
         TrainConfig(mode="cd", adv_sigmas="80,0.5")  # no GAN term to use them
     assert TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=" 80, 0.5").adv_sigma_values == (80.0, 0.5)
+    with pytest.raises(ValueError, match="adv_renoise"):
+        TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas="80,0.5", adv_renoise="fake")
 
 
 def test_student_inputs_are_pure_noise_at_sigma_max_and_noised_real_images_below() -> None:

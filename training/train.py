@@ -71,6 +71,9 @@ class TrainConfig:
     # cd with a GAN term: the sigmas its samples start from, comma-separated, one drawn per image ("": sigma_max
     # only, 1-step samples; "80,0.8,0.25": also real images noised to 0.8 and 0.25, as ADD; see student_inputs)
     adv_sigmas: str = ""
+    # what adv_sigmas below sigma_max noise: "real" images (ADD), or the "sampled" 1-step samples of the EMA (the
+    # export), re-noised as the sampler's next step would (Alg. 1): the later steps then learn to mend the first's
+    adv_renoise: str = "real"
     total_images: int = 10_000_000
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
@@ -88,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"adv_sigmas must be comma-separated numbers, got {self.adv_sigmas!r}") from None
         if any(not s > 0 for s in sigmas) or (sigmas and not self.adv_weight):
             raise ValueError(f"adv_sigmas must be positive and needs adv_weight > 0; got {self.adv_sigmas!r}")
+        if self.adv_renoise not in ("real", "sampled"):
+            raise ValueError(f"adv_renoise must be 'real' or 'sampled', got {self.adv_renoise!r}")
 
     @property
     def adv_sigma_values(self) -> tuple[float, ...]:
@@ -368,7 +373,12 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         # evaluation of the student (DDP reduces its gradient once). The heads are frozen here: the generator
         # loss only moves the student.
         x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
-        x_gen, sigma_gen = student_inputs(x, adv_sigmas, model.param.sigma_max, generator)
+        clean = x
+        if cfg.adv_renoise == "sampled" and any(s < model.param.sigma_max for s in adv_sigmas):
+            with torch.no_grad():  # the shipped sampler's first step, whose output its next step re-noises
+                z = torch.randn(x.shape, generator=generator, device=device)
+                clean = ema(model.param.sigma_max * z, model.param.sigma_max, y)
+        x_gen, sigma_gen = student_inputs(clean, adv_sigmas, model.param.sigma_max, generator)
         out = net(torch.cat([x_hi, x_gen]), torch.cat([sigma_hi, sigma_gen]), torch.cat([y, y]) if y is not None else None)
         out_hi, fake = out.chunk(2)
         fakes.append((x, fake.detach(), y))
