@@ -350,6 +350,8 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     edm_loss, ct_loss, cd_loss, kd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss(), AdversarialLoss()
     fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
     adv_sigmas = cfg.adv_sigma_values
+    # adv_renoise "sampled" only matters where some sigma below sigma_max draws a clean image to noise
+    renoise_samples = cfg.adv_renoise == "sampled" and any(s < model.param.sigma_max for s in adv_sigmas)
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt, images_at_start = time.time(), time.time(), images_seen
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
@@ -374,7 +376,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         # loss only moves the student.
         x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
         clean = x
-        if cfg.adv_renoise == "sampled" and any(s < model.param.sigma_max for s in adv_sigmas):
+        if renoise_samples:
             with torch.no_grad():  # the shipped sampler's first step, whose output its next step re-noises
                 z = torch.randn(x.shape, generator=generator, device=device)
                 clean = ema(model.param.sigma_max * z, model.param.sigma_max, y)
