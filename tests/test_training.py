@@ -23,11 +23,12 @@ from editing.schedules import karras_sigmas
 from tests.conftest import make_tiny_folder
 from training.adversarial import AdversarialLoss, Discriminator, student_inputs, teacher_features
 from training.data import STYLES
+from training.dmd import DistributionMatchingLoss
 from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
 from training.nets import build_unet
 from training.trajectories import SEED_BASE, load_trajectories
 from training.trajectories import main as trajectories_main
-from training.train import (Adversary, TrainConfig, backward_accumulated, build_models, export, export_compact,
+from training.train import (Adversary, FakeScore, TrainConfig, backward_accumulated, build_models, export, export_compact,
                             load_compact, save_compact, train)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +173,66 @@ def test_generator_loss_decreases_and_moves_only_the_student() -> None:
     assert after > before + 0.1  # the loss fell because D now scores the samples higher
     assert all(p.grad is None for p in teacher.unet.parameters())
     assert all(p.grad is None for p in disc.parameters())
+
+
+class GaussianDenoiser(torch.nn.Module):
+    """The exact denoiser of N(mean, std^2 I) data: E[x0 | x0 + sigma eps] = mean + std^2 / (std^2 + sigma^2) (x - mean)."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.mean, self.std = mean, std
+        self.param = Parameterization(boundary="edm", resolution=16, pixel_unshuffle=1, class_names=STYLES)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None = None,
+                boundary: str | None = None) -> torch.Tensor:
+        s = sigma.view(-1, 1, 1, 1)
+        return self.mean + self.std**2 / (self.std**2 + s**2) * (x - self.mean)
+
+
+def test_distribution_matching_gradient_is_the_weighted_score_difference() -> None:
+    """The generator loss's gradient with respect to the samples is (D_fake - D_teacher)(x_t) / mean|x - D_teacher(x_t)|
+    (DMD Eq. 7-8), recomputed here from the same draws; neither denoiser gets a gradient; and it is exactly zero
+    when the fake denoiser is the teacher, as it is when a run starts."""
+    teacher = make_teacher()
+    fake_score = tiny_denoiser("edm", seed=9)
+    _, y = fixed_batch()
+    x = torch.tanh(torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5))).requires_grad_(True)
+    dmd = DistributionMatchingLoss()
+    loss = dmd.generator_loss(teacher, fake_score, x, y, torch.Generator().manual_seed(7))
+    loss.backward()
+    g = torch.Generator().manual_seed(7)
+    sigma = dmd.sigmas(8, fake_score, g, x.device)
+    noise = torch.randn(x.shape, generator=g)
+    with torch.no_grad():
+        x_t = x + sigma.view(-1, 1, 1, 1) * noise
+        real_x0 = teacher(x_t, sigma, y, boundary="edm")
+        expected = (fake_score(x_t, sigma, y, boundary="edm") - real_x0) / (x - real_x0).abs().mean((1, 2, 3), keepdim=True)
+    assert expected.abs().mean() > 1e-3
+    torch.testing.assert_close(x.grad, expected / 8)  # the mean over 8 samples
+    assert loss.item() == pytest.approx(0.5 * expected.pow(2).sum((1, 2, 3)).mean().item(), rel=1e-4)
+    assert all(p.grad is None for p in [*teacher.unet.parameters(), *fake_score.unet.parameters()])
+    x.grad = None
+    dmd.generator_loss(teacher, copy.deepcopy(teacher), x, y, torch.Generator().manual_seed(7)).backward()
+    assert torch.count_nonzero(x.grad) == 0
+    # Its sigmas lie on the Karras ramp between 2% and 98% of the way from sigma_max to sigma_min.
+    ramp = karras_sigmas(51, 0.002, 80.0, 7.0)
+    assert ((sigma <= ramp[1]) & (sigma >= ramp[49])).all()
+
+
+def test_distribution_matching_moves_samples_towards_the_teachers_data() -> None:
+    """With exact denoisers of two Gaussians, data N(0, 0.1^2) for the teacher and N(1, 0.1^2) for the fake
+    (where the samples are), descending the loss lowers every sample towards the data at every sigma."""
+    x = (1 + 0.1 * torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5))).requires_grad_(True)
+    DistributionMatchingLoss().generator_loss(GaussianDenoiser(0.0, 0.1), GaussianDenoiser(1.0, 0.1), x,
+                                              None, torch.Generator().manual_seed(7)).backward()
+    assert (x.grad > 0).all()
+
+
+def test_the_fake_denoiser_learns_the_students_samples() -> None:
+    samples, y = fixed_batch()
+    fake_score = tiny_denoiser("edm", seed=3)
+    first, last = fit(lambda m, g: DistributionMatchingLoss().fake_score_loss(m, samples, y, g), fake_score)
+    assert last < 0.7 * first
 
 
 def tiny_paths(tmp_path: Path, chunks: int = 2, size: int = 3, steps: int = 4) -> Path:
@@ -374,6 +435,35 @@ def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, a
         torch.testing.assert_close(v, a[f"disc.{k}"].half().float(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("adv_weight", [0.0, 1.0])
+def test_cd_with_distribution_matching_trains_and_resumes_bit_identically(tmp_path: Path, adv_weight: float) -> None:
+    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+    straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
+                    adv_weight=adv_weight, dmd_weight=0.5, accumulate=2)
+    a = assert_resume_is_bit_identical(straight, tmp_path)
+    assert any(k.startswith("fake_opt.") for k in a)
+    assert any(k.startswith("disc.") for k in a) == (adv_weight > 0)
+    # The fake denoiser started as the teacher and trained on the student's samples.
+    teacher_state = load_model(teacher, Runtime(torch.device("cpu"), torch.float32, None)).unet.state_dict()
+    assert teacher_state.keys() == {k[len("fake."):] for k in a if k.startswith("fake.")}
+    assert any(not torch.equal(a[f"fake.{k}"], v) for k, v in teacher_state.items())
+    assert "f_loss" in json.loads((tmp_path / "halves" / "log.jsonl").read_text().splitlines()[-1])
+    # A compact snapshot carries it to a warm start (fp16).
+    save_compact(Path(straight.run_dir), tmp_path / "snap")
+    model, teacher_net = build_models(straight, 16, torch.device("cpu"))
+    fake = FakeScore(copy.deepcopy(teacher_net), torch.optim.Adam(teacher_net.unet.parameters()))
+    load_compact(tmp_path / "snap", model, copy.deepcopy(model), fake_score=fake)
+    for k, v in fake.net.unet.state_dict().items():
+        torch.testing.assert_close(v, a[f"fake.{k}"].half().float(), rtol=0, atol=0)
+
+
+def test_distribution_matching_needs_cd() -> None:
+    with pytest.raises(ValueError, match="dmd_weight"):
+        TrainConfig(mode="edm", dmd_weight=0.1)
+    with pytest.raises(ValueError, match="dmd_weight"):
+        TrainConfig(mode="cd", dmd_weight=-0.1)
+
+
 def test_a_gan_term_needs_cd() -> None:
     with pytest.raises(ValueError, match="adv_weight"):
         TrainConfig(mode="edm", adv_weight=1.0)
@@ -424,13 +514,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("mode", ["edm", "cd-gan"])
+@pytest.mark.parametrize("mode", ["edm", "cd-gan-dmd"])
 def test_torchrun_two_processes(tmp_path: Path, mode: str) -> None:
     data = make_dataset(tmp_path / "data")
     run = tmp_path / "ddp"
-    if mode == "cd-gan":  # the student and the discriminator heads both under DDP
+    if mode == "cd-gan-dmd":  # the student, the discriminator heads and the fake denoiser all under DDP
         teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
-        objective = ["--mode", "cd", "--init", str(teacher), "--teacher", str(teacher), "--adv-weight", "1"]
+        objective = ["--mode", "cd", "--init", str(teacher), "--teacher", str(teacher), "--adv-weight", "1",
+                     "--dmd-weight", "0.5"]
     else:
         objective = ["--mode", "edm"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
