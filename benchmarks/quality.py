@@ -1,5 +1,6 @@
-"""Section 2, sample quality vs steps: the sliced Wasserstein distance (Karras et al. 2018, Sec. 5) between
-generated samples and real training images of the same style, for the CM at 1-8 steps and the EDM teacher."""
+"""Section 2, sample quality vs steps: the sliced Wasserstein distance (Karras et al. 2018, Sec. 5) and precision
+and recall (Kynkaanniemi et al. 2019) of generated samples against real training images of the same style, for
+the CM at 1-8 steps and the EDM teacher."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import torch
 
 from benchmarks.common import Budget, Dataset, Table, label_for, subset, sync
 from editing import tasks
-from editing.metrics import pyramid_levels, swd
+from editing.metrics import precision_recall, pyramid_levels, swd
 from editing.precond import Denoiser
 from editing.samplers import bind, generators_for, randn, sample_heun
 from editing.schedules import PRESETS, Schedule, karras_sigmas, uniform
 
 Sampler = Callable[[Denoiser, list[int], int | None], torch.Tensor]
+PR_NEIGHBOURS = 3  # k of precision and recall's k-NN balls (the paper's choice)
 
 
 def cm_schedule(steps: int) -> Schedule:
@@ -74,10 +76,12 @@ def swd_row(per_style: list[dict[str, float]]) -> list[float]:
 
 def quality_table(models: list[tuple[str, Denoiser | None, str, list[tuple[str, int, Sampler]]]],
                   data: Dataset, device: torch.device, budget: Budget) -> Table:
-    """Rows: real reference, then for each model each (name, evaluations, sampler); SWD per level, ms per image."""
+    """Rows: real reference, then for each model each (name, evaluations, sampler); SWD per level, precision and
+    recall, ms per image."""
     levels = [str(data.resolution >> i) for i in range(pyramid_levels(data.resolution))]
     table = Table("quality", "Sample quality vs steps: SWD x 1e3 to real training images of the same style",
-                  ["model", "sampler", "evaluations"] + [f"SWD {lv}px" for lv in levels] + ["SWD mean", "ms / image"])
+                  ["model", "sampler", "evaluations"] + [f"SWD {lv}px" for lv in levels]
+                  + ["SWD mean", "precision", "recall", "ms / image"])
     styles = styles_of(data)[: budget.quality_styles]
     n = budget.samples_per_style
     real = {s: subset(data.select("train", s), n, torch.Generator().manual_seed(10 + i)) for i, s in enumerate(styles)}
@@ -85,7 +89,10 @@ def quality_table(models: list[tuple[str, Denoiser | None, str, list[tuple[str, 
     def distance(fake: dict[str, torch.Tensor]) -> list[float]:
         per = [swd(fake[s], real[s], torch.Generator().manual_seed(1234), per_image=budget.swd_per_image)
                for s in styles]
-        return swd_row(per)
+        if min(len(fake[s]) for s in styles) <= PR_NEIGHBOURS or min(len(real[s]) for s in styles) <= PR_NEIGHBOURS:
+            return swd_row(per) + [None, None]  # too few images for k-NN balls (the tests' tiny budget)
+        pr = [precision_recall(real[s], fake[s], k=PR_NEIGHBOURS) for s in styles]
+        return swd_row(per) + [sum(p for p, _ in pr) / len(pr), sum(r for _, r in pr) / len(pr)]
 
     # The floor: real held-out images (never trained on) against the training images.
     held = {s: subset(data.select("heldout", s), n, torch.Generator().manual_seed(20 + i)) for i, s in enumerate(styles)}
@@ -110,6 +117,10 @@ def quality_table(models: list[tuple[str, Denoiser | None, str, list[tuple[str, 
     table.notes.append("SWD: 7x7 neighbourhoods of a Laplacian pyramid, normalised per level and channel, 512 random "
                        f"directions (4 x 128), {budget.swd_per_image} neighbourhoods per image and level. 32 px images "
                        "have the levels 32, 16 and 8 (the paper's 16 px minimum would leave two).")
+    table.notes.append(f"Precision and recall (Kynkaanniemi et al. 2019, k = {PR_NEIGHBOURS}, in pixel space, mean over "
+                       "styles; higher is better): the fraction of samples within some training image's k-NN ball "
+                       "(fidelity: samples that look like some emoji), and of training images within some sample's "
+                       "(coverage).")
     table.notes.append("CM schedules: 1 step (0, 39); 2 steps (0, 22, 39); 4 and 8 steps evenly spread on the "
                        "40-point Karras grid; 'tuned ts' rows use the model folder's schedules.json (greedy search "
                        "by python -m training.tune_ts on other seeds and reference draws). Teacher: EDM Heun on an "

@@ -1,6 +1,6 @@
-"""Image-quality metrics for the benchmarks: PSNR, SSIM, data consistency ||A x - A y|| and the sliced
+"""Image-quality metrics for the benchmarks: PSNR, SSIM, data consistency ||A x - A y||, the sliced
 Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, "Progressive Growing of GANs", Sec. 5
-and Appendix D).
+and Appendix D), and precision and recall of a sample set (Kynkaanniemi et al. 2019).
 
 Images are (B, 3, H, W) float tensors. PSNR and SSIM take a `value_range`, (-1, 1) by default (the engine's
 convention); pass (0, 1) for images in [0, 1]. The SWD is invariant to the value range (its descriptors are
@@ -193,10 +193,42 @@ def swd(
     return out
 
 
+# --- Precision and recall (Kynkaanniemi et al. 2019) ----------------------------------------------------------
+
+
+def _knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Each point's distance to its k-th nearest neighbour in the set, itself excluded (the paper's Eq. 2)."""
+    return torch.cdist(points, points).kthvalue(k + 1, dim=1).values
+
+
+def _covered(queries: torch.Tensor, points: torch.Tensor, radii: torch.Tensor) -> float:
+    """The fraction of queries inside at least one ball B(points_i, radii_i) (the paper's f(phi, Phi))."""
+    return float((torch.cdist(queries, points) <= radii[None, :]).any(dim=1).double().mean())
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, Sec. 3), in pixel space.
+
+    Each set's manifold is the union of balls around its points, each ball as wide as that point's distance
+    to its k-th nearest neighbour in the set. Precision: the fraction of `fake` inside the real manifold (how
+    many samples look like some real image: fidelity, a blend of two emoji falls outside). Recall: the
+    fraction of `real` inside the fake manifold (how much of the data the samples cover). Pixels stand in for
+    the paper's VGG-16 features, which would need weights from the network; the SWD measures the patch
+    statistics, these two the whole images. Each set needs more than k images.
+    """
+    if real.ndim != 4 or fake.ndim != 4 or real.shape[1:] != fake.shape[1:]:
+        raise ValueError(f"need two (N, C, H, W) sets of the same image shape, got {tuple(real.shape)}, {tuple(fake.shape)}")
+    if min(real.shape[0], fake.shape[0]) <= k:
+        raise ValueError(f"each set needs more than k = {k} images, got {real.shape[0]} and {fake.shape[0]}")
+    a, b = real.double().flatten(1), fake.double().flatten(1)
+    return _covered(b, a, _knn_radii(a, k)), _covered(a, b, _knn_radii(b, k))
+
+
 __all__ = [
     "ENGINE_RANGE",
     "data_consistency",
     "laplacian_pyramid",
+    "precision_recall",
     "psnr",
     "pyramid_levels",
     "sliced_wasserstein",

@@ -160,3 +160,17 @@ def test_table_markdown() -> None:
     t.notes.append("a note")
     md = t.markdown()
     assert "| x | 1,234 |" in md and "| y | — |" in md and "- a note" in md
+
+
+def test_quality_reports_precision_and_recall(setup: dict[str, Path]) -> None:
+    """With more than k = 3 images per style the quality rows carry precision and recall, fractions in [0, 1];
+    the real held-out reference (2 per style here) is too small for k-NN balls and leaves them empty."""
+    data = make_data(setup["root"] / "data-pr", per_style=8)  # 6 training images per style
+    budget = dataclasses.replace(TINY, samples_per_style=5, sample_batch=5, cm_steps=(1,))
+    doc = run(Options(model=setup["model"], teacher=None, data=data, out_dir=setup["root"] / "out-pr",
+                      sections=("quality",), budget=budget))
+    table = doc["tables"]["quality"]
+    p, r = table["columns"].index("precision"), table["columns"].index("recall")
+    rows = {row[0]: row for row in table["rows"]}
+    assert 0.0 <= rows["tiny-cm"][p] <= 1.0 and 0.0 <= rows["tiny-cm"][r] <= 1.0
+    assert rows["real held-out images"][p] is None

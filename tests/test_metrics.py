@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from editing.metrics import data_consistency, laplacian_pyramid, psnr, pyramid_levels, ssim, swd
+from editing.metrics import data_consistency, laplacian_pyramid, precision_recall, psnr, pyramid_levels, ssim, swd
 from editing.operators import Colorize, Inpaint, SuperResolve, replace
 
 
@@ -104,3 +104,30 @@ def test_swd_subsamples_and_validates() -> None:
         swd(x, y[..., :16, :16], torch.Generator())
     with pytest.raises(ValueError, match="at least 2"):
         swd(x[:1], y, torch.Generator())
+
+
+def constant_images(values: list[float]) -> torch.Tensor:
+    """One flat 1x3x2x2 image per value: distances are |v - w| * sqrt(12), so balls can be worked out by hand."""
+    return torch.tensor(values).view(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()
+
+
+def test_precision_recall_by_hand() -> None:
+    # Real 0, 1, 2, 10: 1-NN radii 1, 1, 1, 8. Fake 0.5, 5, 30: radii 4.5, 4.5, 25.
+    # Precision: 0.5 is within 1 of 0, 5 within 8 of 10, 30 in no real ball: 2/3.
+    # Recall: 0, 1, 2 are within 4.5 of 0.5; 10 is 5 from 5 (> 4.5) but 20 from 30 (<= 25): 4/4.
+    real, fake = constant_images([0, 1, 2, 10]), constant_images([0.5, 5, 30])
+    precision, recall = precision_recall(real, fake, k=1)
+    assert precision == pytest.approx(2 / 3) and recall == 1.0
+    # Swapping the sets swaps the roles: real 0.5, 5, 30 (radii 4.5, 4.5, 25) cover 0, 1, 2 and 10 (from 30).
+    assert precision_recall(fake, real, k=1) == pytest.approx((1.0, 2 / 3))
+
+
+def test_precision_recall_of_a_set_with_itself_and_far_away() -> None:
+    x = smooth_images(32, 3)
+    assert precision_recall(x, x) == (1.0, 1.0)
+    assert precision_recall(x, x + 100.0) == (0.0, 0.0)
+    # Half the samples copies of real images, half far away: precision halves.
+    half = torch.cat([x[:16], x[16:] + 100.0])
+    assert precision_recall(x, half)[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="more than k"):
+        precision_recall(x[:3], x, k=3)

@@ -11,8 +11,8 @@
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
 A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
-the optimizer moments, the discriminator heads and the fake denoiser (if any) and the generator state, so `--resume` continues
-bit-identically. Nothing in it is pickled.
+the optimizer moments, the discriminator heads and the fake denoiser (if any), and the generator state, so
+`--resume` continues bit-identically. Nothing in it is pickled.
 """
 
 from __future__ import annotations
@@ -349,10 +349,10 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         adversary = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=cfg.adv_lr, betas=(0.0, 0.99), eps=1e-8))
     fake_score = None
     if cfg.dmd_weight > 0:
-        fake_net = copy.deepcopy(teacher).requires_grad_(True)
-        fake_net.unet.train()
-        fake_score = FakeScore(fake_net, torch.optim.Adam(fake_net.unet.parameters(), lr=cfg.dmd_lr, betas=(0.0, 0.99),
-                                                         eps=1e-8))
+        denoiser = copy.deepcopy(teacher).requires_grad_(True)  # starts as the teacher: the DMD term starts at 0
+        denoiser.unet.train()
+        fake_opt = torch.optim.Adam(denoiser.unet.parameters(), lr=cfg.dmd_lr, betas=(0.0, 0.99), eps=1e-8)
+        fake_score = FakeScore(denoiser, fake_opt)
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)  # every draw on the device
     images_seen, step, seconds = 0, 0, 0.0
     warm_from = 0
