@@ -5,7 +5,7 @@
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
     python -m training.train --mode cd ... --adv-weight 2           # plus a GAN term (training.adversarial)
-    python -m training.train --mode cd ... --dmd-weight 0.1         # plus distribution matching (training.dmd)
+    python -m training.train --mode cd ... --dmd-weight 0.05        # plus distribution matching (training.dmd)
     python -m training.train --mode kd --data runs/traj --init weights/emoji32-cm ...   # paths of training.trajectories
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
