@@ -14,15 +14,20 @@ from dataclasses import dataclass
 import torch
 
 
+def karras_ramp(ramp: torch.Tensor, sigma_min: float, sigma_max: float, rho: float) -> torch.Tensor:
+    """The sigma a fraction `ramp` of the way from sigma_max (0) to sigma_min (1) along EDM Eq. 5's ramp,
+    elementwise, in ramp's dtype."""
+    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
+
+
 def karras_sigmas(n: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
     """Descending grid sigma_0 = sigma_max > ... > sigma_{n-1} = sigma_min (EDM Eq. 5), float64."""
     if n < 2:
         raise ValueError(f"a sigma grid needs at least 2 points, got {n}")
     if not 0 < sigma_min < sigma_max:
         raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    hi, lo = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
-    return (hi + ramp * (lo - hi)) ** rho
+    return karras_ramp(torch.linspace(0, 1, n, dtype=torch.float64), sigma_min, sigma_max, rho)
 
 
 @dataclass(frozen=True)

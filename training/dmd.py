@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from editing.precond import Denoiser, edm_loss_weight
+from editing.precond import Denoiser
+from editing.schedules import karras_ramp
+from training.losses import denoising_loss
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,7 @@ class DistributionMatchingLoss:
     def sigmas(self, n: int, fake_score: Denoiser, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         p = fake_score.param
         u = self.min_fraction + (self.max_fraction - self.min_fraction) * torch.rand(n, generator=generator, device=device)
-        hi, lo = p.sigma_max ** (1 / p.rho), p.sigma_min ** (1 / p.rho)
-        return (hi + u * (lo - hi)) ** p.rho
+        return karras_ramp(u, p.sigma_min, p.sigma_max, p.rho)
 
     def generator_loss(
         self, teacher: Denoiser, fake_score: Denoiser, fake: torch.Tensor, labels: torch.Tensor | None,
@@ -61,8 +62,4 @@ class DistributionMatchingLoss:
         """EDM's denoising loss (weight lambda(sigma), Table 1) on the student's detached samples, at the
         sigmas the generator loss reads the fake denoiser at."""
         sigma = self.sigmas(fake.shape[0], fake_score, generator, fake.device)
-        noise = torch.randn(fake.shape, generator=generator, device=fake.device)
-        clean = fake.detach()
-        x0 = fake_score(clean + sigma.view(-1, 1, 1, 1) * noise, sigma, labels, boundary="edm")
-        weight = edm_loss_weight(sigma, fake_score.param.sigma_data).view(-1, 1, 1, 1)
-        return (weight * (x0 - clean) ** 2).mean()
+        return denoising_loss(fake_score, fake.detach(), labels, sigma, generator)

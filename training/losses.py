@@ -29,10 +29,17 @@ class EDMLoss:
         self, model: Denoiser, x: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator
     ) -> torch.Tensor:
         sigma = lognormal_sigmas(x.shape[0], self.p_mean, self.p_std, generator, x.device)
-        noise = torch.randn(x.shape, generator=generator, device=x.device)
-        x0 = model(x + sigma.view(-1, 1, 1, 1) * noise, sigma, labels, boundary="edm")
-        weight = edm_loss_weight(sigma, model.param.sigma_data).view(-1, 1, 1, 1)
-        return (weight * (x0 - x) ** 2).mean()
+        return denoising_loss(model, x, labels, sigma, generator)
+
+
+def denoising_loss(
+    model: Denoiser, x: torch.Tensor, labels: torch.Tensor | None, sigma: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """EDM Eq. 2 at the given per-image sigmas: lambda(sigma) ||D(x + sigma n, sigma) - x||^2, Table 1's weight."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device)
+    x0 = model(x + sigma.view(-1, 1, 1, 1) * noise, sigma, labels, boundary="edm")
+    weight = edm_loss_weight(sigma, model.param.sigma_data).view(-1, 1, 1, 1)
+    return (weight * (x0 - x) ** 2).mean()
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
