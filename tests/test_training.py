@@ -477,6 +477,17 @@ def test_a_gan_term_needs_cd() -> None:
     assert TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=" 80, 0.5").adv_sigma_values == (80.0, 0.5)
     with pytest.raises(ValueError, match="adv_renoise"):
         TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas="80,0.5", adv_renoise="fake")
+    with pytest.raises(ValueError, match="adv_renoise 'sampled' needs adv_sigmas"):
+        TrainConfig(mode="cd", adv_weight=1.0, adv_renoise="sampled")  # sigma_max only: nothing to re-noise
+
+
+def test_sampled_renoise_without_a_sigma_below_sigma_max_is_refused(tmp_path: Path) -> None:
+    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+    cfg = _cfg(tmp_path, mode="cd", init=str(teacher), teacher=str(teacher), adv_weight=1.0, adv_sigmas="80,120",
+               adv_renoise="sampled")
+    with pytest.raises(ValueError, match="below the model's sigma_max 80"):
+        train(cfg)
+    assert not (Path(cfg.run_dir) / "checkpoint.safetensors").exists()
 
 
 def test_student_inputs_are_pure_noise_at_sigma_max_and_noised_real_images_below() -> None:

@@ -99,6 +99,9 @@ class TrainConfig:
             raise ValueError(f"dmd_weight must be 0, or positive with mode cd; got {self.dmd_weight} with {self.mode}")
         if self.adv_renoise not in ("real", "sampled"):
             raise ValueError(f"adv_renoise must be 'real' or 'sampled', got {self.adv_renoise!r}")
+        if self.adv_renoise == "sampled" and not sigmas:
+            # "" means sigma_max only: nothing is re-noised, so the flag would silently do nothing
+            raise ValueError("adv_renoise 'sampled' needs adv_sigmas with some sigma below sigma_max, e.g. '80,80,0.5'")
 
     @property
     def adv_sigma_values(self) -> tuple[float, ...]:
@@ -393,6 +396,9 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     adv_sigmas = cfg.adv_sigma_values
     # adv_renoise "sampled" only matters where some sigma below sigma_max draws a clean image to noise
     renoise_samples = cfg.adv_renoise == "sampled" and any(s < model.param.sigma_max for s in adv_sigmas)
+    if cfg.adv_renoise == "sampled" and not renoise_samples:
+        raise ValueError(f"adv_renoise 'sampled' needs some adv_sigmas below the model's sigma_max "
+                         f"{model.param.sigma_max:g}, got {cfg.adv_sigmas!r}")
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt, images_at_start = time.time(), time.time(), images_seen
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
