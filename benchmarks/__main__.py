@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from benchmarks.common import FULL, QUICK
 from benchmarks.run import SECTIONS, Options, run
 
 
@@ -22,13 +24,20 @@ def main(argv: list[str] | None = None) -> None:
                         "holds a core")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--draw-sets", type=int, default=None,
+                        help="independent draw sets of the quality_sets section (default 5; --quick 2)")
     args = parser.parse_args(argv)
     sections = tuple(s for s in args.sections.split(",") if s)
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    budget = None
+    if args.draw_sets is not None:
+        if args.draw_sets < 1:
+            parser.error(f"--draw-sets must be >= 1, got {args.draw_sets}")
+        budget = dataclasses.replace(QUICK if args.quick else FULL, draw_sets=args.draw_sets)
     run(Options(model=args.model, teacher=args.teacher, data=args.data, device=args.device, quick=args.quick,
-                out_dir=args.out_dir, sections=sections, threads=args.threads))
+                out_dir=args.out_dir, sections=sections, threads=args.threads, budget=budget))
 
 
 if __name__ == "__main__":

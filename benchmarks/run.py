@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import copy
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from editing.models import optional_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
-SECTIONS = ("speed", "quality", "edits", "scaling")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,11 @@ def run(options: Options) -> dict:
     info = machine(device, runtime_note)
     info["model"] = f"{options.model} ({'loaded' if model else why_model})"
     info["teacher"] = f"{options.teacher} ({'loaded' if teacher else why_teacher})"
-    info["mode"] = "quick" if options.quick else ("custom" if options.budget else "full")
+    preset = QUICK if options.quick else FULL
+    custom = options.budget is not None and dataclasses.replace(budget, draw_sets=preset.draw_sets) != preset
+    info["mode"] = "custom" if custom else ("quick" if options.quick else "full")
+    if "quality_sets" in options.sections:
+        info["draw_sets"] = budget.draw_sets
     tables: list[Table] = []
 
     def section(name: str) -> bool:
@@ -124,7 +129,7 @@ def run(options: Options) -> dict:
             tables.append(Table("tasks", "Wall time of every task", [], notes=[f"skipped: {why_model}"]))
 
     data = None
-    if any(s in options.sections for s in ("quality", "edits")):
+    if any(s in options.sections for s in ("quality", "quality_sets", "edits")):
         try:
             data = load_dataset(options.data)
         except (OSError, ValueError) as e:
@@ -136,6 +141,11 @@ def run(options: Options) -> dict:
             rows.append((folder.name, m, why, quality.cm_rows(budget, tuned_schedules(folder))))
         rows.append((teacher_name, teacher, why_teacher, quality.teacher_rows(budget)))
         tables.append(quality.quality_table(rows, data, device, budget))
+    if data is not None and section("quality_sets"):
+        sets_budget = dataclasses.replace(budget, cm_steps=budget.sets_cm_steps, teacher_steps=budget.sets_teacher_steps)
+        rows = [(model_name, model, why_model, quality.cm_rows(sets_budget, tuned_schedules(options.model))),
+                (teacher_name, teacher, why_teacher, quality.teacher_rows(sets_budget))]
+        tables.append(quality.sets_table(rows, data, device, sets_budget))
     if data is not None and section("edits"):
         tables.append(edits.edit_table(model, model_name, why_model, data, device, budget))
     if section("scaling"):

@@ -14,6 +14,7 @@ import torch
 from benchmarks.__main__ import main
 from benchmarks.common import Budget, Table, load_dataset
 from benchmarks.edits import grayscale, opencv_inpaint, opencv_resize, random_strokes
+from benchmarks.quality import paired
 from benchmarks.run import Options, run, sibling_models
 from editing.metrics import data_consistency
 from editing.operators import Colorize, Inpaint
@@ -174,3 +175,54 @@ def test_quality_reports_precision_and_recall(setup: dict[str, Path]) -> None:
     rows = {row[0]: row for row in table["rows"]}
     assert 0.0 <= rows["tiny-cm"][p] <= 1.0 and 0.0 <= rows["tiny-cm"][r] <= 1.0
     assert rows["real held-out images"][p] is None
+
+
+def test_draw_set_0_is_the_quality_tables_draw(setup: dict[str, Path]) -> None:
+    """With one draw set, the sets table's SWD means are the quality table's, row for row (same draws)."""
+    budget = dataclasses.replace(TINY, draw_sets=1, sets_cm_steps=(1, 2), sets_teacher_steps=(2,))
+    doc = run(Options(model=setup["model"], teacher=setup["teacher"], data=setup["data"],
+                      out_dir=setup["root"] / "out-sets1", sections=("quality", "quality_sets"), budget=budget))
+    quality, sets = doc["tables"]["quality"], doc["tables"]["quality_sets"]
+    q_mean = quality["columns"].index("SWD mean")
+    s_mean = sets["columns"].index("SWD mean")
+    by_row = {(r[0], r[1]): r[q_mean] for r in quality["rows"]}
+    assert [(r[0], r[1]) for r in sets["rows"]] == [("tiny-cm", "1 step"), ("tiny-cm", "2 steps"),
+                                                    ("tiny-edm", "Heun 2 steps")]
+    for row in sets["rows"]:
+        assert row[s_mean] == by_row[(row[0], row[1])]
+    assert doc["machine"]["draw_sets"] == 1 and doc["machine"]["mode"] == "custom"
+
+
+def test_draw_sets_are_independent_and_paired(setup: dict[str, Path]) -> None:
+    budget = dataclasses.replace(TINY, draw_sets=3, sets_cm_steps=(1, 2), sets_teacher_steps=(2,))
+    doc = run(Options(model=setup["model"], teacher=setup["teacher"], data=setup["data"],
+                      out_dir=setup["root"] / "out-sets3", sections=("quality_sets",), budget=budget))
+    table = doc["tables"]["quality_sets"]
+    col = {name: table["columns"].index(name) for name in table["columns"]}
+    rows = table["rows"]
+    first = rows[0]
+    per_set = [float(v) for v in first[col["SWD mean per set"]].split(" / ")]
+    assert len(per_set) == 3 and len(set(per_set)) > 1  # each set draws its own noise, references, directions
+    assert first[col["Δ vs first row"]] is None and first[col["sets below first row"]] is None
+    for row in rows[1:]:
+        # The mean of paired differences is the difference of the means.
+        assert row[col["Δ vs first row"]] == pytest.approx(row[col["SWD mean"]] - first[col["SWD mean"]])
+        below, total = row[col["sets below first row"]].split(" / ")
+        assert total == "3" and 0 <= int(below) <= 3
+        assert row[col["s.e. of Δ"]] >= 0
+    assert "Δ" in (setup["root"] / "out-sets3" / "RESULTS.md").read_text()
+
+
+def test_paired_statistics() -> None:
+    p = paired([3.0, 5.0, 7.0], [4.0, 4.0, 4.0])
+    assert (p.mean, p.sd, p.diff_mean, p.below) == (5.0, 2.0, 1.0, 1)
+    assert p.diff_se == pytest.approx(2.0 / 3 ** 0.5)  # differences -1, 1, 3: sd 2
+    one = paired([1.0], [2.0])
+    assert one.diff_mean == -1.0 and one.below == 1 and one.sd != one.sd  # nan: no spread from one set
+    with pytest.raises(ValueError, match="same non-zero number of sets"):
+        paired([1.0, 2.0], [1.0])
+
+
+def test_cli_rejects_zero_draw_sets() -> None:
+    with pytest.raises(SystemExit):
+        main(["--sections", "quality_sets", "--draw-sets", "0"])
