@@ -1,4 +1,5 @@
-"""`python -m benchmarks`: speed, sample quality vs steps, editing quality and scaling in one run (issue 6)."""
+"""`python -m benchmarks`: speed, sample quality vs steps (one draw and over
+independent draw sets), editing quality and scaling in one run (issue 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the four sections and write RESULTS.md / RESULTS.json (RESULTS-quick.* for --quick runs)."""
+"""Run the five sections and write RESULTS.md / RESULTS.json (RESULTS-quick.* for --quick runs)."""
 
 from __future__ import annotations
 

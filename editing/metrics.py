@@ -10,6 +10,7 @@ torch.Generator argument.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -150,10 +151,19 @@ def sliced_wasserstein(
     for _ in range(repeats):
         dirs = torch.randn(a.shape[1], per_repeat, generator=generator).to(a.device, a.dtype)
         dirs = dirs / dirs.norm(dim=0, keepdim=True)
-        pa, _ = torch.sort(a @ dirs, dim=0)
-        pb, _ = torch.sort(b @ dirs, dim=0)
+        # Directions as rows: each row is one projection of every descriptor, sorted along the row.
+        pa = sorted_rows((a @ dirs).t().contiguous())
+        pb = sorted_rows((b @ dirs).t().contiguous())
         total += float((pa - pb).abs().mean())
     return total / repeats
+
+
+def sorted_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row of a 2-D tensor sorted ascending. On CPU through NumPy, whose vectorised (AVX-512) sort is ~20x
+    torch.sort on these 32k-long rows and gives the same values; the SWD spends most of its time here."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.sort(x.numpy(), axis=1))
+    return torch.sort(x, dim=1).values
 
 
 def swd(
@@ -232,6 +242,7 @@ __all__ = [
     "psnr",
     "pyramid_levels",
     "sliced_wasserstein",
+    "sorted_rows",
     "ssim",
     "swd",
 ]
