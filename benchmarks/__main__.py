@@ -4,10 +4,8 @@ independent draw sets), editing quality and scaling in one run (issue 6)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from benchmarks.common import FULL, QUICK
 from benchmarks.run import SECTIONS, Options, run
 
 
@@ -32,13 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    budget = None
-    if args.draw_sets is not None:
-        if args.draw_sets < 1:
-            parser.error(f"--draw-sets must be >= 1, got {args.draw_sets}")
-        budget = dataclasses.replace(QUICK if args.quick else FULL, draw_sets=args.draw_sets)
+    if args.draw_sets is not None and args.draw_sets < 1:
+        parser.error(f"--draw-sets must be >= 1, got {args.draw_sets}")
     run(Options(model=args.model, teacher=args.teacher, data=args.data, device=args.device, quick=args.quick,
-                out_dir=args.out_dir, sections=sections, threads=args.threads, budget=budget))
+                out_dir=args.out_dir, sections=sections, threads=args.threads, draw_sets=args.draw_sets))
 
 
 if __name__ == "__main__":

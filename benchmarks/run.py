@@ -33,6 +33,7 @@ class Options:
     out_dir: Path = Path("benchmarks")
     sections: tuple[str, ...] = SECTIONS
     budget: Budget | None = None
+    draw_sets: int | None = None  # replaces the budget's draw_sets (quality_sets section) when given
     threads: int | None = None  # torch.set_num_threads; None keeps torch's default (one per core)
 
 
@@ -74,6 +75,8 @@ def run(options: Options) -> dict:
     """All sections in one process; returns the JSON document it writes."""
     started = time.perf_counter()
     budget = options.budget or (QUICK if options.quick else FULL)
+    if options.draw_sets is not None:
+        budget = dataclasses.replace(budget, draw_sets=options.draw_sets)
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available")
@@ -91,9 +94,7 @@ def run(options: Options) -> dict:
     info = machine(device, runtime_note)
     info["model"] = f"{options.model} ({'loaded' if model else why_model})"
     info["teacher"] = f"{options.teacher} ({'loaded' if teacher else why_teacher})"
-    preset = QUICK if options.quick else FULL
-    custom = options.budget is not None and dataclasses.replace(budget, draw_sets=preset.draw_sets) != preset
-    info["mode"] = "custom" if custom else ("quick" if options.quick else "full")
+    info["mode"] = "quick" if options.quick else ("custom" if options.budget else "full")
     if "quality_sets" in options.sections:
         info["draw_sets"] = budget.draw_sets
     tables: list[Table] = []

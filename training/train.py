@@ -394,9 +394,9 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
     dmd_fakes: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (1-step sample, labels), for the fake denoiser
     adv_sigmas = cfg.adv_sigma_values
-    # adv_renoise "sampled" only matters where some sigma below sigma_max draws a clean image to noise
-    renoise_samples = cfg.adv_renoise == "sampled" and any(s < model.param.sigma_max for s in adv_sigmas)
-    if cfg.adv_renoise == "sampled" and not renoise_samples:
+    renoise_samples = cfg.adv_renoise == "sampled"
+    # "sampled" re-noises the model's 1-step samples at the adv sigmas below sigma_max; with none it would do nothing
+    if renoise_samples and not any(s < model.param.sigma_max for s in adv_sigmas):
         raise ValueError(f"adv_renoise 'sampled' needs some adv_sigmas below the model's sigma_max "
                          f"{model.param.sigma_max:g}, got {cfg.adv_sigmas!r}")
     global_batch = cfg.batch * cfg.accumulate * world
