@@ -22,6 +22,18 @@ PRESETS: dict[str, tuple[dict, int]] = {
         ),
         2,
     ),
+    # 8.2M parameters for 64x64 photo tiles (32x32x12 inside): four levels, one block each, attention only
+    # at 4x4, so the full-resolution level is cheap; per-pixel cost decides the speed of tiled photo edits.
+    "photo-s": (
+        dict(
+            block_out_channels=(64, 96, 128, 192),
+            layers_per_block=1,
+            attention_head_dim=32,
+            down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+        ),
+        2,
+    ),
     # A few thousand parameters, for tests.
     "tiny": (
         dict(

@@ -82,6 +82,7 @@ class TrainConfig:
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
     seed: int = 0
+    hflip: bool = False  # mirror half the images of each batch left-right (photos; emoji carry text and arrows)
     bf16: bool = True  # bf16 autocast on CUDA, and on a CPU with AMX (ignored on other CPUs: slower there)
 
     def __post_init__(self) -> None:
@@ -108,13 +109,15 @@ class TrainConfig:
         return tuple(float(s) for s in self.adv_sigmas.split(",") if s.strip())
 
 
-def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 3, H, W) and style labels of one split, from training.data's output."""
-    images = np.load(folder / "images.npy")
+def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 images (N, 3, H, W) of one split and their style labels (None for unlabelled sets such as the
+    photo tiles of training.photos), from training.data's or training.photos' output."""
+    images = np.load(folder / "images.npy", mmap_mode="r")
     records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
     keep = [i for i, r in enumerate(records) if r["split"] == split]
-    labels = torch.tensor([STYLES.index(records[i]["style"]) for i in keep])
-    return torch.from_numpy(images[keep]).permute(0, 3, 1, 2).contiguous(), labels
+    labels = torch.tensor([STYLES.index(records[i]["style"]) for i in keep]) if "style" in records[0] else None
+    chosen = images if len(keep) == len(records) else images[keep]
+    return torch.from_numpy(np.ascontiguousarray(chosen)).permute(0, 3, 1, 2).contiguous(), labels
 
 
 def lr_at(cfg: TrainConfig, images: int, warm_from: int = 0) -> float:
@@ -335,7 +338,10 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         resolution = paths.x0.shape[-1]
     else:
         images_u8, labels = load_dataset(Path(cfg.data))
-        images_u8, labels = images_u8.to(device), labels.to(device)
+        images_u8 = images_u8.to(device)
+        labels = labels.to(device) if labels is not None else None
+        if cfg.conditional and labels is None:
+            raise ValueError(f"{cfg.data} has no style labels: train it with --no-conditional")
         resolution = images_u8.shape[-1]
     model, teacher = build_models(cfg, resolution, device)
     if cfg.mode == "kd" and (paths.labels is None) != (not model.param.class_names):
@@ -408,8 +414,11 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         if cfg.mode == "kd":  # draws its own batch of (path, level) pairs
             return kd_loss(net, paths, cfg.batch, generator)
         # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
-        idx = torch.randint(0, len(labels), (cfg.batch,), generator=generator, device=device)
+        idx = torch.randint(0, len(images_u8), (cfg.batch,), generator=generator, device=device)
         x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
+        if cfg.hflip:
+            mirror = torch.rand(cfg.batch, generator=generator, device=device) < 0.5
+            x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
         y = labels[idx] if model.param.class_names else None
         # 2. The loss of the chosen objective.
         if cfg.mode == "edm":
