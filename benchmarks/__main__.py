@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: one per core); 1 avoids stalls when another job "
                         "holds a core")
+    parser.add_argument("--photo-model", type=Path, default=Path("weights/photo64-cm"),
+                        help="photo consistency model folder (section photo_crops)")
+    parser.add_argument("--photo-teacher", type=Path, default=Path("weights/photo64-edm"),
+                        help="photo EDM teacher folder (section photo_crops)")
+    parser.add_argument("--photo-data", type=Path, default=Path("data/photos"),
+                        help="built by python -m training.photos build")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--draw-sets", type=int, default=None,
@@ -33,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.draw_sets is not None and args.draw_sets < 1:
         parser.error(f"--draw-sets must be >= 1, got {args.draw_sets}")
     run(Options(model=args.model, teacher=args.teacher, data=args.data, device=args.device, quick=args.quick,
-                out_dir=args.out_dir, sections=sections, threads=args.threads, draw_sets=args.draw_sets))
+                out_dir=args.out_dir, sections=sections, threads=args.threads, draw_sets=args.draw_sets,
+                photo_model=args.photo_model, photo_teacher=args.photo_teacher, photo_data=args.photo_data))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import edits, quality, scaling, speed
+from benchmarks import edits, photos, quality, scaling, speed
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
-from editing.models import optional_schedules
+from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
-SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Options:
     budget: Budget | None = None
     draw_sets: int | None = None  # replaces the budget's draw_sets (quality_sets section) when given
     threads: int | None = None  # torch.set_num_threads; None keeps torch's default (one per core)
+    photo_model: Path | None = Path("weights/photo64-cm")  # the photo_crops section's models and data
+    photo_teacher: Path | None = Path("weights/photo64-edm")
+    photo_data: Path = Path("data/photos")
 
 
 def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
@@ -154,6 +157,8 @@ def run(options: Options) -> dict:
             tables.append(scaling.batch_table(net, device, budget, net_name, runtime_note))
         tables.append(scaling.resolution_table(net, device, budget, runtime.autocast_dtype, runtime.weight_dtype,
                                                runtime_note, net_name))
+    if section("photo_crops"):
+        tables += photo_tables(options, runtime)
     info["seconds"] = round(time.perf_counter() - started, 1)
     stamp = run_stamp(info)
     for t in tables:
@@ -163,6 +168,20 @@ def run(options: Options) -> dict:
     document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
     write(options, document, tables)
     return document
+
+
+def photo_tables(options: Options, runtime: Runtime) -> list[Table]:
+    """The photo_crops section: the photo models (either may be missing) on held-out photo crops."""
+    if not (options.photo_data / "manifest.jsonl").is_file():
+        return [Table("photo_crops", "Photo model on held-out photo crops", [],
+                      notes=[f"skipped: no {options.photo_data} (python -m training.photos build --out "
+                             f"{options.photo_data})"])]
+    cm, _ = try_load(options.photo_model, runtime)
+    teacher, _ = try_load(options.photo_teacher, runtime)
+    names = (options.photo_model.name if options.photo_model else "cm",
+             options.photo_teacher.name if options.photo_teacher else "teacher")
+    budget = photos.PHOTO_QUICK if options.quick else photos.PHOTO_FULL
+    return photos.photo_crops_tables(cm, teacher, options.photo_data, runtime.device, budget, names)
 
 
 def run_stamp(info: dict) -> str:
