@@ -143,7 +143,7 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
             methods.append((f"CM ({names[0]})", lambda m=mask: tasks.inpaint(cm, gt, m, seeds)))
         cases.append((task, Inpaint(mask), methods))
     tiles = np.load(folder / "images.npy", mmap_mode="r")
-    chroma = luma_chroma_table(np.ascontiguousarray(tiles[:: max(1, len(tiles) // 20000)]))
+    chroma = luma_chroma_table(np.array(tiles[:: max(1, len(tiles) // 20000)]))  # a copy: the file is mapped read-only
     methods = [("grey image", lambda: grayscale(gt)), ("per-luma mean chroma (training tiles)",
                                                        lambda: mean_chroma(gt, chroma))]
     if cm is not None:

@@ -1,0 +1,82 @@
+"""The photo_crops benchmark section on tiny models and a synthetic photo folder; its colorization baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.photos import PhotoBudget, cbm3d, heldout_crops, luma_chroma_table, mean_chroma
+from benchmarks.run import Options, run
+from editing.metrics import psnr
+from editing.operators import Colorize
+from tests.conftest import make_tiny_folder
+
+TINY_PHOTOS = PhotoBudget(crops_per_photo=1, scales=(1, 2), tune_crops=2, timing_batches=(1, 2), reps=1)
+
+
+def make_photos(folder: Path, size: int = 40) -> Path:
+    """A folder shaped like `python -m training.photos build` output: two held-out smooth 'photos'."""
+    (folder / "photos").mkdir(parents=True)
+    yy, xx = np.mgrid[0:size, 0:size * 2]
+    records = []
+    for i in range(3):
+        rgb = np.stack([128 + 100 * np.sin(xx / (5 + i)), 128 + 100 * np.cos(yy / 7), 90 + 0 * xx], -1)
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / "photos" / f"p{i}.png")
+        records.append({"id": f"p{i}", "split": "train" if i == 0 else "heldout"})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    tiles = np.random.default_rng(0).integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+    np.save(folder / "images.npy", tiles)
+    return folder
+
+
+def test_heldout_crops_come_only_from_heldout_photos(tmp_path: Path) -> None:
+    folder = make_photos(tmp_path / "photos")
+    crops = heldout_crops(folder, 16, TINY_PHOTOS)
+    assert crops.shape == (2 * 2, 3, 16, 16)
+    # the blue channel of every photo is 90: the crops are of the photos, on [-1, 1]
+    assert torch.allclose(crops[:, 2], torch.full_like(crops[:, 2], 90 / 127.5 - 1))
+
+
+def test_cbm3d_removes_most_of_the_noise_on_a_smooth_image() -> None:
+    yy, xx = torch.meshgrid(torch.linspace(-0.5, 0.5, 32), torch.linspace(-0.5, 0.5, 32), indexing="ij")
+    clean = torch.stack([xx, yy, xx * yy]).unsqueeze(0)
+    noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    assert float(psnr(cbm3d(noisy, 0.2), clean)) > float(psnr(noisy, clean)) + 6
+
+
+def test_mean_chroma_keeps_luma_and_uses_the_table() -> None:
+    tiles = np.random.default_rng(3).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    table = luma_chroma_table(tiles, bins=16)
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 1.6 - 0.8
+    out = mean_chroma(images, table)
+    op = Colorize()
+    assert torch.allclose(op.transform(out)[:, 0], op.transform(images)[:, 0], atol=1e-5)
+    # chroma no longer depends on the input's chroma: two images with the same luma get the same colours
+    grey = op.inverse(torch.cat([op.transform(images)[:, :1], torch.zeros(2, 2, 8, 8)], 1))
+    assert torch.allclose(mean_chroma(grey, table), out, atol=1e-5)
+
+
+def test_photo_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypatch) -> None:
+    import benchmarks.photos as photos
+
+    monkeypatch.setattr(photos, "PHOTO_QUICK", TINY_PHOTOS)
+    cm = make_tiny_folder(tmp_path / "photo-cm", classes=())
+    teacher = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", seed=1)
+    doc = run(Options(model=None, teacher=None, out_dir=tmp_path / "out", sections=("photo_crops",), quick=True,
+                      photo_model=cm, photo_teacher=teacher, photo_data=make_photos(tmp_path / "photos")))
+    rows = doc["tables"]["photo_crops"]["rows"]
+    tasks = {r[0] for r in rows}
+    assert {"denoising sigma 25/255", "super-resolution x4", "colorization from luma",
+            "inpainting: random strokes"} <= tasks
+    methods = {r[1] for r in rows}
+    assert "CBM3D (true sigma)" in methods and "CM (photo-cm)" in methods
+    assert "teacher, 1 evaluation (photo-edm)" in methods
+    # the CM keeps the measured part of every edit with an operator (Algorithm 4)
+    for task, method, *_, dc, _, _ in rows:
+        if method == "CM (photo-cm)":
+            assert dc is not None and dc < 1e-3, (task, dc)
+    assert [r[0] for r in doc["tables"]["photo_speed"]["rows"]] == [1, 2]
