@@ -43,10 +43,16 @@ def randn(shape: Sequence[int], generators: Sequence[torch.Generator], device: t
 
 
 def bind(model: Denoiser, class_labels: torch.Tensor | None = None) -> Denoise:
-    """The consistency function (or denoiser) with class labels bound: denoise(x, sigma) -> x0."""
+    """The consistency function (or denoiser) with class labels bound: denoise(x, sigma) -> x0.
+
+    One label (shape (1,)) is broadcast to any batch, so the result can be called on batches of tiles.
+    """
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return model(x, sigma, class_labels)
+        labels = class_labels
+        if labels is not None and labels.shape[0] == 1 and x.shape[0] != 1:
+            labels = labels.expand(x.shape[0])
+        return model(x, sigma, labels)
 
     return denoise
 

@@ -2,6 +2,9 @@
 
 Each task takes the model, its inputs, one seed per output image and a Schedule, and returns images
 in [-1, 1]. Class labels are one int for the whole batch (or None for an unconditional model).
+Edits take images of any size H, W >= the model's resolution R: the model runs on overlapping R x R tiles
+(editing.tiling) under the one solver, whose operator acts on the whole image. Generation and
+interpolation stay at R. Each edit refuses work beyond its device's limit (editing.limits).
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from statistics import NormalDist
 import torch
 import torch.nn.functional as F
 
-from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve
+from editing.limits import Limits, check_request
+from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
-from editing.samplers import Callback, bind, generators_for, randn, sample_consistency, sample_heun
+from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun
 from editing.schedules import PRESETS, Schedule, karras_sigmas
 from editing.solver import iterative_replacement
+from editing.tiling import TileCallback, Tiling, default_tiling, stream_seed, tile_generators, tiled
 
 DEFAULT_EDIT = PRESETS["editing 18"]
+COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
 SATURATED = 0.5 / 127.5  # within half an 8-bit level of -1 or 1
 MIN_NOISE_WINDOWS = 64
 NORMAL_QUARTILE = NormalDist().inv_cdf(0.75)  # median |z| of a standard normal, 0.6745
@@ -48,11 +54,26 @@ def device_of(model: Denoiser) -> torch.device:
     return next(model.unet.parameters()).device
 
 
-def check_images(model: Denoiser, images: torch.Tensor, name: str = "image") -> torch.Tensor:
+def check_images(model: Denoiser, images: torch.Tensor, name: str = "image", *, any_size: bool = True) -> torch.Tensor:
+    """(B, 3, H, W) on the model's device in fp32: H, W >= R (`any_size`), or exactly R x R."""
     r = model.param.resolution
-    if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (r, r):
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"{name} must be a (B, 3, H, W) batch, got {tuple(images.shape)}")
+    if not any_size and images.shape[-2:] != (r, r):
         raise ValueError(f"{name} must be (B, 3, {r}, {r}) for this model, got {tuple(images.shape)}")
+    if min(images.shape[-2:]) < r:
+        raise ValueError(f"{name} is {images.shape[-1]}x{images.shape[-2]}: this model needs at least {r}x{r} "
+                         "(pad it, e.g. editing.images.pad_to, and crop the result)")
     return images.to(device_of(model), torch.float32)
+
+
+def tiled_model(
+    model: Denoiser, label: int | None, seeds: Sequence[int], *, tiling: Tiling | None = None,
+    on_tiles: TileCallback | None = None,
+) -> Denoise:
+    """The model with one class label bound, on R x R tiles of larger images (exactly the model at R x R)."""
+    base = bind(model, class_labels(model, label, 1))
+    return tiled(base, tiling or default_tiling(model.param.resolution), tile_generators(seeds), progress=on_tiles)
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -78,32 +99,94 @@ def generate(
 def edit(
     model: Denoiser, y: torch.Tensor, operator: Operator, seeds: Sequence[int], *, schedule: Schedule,
     label: int | None = None, x: torch.Tensor | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> torch.Tensor:
-    """Run Algorithm 4 for one reference image y (1, 3, H, W), one output per seed."""
+    """Run Algorithm 4 for one reference image y (1, 3, H, W), one output per seed, tiled beyond R x R."""
     seeds = check_seeds(seeds)
     y = check_images(model, y, "reference").expand(len(seeds), -1, -1, -1)
-    denoise = bind(model, class_labels(model, label, len(seeds)))
+    check_request(limits, y.device, len(seeds), y.shape[-2], y.shape[-1], schedule.evaluations)
+    denoise = tiled_model(model, label, seeds, tiling=tiling, on_tiles=on_tiles)
     return iterative_replacement(
         denoise, y, operator, schedule_sigmas(model, schedule), generators_for(seeds),
         sigma_min=model.param.sigma_min, x=x, callback=callback,
     )
 
 
+def mask_crop(mask: torch.Tensor, resolution: int, margin: int | None = None) -> tuple[slice, slice]:
+    """Rows and columns of the box around the mask's True pixels plus `margin` (default R) on each side,
+    grown to at least R x R and clipped to the image; the whole image when nothing is masked."""
+    h, w = mask.shape[-2:]
+    margin = resolution if margin is None else margin
+    hit = mask.reshape(-1, h, w).any(0)
+    if not hit.any():
+        return slice(0, h), slice(0, w)
+    spans = []
+    for along, size in ((hit.any(1), h), (hit.any(0), w)):
+        where = torch.nonzero(along).flatten()
+        lo, hi = int(where[0]) - margin, int(where[-1]) + 1 + margin
+        short = max(0, resolution - (hi - lo))
+        lo, hi = lo - short // 2, hi + short - short // 2
+        lo, hi = max(0, lo - max(0, hi - size)), min(size, hi + max(0, -lo))
+        spans.append(slice(max(0, lo), min(size, hi)))
+    return spans[0], spans[1]
+
+
 def inpaint(
     model: Denoiser, image: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], *,
     schedule: Schedule = DEFAULT_EDIT, label: int | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> torch.Tensor:
-    """Fill the pixels where mask (1, 1, H, W) is True; the others are kept exactly."""
-    return edit(model, image, Inpaint(mask.to(device_of(model))), seeds, schedule=schedule, label=label,
-                callback=callback)
+    """Fill the pixels where mask (1, 1, H, W) is True; the others are kept exactly.
+
+    The solver runs on a crop around the mask (a margin of R, at least R x R), pasted back into the image.
+    """
+    image = check_images(model, image)
+    if mask.ndim != 4 or mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"mask must be (1, 1, {image.shape[-2]}, {image.shape[-1]}) like the image, "
+                         f"got {tuple(mask.shape)}")
+    rows, cols = mask_crop(mask, model.param.resolution)
+    crop = image[..., rows, cols]
+    filled = edit(model, crop, Inpaint(mask[..., rows, cols].to(device_of(model))), seeds, schedule=schedule,
+                  label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    if crop.shape == image.shape:
+        return filled
+    out = image.expand(len(filled), -1, -1, -1).clone()
+    out[..., rows, cols] = filled
+    return out
 
 
 def colorize(
     model: Denoiser, image: torch.Tensor, seeds: Sequence[int], *, schedule: Schedule = DEFAULT_EDIT,
     label: int | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
+    chroma_side: int | None = None, refine: Schedule | None = COLOR_REFINE,
 ) -> torch.Tensor:
-    """Colour an image keeping its luma exactly (a colour input is reduced to its luma first)."""
-    return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback)
+    """Colour an image keeping its luma exactly (a colour input is reduced to its luma first).
+
+    Tiles coloured on their own disagree (one tile's sky blue, its neighbour's grey), so on an image whose
+    short side exceeds `chroma_side` (default R) the colours are chosen once for the whole image:
+    1. solve at a reduced size whose short side is `chroma_side` (one or a few tiles);
+    2. upsample that result's chroma to full size and put the full-size luma back exactly (A x = A y);
+    3. `refine` (None: skip) re-noises that to its first sigma and finishes its schedule at full size, under
+       the same operator (SDEdit, Meng et al. 2022, under Algorithm 4), for detail at the full resolution.
+    """
+    image = check_images(model, image)
+    side = chroma_side or model.param.resolution
+    h, w = image.shape[-2:]
+    if min(h, w) <= side:
+        return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    scale = side / min(h, w)
+    small = F.interpolate(image, size=(max(side, round(h * scale)), max(side, round(w * scale))), mode="area")
+    low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    start = replace(Colorize(), up, image.expand(len(up), -1, -1, -1))
+    if refine is None:
+        return start
+    seeds = check_seeds(seeds)
+    sigma0 = float(schedule_sigmas(model, refine)[0])
+    refine_noise = generators_for([stream_seed(s, "colorize refine") for s in seeds])
+    x = start + sigma0 * randn(start.shape, refine_noise, start.device)
+    return edit(model, image, Colorize(), seeds, schedule=refine, label=label, x=x, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
 
 
 def upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:
@@ -114,21 +197,24 @@ def upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:
 def superresolve(
     model: Denoiser, low: torch.Tensor, factor: int, seeds: Sequence[int], *, schedule: Schedule = DEFAULT_EDIT,
     label: int | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> torch.Tensor:
-    """Upscale (1, 3, H/f, W/f) by f to the model resolution, keeping every f x f block mean exactly."""
+    """Upscale (1, 3, h, w) by f to (f h, f w), at least the model's resolution, keeping every f x f block mean
+    exactly."""
     r = model.param.resolution
     if factor < 2 or r % factor:
         raise ValueError(f"factor {factor} must be >= 2 and divide the model resolution {r}")
-    if low.ndim != 4 or low.shape[-2:] != (r // factor, r // factor):
-        raise ValueError(f"the low-resolution image must be {r // factor}x{r // factor} for factor {factor}, "
-                         f"got {tuple(low.shape[-2:])}")
+    if low.ndim != 4 or min(low.shape[-2:]) * factor < r:
+        raise ValueError(f"the low-resolution image must be at least {r // factor}x{r // factor} for factor "
+                         f"{factor}, got {tuple(low.shape[-2:])}")
     y = upsample_nearest(low.to(torch.float32), factor)
-    return edit(model, y, SuperResolve(factor), seeds, schedule=schedule, label=label, callback=callback)
+    return edit(model, y, SuperResolve(factor), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
 
 
 def stroke_edit(
     model: Denoiser, painting: torch.Tensor, seeds: Sequence[int], *, schedule: Schedule = PRESETS["strokes"],
     label: int | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> torch.Tensor:
     """SDEdit-style: noise the rough painting to the schedule's first sigma and run it (CM paper, Fig. 6).
 
@@ -138,7 +224,8 @@ def stroke_edit(
     painting = check_images(model, painting, "painting").expand(len(seeds), -1, -1, -1)
     sigma0 = float(schedule_sigmas(model, schedule)[0])
     x = painting + sigma0 * randn(painting.shape, generators_for([s + 2**31 for s in seeds]), painting.device)
-    return edit(model, painting[:1], Identity(), seeds, schedule=schedule, label=label, x=x, callback=callback)
+    return edit(model, painting[:1], Identity(), seeds, schedule=schedule, label=label, x=x, callback=callback,
+                tiling=tiling, on_tiles=on_tiles, limits=limits)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -177,7 +264,7 @@ def interpolate_images(
     """Frames between two images: noise both to sigma_ts[0] with one shared z, blend linearly, finish the schedule."""
     if frames < 2:
         raise ValueError(f"interpolation needs at least 2 frames, got {frames}")
-    a, b = check_images(model, a, "first image"), check_images(model, b, "second image")
+    a, b = check_images(model, a, "first image", any_size=False), check_images(model, b, "second image", any_size=False)
     sigma0 = float(schedule_sigmas(model, schedule)[0])
     # The start noise gets its own stream (as in stroke_edit): generators_for([seed]) also drives the re-injected
     # noise, whose first draw would otherwise be z again.
@@ -227,9 +314,11 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
 def denoise(
     model: Denoiser, noisy: torch.Tensor, *, sigma: float | None = None, refine_steps: int = 0, seed: int = 0,
     label: int | None = None, callback: Callback | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """One evaluation of f at the upload's noise level (estimated unless given), then optional refinement
-    steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the sigma used."""
+    """One evaluation of f at the upload's noise level (estimated on the whole image unless given), then
+    optional refinement steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the
+    sigma used. With the EDM teacher as `model` the one evaluation is D(x, sigma), the MMSE estimate."""
     noisy = check_images(model, noisy, "noisy image")
     p = model.param
     if sigma is None:
@@ -243,8 +332,10 @@ def denoise(
     lower = grid[(grid < sigma) & (grid > p.sigma_min)]
     pick = lower[torch.linspace(0, len(lower) - 1, refine_steps).round().long()] if refine_steps and len(lower) else lower[:0]
     sigmas = torch.cat([torch.tensor([sigma], dtype=torch.float64), pick, torch.tensor([p.sigma_min], dtype=torch.float64)])
-    denoise_fn = bind(model, class_labels(model, label, noisy.shape[0]))
-    generators = generators_for([seed + i for i in range(noisy.shape[0])])
+    check_request(limits, noisy.device, noisy.shape[0], noisy.shape[-2], noisy.shape[-1], len(sigmas) - 1)
+    seeds = [seed + i for i in range(noisy.shape[0])]
+    denoise_fn = tiled_model(model, label, seeds, tiling=tiling, on_tiles=on_tiles)
+    generators = generators_for(seeds)
     # f(x, sigma) with x the upload itself: it lies on a trajectory at that sigma (CM paper, Sec. 6).
     out = sample_consistency(denoise_fn, noisy, sigmas.to(torch.float32), generators, sigma_min=p.sigma_min,
                              callback=callback)

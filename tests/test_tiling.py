@@ -1,0 +1,149 @@
+"""Tiling (editing.tiling) and every edit on images larger than the model: 100x70 and a 3000x17 strip on the
+16 px tiny model. Measurements are recomputed from their definitions (pixels, BT.601 luma, block means)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from editing import tasks
+from editing.images import from_uint8, to_uint8
+from editing.limits import Limits, check_request
+from editing.precond import Denoiser
+from editing.samplers import bind
+from editing.schedules import Schedule
+from editing.tiling import (Tiling, TileProgress, batches_per_call, count_tiles, reflect_index, tile_generators,
+                            tiled, window)
+
+SHORT = Schedule((0, 6, 12, 17), 18)  # 3 evaluations
+EXACT = 1e-4
+
+
+def photo(h: int = 70, w: int = 100, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.tanh(F.interpolate(torch.randn(1, 3, 6, 8, generator=g), size=(h, w), mode="bilinear"))
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    return 0.2989 * x[:, 0] + 0.5870 * x[:, 1] + 0.1140 * x[:, 2]
+
+
+def test_window_is_a_partition_of_unity_inside() -> None:
+    t = Tiling(16, 6)
+    w = window(t)
+    assert w.min() > 0 and w.max() == 1
+    torch.testing.assert_close(w[:6] + w[-6:], torch.ones(6))  # a tile's right ramp + its neighbour's left
+
+
+def test_reflect_index() -> None:
+    assert reflect_index(4, -3, 10).tolist() == [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+    assert reflect_index(1, -2, 3).tolist() == [0, 0, 0]
+
+
+def test_identity_is_kept_exactly_through_the_blend() -> None:
+    """Blending normalises by the sum of weights: a denoiser that returns its input gives the image back."""
+    x = torch.randn(2, 3, 70, 100, generator=torch.Generator().manual_seed(0))
+    out = tiled(lambda v, s: v, Tiling(16, 4, 7), tile_generators([0, 1]))(x, torch.ones(2))
+    torch.testing.assert_close(out, x, atol=1e-6, rtol=0)
+
+
+def test_one_tile_is_exactly_the_untiled_call(tiny_model: Denoiser) -> None:
+    base = bind(tiny_model, torch.tensor([1]))
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    sigma = torch.full((3,), 2.0)
+    assert torch.equal(tiled(base, Tiling(16, 4, 1), tile_generators([0, 1, 2]))(x, sigma), base(x, sigma))
+    # And a whole task at the model's size is the untiled one.
+    y = photo(16, 16)
+    out = tasks.colorize(tiny_model, y, [0], schedule=SHORT, label=0)
+    from editing.operators import Colorize
+    from editing.samplers import generators_for
+    from editing.solver import iterative_replacement
+    ref = iterative_replacement(bind(tiny_model, torch.tensor([0])), y, Colorize(),
+                                tasks.schedule_sigmas(tiny_model, SHORT), generators_for([0]), sigma_min=0.002)
+    assert torch.equal(out, ref)
+
+
+def test_grid_moves_between_calls() -> None:
+    """A denoiser that returns each tile's mean leaves seams where the grid is; they move at the next call."""
+    x = torch.randn(1, 3, 40, 60, generator=torch.Generator().manual_seed(2))
+
+    def tile_mean(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return v.mean((2, 3), keepdim=True).expand_as(v)
+
+    f = tiled(tile_mean, Tiling(16, 4), tile_generators([5]))
+    first, second = f(x, torch.ones(1)), f(x, torch.ones(1))
+    assert not torch.allclose(first, second)
+    again = tiled(tile_mean, Tiling(16, 4), tile_generators([5]))
+    assert torch.equal(again(x, torch.ones(1)), first)
+
+
+def test_same_result_whatever_the_tile_batch_and_the_image_batch(tiny_model: Denoiser) -> None:
+    y = photo(40, 50, seed=3)
+    outs = [tasks.stroke_edit(tiny_model, y, [4, 5], schedule=SHORT, label=0, tiling=Tiling(16, 4, batch))
+            for batch in (1, 5, 64)]
+    for other in outs[1:]:
+        assert (other - outs[0]).abs().max().item() < 1e-5
+    alone = tasks.stroke_edit(tiny_model, y, [5], schedule=SHORT, label=0, tiling=Tiling(16, 4, 3))
+    assert (alone[0] - outs[0][1]).abs().max().item() < 1e-5
+    assert not torch.allclose(outs[0][0], outs[0][1], atol=1e-3)
+
+
+def test_progress_per_tile_batch(tiny_model: Denoiser) -> None:
+    seen: list[TileProgress] = []
+    t = Tiling(16, 4, 5)
+    tasks.denoise(tiny_model, photo(), sigma=0.2, label=0, tiling=t, on_tiles=seen.append)
+    per_call = batches_per_call(1, 70, 100, t)
+    assert per_call == -(-count_tiles(70, 100, t) // 5) and len(seen) == per_call
+    assert [p.done for p in seen] == list(range(1, per_call + 1)) and sum(p.tiles for p in seen) == count_tiles(70, 100, t)
+
+
+def test_inpaint_keeps_every_unmasked_byte(tiny_model: Denoiser) -> None:
+    """On a crop around the mask, pasted back: outside the mask the 8-bit output is the upload's bytes."""
+    upload = to_uint8(photo(70, 100, seed=4))
+    y = from_uint8(upload)
+    mask = torch.zeros(1, 1, 70, 100, dtype=torch.bool)
+    mask[..., 30:41, 60:75] = True
+    rows, cols = tasks.mask_crop(mask, 16)
+    assert (rows, cols) == (slice(14, 57), slice(44, 91))
+    out = tasks.inpaint(tiny_model, y, mask, [0, 1], schedule=SHORT, label=0)
+    assert out.shape == (2, 3, 70, 100)
+    keep = ~mask[0, 0].numpy()
+    for image in to_uint8(out):
+        assert (image[keep] == upload[0][keep]).all()
+        assert (image[~keep] != upload[0][~keep]).any()
+
+
+@pytest.mark.parametrize("size", [(70, 100), (17, 3000)], ids=["100x70", "3000x17"])
+def test_measured_part_kept_across_seams(tiny_model: Denoiser, size: tuple[int, int]) -> None:
+    h, w = size
+    y = photo(h, w, seed=5)
+    out = tasks.colorize(tiny_model, y, [0], schedule=SHORT, label=1)
+    assert out.shape == (1, 3, h, w) and (luma(out) - luma(y)).abs().max().item() <= EXACT
+    assert (out - y).abs().max().item() > 0.05
+    low = F.avg_pool2d(y[..., : h // 2 * 2, : w // 2 * 2], 2)
+    sr = tasks.superresolve(tiny_model, low, 2, [0], schedule=SHORT, label=1)
+    assert sr.shape == (1, 3, h // 2 * 2, w // 2 * 2)
+    assert (F.avg_pool2d(sr, 2) - low).abs().max().item() <= EXACT
+    noisy = y + 0.2 * torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
+    den, sigma = tasks.denoise(tiny_model, noisy, label=1)
+    assert den.shape == y.shape and 0.1 < sigma < 0.3
+
+
+def test_colorize_at_full_size_without_the_reduced_pass(tiny_model: Denoiser) -> None:
+    y = photo(40, 64, seed=7)
+    direct = tasks.colorize(tiny_model, y, [0], schedule=SHORT, label=0, chroma_side=40)
+    reduced = tasks.colorize(tiny_model, y, [0], schedule=SHORT, label=0, refine=None)
+    for out in (direct, reduced):
+        assert (luma(out) - luma(y)).abs().max().item() <= EXACT
+    assert not torch.allclose(direct, reduced)
+
+
+def test_too_small_and_too_large_are_refused(tiny_model: Denoiser) -> None:
+    with pytest.raises(ValueError, match="at least 16x16"):
+        tasks.stroke_edit(tiny_model, photo(15, 100), [0], label=0)
+    with pytest.raises(ValueError, match=r"70 \(0.01 megapixels\) x 3 evaluation\(s\) x 2 output\(s\).*limit is"):
+        tasks.stroke_edit(tiny_model, photo(), [0, 1], schedule=SHORT, label=0, limits=Limits(0.03))
+    check_request(Limits(0.03), "cpu", 1, 70, 100, 3)  # 0.021 fits
+    with pytest.raises(ValueError, match="allowed per request on cpu"):
+        check_request(None, "cpu", 1, 10_000, 10_000, 18)
