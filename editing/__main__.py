@@ -1,8 +1,10 @@
 """`python -m editing TASK ...`: every engine task on PNG files, for batch work.
 
 Tasks: generate, inpaint, colorize, superresolve, strokes, interpolate, denoise. Run
-`python -m editing TASK --help` for a task's options. Bad input ends with a one-line message on
-stderr and exit code 2. torch is imported only after the arguments parse, so `--help` is instant.
+`python -m editing TASK --help` for a task's options. Edits keep the input's size (the model runs on
+tiles, editing.tiling) and its alpha (in PNG); several inputs go in one call. Bad input ends with a
+one-line message on stderr and exit code 2. torch is imported only after the arguments parse, so
+`--help` is instant.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL = "weights/emoji32-cm"
+PHOTO_MODEL = "weights/photo64-cm"
+EMOJI_SIDE = 32  # the emoji model's resolution: larger inputs go to the photo model where it exists
+MODEL_RULE = (f"default: {PHOTO_MODEL} when that folder exists and an input's longer side is over {EMOJI_SIDE} px, "
+              f"else {DEFAULT_MODEL}")
 
 TASKS: dict[str, str] = {
     "generate": "sample new images from noise (CM paper, Algorithm 1)",
@@ -30,10 +36,11 @@ class UsageError(ValueError):
     """Bad command-line input found after parsing (reported like argparse's, exit code 2)."""
 
 
-def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bool = True,
+            full_size: bool = False) -> None:
     g = p.add_argument_group("model and output")
-    g.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
-                   help=f"model folder (ours or a diffusers ConsistencyModelPipeline folder; default {DEFAULT_MODEL})")
+    g.add_argument("--model", metavar="DIR",
+                   help=f"model folder (ours or a diffusers ConsistencyModelPipeline folder; {MODEL_RULE})")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to run: auto picks CUDA when present (default auto)")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -45,7 +52,17 @@ def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bo
     if variations:
         g.add_argument("--n", type=int, default=1, help="number of variations; several are written as "
                        "OUT_0.png, OUT_1.png, ... (default 1)")
-    g.add_argument("--out", required=True, metavar="PATH", help="output file (PNG; .gif for interpolate frames)")
+    if full_size:
+        g.add_argument("--out", required=True, metavar="PATH",
+                       help="output file at the input's size: PNG (the input's alpha kept) or JPEG by extension; with "
+                            "several inputs, a folder that gets <input name>.png for each")
+        g.add_argument("--tile-batch", type=int, default=16, metavar="N",
+                       help="model tiles per network call; the result is the same for any N (default 16)")
+        g.add_argument("--max-megapixels", type=float, metavar="MPE",
+                       help="refuse requests over MPE megapixels x evaluations x outputs (default: the device's "
+                            "limit, editing.limits; 'inf' for none)")
+    else:
+        g.add_argument("--out", required=True, metavar="PATH", help="output file (PNG; .gif for interpolate frames)")
     if schedule:
         s = p.add_argument_group("schedule (default: the task's preset)")
         x = s.add_mutually_exclusive_group()
@@ -61,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m editing",
         description="Consistency-model image editing from the command line (Song et al. 2023, arXiv 2303.01469). "
-                    "Images are read as PNG/JPEG, composited on white, padded square and resized to the "
-                    "model resolution.",
+                    "Edits keep the input's size: the model runs on overlapping tiles of its resolution (an input "
+                    "smaller than that is padded by reflection and cropped back); a transparent input is edited "
+                    "composited on white and keeps its alpha in a PNG. Interpolation between images works at the "
+                    f"model's resolution. Model: {MODEL_RULE}.",
         epilog="tasks: " + "; ".join(f"{k}: {v}" for k, v in TASKS.items()),
     )
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -71,25 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("inpaint", help=TASKS["inpaint"], description=TASKS["inpaint"] + ". Default ts: 0..17 of 18.")
-    p.add_argument("image", help="the image to complete")
-    p.add_argument("--mask", required=True, help="mask image: white (>= 128) where the model fills in")
-    _common(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="the image(s) to complete")
+    p.add_argument("--mask", required=True, help="mask image: white (>= 128) where the model fills in; "
+                                                 "stretched to each image's size")
+    _common(p, full_size=True)
 
     p = sub.add_parser("colorize", help=TASKS["colorize"], description=TASKS["colorize"] + ". Default ts: 0..17 of 18.")
-    p.add_argument("image", help="the image whose luma is kept (a colour image is reduced to its luma)")
-    _common(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="the image(s) whose luma is kept (a colour image is reduced to its luma)")
+    _common(p, full_size=True)
 
     p = sub.add_parser("superresolve", help=TASKS["superresolve"],
                        description=TASKS["superresolve"] + ". Default ts: 0..17 of 18.")
-    p.add_argument("image", help="the low-resolution image (resized to resolution / factor first)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="the low-resolution image(s); the result is factor x their size")
     p.add_argument("--factor", type=int, default=4, help="upscaling factor; must divide the model resolution (default 4)")
-    _common(p)
+    _common(p, full_size=True)
 
     p = sub.add_parser("strokes", help=TASKS["strokes"],
                        description=TASKS["strokes"] + ". Default ts: 16,20,39 of 40 (sigma 5.38, 2.24); a later "
                                                       "first index stays closer to the painting.")
-    p.add_argument("image", help="the painting")
-    _common(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="the painting(s)")
+    _common(p, full_size=True)
 
     p = sub.add_parser("interpolate", help=TASKS["interpolate"],
                        description=TASKS["interpolate"] + ". With no image: from --seed to --seed-b (default ts: "
@@ -101,13 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, variations=False)
 
     p = sub.add_parser("denoise", help=TASKS["denoise"],
-                       description=TASKS["denoise"] + " (Immerkaer's estimator unless --sigma), then optional "
-                                                      "refinement steps.")
-    p.add_argument("image", help="the noisy image")
+                       description=TASKS["denoise"] + " (estimated on the whole image unless --sigma), then "
+                                                      "optional refinement steps.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="the noisy image(s)")
+    p.add_argument("--mode", choices=("auto", "faithful", "sharp"), default="auto",
+                   help="faithful: the diffusion teacher's one evaluation D(x, sigma), the MMSE estimate (highest "
+                        "PSNR; needs the teacher folder beside the model, NAME-edm for NAME-cm); sharp: the "
+                        "consistency model (crisper, and --refine); auto: faithful where the teacher exists and "
+                        "--refine is 0, else sharp (default auto)")
     p.add_argument("--sigma", type=float, help="noise std on the model's [-1, 1] scale (std in 0..255 units / 127.5); "
                                                "default: estimated from the image")
     p.add_argument("--refine", type=int, default=0, help="refinement steps at lower sigmas, 0..16 (default 0)")
-    _common(p, schedule=False, variations=False)
+    _common(p, schedule=False, variations=False, full_size=True)
     return parser
 
 
@@ -144,11 +170,70 @@ def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = N
     return default
 
 
+def input_side(path: str) -> int:
+    """The longer side of an image file from its header (0 when it cannot be read: the loader reports why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return max(image.size)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0
+
+
+def pick_model(args: argparse.Namespace) -> str:
+    """--model, else the photo model for inputs over the emoji model's size where it exists, else the emoji model."""
+    if args.model:
+        return args.model
+    inputs = getattr(args, "images", None) or []
+    if Path(PHOTO_MODEL).is_dir() and any(input_side(path) > EMOJI_SIDE for path in inputs):
+        return PHOTO_MODEL
+    return DEFAULT_MODEL
+
+
+def teacher_folder(folder: str) -> Path:
+    """The diffusion teacher beside a consistency model: NAME-edm for NAME-cm."""
+    path = Path(folder)
+    name = path.name.removesuffix("-cm") + "-edm" if path.name.endswith("-cm") else path.name + "-edm"
+    return path.with_name(name)
+
+
+def output_paths(inputs: Sequence[str], out: str) -> list[Path]:
+    """One output per input: `out` itself for one input; `out/<input stem>.png` for several."""
+    if len(inputs) == 1:
+        return [Path(out)]
+    folder = Path(out)
+    if folder.suffix and not folder.is_dir():
+        raise UsageError(f"--out must be a folder for {len(inputs)} inputs, got the file name {out!r}")
+    stems = [Path(p).stem for p in inputs]
+    if len(set(stems)) != len(stems):
+        raise UsageError("several inputs have the same file name; run them in separate calls")
+    return [folder / f"{stem}.png" for stem in stems]
+
+
+class Progress:
+    """A tqdm bar in network evaluations, advanced by a fraction at every tile batch (so its ETA is live)."""
+
+    def __init__(self, name: str, evaluations: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=evaluations, desc=name, unit="eval", file=sys.stderr, leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} eval [{elapsed}<{remaining}]")
+
+    def tiles(self, p: Any) -> None:
+        self.bar.update(1.0 / p.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def run(args: argparse.Namespace) -> list[Path]:
-    """Load the model, run the task, write the outputs; returns the written paths."""
+    """Load the model, run the task on each input, write the outputs; returns the written paths."""
     from editing import images, io, tasks
+    from editing.limits import Limits
     from editing.models import load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
+    from editing.tiling import Tiling, default_tiling, pad_to
 
     from diffusers.utils import logging as diffusers_logging
 
@@ -156,16 +241,20 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     if getattr(args, "steps", None) is not None or getattr(args, "ts", None) is not None:
         pick_schedule(args, None)  # a bad --steps/--ts fails before the model loads
+    if getattr(args, "tile_batch", 1) < 1:
+        raise UsageError(f"--tile-batch must be >= 1, got {args.tile_batch}")
     diffusers_logging.set_verbosity_error()  # the CLI's stderr is for our messages
-    model = load_model(args.model, resolve_runtime(args.device, bf16=args.precision == "bf16"))
+    folder = pick_model(args)
+    runtime = resolve_runtime(args.device, bf16=args.precision == "bf16")
+    model = load_model(folder, runtime)
     r = model.param.resolution
     label = pick_label(model.param.class_names, args.label)
     seeds = [args.seed + i for i in range(getattr(args, "n", 1))]
     task = args.task
-    tuned = optional_schedules(args.model, lambda message: print(message, file=sys.stderr))  # for --steps N
+    tuned = optional_schedules(folder, lambda message: print(message, file=sys.stderr))  # for --steps N
 
     def load_image(path: str, resolution: int) -> Any:
-        """The studio's hardened conversion (size limits, modes, EXIF, padding); its notes go to stderr."""
+        """The studio's hardened conversion to the model's resolution (interpolation); notes go to stderr."""
         converted = images.load_image(path, resolution)
         for note in converted.notes:
             print(f"{path}: {note}", file=sys.stderr)
@@ -173,27 +262,8 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     if task == "generate":
         out = tasks.generate(model, seeds, schedule=pick_schedule(args, PRESETS["1 step"], tuned), label=label)
-    elif task == "inpaint":
-        image, converted = load_image(args.image, r), images.load_mask(args.mask, r)
-        for note in converted.notes:
-            print(f"{args.mask}: {note}", file=sys.stderr)
-        mask = converted.mask
-        if not mask.any():
-            raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
-        out = tasks.inpaint(model, image, mask, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
-    elif task == "colorize":
-        out = tasks.colorize(model, load_image(args.image, r), seeds,
-                             schedule=pick_schedule(args, tasks.DEFAULT_EDIT), label=label)
-    elif task == "superresolve":
-        if args.factor < 2 or r % args.factor:
-            raise UsageError(f"--factor must be >= 2 and divide the model resolution {r}, got {args.factor}")
-        low = load_image(args.image, r // args.factor)
-        out = tasks.superresolve(model, low, args.factor, seeds, schedule=pick_schedule(args, tasks.DEFAULT_EDIT),
-                                 label=label)
-    elif task == "strokes":
-        out = tasks.stroke_edit(model, load_image(args.image, r), seeds,
-                                schedule=pick_schedule(args, PRESETS["strokes"]), label=label)
-    elif task == "interpolate":
+        return io.save_images(out, args.out)
+    if task == "interpolate":
         if args.frames < 2:
             raise UsageError(f"--frames must be >= 2, got {args.frames}")
         if len(args.images) == 2:
@@ -207,13 +277,72 @@ def run(args: argparse.Namespace) -> list[Path]:
         else:
             raise UsageError(f"interpolate takes no image (seeds) or two images, got {len(args.images)}")
         return [io.save_frames(frames, args.out)]
-    elif task == "denoise":
-        out, sigma = tasks.denoise(model, load_image(args.image, r), sigma=args.sigma, refine_steps=args.refine,
-                                   seed=args.seed, label=label)
-        print(f"noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
-    else:  # argparse only lets known tasks through
-        raise AssertionError(task)
-    return io.save_images(out, args.out)
+
+    # Edits: each input at its own size.
+    if task == "superresolve" and (args.factor < 2 or r % args.factor):
+        raise UsageError(f"--factor must be >= 2 and divide the model resolution {r}, got {args.factor}")
+    denoiser = model
+    if task == "denoise":
+        teacher = teacher_folder(folder)
+        faithful = args.mode == "faithful" or (args.mode == "auto" and args.refine == 0 and teacher.is_dir())
+        if faithful and args.refine:
+            raise UsageError("--refine needs --mode sharp (the consistency model)")
+        if faithful:
+            if not teacher.is_dir():
+                raise UsageError(f"--mode faithful needs the diffusion teacher {teacher} beside {folder}")
+            denoiser = load_model(teacher, runtime)
+        print(f"denoise mode: {'faithful (' + str(teacher) + ')' if faithful else 'sharp'}", file=sys.stderr)
+    limits = None if args.max_megapixels is None else Limits(args.max_megapixels)
+    tiling = Tiling(r, default_tiling(r).overlap, args.tile_batch)
+    written: list[Path] = []
+    for path, target in zip(args.images, output_paths(args.images, args.out)):
+        upload = images.load_full(path)
+        for note in upload.notes:
+            print(f"{path}: {note}", file=sys.stderr)
+        x, alpha = upload.tensor, upload.alpha
+        h, w = x.shape[-2:]
+        # Smaller than one tile (or, for super-resolution, than one tile / factor): reflect, crop back after.
+        least = -(-r // args.factor) if task == "superresolve" else r
+        x = pad_to(x, least, least)
+        common = dict(label=label, tiling=tiling, limits=limits)
+        if task == "inpaint":
+            converted = images.load_mask_full(args.mask, h, w)
+            for note in converted.notes:
+                print(f"{args.mask}: {note}", file=sys.stderr)
+            if not converted.mask.any():
+                raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
+            schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
+            bar = Progress(Path(path).name, schedule.evaluations)
+            out = tasks.inpaint(model, x, pad_to(converted.mask, least, least), seeds, schedule=schedule,
+                                on_tiles=bar.tiles, **common)
+        elif task == "colorize":
+            schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
+            bar = Progress(Path(path).name, schedule.evaluations + tasks.COLOR_REFINE.evaluations)
+            out = tasks.colorize(model, x, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
+        elif task == "superresolve":
+            schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
+            bar = Progress(Path(path).name, schedule.evaluations)
+            out = tasks.superresolve(model, x, args.factor, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
+            h, w = h * args.factor, w * args.factor
+            if alpha is not None:
+                alpha = alpha.repeat(args.factor, 0).repeat(args.factor, 1)
+        elif task == "strokes":
+            schedule = pick_schedule(args, PRESETS["strokes"])
+            bar = Progress(Path(path).name, schedule.evaluations)
+            out = tasks.stroke_edit(model, x, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
+        elif task == "denoise":
+            bar = Progress(Path(path).name, 1 + args.refine)
+            out, sigma = tasks.denoise(denoiser, x, sigma=args.sigma, refine_steps=args.refine, seed=args.seed,
+                                       on_tiles=bar.tiles, **common)
+            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
+        else:  # argparse only lets known tasks through
+            raise AssertionError(task)
+        bar.close()
+        written += io.save_images(out[..., :h, :w], target, alpha)
+        if alpha is not None and target.suffix.lower() in io.JPEG_SUFFIXES:
+            print(f"{path}: JPEG has no alpha channel: the transparency was left out (write a .png to keep it)",
+                  file=sys.stderr)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:

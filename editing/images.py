@@ -156,22 +156,23 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _check_geometry(width: int, height: int, name: str, max_pixels: int) -> None:
+def _check_geometry(width: int, height: int, name: str, max_pixels: int, max_aspect: float = MAX_ASPECT) -> None:
     if width < 1 or height < 1:
         raise InputError(f"{name} has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise InputError(f"{name} is {width}x{height} = {width * height:,} pixels, more than the "
                          f"{max_pixels:,} accepted; scale it down first")
     ratio = max(width, height) / min(width, height)
-    if ratio > MAX_ASPECT:
+    if ratio > max_aspect:
         raise InputError(f"{name} is {width}x{height}: an aspect ratio of {ratio:.0f}:1 is beyond the "
                          f"{MAX_ASPECT:.0f}:1 accepted; crop it closer to a square first")
 
 
-def _decode(image: Image.Image, name: str, resolution: int, max_pixels: int, notes: list[str],
-            owned: bool) -> Image.Image:
-    """Check the header size, take the first frame, decode (JPEGs at a reduced scale when possible), apply EXIF."""
-    _check_geometry(image.width, image.height, name, max_pixels)
+def _decode(image: Image.Image, name: str, resolution: int | None, max_pixels: int, notes: list[str],
+            owned: bool, max_aspect: float = MAX_ASPECT) -> Image.Image:
+    """Check the header size, take the first frame, decode (JPEGs at a reduced scale when possible, unless
+    `resolution` is None: full size), apply EXIF."""
+    _check_geometry(image.width, image.height, name, max_pixels, max_aspect)
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         kind = {"GIF": "animated GIF", "PNG": "animated PNG", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}
@@ -180,7 +181,7 @@ def _decode(image: Image.Image, name: str, resolution: int, max_pixels: int, not
             image.seek(0)
         except (EOFError, OSError, ValueError) as e:
             raise InputError(f"{name} is corrupt: its first frame could not be read ({_short(e)})") from None
-    if owned and image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK"):
+    if owned and resolution is not None and image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK"):
         before = image.size
         image.draft(image.mode, (resolution, resolution))  # DCT scaling: 1/2, 1/4 or 1/8, never below R
         if image.size != before:
@@ -400,17 +401,17 @@ def _check_resolution(resolution: int) -> None:
         raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
 
 
-def _source_pixels(value: Any, resolution: int, max_pixels: int, max_bytes: int,
-                   notes: list[str]) -> tuple[Image.Image | np.ndarray, str]:
-    """The decoded first frame (PIL) or the user's array, size-checked, EXIF applied."""
+def _source_pixels(value: Any, resolution: int | None, max_pixels: int, max_bytes: int,
+                   notes: list[str], max_aspect: float = MAX_ASPECT) -> tuple[Image.Image | np.ndarray, str]:
+    """The decoded first frame (PIL) or the user's array, size-checked, EXIF applied (resolution None: full size)."""
     source, name = _read_source(value, max_bytes)
     if isinstance(source, np.ndarray):
         if source.ndim < 2 or source.size == 0:
             raise InputError(f"{name} has shape {tuple(source.shape)}; expected HxW, HxWx3 or HxWx4")
-        _check_geometry(int(source.shape[1]), int(source.shape[0]), name, max_pixels)
+        _check_geometry(int(source.shape[1]), int(source.shape[0]), name, max_pixels, max_aspect)
         return source, name
     owned = not isinstance(value, Image.Image)
-    return _decode(source, name, resolution, max_pixels, notes, owned), name
+    return _decode(source, name, resolution, max_pixels, notes, owned, max_aspect), name
 
 
 # -- public -----------------------------------------------------------------------------------------
@@ -434,6 +435,48 @@ def load_image(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS,
         notes.append(note)
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None] * 2.0 - 1.0
     return Converted(tensor.float().contiguous(), notes)
+
+
+@dataclass(frozen=True)
+class FullImage:
+    """An upload at its own size: (1, 3, H, W) float32 in [-1, 1] (transparency composited on white, as the
+    model was trained), the upload's alpha ((H, W) uint8, None when opaque) to put back, and notes."""
+
+    tensor: torch.Tensor
+    alpha: np.ndarray | None
+    notes: list[str]
+
+
+def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FullImage:
+    """An upload (path, bytes, PIL image or array) at full size, for edits that keep the user's size; or
+    InputError. Sources, formats, modes and EXIF as `load_image`; any aspect ratio (nothing is padded)."""
+    notes: list[str] = []
+    source, name = _source_pixels(value, None, max_pixels, max_bytes, notes, math.inf)
+    raster = _array_raster(source, name, notes) if isinstance(source, np.ndarray) else _pil_raster(source, name, notes)
+    raster = _drop_opaque_alpha(raster, notes)
+    alpha = None
+    if raster.has_alpha:
+        alpha = np.round(raster.array[:, :, -1].astype(np.float32) * (255.0 / raster.scale)).astype(np.uint8)
+        notes[-1] = "transparent pixels composited on white for the model; the result keeps the upload's alpha"
+    pixels = _unit(raster.array, raster)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None] * 2.0 - 1.0
+    return FullImage(tensor.float().contiguous(), alpha, notes)
+
+
+def load_mask_full(value: Any, height: int, width: int, *, max_pixels: int = MAX_PIXELS,
+                   max_bytes: int = MAX_BYTES) -> ConvertedMask:
+    """A mask upload -> (1, 1, height, width) bool, True = fill (which pixels: as `load_mask`). A mask of
+    another size is stretched to the image's; shrinking, a pixel is filled if any source pixel in it is."""
+    notes: list[str] = []
+    source, name = _source_pixels(value, None, max_pixels, max_bytes, notes, math.inf)
+    fill = torch.from_numpy(np.ascontiguousarray(_mask_raster(source, name, notes)))[None, None]
+    if fill.shape[-2:] != (height, width):
+        notes.append(f"mask resized {fill.shape[-1]}x{fill.shape[-2]} -> {width}x{height} to match the image "
+                     "(a pixel is filled if any mask pixel in it is)")
+        fill = torch.nn.functional.adaptive_max_pool2d(fill.float(), (height, width)) > 0
+    return ConvertedMask(fill.contiguous(), notes)
 
 
 def _fill_from_array(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:

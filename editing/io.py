@@ -1,4 +1,4 @@
-"""Writing results at the edge of the engine, for the command line: images in [-1, 1] to PNG files and GIFs.
+"""Writing results at the edge of the engine, for the command line: images in [-1, 1] to PNG/JPEG files and GIFs.
 
 Reading goes through `editing.images` (the one hardened converter that the studio uses too).
 """
@@ -8,20 +8,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from editing.images import to_pil
 
 
-def save_images(images: torch.Tensor, out: str | Path) -> list[Path]:
-    """Write one PNG for one image to `out`, or `<stem>_<i><suffix>` for several; returns the paths."""
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+JPEG_QUALITY = 95
+
+
+def save_images(images: torch.Tensor, out: str | Path, alpha: np.ndarray | None = None) -> list[Path]:
+    """Write one image to `out`, or `<stem>_<i><suffix>` for several; returns the paths.
+
+    The format follows the suffix (PNG, or JPEG for .jpg/.jpeg); `alpha` ((H, W) uint8, the upload's) is
+    put back as the PNG's alpha channel (JPEG has none: it is left out).
+    """
     out = Path(out)
     pictures = to_pil(images)
     paths = [out] if len(pictures) == 1 else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(pictures))]
+    jpeg = out.suffix.lower() in JPEG_SUFFIXES
     for picture, path in zip(pictures, paths):
         path.parent.mkdir(parents=True, exist_ok=True)
-        picture.save(path)
+        if alpha is not None and not jpeg:
+            if alpha.shape != (picture.height, picture.width):
+                raise ValueError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]} but the image is "
+                                 f"{picture.width}x{picture.height}")
+            picture = picture.copy()
+            picture.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+        picture.save(path, **({"quality": JPEG_QUALITY} if jpeg else {}))
     return paths
 
 

@@ -63,7 +63,7 @@ def check_images(model: Denoiser, images: torch.Tensor, name: str = "image", *, 
         raise ValueError(f"{name} must be (B, 3, {r}, {r}) for this model, got {tuple(images.shape)}")
     if min(images.shape[-2:]) < r:
         raise ValueError(f"{name} is {images.shape[-1]}x{images.shape[-2]}: this model needs at least {r}x{r} "
-                         "(pad it, e.g. editing.images.pad_to, and crop the result)")
+                         "(pad it, e.g. editing.tiling.pad_to, and crop the result)")
     return images.to(device_of(model), torch.float32)
 
 

@@ -115,6 +115,15 @@ def reflect_index(size: int, start: int, length: int, device: torch.device | str
     return torch.where(i >= size, period - i, i)
 
 
+def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(..., H, W) reflected at its bottom and right borders up to at least height x width; crop the result
+    back with [..., :H, :W] (for images smaller than the model's tiles)."""
+    h, w = x.shape[-2:]
+    rows = reflect_index(h, 0, max(h, height), x.device)
+    cols = reflect_index(w, 0, max(w, width), x.device)
+    return x[..., rows, :][..., cols]
+
+
 def tiled(
     denoise: Denoise, tiling: Tiling, generators: Sequence[torch.Generator], *,
     progress: TileCallback | None = None,
@@ -169,6 +178,6 @@ def tiled(
 
 
 __all__ = [
-    "TileCallback", "TileProgress", "Tiling", "batches_per_call", "count_tiles", "default_tiling",
+    "TileCallback", "TileProgress", "Tiling", "batches_per_call", "count_tiles", "default_tiling", "pad_to",
     "reflect_index", "stream_seed", "tile_generators", "tiled", "tiles_along", "window",
 ]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -22,6 +23,7 @@ from tests.test_images import png_by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 16
+PHOTO = (40, 30)  # the test photo's size: edits keep it (issue 31)
 
 
 # Runs `python -m editing ARGS` for each entry of a JSON {name: ARGS}; prints {name: [code, stdout, stderr]}.
@@ -56,7 +58,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("cli")
     model = make_tiny_folder(d / "model", resolution=RES)
     photo = d / "photo.png"
-    Image.new("RGB", (40, 30), (200, 40, 30)).save(photo)  # not square, not the model size
+    Image.new("RGB", PHOTO, (200, 40, 30)).save(photo)  # not square, not the model size
     other = d / "other.png"
     Image.new("RGBA", (RES, RES), (0, 90, 200, 128)).save(other)
     mask = d / "mask.png"
@@ -80,19 +82,19 @@ def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[
         "generate": (["generate", *common, "--ts", "0,22,39", "--out", str(out / "gen.png")],
                      out / "gen.png", (RES, RES), 1),
         "inpaint": (["inpaint", str(f["photo"]), "--mask", str(f["mask"]), *common, "--steps", "3",
-                     "--out", str(out / "inpaint.png")], out / "inpaint.png", (RES, RES), 1),
+                     "--out", str(out / "inpaint.png")], out / "inpaint.png", PHOTO, 1),
         "colorize": (["colorize", str(f["photo"]), *common, "--ts", "0,9,17", "--grid", "18", "--seed", "3",
-                      "--out", str(out / "colorize.png")], out / "colorize.png", (RES, RES), 1),
+                      "--out", str(out / "colorize.png")], out / "colorize.png", PHOTO, 1),
         "superresolve": (["superresolve", str(f["photo"]), *common, "--factor", "2", "--steps", "2",
-                          "--out", str(out / "sr.png")], out / "sr.png", (RES, RES), 1),
+                          "--out", str(out / "sr.png")], out / "sr.png", (2 * PHOTO[0], 2 * PHOTO[1]), 1),
         "strokes": (["strokes", str(f["photo"]), *common, "--n", "2", "--out", str(out / "strokes.png")],
-                    out / "strokes_1.png", (RES, RES), 1),
+                    out / "strokes_1.png", PHOTO, 1),
         "interpolate": (["interpolate", *common, "--seed", "1", "--seed-b", "2", "--frames", "3",
                          "--out", str(out / "interp.gif")], out / "interp.gif", (RES, RES), 3),
         "interpolate-images": (["interpolate", str(f["photo"]), str(f["other"]), *common, "--frames", "4",
                                 "--out", str(out / "interp.png")], out / "interp.png", (4 * RES, RES), 1),
         "denoise": (["denoise", str(f["photo"]), *common, "--refine", "1", "--out", str(out / "denoise.png")],
-                    out / "denoise.png", (RES, RES), 1),
+                    out / "denoise.png", PHOTO, 1),
     }
 
 
@@ -201,3 +203,39 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
             main(argv)
         assert exit_info.value.code == 2
     capsys.readouterr()
+
+
+def test_full_size_alpha_jpeg_and_several_inputs(files: dict[str, Path], tmp_path: Path) -> None:
+    """Edits write the input's size; a PNG keeps an RGBA input's alpha, a JPEG is written by extension; several
+    inputs go to a folder; an input smaller than the model is padded and cropped back."""
+    rgba = tmp_path / "sticker.png"
+    alpha = Image.linear_gradient("L").resize((50, 20))
+    picture = Image.new("RGB", (50, 20), (30, 160, 90))
+    picture.putalpha(alpha)
+    picture.save(rgba)
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (9, 12), (10, 20, 30)).save(tiny)
+    common = ["--model", str(files["model"]), "--device", "cpu", "--class", "0", "--steps", "2"]
+    commands = {
+        "alpha": ["strokes", str(rgba), *common, "--out", str(tmp_path / "a.png")],
+        "jpeg": ["strokes", str(files["photo"]), *common, "--out", str(tmp_path / "b.jpg")],
+        "several": ["colorize", str(files["photo"]), str(rgba), str(tiny), *common, "--out", str(tmp_path / "many")],
+        "limit": ["strokes", str(files["photo"]), *common, "--max-megapixels", "0.001", "--out", str(tmp_path / "c.png")],
+    }
+    result = python("-c", DRIVER, json.dumps(commands))
+    assert result.returncode == 0, result.stderr
+    runs = {name: (code, out, err) for name, (code, out, err) in json.loads(result.stdout).items()}
+    assert runs["alpha"][0] == 0, runs["alpha"][2]
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.mode == "RGBA" and image.size == (50, 20)
+        assert (np.asarray(image.getchannel("A")) == np.asarray(alpha)).all()
+    assert "keeps the upload's alpha" in runs["alpha"][2] and "eval" in runs["alpha"][2]  # the note, the bar
+    assert runs["jpeg"][0] == 0, runs["jpeg"][2]
+    with Image.open(tmp_path / "b.jpg") as image:
+        assert image.format == "JPEG" and image.size == PHOTO
+    assert runs["several"][0] == 0, runs["several"][2]
+    for name, size in (("photo", PHOTO), ("sticker", (50, 20)), ("tiny", (9, 12))):
+        with Image.open(tmp_path / "many" / f"{name}.png") as image:
+            assert image.size == size
+    code, _, err = runs["limit"]
+    assert code == 2 and "megapixel-evaluations" in err and "Traceback" not in err

@@ -516,3 +516,42 @@ def test_parse_steps_or_ts_bounds_the_work_and_the_message() -> None:
     with pytest.raises(InputError) as info:
         images.parse_class("q" * 10_000, CLASSES)
     assert len(str(info.value)) < 400
+
+
+# -- full size (issue 31) -----------------------------------------------------------------------------
+
+
+def test_load_full_keeps_size_and_alpha() -> None:
+    rgba = np.zeros((17, 300, 4), np.uint8)  # a 300x17 strip: no aspect limit at full size
+    rgba[..., 0] = 200
+    rgba[..., 3] = (np.arange(300) % 256).astype(np.uint8)[None, :]
+    full = images.load_full(rgba)
+    assert full.tensor.shape == (1, 3, 17, 300) and (full.alpha == rgba[..., 3]).all()
+    # Composited on white for the model: a transparent pixel is white, an opaque one its colour.
+    assert full.tensor[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0]
+    torch.testing.assert_close(full.tensor[0, 0, 0, 255], torch.tensor(200 / 127.5 - 1))
+    assert any("keeps the upload's alpha" in n for n in full.notes)
+    opaque = images.load_full(np.full((20, 30, 4), 255, np.uint8))
+    assert opaque.alpha is None and opaque.tensor.shape == (1, 3, 20, 30)
+    grey16 = images.load_full(Image.fromarray(np.full((18, 19), 65535, np.uint16)))
+    assert grey16.tensor.shape == (1, 3, 18, 19) and bool((grey16.tensor == 1).all())
+
+
+def test_load_full_is_exact_for_8_bit_and_refuses_like_load_image(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    path = tmp_path / "p.png"
+    Image.fromarray(pixels).save(path)
+    assert (images.to_uint8(images.load_full(path).tensor)[0] == pixels).all()
+    with pytest.raises(InputError, match="file not found"):
+        images.load_full(tmp_path / "missing.png")
+
+
+def test_load_mask_full_matches_the_image_size() -> None:
+    mask = np.zeros((10, 10), np.uint8)
+    mask[4, 4] = 255  # one pixel survives shrinking ("any"), and becomes a block when enlarging
+    small = images.load_mask_full(mask, 5, 5)
+    assert small.mask.shape == (1, 1, 5, 5) and int(small.mask.sum()) == 1 and small.notes
+    big = images.load_mask_full(mask, 20, 20)
+    assert int(big.mask.sum()) == 4
+    same = images.load_mask_full(mask, 10, 10)
+    assert same.notes == [] and int(same.mask.sum()) == 1
