@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from training.photos import area_downscale, parse_debian_copyright, parse_gcompris_readme, read_rcc, tiles_of
+from training.photos import Photo, area_downscale, credits_markdown, parse_debian_copyright, parse_gcompris_readme, read_rcc, tiles_of
 
 
 def make_rcc(files: dict[str, bytes], version: int = 3, compress: tuple[str, ...] = ()) -> bytes:
@@ -136,3 +136,12 @@ def test_tiles_cover_the_image_on_the_grid_and_are_copies_of_it() -> None:
                 for t in tiles[:3])
     assert found == 3
     assert len(tiles_of(rgb[:20], 32, 32, np.random.default_rng(0))) == 0
+
+
+def test_credits_name_every_photo_with_licence_author_and_origin() -> None:
+    photos = [Photo("a_x", "pkg-a", "1.0", "usr/share/x.jpg", 10, 20, "CC-BY-4.0", "Ann Author", "https://e.org/x", "train"),
+              Photo("b_y", "pkg-b", "2:3", "usr/share/y.jpg", 10, 20, "GPL-2+", "B team", "", "heldout")]
+    rows = [line for line in credits_markdown(photos).splitlines() if line.startswith("| a_x") or line.startswith("| b_y")]
+    assert len(rows) == 2
+    assert all(w in rows[0] for w in ("CC-BY-4.0", "Ann Author", "https://e.org/x", "pkg-a", "usr/share/x.jpg"))
+    assert "heldout" in rows[1] and "GPL-2+" in rows[1]

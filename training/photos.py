@@ -315,10 +315,21 @@ def data_card(packages: tuple[Package, ...], photos: list[Photo], tiles: int, si
         licences = ", ".join(sorted({p.licence for p in mine}))
         lines.append(f"| {pkg.name} | {pkg.version} | {len(mine)} | {sum(p.split == 'heldout' for p in mine)} "
                      f"| {licences} |")
-    lines += ["", "## Credits", "", "| photo | licence | credit | source |", "|---|---|---|---|"]
-    lines += [f"| {p.id} | {p.licence} | {p.credit} | {p.source_url or p.package + ' ' + p.version} |"
-              for p in photos]
+    return "\n".join(lines) + "\n\n" + credits_markdown(photos)
+
+
+def credits_markdown(photos: list[Photo]) -> str:
+    """Every photo's licence, author and source, as CC-BY and the GPL ask (shipped beside the photo models)."""
+    lines = ["## Credits", "", "Photographs from Debian packages (package, version, then the path inside it); "
+             "the held-out ones are never trained on.", "",
+             "| photo | split | licence | author / copyright | source |", "|---|---|---|---|---|"]
+    lines += [f"| {p.id} | {p.split} | {p.licence} | {p.credit} | {p.source_url or ''} "
+              f"(`{p.package}` {p.version}: `{p.path}`) |" for p in photos]
     return "\n".join(lines) + "\n"
+
+
+def read_manifest(folder: Path) -> list[Photo]:
+    return [Photo(**json.loads(line)) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,7 +340,13 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--out", type=Path, required=True, help="output folder (not in git)")
     b.add_argument("--size", type=int, default=64, help="training tile side in pixels")
     b.add_argument("--cache", type=Path, default=Path("cache/debs"), help="where the .deb files are unpacked")
+    c = sub.add_parser("credits", help="write the credits table of a built photo set (for a model folder)")
+    c.add_argument("--data", type=Path, default=Path("data/photos"), help="a folder written by build")
+    c.add_argument("--out", type=Path, required=True, help="the markdown file to write")
     args = parser.parse_args(argv)
+    if args.command == "credits":
+        args.out.write_text(credits_markdown(read_manifest(args.data)).replace("## Credits", "# Photo credits", 1))
+        return
     photos = build(PACKAGES, args.cache, args.out, args.size)
     for pkg in PACKAGES:
         mine = [p for p in photos if p.package == pkg.name]
