@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from editing.feasible import project_feasible
 from editing.operators import Identity, Operator, replace
 from editing.samplers import Callback, Denoise, randn, sample_consistency
 
@@ -39,6 +40,8 @@ def iterative_replacement(
     else:
         def project(x0: torch.Tensor) -> torch.Tensor:
             return replace(operator, x0, y)
-    return sample_consistency(
+    x0 = sample_consistency(
         denoise, x, sigmas, generators, sigma_min=sigma_min, project=project, callback=callback
     )
+    # 3. The saved result must lie in [-1, 1] too, else clipping it moves A x (editing.feasible).
+    return x0 if project is None else project_feasible(operator, x0, y)
