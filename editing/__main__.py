@@ -134,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                "default: estimated from the image")
     p.add_argument("--refine", type=int, default=0, help="refinement steps at lower sigmas, 0..16 (default 0)")
     _common(p, schedule=False, variations=False, full_size=True)
+
+    # convert (issue 34): a .bin checkpoint folder to safetensors; no model is loaded, see editing.convert.
+    p = sub.add_parser("convert", help="turn a .bin (pickle) checkpoint folder into safetensors + SHA256SUMS",
+                       description="Read every .bin under DIR with torch.load(weights_only=True) (tensors only, no "
+                                   "code run), write NAME.safetensors beside it and DIR/SHA256SUMS; the folder then "
+                                   "loads with --model DIR.")
+    p.add_argument("folder", metavar="DIR", help="the model folder, e.g. a local diffusers-cd_imagenet64_lpips")
+    p.add_argument("--overwrite", action="store_true", help="replace safetensors files that already exist")
     return parser
 
 
@@ -229,6 +237,10 @@ class Progress:
 
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the model, run the task on each input, write the outputs; returns the written paths."""
+    if args.task == "convert":
+        from editing.convert import convert_folder
+
+        return convert_folder(args.folder, overwrite=args.overwrite)
     from editing import images, io, tasks
     from editing.limits import Limits
     from editing.models import load_model, optional_schedules, resolve_runtime

@@ -221,7 +221,8 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
         pickles = sorted(p.name for p in ufolder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
         if pickles:
             raise ModelLoadError(f"{weights_path}: file not found; {ufolder} holds only {', '.join(pickles)}: "
-                                 "pickle files are never loaded (unpickling can run code); convert to safetensors")
+                                 "pickle files are never loaded (unpickling can run code); convert them to safetensors with "
+                                 f"`python -m editing convert {folder}`")
         raise ModelLoadError(f"{weights_path}: file not found")
     try:
         state = load_file(weights_path)
