@@ -54,18 +54,6 @@ def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device)
     return Denoiser(unet.to(device).eval().requires_grad_(False), param, None)
 
 
-def sibling_models(model_dir: Path | None) -> list[Path]:
-    """weights/*-ct and weights/*-cd beside the CM, when folders of both kinds exist."""
-    if model_dir is None:
-        return []
-    parent = model_dir.parent
-    ct = sorted(p for p in parent.glob("*-ct") if p.is_dir())
-    cd = sorted(p for p in parent.glob("*-cd") if p.is_dir())
-    if not ct or not cd:
-        return []
-    return [p for p in ct + cd if p.resolve() != model_dir.resolve()]
-
-
 def tuned_schedules(model_dir: Path | None) -> dict:
     """The folder's schedules.json ({} when it has none; a broken one is reported and the fixed rows still run)."""
     if model_dir is None:
@@ -140,9 +128,6 @@ def run(options: Options) -> dict:
             tables.append(Table("data", "Data", [], notes=[f"quality and editing sections skipped: {e}"]))
     if data is not None and section("quality"):
         rows: list = [(model_name, model, why_model, quality.cm_rows(budget, tuned_schedules(options.model)))]
-        for folder in sibling_models(options.model):
-            m, why = try_load(folder, runtime)
-            rows.append((folder.name, m, why, quality.cm_rows(budget, tuned_schedules(folder))))
         rows.append((teacher_name, teacher, why_teacher, quality.teacher_rows(budget)))
         tables.append(quality.quality_table(rows, data, device, budget))
     if data is not None and section("quality_sets"):

@@ -15,7 +15,7 @@ from benchmarks.__main__ import main
 from benchmarks.common import Budget, Table, load_dataset
 from benchmarks.edits import grayscale, opencv_inpaint, opencv_resize, random_strokes
 from benchmarks.quality import paired
-from benchmarks.run import Options, run, sibling_models
+from benchmarks.run import Options, run
 from editing.metrics import data_consistency
 from editing.operators import Colorize, Inpaint
 from editing.schedules import Schedule, uniform
@@ -132,14 +132,6 @@ def test_missing_models_are_skipped_clearly(setup: dict[str, Path], capsys: pyte
 def test_cli_rejects_unknown_sections() -> None:
     with pytest.raises(SystemExit):
         main(["--sections", "speed,bogus"])
-
-
-def test_ct_cd_rows_need_both(tmp_path: Path) -> None:
-    (tmp_path / "m-cm").mkdir()
-    (tmp_path / "m-ct").mkdir()
-    assert sibling_models(tmp_path / "m-cm") == []
-    (tmp_path / "m-cd").mkdir()
-    assert [p.name for p in sibling_models(tmp_path / "m-cm")] == ["m-ct", "m-cd"]
 
 
 def test_dataset_and_baselines(setup: dict[str, Path]) -> None:

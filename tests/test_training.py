@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +16,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from editing import tasks
 from editing.models import Runtime, load_model, save_model
 from editing.precond import Denoiser, Parameterization
-from editing.schedules import karras_sigmas
 from tests.conftest import make_tiny_folder
-from training.adversarial import AdversarialLoss, Discriminator, student_inputs, teacher_features
+from training.adversarial import AdversarialLoss, Discriminator, teacher_features
 from training.data import STYLES
-from training.dmd import DistributionMatchingLoss
-from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization
+from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet
-from training.trajectories import SEED_BASE, load_trajectories
-from training.trajectories import main as trajectories_main
-from training.train import (Adversary, FakeScore, TrainConfig, backward_accumulated, build_models, export, export_compact,
-                            load_compact, save_compact, train)
+from training.train import (Adversary, TrainConfig, backward_accumulated, build_models, config_from_dict, export,
+                            export_compact, load_compact, save_compact, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,119 +170,9 @@ def test_generator_loss_decreases_and_moves_only_the_student() -> None:
     assert all(p.grad is None for p in disc.parameters())
 
 
-class GaussianDenoiser(torch.nn.Module):
-    """The exact denoiser of N(mean, std^2 I) data: E[x0 | x0 + sigma eps] = mean + std^2 / (std^2 + sigma^2) (x - mean)."""
-
-    def __init__(self, mean: float, std: float):
-        super().__init__()
-        self.mean, self.std = mean, std
-        self.param = Parameterization(boundary="edm", resolution=16, pixel_unshuffle=1, class_names=STYLES)
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None = None,
-                boundary: str | None = None) -> torch.Tensor:
-        s = sigma.view(-1, 1, 1, 1)
-        return self.mean + self.std**2 / (self.std**2 + s**2) * (x - self.mean)
-
-
-def test_distribution_matching_gradient_is_the_weighted_score_difference() -> None:
-    """The generator loss's gradient with respect to the samples is (D_fake - D_teacher)(x_t) / mean|x - D_teacher(x_t)|
-    (DMD Eq. 7-8), recomputed here from the same draws; neither denoiser gets a gradient; and it is exactly zero
-    when the fake denoiser is the teacher, as it is when a run starts."""
-    teacher = make_teacher()
-    fake_score = tiny_denoiser("edm", seed=9)
-    _, y = fixed_batch()
-    x = torch.tanh(torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5))).requires_grad_(True)
-    dmd = DistributionMatchingLoss()
-    loss = dmd.generator_loss(teacher, fake_score, x, y, torch.Generator().manual_seed(7))
-    loss.backward()
-    g = torch.Generator().manual_seed(7)
-    sigma = dmd.sigmas(8, fake_score, g, x.device)
-    noise = torch.randn(x.shape, generator=g)
-    with torch.no_grad():
-        x_t = x + sigma.view(-1, 1, 1, 1) * noise
-        real_x0 = teacher(x_t, sigma, y, boundary="edm")
-        expected = (fake_score(x_t, sigma, y, boundary="edm") - real_x0) / (x - real_x0).abs().mean((1, 2, 3), keepdim=True)
-    assert expected.abs().mean() > 1e-3
-    torch.testing.assert_close(x.grad, expected / 8)  # the mean over 8 samples
-    assert loss.item() == pytest.approx(0.5 * expected.pow(2).sum((1, 2, 3)).mean().item(), rel=1e-4)
-    assert all(p.grad is None for p in [*teacher.unet.parameters(), *fake_score.unet.parameters()])
-    x.grad = None
-    dmd.generator_loss(teacher, copy.deepcopy(teacher), x, y, torch.Generator().manual_seed(7)).backward()
-    assert torch.count_nonzero(x.grad) == 0
-    # Its sigmas lie on the Karras ramp between 2% and 98% of the way from sigma_max to sigma_min.
-    ramp = karras_sigmas(51, 0.002, 80.0, 7.0)
-    assert ((sigma <= ramp[1]) & (sigma >= ramp[49])).all()
-
-
-def test_distribution_matching_moves_samples_towards_the_teachers_data() -> None:
-    """With exact denoisers of two Gaussians, data N(0, 0.1^2) for the teacher and N(1, 0.1^2) for the fake
-    (where the samples are), descending the loss lowers every sample towards the data at every sigma."""
-    x = (1 + 0.1 * torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5))).requires_grad_(True)
-    DistributionMatchingLoss().generator_loss(GaussianDenoiser(0.0, 0.1), GaussianDenoiser(1.0, 0.1), x,
-                                              None, torch.Generator().manual_seed(7)).backward()
-    assert (x.grad > 0).all()
-
-
-def test_the_fake_denoiser_learns_the_students_samples() -> None:
-    samples, y = fixed_batch()
-    fake_score = tiny_denoiser("edm", seed=3)
-    first, last = fit(lambda m, g: DistributionMatchingLoss().fake_score_loss(m, samples, y, g), fake_score)
-    assert last < 0.7 * first
-
-
-def tiny_paths(tmp_path: Path, chunks: int = 2, size: int = 3, steps: int = 4) -> Path:
-    """Heun paths of a random tiny EDM teacher, written by the CLI (chunk c: style c mod 3)."""
-    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
-    out = tmp_path / "paths"
-    trajectories_main(["--teacher", str(teacher), "--out", str(out), "--chunks", str(chunks),
-                       "--chunk-size", str(size), "--steps", str(steps), "--device", "cpu"])
-    return out
-
-
-def test_trajectories_are_the_teachers_heun_paths(tmp_path: Path) -> None:
-    out = tiny_paths(tmp_path)
-    teacher = load_model(tmp_path / "teacher", Runtime(torch.device("cpu"), torch.float32, None))
-    paths = load_trajectories(out)
-    sigmas = karras_sigmas(4).to(torch.float32)
-    assert paths.xs.shape == (6, 4, 3, 16, 16) and torch.equal(paths.labels, torch.tensor([0, 0, 0, 1, 1, 1]))
-    torch.testing.assert_close(paths.sigmas, sigmas)
-    # Chunk 1's ends are the teacher's Heun samples of its seeds, and its first states are sigma_max * z.
-    seeds = [SEED_BASE + 3 + i for i in range(3)]
-    torch.testing.assert_close(paths.x0[3:], tasks.heun_baseline(teacher, seeds, steps=4, label=1), atol=1e-3, rtol=0)
-    z = torch.stack([torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(s)) for s in seeds])
-    torch.testing.assert_close(paths.xs[3:, 0], sigmas[0] * z, atol=0.05, rtol=1e-3)  # fp16 storage
-    # Each saved state is one Heun step (EDM Algorithm 1) from the one before it.
-    x, s0, s1 = paths.xs[3:, 1], sigmas[1], sigmas[2]
-    with torch.no_grad():
-        d = (x - teacher(x, s0.expand(3), torch.ones(3, dtype=torch.long))) / s0
-        euler = x + (s1 - s0) * d
-        d_next = (euler - teacher(euler, s1.expand(3), torch.ones(3, dtype=torch.long))) / s1
-    torch.testing.assert_close(paths.xs[3:, 2], x + (s1 - s0) * 0.5 * (d + d_next), atol=2e-3, rtol=1e-3)
-    # A second run keeps the chunks it finds and writes only the missing ones.
-    before = (out / "chunk00000.safetensors").stat().st_mtime_ns
-    trajectories_main(["--teacher", str(tmp_path / "teacher"), "--out", str(out), "--chunks", "3",
-                       "--chunk-size", "3", "--steps", "4", "--device", "cpu"])
-    assert (out / "chunk00000.safetensors").stat().st_mtime_ns == before
-    assert len(load_trajectories(out).x0) == 9
-
-
 def test_unknown_mode_is_refused() -> None:
-    with pytest.raises(ValueError, match="mode must be one of edm, ct, cd, kd"):
-        TrainConfig(mode="kd2")
-
-
-def test_kd_loss_decreases(tmp_path: Path) -> None:
-    paths = load_trajectories(tiny_paths(tmp_path))
-    first, last = fit(lambda m, g: KDLoss(sigma_floor=0.01)(m, paths, 8, g), tiny_denoiser("cm", seed=4))
-    assert last < 0.7 * first
-
-
-def test_kd_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
-    paths = tiny_paths(tmp_path)
-    student = make_tiny_folder(tmp_path / "student", boundary="cm", seed=6)
-    a = assert_resume_is_bit_identical(_cfg(tmp_path, mode="kd", data=str(paths), init=str(student)), tmp_path)
-    start = load_file(student / "diffusion_pytorch_model.safetensors")
-    assert not torch.equal(a["model.conv_out.weight"], start["conv_out.weight"])  # it trained
+    with pytest.raises(ValueError, match="mode must be one of edm, ct, cd"):
+        TrainConfig(mode="kd")
 
 
 def test_ct_curriculum_doubles_and_caps() -> None:
@@ -414,11 +299,10 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
     assert distance("target.", snap) < 0.5 * distance("target.", teacher)
 
 
-@pytest.mark.parametrize(("adv_sigmas", "adv_renoise"), [("", "real"), ("80,0.5", "real"), ("80,0.5", "sampled")])
-def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, adv_sigmas: str, adv_renoise: str) -> None:
+def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
     teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
     straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
-                    adv_weight=1.0, adv_sigmas=adv_sigmas, adv_renoise=adv_renoise, accumulate=2)
+                    adv_weight=1.0, accumulate=2)
     a = assert_resume_is_bit_identical(straight, tmp_path)
     assert any(k.startswith("disc.") for k in a) and any(k.startswith("disc_opt.") for k in a)
     # The heads trained: they moved from their initial weights (seeded by cfg.seed alone).
@@ -435,74 +319,22 @@ def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path, a
         torch.testing.assert_close(v, a[f"disc.{k}"].half().float(), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("adv_weight", [0.0, 1.0])
-def test_cd_with_distribution_matching_trains_and_resumes_bit_identically(tmp_path: Path, adv_weight: float) -> None:
-    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
-    straight = _cfg(tmp_path, mode="cd", run_dir=str(tmp_path / "straight"), init=str(teacher), teacher=str(teacher),
-                    adv_weight=adv_weight, dmd_weight=0.5, accumulate=2)
-    a = assert_resume_is_bit_identical(straight, tmp_path)
-    assert any(k.startswith("fake_opt.") for k in a)
-    assert any(k.startswith("disc.") for k in a) == (adv_weight > 0)
-    # The fake denoiser started as the teacher and trained on the student's samples.
-    teacher_state = load_model(teacher, Runtime(torch.device("cpu"), torch.float32, None)).unet.state_dict()
-    assert teacher_state.keys() == {k[len("fake."):] for k in a if k.startswith("fake.")}
-    assert any(not torch.equal(a[f"fake.{k}"], v) for k, v in teacher_state.items())
-    assert "f_loss" in json.loads((tmp_path / "halves" / "log.jsonl").read_text().splitlines()[-1])
-    # A compact snapshot carries it to a warm start (fp16).
-    save_compact(Path(straight.run_dir), tmp_path / "snap")
-    model, teacher_net = build_models(straight, 16, torch.device("cpu"))
-    fake = FakeScore(copy.deepcopy(teacher_net), torch.optim.Adam(teacher_net.unet.parameters()))
-    load_compact(tmp_path / "snap", model, copy.deepcopy(model), fake_score=fake)
-    for k, v in fake.net.unet.state_dict().items():
-        torch.testing.assert_close(v, a[f"fake.{k}"].half().float(), rtol=0, atol=0)
-
-
-def test_distribution_matching_needs_cd() -> None:
-    with pytest.raises(ValueError, match="dmd_weight"):
-        TrainConfig(mode="edm", dmd_weight=0.1)
-    with pytest.raises(ValueError, match="dmd_weight"):
-        TrainConfig(mode="cd", dmd_weight=-0.1)
-
-
 def test_a_gan_term_needs_cd() -> None:
     with pytest.raises(ValueError, match="adv_weight"):
         TrainConfig(mode="edm", adv_weight=1.0)
     with pytest.raises(ValueError, match="adv_weight"):
         TrainConfig(mode="cd", adv_weight=-1.0)
-    for bad in ("80,x", "80,0", "-1", "80,,nan"):
-        with pytest.raises(ValueError, match="adv_sigmas"):
-            TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=bad)
-    with pytest.raises(ValueError, match="adv_sigmas"):
-        TrainConfig(mode="cd", adv_sigmas="80,0.5")  # no GAN term to use them
-    assert TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas=" 80, 0.5").adv_sigma_values == (80.0, 0.5)
-    with pytest.raises(ValueError, match="adv_renoise"):
-        TrainConfig(mode="cd", adv_weight=1.0, adv_sigmas="80,0.5", adv_renoise="fake")
-    with pytest.raises(ValueError, match="adv_renoise 'sampled' needs adv_sigmas"):
-        TrainConfig(mode="cd", adv_weight=1.0, adv_renoise="sampled")  # sigma_max only: nothing to re-noise
 
 
-def test_sampled_renoise_without_a_sigma_below_sigma_max_is_refused(tmp_path: Path) -> None:
-    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
-    cfg = _cfg(tmp_path, mode="cd", init=str(teacher), teacher=str(teacher), adv_weight=1.0, adv_sigmas="80,120",
-               adv_renoise="sampled")
-    with pytest.raises(ValueError, match="below the model's sigma_max 80"):
-        train(cfg)
-    assert not (Path(cfg.run_dir) / "checkpoint.safetensors").exists()
-
-
-def test_student_inputs_are_pure_noise_at_sigma_max_and_noised_real_images_below() -> None:
-    real = torch.rand(4000, 3, 2, 2) * 2 - 1
-    for plain in ((), (80.0,)):  # 1-step samples: the same draws as sigma_max * randn
-        x, sigma = student_inputs(real, plain, 80.0, torch.Generator().manual_seed(3))
-        torch.testing.assert_close(x, 80.0 * torch.randn(real.shape, generator=torch.Generator().manual_seed(3)))
-        assert torch.equal(sigma, torch.full((4000,), 80.0))
-    x, sigma = student_inputs(real, (80.0, 0.5, 0.1), 80.0, torch.Generator().manual_seed(3))
-    z = torch.randn(real.shape, generator=torch.Generator().manual_seed(3))
-    at_max = sigma == 80.0
-    torch.testing.assert_close(x[at_max], 80.0 * z[at_max])
-    torch.testing.assert_close(x[~at_max], real[~at_max] + sigma[~at_max].view(-1, 1, 1, 1) * z[~at_max])
-    counts = torch.stack([(sigma == s).sum() for s in (80.0, 0.5, 0.1)])
-    assert counts.sum() == 4000 and (counts - 4000 / 3).abs().max() < 150  # uniform: sd ~30
+def test_configs_saved_before_the_removals_load_only_with_the_removed_terms_off() -> None:
+    """Run folders and snapshots written before kd, DMD and adv_sigmas were removed resume when those were off."""
+    old = {**asdict(TrainConfig(mode="cd", adv_weight=2.0)), "adv_sigmas": "", "adv_renoise": "real",
+           "dmd_weight": 0.0, "dmd_lr": 5e-5}
+    assert config_from_dict(old) == TrainConfig(mode="cd", adv_weight=2.0)
+    assert config_from_dict(json.loads((ROOT / "training/snapshots/cd32/state.json").read_text())["config"]).adv_weight > 0
+    for name, value in (("adv_sigmas", "80,0.8"), ("adv_renoise", "sampled"), ("dmd_weight", 0.05)):
+        with pytest.raises(ValueError, match=name):
+            config_from_dict({**old, name: value})
 
 
 def test_init_from_a_folder_takes_the_runs_dropout(tmp_path: Path) -> None:
@@ -525,14 +357,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("mode", ["edm", "cd-gan-dmd"])
+@pytest.mark.parametrize("mode", ["edm", "cd-gan"])
 def test_torchrun_two_processes(tmp_path: Path, mode: str) -> None:
     data = make_dataset(tmp_path / "data")
     run = tmp_path / "ddp"
-    if mode == "cd-gan-dmd":  # the student, the discriminator heads and the fake denoiser all under DDP
+    if mode == "cd-gan":  # the student and the discriminator heads both under DDP
         teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
-        objective = ["--mode", "cd", "--init", str(teacher), "--teacher", str(teacher), "--adv-weight", "1",
-                     "--dmd-weight", "0.5"]
+        objective = ["--mode", "cd", "--init", str(teacher), "--teacher", str(teacher), "--adv-weight", "1"]
     else:
         objective = ["--mode", "edm"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",

@@ -7,13 +7,8 @@ al. 2023) added to consistency distillation. The discriminator follows LADD (Sau
 encoder (its down blocks and mid block, frozen); small trainable heads on those feature maps give the
 logits, with a projection on the style label. The teacher already knows this data at every noise level,
 so its features separate real from fake from the first steps, and no pretrained classifier is needed.
-Hinge losses (Lim & Ye 2017), as in ADD and LADD.
-
-The generator's samples start from pure noise (1-step samples) by default. `student_inputs` can also start
-some of them from real images noised to lower sigmas, as ADD (Sauer et al. 2023, arXiv 2311.17042) trains
-its student at each of its sampling steps: then the later steps of a multistep schedule learn to make
-realistic images too, not only the first. Or (train.py's adv_renoise "sampled") from the sampler's own 1-step
-samples re-noised, the inputs its second step really gets.
+Hinge losses (Lim & Ye 2017), as in ADD and LADD. The generator's samples are the student's 1-step samples
+f(sigma_max z); starting some from lower sigmas, as ADD does, was tried and not shipped (model card).
 """
 
 from __future__ import annotations
@@ -104,26 +99,6 @@ class Discriminator(nn.Module):
 
     def forward(self, features: Sequence[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
         return sum(head(f, labels) for head, f in zip(self.heads, features, strict=True))
-
-
-def student_inputs(
-    clean: torch.Tensor, sigmas: Sequence[float], sigma_max: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The inputs (x, sigma) from which the student makes the generator's samples, one sigma per image.
-
-    Each image draws one of `sigmas` (uniformly; none: sigma_max only). At sigma_max the input is pure noise
-    sigma_max z, as the sampler's first step gets; below, it is the clean image noised, clean + sigma z: a
-    real image (ADD), or the sampler's own 1-step sample, which is what its next step gets (CM Alg. 1).
-    With sigmas empty or (sigma_max,) the draws are exactly those of 1-step samples: one normal per pixel.
-    """
-    n = clean.shape[0]
-    z = torch.randn(clean.shape, generator=generator, device=clean.device)
-    if len(sigmas) <= 1 and all(s == sigma_max for s in sigmas):
-        return sigma_max * z, torch.full((n,), sigma_max, device=clean.device)
-    levels = torch.tensor(list(sigmas), dtype=clean.dtype, device=clean.device)
-    sigma = levels[torch.randint(0, len(levels), (n,), generator=generator, device=clean.device)]
-    keep = (sigma < sigma_max).to(clean.dtype).view(-1, 1, 1, 1)  # 0 at sigma_max: no trace of the clean image
-    return keep * clean + sigma.view(-1, 1, 1, 1) * z, sigma
 
 
 @dataclass(frozen=True)

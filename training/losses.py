@@ -1,8 +1,7 @@
-"""Training objectives: EDM denoising, consistency training (iCT/ECT style), consistency distillation, and
-knowledge distillation on the teacher's saved paths.
+"""Training objectives: EDM denoising, consistency training (iCT style) and consistency distillation.
 
-Every loss takes the model(s), a batch (clean images x in [-1, 1]; for KD the teacher's paths to draw
-from), and one torch.Generator, and returns a scalar. The Denoiser (editing.precond) supplies the
+Every loss takes the model(s), a batch (clean images x in [-1, 1]) and one torch.Generator, and returns a
+scalar. The Denoiser (editing.precond) supplies the
 scalings, so training and sampling share one parameterization.
 """
 
@@ -15,7 +14,6 @@ import torch
 
 from editing.precond import Denoiser, edm_loss_weight, lognormal_sigmas
 from editing.schedules import karras_sigmas
-from training.trajectories import Trajectories
 
 
 @dataclass(frozen=True)
@@ -133,29 +131,3 @@ class CDLoss:
         d_lo = (x_euler - teacher(x_euler, sigma_lo.flatten(), labels, boundary="edm")) / sigma_lo
         x_lo = x_hi + (sigma_lo - sigma_hi) * 0.5 * (d_hi + d_lo)
         return x_hi, sigma_hi.flatten(), target(x_lo, sigma_lo.flatten(), labels)
-
-
-@dataclass(frozen=True)
-class KDLoss:
-    """Knowledge distillation on the teacher's Heun paths (training.trajectories): the student at a saved
-    state regresses onto its path's end with iCT's pseudo-Huber distance.
-
-    A fraction `p_start` of each batch is drawn at the paths' start (sigma_max: the only evaluation of
-    1-step sampling), the rest uniformly among the other levels at or above `sigma_floor` (below it f is
-    close to the identity, and the shipped 1- to 4-step schedules never evaluate there).
-    """
-
-    p_start: float = 0.4
-    sigma_floor: float = 0.05
-
-    def __call__(self, model: Denoiser, paths: Trajectories, batch: int, generator: torch.Generator) -> torch.Tensor:
-        device = paths.x0.device
-        upper = int((paths.sigmas >= self.sigma_floor).sum())  # levels 0..upper-1 (descending sigmas)
-        if upper < 2:
-            raise ValueError(f"need two levels at or above sigma {self.sigma_floor}, got {paths.sigmas.tolist()}")
-        j = torch.randint(0, len(paths.x0), (batch,), generator=generator, device=device)
-        start = torch.rand(batch, generator=generator, device=device) < self.p_start
-        level = torch.randint(1, upper, (batch,), generator=generator, device=device).masked_fill(start, 0)
-        labels = paths.labels[j] if paths.labels is not None else None
-        out = model(paths.xs[j, level], paths.sigmas[level], labels)
-        return pseudo_huber(out, paths.x0[j]).mean()

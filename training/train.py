@@ -5,13 +5,11 @@
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
     python -m training.train --mode cd ... --adv-weight 2           # plus a GAN term (training.adversarial)
-    python -m training.train --mode cd ... --dmd-weight 0.05        # plus distribution matching (training.dmd)
-    python -m training.train --mode kd --data runs/traj --init weights/emoji32-cm ...   # paths of training.trajectories
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
 A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
-the optimizer moments, the discriminator heads and the fake denoiser (if any), and the generator state, so
+the optimizer moments, the discriminator heads (if any), and the generator state, so
 `--resume` continues bit-identically. Nothing in it is pickled.
 """
 
@@ -37,21 +35,19 @@ from tqdm import tqdm
 
 from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
 from editing.precond import Denoiser, Parameterization
-from training.adversarial import AdversarialLoss, Discriminator, student_inputs
+from training.adversarial import AdversarialLoss, Discriminator
 from training.data import STYLES
-from training.dmd import DistributionMatchingLoss
-from training.losses import CDLoss, CTLoss, EDMLoss, KDLoss, ct_discretization, pseudo_huber
+from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization, pseudo_huber
 from training.nets import build_unet
-from training.trajectories import load_trajectories
 
 
-MODES = ("edm", "ct", "cd", "kd")
+MODES = ("edm", "ct", "cd")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    mode: str = "edm"  # edm | ct | cd | kd
-    data: str = "data/emoji32"  # kd: a folder of teacher paths (python -m training.trajectories)
+    mode: str = "edm"  # edm | ct | cd
+    data: str = "data/emoji32"
     run_dir: str = "runs/edm32"
     unet: str = "emoji-s5"
     conditional: bool = True  # class-conditional on style
@@ -70,14 +66,6 @@ class TrainConfig:
     ct_total_images: int = 2_000_000  # ct: length of the discretization curriculum
     adv_weight: float = 0.0  # cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD
     adv_lr: float = 1e-4  # cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)
-    # cd with a GAN term: the sigmas its samples start from, comma-separated, one drawn per image ("": sigma_max
-    # only, 1-step samples; "80,0.8,0.25": also real images noised to 0.8 and 0.25, as ADD; see student_inputs)
-    adv_sigmas: str = ""
-    # what adv_sigmas below sigma_max noise: "real" images (ADD), or the "sampled" 1-step samples of the EMA (the
-    # export), re-noised as the sampler's next step would (Alg. 1): the later steps then learn to mend the first's
-    adv_renoise: str = "real"
-    dmd_weight: float = 0.0  # cd: weight of the distribution-matching term on 1-step samples (training.dmd); 0: none
-    dmd_lr: float = 5e-5  # cd: the fake denoiser's learning rate (Adam, betas (0, 0.99), constant; DMD2)
     total_images: int = 10_000_000
     hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
     checkpoint_minutes: float = 5.0
@@ -90,23 +78,21 @@ class TrainConfig:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.adv_weight < 0 or (self.adv_weight > 0 and self.mode != "cd"):
             raise ValueError(f"adv_weight must be 0, or positive with mode cd; got {self.adv_weight} with {self.mode}")
-        try:
-            sigmas = self.adv_sigma_values
-        except ValueError:
-            raise ValueError(f"adv_sigmas must be comma-separated numbers, got {self.adv_sigmas!r}") from None
-        if any(not s > 0 for s in sigmas) or (sigmas and not self.adv_weight):
-            raise ValueError(f"adv_sigmas must be positive and needs adv_weight > 0; got {self.adv_sigmas!r}")
-        if self.dmd_weight < 0 or (self.dmd_weight > 0 and self.mode != "cd"):
-            raise ValueError(f"dmd_weight must be 0, or positive with mode cd; got {self.dmd_weight} with {self.mode}")
-        if self.adv_renoise not in ("real", "sampled"):
-            raise ValueError(f"adv_renoise must be 'real' or 'sampled', got {self.adv_renoise!r}")
-        if self.adv_renoise == "sampled" and not sigmas:
-            # "" means sigma_max only: nothing is re-noised, so the flag would silently do nothing
-            raise ValueError("adv_renoise 'sampled' needs adv_sigmas with some sigma below sigma_max, e.g. '80,80,0.5'")
 
-    @property
-    def adv_sigma_values(self) -> tuple[float, ...]:
-        return tuple(float(s) for s in self.adv_sigmas.split(",") if s.strip())
+
+# Fields of configs saved before the tried-and-not-shipped terms were removed (commit 8a0e8ee has them), with
+# the value that means "off": a saved config with that value loads, any other is refused.
+RETIRED = {"adv_sigmas": "", "adv_renoise": "real", "dmd_weight": 0.0, "dmd_lr": None}
+
+
+def config_from_dict(saved: dict) -> TrainConfig:
+    """A TrainConfig from a run's or snapshot's saved JSON, dropping retired fields that were off."""
+    kept = dict(saved)
+    for name, off in RETIRED.items():
+        value = kept.pop(name, off)
+        if off is not None and value != off:
+            raise ValueError(f"this run used {name}={value!r}, removed after commit 8a0e8ee: continue it from there")
+    return TrainConfig(**kept)
 
 
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -151,16 +137,8 @@ class Adversary:
     opt: torch.optim.Optimizer
 
 
-@dataclass
-class FakeScore:
-    """cd with distribution matching: the fake denoiser (a trained copy of the teacher) and its optimizer."""
-
-    net: Denoiser
-    opt: torch.optim.Optimizer
-
-
 def _section(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
-    """The tensors saved under `name.` (model, ema, target, disc, fake), with that prefix removed."""
+    """The tensors saved under `name.` (model, ema, target, disc), with that prefix removed."""
     prefix = f"{name}."
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -182,7 +160,7 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 def save_checkpoint(
     run: Path, cfg: TrainConfig, model: Denoiser, ema: Denoiser, target: Denoiser | None,
     opt: torch.optim.Optimizer, generator: torch.Generator, images: int, step: int, seconds: float,
-    warm_from: int = 0, adversary: Adversary | None = None, fake_score: FakeScore | None = None,
+    warm_from: int = 0, adversary: Adversary | None = None,
 ) -> None:
     tensors = {f"model.{k}": v for k, v in model.unet.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.unet.state_dict().items()}
@@ -192,9 +170,6 @@ def save_checkpoint(
     if adversary is not None:
         tensors |= {f"disc.{k}": v for k, v in adversary.disc.state_dict().items()}
         tensors |= _optimizer_tensors(adversary.opt, "disc_opt")
-    if fake_score is not None:
-        tensors |= {f"fake.{k}": v for k, v in fake_score.net.unet.state_dict().items()}
-        tensors |= _optimizer_tensors(fake_score.opt, "fake_opt")
     tensors["generator"] = generator.get_state()
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     tmp = run / "checkpoint.tmp.safetensors"
@@ -209,7 +184,6 @@ def save_checkpoint(
 def load_checkpoint(
     run: Path, model: Denoiser, ema: Denoiser, target: Denoiser | None,
     opt: torch.optim.Optimizer, generator: torch.Generator, adversary: Adversary | None = None,
-    fake_score: FakeScore | None = None,
 ) -> dict:
     tensors = load_file(run / "checkpoint.safetensors")
     meta = json.loads((run / "checkpoint.json").read_text())
@@ -222,11 +196,6 @@ def load_checkpoint(
         if disc_state:  # absent when the run so far was plain CD: the heads start fresh
             adversary.disc.load_state_dict(disc_state)
             _load_optimizer(adversary.opt, tensors, "disc_opt")
-    if fake_score is not None:
-        fake_state = _section(tensors, "fake")
-        if fake_state:  # absent when the run so far had no distribution matching: it starts as the teacher
-            fake_score.net.unet.load_state_dict(fake_state)
-            _load_optimizer(fake_score.opt, tensors, "fake_opt")
     generator.set_state(tensors["generator"])
     return meta
 
@@ -236,13 +205,12 @@ def save_compact(run: Path, out: Path) -> None:
 
     A later session on a fresh machine continues from it with `--warm-start`: Adam's moments are
     rebuilt during a short re-warm-up, which costs far less than carrying 4x the weights in git. A run
-    with a GAN term also keeps its discriminator heads (2 MB), so the next session's heads start trained; one
-    with distribution matching keeps its fake denoiser (the teacher's size).
+    with a GAN term also keeps its discriminator heads (2 MB), so the next session's heads start trained.
     """
     tensors = load_file(run / "checkpoint.safetensors")
     meta = json.loads((run / "checkpoint.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
-    for which in ("model", "ema", "disc", "fake"):
+    for which in ("model", "ema", "disc"):
         state = {k: v.to(torch.float16).contiguous() for k, v in _section(tensors, which).items()}
         if state:
             save_file(state, out / f"{which}.safetensors")
@@ -251,13 +219,10 @@ def save_compact(run: Path, out: Path) -> None:
 
 def load_compact(
     folder: Path, model: Denoiser, ema: Denoiser, adversary: Adversary | None = None,
-    fake_score: FakeScore | None = None,
 ) -> dict:
     meta = json.loads((folder / "state.json").read_text())
     if adversary is not None and (folder / "disc.safetensors").exists():  # else the heads start fresh
         adversary.disc.load_state_dict({k: v.to(torch.float32) for k, v in load_file(folder / "disc.safetensors").items()})
-    if fake_score is not None and (folder / "fake.safetensors").exists():  # else it starts as the teacher
-        fake_score.net.unet.load_state_dict({k: v.to(torch.float32) for k, v in load_file(folder / "fake.safetensors").items()})
     for which, net in (("model", model), ("ema", ema)):
         # A snapshot may hold the EMA alone (its bytes are the exported model's, so git stores them once):
         # the online weights then restart from the EMA.
@@ -332,20 +297,14 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
-    # The whole set lives on the training device (a few MB at 32 px; kd paths a few GB): batches are gathered there.
-    if cfg.mode == "kd":
-        paths = load_trajectories(Path(cfg.data), device)
-        resolution = paths.x0.shape[-1]
-    else:
-        images_u8, labels = load_dataset(Path(cfg.data))
-        images_u8 = images_u8.to(device)
-        labels = labels.to(device) if labels is not None else None
-        if cfg.conditional and labels is None:
-            raise ValueError(f"{cfg.data} has no style labels: train it with --no-conditional")
-        resolution = images_u8.shape[-1]
+    # The whole set lives on the training device (a few MB at 32 px): batches are gathered there.
+    images_u8, labels = load_dataset(Path(cfg.data))
+    images_u8 = images_u8.to(device)
+    labels = labels.to(device) if labels is not None else None
+    if cfg.conditional and labels is None:
+        raise ValueError(f"{cfg.data} has no style labels: train it with --no-conditional")
+    resolution = images_u8.shape[-1]
     model, teacher = build_models(cfg, resolution, device)
-    if cfg.mode == "kd" and (paths.labels is None) != (not model.param.class_names):
-        raise ValueError(f"{cfg.data}: the paths' teacher and the student must both be class-conditional or neither")
     ema = copy.deepcopy(model).requires_grad_(False)
     target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
@@ -356,23 +315,17 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             disc = Discriminator.for_teacher(teacher)
         # beta1 = 0, as GAN discriminators are usually trained (StyleGAN2, ADD).
         adversary = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=cfg.adv_lr, betas=(0.0, 0.99), eps=1e-8))
-    fake_score = None
-    if cfg.dmd_weight > 0:
-        denoiser = copy.deepcopy(teacher).requires_grad_(True)  # starts as the teacher: the DMD term starts at 0
-        denoiser.unet.train()
-        fake_opt = torch.optim.Adam(denoiser.unet.parameters(), lr=cfg.dmd_lr, betas=(0.0, 0.99), eps=1e-8)
-        fake_score = FakeScore(denoiser, fake_opt)
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)  # every draw on the device
     images_seen, step, seconds = 0, 0, 0.0
     warm_from = 0
     if resume and (run / "checkpoint.safetensors").exists():
-        meta = load_checkpoint(run, model, ema, target, opt, generator, adversary, fake_score)
+        meta = load_checkpoint(run, model, ema, target, opt, generator, adversary)
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
         warm_from = meta.get("warm_from", 0)
         if rank == 0:
             print(f"resumed {run} at step {step}, {images_seen} images, {seconds / 3600:.2f} h", flush=True)
     elif warm_start is not None:
-        meta = load_compact(warm_start, model, ema, adversary, fake_score)
+        meta = load_compact(warm_start, model, ema, adversary)
         images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
         generator.manual_seed(cfg.seed * 1000 + rank + images_seen)
         warm_from = images_seen  # re-warm the learning rate while Adam's moments rebuild
@@ -390,29 +343,15 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
     disc_net = adversary.disc if adversary is not None else None
     if distributed and adversary is not None:
         disc_net = torch.nn.parallel.DistributedDataParallel(adversary.disc)
-    fake_net = fake_score.net if fake_score is not None else None
-    if distributed and fake_score is not None:
-        fake_net = torch.nn.parallel.DistributedDataParallel(fake_score.net)
-        fake_net.param = fake_score.net.param
 
-    edm_loss, ct_loss, cd_loss, kd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), KDLoss(), AdversarialLoss()
-    dmd_loss = DistributionMatchingLoss()
+    edm_loss, ct_loss, cd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), AdversarialLoss()
     fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
-    dmd_fakes: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # (1-step sample, labels), for the fake denoiser
-    adv_sigmas = cfg.adv_sigma_values
-    renoise_samples = cfg.adv_renoise == "sampled"
-    # "sampled" re-noises the model's 1-step samples at the adv sigmas below sigma_max; with none it would do nothing
-    if renoise_samples and not any(s < model.param.sigma_max for s in adv_sigmas):
-        raise ValueError(f"adv_renoise 'sampled' needs some adv_sigmas below the model's sigma_max "
-                         f"{model.param.sigma_max:g}, got {cfg.adv_sigmas!r}")
     global_batch = cfg.batch * cfg.accumulate * world
     start, last_ckpt, images_at_start = time.time(), time.time(), images_seen
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
                mininterval=5.0, file=sys.stdout)
 
     def micro_loss() -> torch.Tensor:
-        if cfg.mode == "kd":  # draws its own batch of (path, level) pairs
-            return kd_loss(net, paths, cfg.batch, generator)
         # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
         idx = torch.randint(0, len(images_u8), (cfg.batch,), generator=generator, device=device)
         x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
@@ -425,40 +364,28 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             return edm_loss(net, x, y, generator)
         if cfg.mode == "ct":
             return ct_loss(net, x, y, generator, ct_discretization(images_seen, cfg.ct_total_images))
-        if adversary is None and fake_score is None:
+        if adversary is None:
             return cd_loss(net, target, teacher, x, y, generator)
-        # CD plus the GAN and/or distribution-matching term on samples from fresh noise (or noised real images,
-        # adv_sigmas), in one evaluation of the student (DDP reduces its gradient once). The heads are frozen
-        # here, and the fake denoiser is only read: these terms only move the student.
+        # CD plus the GAN term on 1-step samples from fresh noise, in one evaluation of the student (DDP reduces
+        # its gradient once). The heads are frozen here: this term only moves the student.
         x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
-        clean = x
-        if renoise_samples:
-            with torch.no_grad():  # the shipped sampler's first step, whose output its next step re-noises
-                z = torch.randn(x.shape, generator=generator, device=device)
-                clean = ema(model.param.sigma_max * z, model.param.sigma_max, y)
-        x_gen, sigma_gen = student_inputs(clean, adv_sigmas, model.param.sigma_max, generator)
+        z = torch.randn(x.shape, generator=generator, device=device)
+        x_gen = model.param.sigma_max * z
+        sigma_gen = torch.full((x.shape[0],), model.param.sigma_max, device=device)
         out = net(torch.cat([x_hi, x_gen]), torch.cat([sigma_hi, sigma_gen]), torch.cat([y, y]) if y is not None else None)
         out_hi, fake = out.chunk(2)
         loss = pseudo_huber(out_hi, out_lo).mean()
-        if adversary is not None:
-            fakes.append((x, fake.detach(), y))
-            adversary.disc.requires_grad_(False)
-            loss = loss + cfg.adv_weight * adv_loss.generator_loss(adversary.disc, teacher, fake, y, generator)
-            adversary.disc.requires_grad_(True)
-        if fake_score is not None:
-            dmd_fakes.append((fake.detach(), y))
-            loss = loss + cfg.dmd_weight * dmd_loss.generator_loss(teacher, fake_score.net, fake, y, generator)
+        fakes.append((x, fake.detach(), y))
+        adversary.disc.requires_grad_(False)
+        loss = loss + cfg.adv_weight * adv_loss.generator_loss(adversary.disc, teacher, fake, y, generator)
+        adversary.disc.requires_grad_(True)
         return loss
 
     def disc_loss() -> torch.Tensor:
         real, fake, y = fakes.pop(0)
         return adv_loss.discriminator_loss(disc_net, teacher, real, fake, y, generator)
 
-    def fake_score_loss() -> torch.Tensor:
-        fake, y = dmd_fakes.pop(0)
-        return dmd_loss.fake_score_loss(fake_net, fake, y, generator)
-
-    loss_avg, d_loss_avg, f_loss_avg = None, None, None
+    loss_avg, d_loss_avg = None, None
     while images_seen < cfg.total_images:
         # 3. The mean over `accumulate` micro-batches, a step with warm-up and clipping, then the EMAs.
         for group in opt.param_groups:
@@ -474,12 +401,6 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             d_loss = backward_accumulated(disc_net, disc_loss, cfg.accumulate)
             adversary.opt.step()
             d_loss_avg = d_loss if d_loss_avg is None else 0.98 * d_loss_avg + 0.02 * d_loss
-        if fake_score is not None:
-            # The fake denoiser's step on this step's (detached) 1-step samples: it tracks the student (DMD2).
-            fake_score.opt.zero_grad(set_to_none=True)
-            f_loss = backward_accumulated(fake_net, fake_score_loss, cfg.accumulate)
-            fake_score.opt.step()
-            f_loss_avg = f_loss if f_loss_avg is None else 0.98 * f_loss_avg + 0.02 * f_loss
         images_seen += global_batch
         step += 1
         ema_update(ema.unet, model.unet, ema_beta(cfg, images_seen, global_batch))
@@ -489,8 +410,6 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         bar.update(global_batch)
         elapsed = seconds + time.time() - start
         extra = {"d_loss": f"{d_loss_avg:.3f}"} if d_loss_avg is not None else {}
-        if f_loss_avg is not None:
-            extra["f_loss"] = f"{f_loss_avg:.4f}"
         bar.set_postfix(loss=f"{loss_avg:.4f}", **extra, lr=f"{lr_at(cfg, images_seen, warm_from):.1e}",
                         h=f"{elapsed / 3600:.2f}", refresh=False)
         # 4. Checkpoints on a wall-clock cadence and at the end.
@@ -498,15 +417,13 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         done = images_seen >= cfg.total_images or out_of_time
         if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
             save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from,
-                            adversary, fake_score)
+                            adversary)
             # The rate of this process (not images / hours since the run began, which mixes machines and
             # sessions: a run started on a GPU and resumed on a CPU would report the GPU's rate for hours).
             record = {"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
                       "img_per_s": (images_seen - images_at_start) / max(elapsed - seconds, 1e-9)}
             if d_loss_avg is not None:
                 record["d_loss"] = d_loss_avg
-            if f_loss_avg is not None:
-                record["f_loss"] = f_loss_avg
             with open(run / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             last_ckpt = time.time()
@@ -568,9 +485,9 @@ def main(argv: list[str] | None = None) -> None:
     run = Path(given.get("run_dir", TrainConfig.run_dir))
     saved = run / "config.json"
     if warm_start is not None:
-        base = TrainConfig(**json.loads((warm_start / "state.json").read_text())["config"])
+        base = config_from_dict(json.loads((warm_start / "state.json").read_text())["config"])
     elif (resume or export_to or compact_to) and saved.exists():
-        base = TrainConfig(**json.loads(saved.read_text()))
+        base = config_from_dict(json.loads(saved.read_text()))
     else:
         base = TrainConfig()
     try:
