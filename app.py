@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from app.studio import REQUEST_TIMEOUT, Studio
-from app.ui import build_demo, launch
-from editing.models import ModelLoadError, resolve_runtime
+# No outbound connection, ever, by default: set before gradio and huggingface_hub are imported.
+for _name, _value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
+                      ("DO_NOT_TRACK", "1"), ("GRADIO_SERVER_NAME", "127.0.0.1")):
+    os.environ.setdefault(_name, _value)
+
+from app.guard import GuardLimits  # noqa: E402
+from app.studio import REQUEST_TIMEOUT, Studio  # noqa: E402
+from app.ui import build_demo, launch  # noqa: E402
+from editing.limits import Limits  # noqa: E402
+from editing.models import ModelLoadError, resolve_runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
@@ -26,7 +34,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,
                         help=f"seconds of work one request may take before it stops (default: {REQUEST_TIMEOUT:g})")
-    return parser.parse_args(argv)
+    parser.add_argument("--max-megapixels", type=float, default=None,
+                        help="megapixel-evaluations (outputs x evaluations x megapixels) one request may cost "
+                             "(default: 0.6 on a CPU, 12 on CUDA)")
+    defaults = GuardLimits()
+    parser.add_argument("--per-session", type=int, default=defaults.per_session,
+                        help=f"requests one session may have queued or running (default: {defaults.per_session})")
+    parser.add_argument("--per-address", type=int, default=defaults.per_address,
+                        help=f"requests one client address may have queued or running (default: {defaults.per_address})")
+    parser.add_argument("--upload-quota-mb", type=float, default=defaults.upload_quota / 2**20,
+                        help="megabytes of uploads kept before the oldest are removed (default: "
+                             f"{defaults.upload_quota / 2**20:g})")
+    args = parser.parse_args(argv)
+    for name in ("per_session", "per_address", "upload_quota_mb", "max_megapixels"):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runtime = resolve_runtime(args.device)
         studio = Studio.from_weights(args.weights, runtime, benchmarks=ROOT / "benchmarks" / "RESULTS.json",
-                                     request_timeout=args.timeout)
+                                     request_timeout=args.timeout,
+                                     limits=Limits(args.max_megapixels) if args.max_megapixels else None)
         studio.load(studio.default_model)  # fail now, with the file's name, rather than on the first request
     except (ModelLoadError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     demo = build_demo(studio)
-    launch(demo, studio, host=args.host, port=args.port)
+    guard = GuardLimits(per_session=args.per_session, per_address=args.per_address,
+                        upload_quota=int(args.upload_quota_mb * 2**20))
+    launch(demo, studio, host=args.host, port=args.port, guard=guard)
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import threading
@@ -25,6 +26,7 @@ import torch
 from PIL import Image
 
 from editing import images, metrics, tasks
+from editing.limits import Limits, check_request
 from editing.models import (ModelLoadError, Runtime, load_model, optional_schedules, read_parameterization,
                             unet_folder)
 from editing.precond import Denoiser, Parameterization
@@ -44,6 +46,10 @@ COMPARE_STEPS = (1, 2, 3, 4, 8)
 NO_STYLE = "(unconditional)"
 KEEP_REQUESTS = 256  # request folders kept on disk before the oldest are removed
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (the heaviest default request takes ~5 s on CPU)
+# Megapixel-evaluations (outputs x evaluations x output pixels) one request may cost, per device type: on a CPU
+# 0.6 is 16 variations of the default 18-evaluation edit at 32x32 (0.3) with room, about 5 s of work.
+STUDIO_MEGAPIXELS = {"cpu": 0.6, "cuda": 12.0}
+NUMBER_LIST = re.compile(r"[\s\d_,.+-]+")  # text that reads as numbers (not a preset name)
 
 
 class RequestTimeout(ValueError):
@@ -132,9 +138,29 @@ def discover(weights: Path) -> list[ModelEntry]:
     return entries
 
 
+def check_number_text(value: Any, what: str) -> None:
+    """Text that reads as numbers must be ASCII whole numbers between single commas, ascending when a list: no
+    silent coercion of "1_0", "²", "0,,39" or "39,0" (which the parser would take or misreport)."""
+    if not isinstance(value, str) or not NUMBER_LIST.fullmatch(value) or not value.strip():
+        return
+    entries = [entry.strip() for entry in value.strip().split(",")]
+    for position, entry in enumerate(entries, 1):
+        if not entry:
+            raise ValueError(f"{what}: entry {position} of {images._echo(value)} is empty (two commas in a row, "
+                             "or a comma at an end); write whole numbers like 0,22,39")
+        if not (entry.isascii() and entry.isdigit()):
+            raise ValueError(f"{what}: {images._echo(entry)} is not a whole number written with the digits 0-9")
+    numbers = [int(entry) for entry in entries if len(entry) <= 9]
+    if len(numbers) == len(entries) > 1 and any(b <= a for a, b in zip(numbers, numbers[1:])):
+        raise ValueError(f"{what}: a ts list must be strictly ascending indices like 0,22,39, got {images._echo(value)}")
+
+
 def parse_schedule(text: str | None, default: Schedule, tuned: dict[int, Schedule] | None = None) -> Schedule:
     """A preset name, a number of steps ("4": the model's `tuned` ts for 4 if any, else even on a 40-point
     grid) or a ts list ("0,22,39", its own grid)."""
+    if isinstance(text, str) and any(c.isdigit() and not c.isascii() for c in text):
+        raise ValueError(f"steps: {images._echo(text)} has a character that is not one of the digits 0-9")
+    check_number_text(text, "steps")
     return images.parse_steps_or_ts(text, None, default=default, tuned=tuned)
 
 
@@ -173,8 +199,9 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
     """Rows {model, series, method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json
     (written by `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a
     sentence saying what was found."""
+    shown = f"benchmarks/{path.name}"  # never the server's absolute path: the message is shown in the page
     if not path.is_file():
-        return [], f"No benchmark results yet ({path} not found): run `python -m benchmarks` to make the plot."
+        return [], f"No benchmark results yet ({shown} not found): run `python -m benchmarks` to make the plot."
     try:
         table = json.loads(path.read_text())["tables"]["quality"]
         columns = table["columns"]
@@ -182,7 +209,7 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
         metric = "SWD mean"
         quality, ms = columns.index(metric), columns.index("ms / image")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        return [], f"{path} has no sample-quality table ({type(e).__name__}: {e})."
+        return [], f"{shown} has no sample-quality table ({type(e).__name__})."
     rows = []
     for row in table["rows"]:
         if not (isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))):
@@ -193,8 +220,8 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
                      "ms": float(row[ms]), "quality": float(row[quality]),
                      "metric": f"{metric} (x1e3, lower is better)"})
     if not rows:
-        return [], f"{path} has no rows with a time and a quality number."
-    return rows, f"Sample quality against time per image from `{path}` ({len(rows)} rows; {metric}, lower is better)."
+        return [], f"{shown} has no rows with a time and a quality number."
+    return rows, f"Sample quality against time per image from `{shown}` ({len(rows)} rows; {metric}, lower is better)."
 
 
 class Studio:
@@ -202,7 +229,7 @@ class Studio:
 
     def __init__(self, entries: Sequence[ModelEntry], runtime: Runtime, *, default: str | None = None,
                  benchmarks: Path | None = None, out_dir: Path | None = None,
-                 request_timeout: float | None = REQUEST_TIMEOUT):
+                 request_timeout: float | None = REQUEST_TIMEOUT, limits: Limits | None = None):
         self.entries = {e.name: e for e in entries}
         self.runtime = runtime
         if not self.model_names:
@@ -216,6 +243,7 @@ class Studio:
         if request_timeout is not None and not request_timeout > 0:
             raise ValueError(f"the request timeout must be a positive number of seconds, got {request_timeout}")
         self.request_timeout = request_timeout
+        self.limits = limits or Limits(STUDIO_MEGAPIXELS.get(runtime.device.type, STUDIO_MEGAPIXELS["cpu"]))
         self._models: dict[str, Denoiser] = {}
         self._lock = threading.Lock()
         self._dir_lock = threading.Lock()
@@ -271,6 +299,8 @@ class Studio:
     def label(self, name: str | None, style: str | None) -> tuple[int | None, list[str]]:
         """The class index for a style name (the first style when none is given), and a note if defaulted."""
         names = self.entry(name).param.class_names
+        if isinstance(style, str) and any(c.isdigit() and not c.isascii() for c in style):
+            raise ValueError(f"unknown style {images._echo(style)}; choose one of {', '.join(names) or NO_STYLE}")
         label = images.parse_class(style, names)
         if label is None and names:
             return 0, [f"no style given: using {names[0]!r}"]
@@ -280,6 +310,13 @@ class Studio:
 
     def _deadline(self) -> Deadline:
         return Deadline(self.request_timeout)
+
+    def _admit(self, outputs: int, evaluations: int, side: int) -> None:
+        """Refuse, before any work, a request costing more than `self.limits` (editing.limits.check_request)."""
+        try:
+            check_request(self.limits, self.runtime.device, outputs, side, side, evaluations)
+        except ValueError as e:
+            raise ValueError(f"too large for this studio: {e}") from None
 
     @staticmethod
     def _callback(on_step: OnStep | None, deadline: Deadline, offset: int = 0,
@@ -341,6 +378,7 @@ class Studio:
         label, notes = self.label(model, style)
         seed, batch = check_seed(seed), check_count(batch, "batch size", 1, MAX_BATCH)
         schedule = parse_schedule(steps, PRESETS["1 step"], entry.schedules)
+        self._admit(batch, schedule.evaluations, entry.param.resolution)
         seeds = [seed + i for i in range(batch)]
         if seeds[-1] > MAX_SEED:
             raise ValueError(f"seed + batch size must stay below {MAX_SEED}")
@@ -358,6 +396,7 @@ class Studio:
         label, notes = self.label(model, style)
         seed, variations = check_seed(seed), check_count(variations, "variations", 1, MAX_BATCH)
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
+        self._admit(variations, schedule.evaluations, r)
         if image is None and isinstance(editor, dict) and editor.get("background") is not None:
             image = editor["background"]
         x, image_notes = self._image(image, r, "image")
@@ -394,6 +433,7 @@ class Studio:
         label, notes = self.label(model, style)
         seed, variations = check_seed(seed), check_count(variations, "variations", 1, MAX_BATCH)
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
+        self._admit(variations, schedule.evaluations, entry.param.resolution)
         x, image_notes = self._image(image, entry.param.resolution, "image")
         notes += image_notes + ["only the luma (BT.601) of the input is kept; colour comes from the model"]
         seeds = [seed + i for i in range(variations)]
@@ -419,6 +459,7 @@ class Studio:
         if mode not in ("upscale", "restore"):
             raise ValueError(f"mode must be 'upscale' or 'restore', got {mode!r}")
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
+        self._admit(variations, schedule.evaluations, r)
         low, low_notes = self._image(image, r // factor, "small image" if mode == "upscale" else "downsampled")
         notes += low_notes
         reference = None
@@ -448,6 +489,7 @@ class Studio:
         label, notes = self.label(model, style)
         seed, variations = check_seed(seed), check_count(variations, "variations", 1, MAX_BATCH)
         schedule = stroke_schedule(check_count(strength, "strength", 0, GRID - 2), check_count(steps, "steps", 1, GRID - 1))
+        self._admit(variations, schedule.evaluations, entry.param.resolution)
         painting = editor.get("composite") if isinstance(editor, dict) else None
         if painting is None:
             painting = start_image
@@ -477,6 +519,7 @@ class Studio:
         if mode == "seeds":
             seed_a, seed_b = check_seed(seed_a, "first seed"), check_seed(seed_b, "second seed")
             schedule = parse_schedule(steps, PRESETS["1 step"], entry.schedules)
+            self._admit(frames, schedule.evaluations, entry.param.resolution)
             out = tasks.interpolate_seeds(model_, seed_a, seed_b, frames, schedule=schedule, label=label,
                                           callback=self._callback(on_step, deadline))
             notes.append(f"seed {seed_a} -> seed {seed_b}: slerp of the two noises, {schedule.evaluations} evaluation(s) per frame")
@@ -487,6 +530,7 @@ class Studio:
             b, notes_b = self._image(image_b, r, "second image")
             notes += notes_a + notes_b
             schedule = parse_schedule(steps, Schedule((16, 20, 39), GRID))
+            self._admit(frames, schedule.evaluations, r)
             out = tasks.interpolate_images(model_, a, b, frames, seed, schedule=schedule, label=label,
                                            callback=self._callback(on_step, deadline))
             notes.append(f"both images noised to index {schedule.ts[0]} with seed {seed}, blended, then denoised")
@@ -526,6 +570,7 @@ class Studio:
         label, notes = self.label(model, style)
         seed = check_seed(seed)
         refine_steps = check_count(refine_steps, "refinement steps", 0, 16)
+        self._admit(1, 1 + refine_steps, entry.param.resolution)
         x, image_notes = self._image(image, entry.param.resolution, "image")
         notes += image_notes
         estimated = float(tasks.estimate_noise_sigma(x).mean())
@@ -560,6 +605,7 @@ class Studio:
         tuned = entry.schedules if generating else {}
         schedules = [PRESETS["1 step"]] + [steps_schedule(k, tuned) for k in COMPARE_STEPS[1:]]
         total = sum(s.evaluations for s in schedules)
+        self._admit(1, total + 2 * 18, r)
         ref_tensor, factor, low = None, 4 if r % 4 == 0 else 2, None
         if not generating:
             ref_tensor, ref_notes = self._image(reference, r, "reference")

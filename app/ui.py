@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
+from app.guard import Guard, GuardLimits, bind_sessions
 from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
 from app.tabs.common import UNDOCUMENTED
 
@@ -34,7 +36,7 @@ def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blo
     """The whole page; nothing is loaded here beyond what `studio` already holds."""
     example_paths = example_images() if example_paths is None else example_paths
     default = studio.default_model
-    with gr.Blocks(title="Consistency Studio", delete_cache=(900, 3600)) as demo:
+    with gr.Blocks(title="Consistency Studio", delete_cache=(900, 3600), analytics_enabled=False) as demo:
         gr.Markdown("# Consistency Studio\nEdit images with a consistency model (Song et al. 2023) in 1-18 "
                     "network evaluations: every edit is the paper's Algorithm 4 with a different operator.")
         with gr.Row(equal_height=True):
@@ -66,8 +68,12 @@ def concurrency_limit(device_type: str) -> int:
 
 
 def launch(demo: gr.Blocks, studio: Studio, host: str = "127.0.0.1", port: int | None = 7860,
-           **kwargs: Any) -> Any:
-    """Queue with a device-sized concurrency limit and a bounded size, an upload limit, then serve."""
+           guard: GuardLimits | None = None, **kwargs: Any) -> Any:
+    """Queue with a device-sized concurrency limit and a bounded size, an upload limit and the guard
+    (app.guard: per-client shares, body, upload and file-reference checks) in front of Gradio's routes, then serve."""
     demo.queue(default_concurrency_limit=concurrency_limit(studio.runtime.device.type), max_size=64)
+    bind_sessions(demo)
+    middleware = [Middleware(Guard, demo=demo, limits=guard or GuardLimits())]
     return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS,
-                       show_error=False, ssr_mode=False, footer_links=["api"], **kwargs)
+                       show_error=False, ssr_mode=False, footer_links=["api"], app_kwargs={"middleware": middleware},
+                       **kwargs)

@@ -38,3 +38,55 @@ def start_app(weights: Path, example_paths: list[str] | None = None, **studio_op
     demo = build_demo(studio, example_paths)
     _, url, _ = launch(demo, studio, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo, url
+
+
+class AppProcess:
+    """`python app.py` in a subprocess on loopback (its default host), answered once started; stop() ends it."""
+
+    def __init__(self, weights: Path, folder: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 memory_bytes: int | None = None):
+        import os
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        root = Path(__file__).resolve().parent.parent
+        self.port, self.log = free_port(), folder / "server.log"
+        self.url = f"http://127.0.0.1:{self.port}/"
+        full_env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
+                        GRADIO_TEMP_DIR=str(folder / "gradio-tmp"), **(env or {}))
+
+        def bound() -> None:  # in the child: its address space held to memory_bytes
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(root / "app.py"), "--weights", str(weights), "--device", "cpu",
+                 "--port", str(self.port), *args], cwd=root, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=bound if memory_bytes else None)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"app.py did not answer within 120 s:\n{self.log.read_text()[-3000:]}")
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        import subprocess
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -26,7 +26,7 @@ from PIL import Image
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from tests.app_server import RESOLUTION, free_port, make_weights  # noqa: E402
+from tests.app_server import RESOLUTION, AppProcess, make_weights  # noqa: E402
 from tests.test_images import png_by_hand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,33 +57,14 @@ def rss_mib(pid: int) -> float:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("reliability")
     weights = make_weights(folder / "weights")
-    port, log = free_port(), folder / "server.log"
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
-               GRADIO_TEMP_DIR=str(folder / "gradio-tmp"))
-    with open(log, "wb") as out:  # no --host: the default must be loopback
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--weights", str(weights), "--device", "cpu",
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    try:  # no --host: the default must be loopback
+        app = AppProcess(weights, folder)
+    except RuntimeError as e:
+        pytest.fail(str(e))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within 120 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield Server(url, proc.pid, port, weights, log)
+        yield Server(app.url, app.pid, app.port, weights, app.log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        app.stop()
 
 
 @pytest.fixture(scope="module")
