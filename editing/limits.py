@@ -3,8 +3,8 @@
 An edit's cost grows with its output pixels times its network evaluations (the model runs on tiles that
 cover the image once per evaluation), so the limit is a budget of megapixel-evaluations: a one-evaluation
 denoise may take `megapixels` megapixels, an 18-evaluation edit an 18th of that. The defaults come from the
-measured speed of the shipped emoji model (benchmarks/RESULTS.md and the README) against the studio's
-default 120 s timeout.
+measured speed of the shipped emoji model on tiles (README, "Any size") against the studio's default 120 s
+timeout.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-CPU_MEGAPIXELS = 8.0  # megapixel-evaluations per request on a CPU
-CUDA_MEGAPIXELS = 400.0  # and on a CUDA GPU
+CPU_MEGAPIXELS = 4.0  # megapixel-evaluations per request on a CPU (half the idle 2-core estimate: a busy CPU)
+CUDA_MEGAPIXELS = 200.0  # and on a CUDA GPU
 
 
 @dataclass(frozen=True)

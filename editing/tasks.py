@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
 
 import torch
 import torch.nn.functional as F
 
 from editing.limits import Limits, check_request
+from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
 from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun
@@ -26,9 +26,6 @@ from editing.tiling import TileCallback, Tiling, default_tiling, stream_seed, ti
 
 DEFAULT_EDIT = PRESETS["editing 18"]
 COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
-SATURATED = 0.5 / 127.5  # within half an 8-bit level of -1 or 1
-MIN_NOISE_WINDOWS = 64
-NORMAL_QUARTILE = NormalDist().inv_cdf(0.75)  # median |z| of a standard normal, 0.6745
 
 
 def schedule_sigmas(model: Denoiser, schedule: Schedule) -> torch.Tensor:
@@ -73,7 +70,8 @@ def tiled_model(
 ) -> Denoise:
     """The model with one class label bound, on R x R tiles of larger images (exactly the model at R x R)."""
     base = bind(model, class_labels(model, label, 1))
-    return tiled(base, tiling or default_tiling(model.param.resolution), tile_generators(seeds), progress=on_tiles)
+    tiling = tiling or default_tiling(model.param.resolution, device_of(model))
+    return tiled(base, tiling, tile_generators(seeds), progress=on_tiles)
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -271,44 +269,6 @@ def interpolate_images(
     z = randn(a.shape, generators_for([seed + 2**31]), a.device)
     x = torch.cat([(1 - t) * a + t * b for t in torch.linspace(0, 1, frames).tolist()]) + sigma0 * z
     return edit(model, a, Identity(), [seed] * frames, schedule=schedule, label=label, x=x, callback=callback)
-
-
-def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian noise std on the [-1, 1] scale (Immerkaer 1996, "Fast noise variance estimation"),
-    robust to clipping.
-
-    The 3x3 Laplacian-difference kernel cancels locally linear content; on pure noise of std s its response
-    is N(0, 36 s^2), whose median absolute value is 6 s times the normal quartile 0.6745. Windows that touch a
-    saturated pixel (-1 or 1, where an upload's noise was clipped to the 8-bit range) are left out: clipping
-    removes noise there, and counting them read sigma 0.2 as 0.17 on held-out emoji. The median rather than
-    the mean keeps edges from inflating the estimate.
-
-    At high noise, clipping also biases the windows near a bound that happened not to saturate (they are the
-    ones whose noise pointed away from it): a second pass leaves out windows whose 5x5 mean lies within 1.5
-    first estimates of a bound. It costs at low noise, where edges then weigh more, so the two are blended by
-    the first estimate (all first pass below 0.1, all second above 0.3). On held-out 8-bit uploads this reads
-    sigma 0.4 as 0.39 (0.36 without it) and 0.6 as 0.53 (0.45), and leaves 0.1 and 0.2 within 0.005; denoising
-    those uploads at sigma 0.4 gains 0.4 dB (benchmarks, edits).
-    """
-    if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
-        raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
-    images = images.to(torch.float32)
-    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=images.device)
-    c = images.shape[1]
-    response = F.conv2d(images, kernel.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c).abs()
-
-    def median_over(excluded: torch.Tensor) -> torch.Tensor:
-        # Windows (3x3, as the response) that touch no excluded pixel; an image with too few keeps them all.
-        valid = F.max_pool2d(excluded.to(torch.float32), 3, stride=1) == 0
-        enough = valid.flatten(1).sum(1) >= MIN_NOISE_WINDOWS
-        valid |= ~enough.view(-1, 1, 1, 1)
-        return response.masked_fill(~valid, float("nan")).flatten(1).nanmedian(1).values / (6.0 * NORMAL_QUARTILE)
-
-    first = median_over((images.abs() - 1).abs() <= SATURATED)
-    local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)
-    second = median_over(local_mean.abs() >= 1 - 1.5 * first.view(-1, 1, 1, 1))
-    weight = ((first - 0.1) / 0.2).clamp(0, 1)
-    return (1 - weight) * first + weight * second
 
 
 def denoise(

@@ -29,7 +29,7 @@ class Tiling:
 
     tile: int
     overlap: int
-    batch: int = 16
+    batch: int = 64
 
     def __post_init__(self) -> None:
         if self.tile < 1:
@@ -44,9 +44,12 @@ class Tiling:
         return self.tile - self.overlap
 
 
-def default_tiling(resolution: int, batch: int = 16) -> Tiling:
-    """Tiles of the model's resolution overlapping by a quarter of it."""
-    return Tiling(resolution, resolution // 4, batch)
+TILE_BATCH = {"cpu": 64, "cuda": 512}  # tiles per network call: larger batches ran faster on both
+
+
+def default_tiling(resolution: int, device: torch.device | str = "cpu") -> Tiling:
+    """Tiles of the model's resolution overlapping by a quarter of it, batched for the device."""
+    return Tiling(resolution, resolution // 4, TILE_BATCH.get(torch.device(device).type, TILE_BATCH["cpu"]))
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,10 @@ def tiled(
     def run(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         if (h, w) == (r, r):
-            return denoise(x, sigma)  # one tile: the untiled call itself
+            x0 = denoise(x, sigma)  # one tile: the untiled call itself
+            if progress is not None:
+                progress(TileProgress(1, 1, b))
+            return x0
         if len(generators) != b:
             raise ValueError(f"need one generator per image: {len(generators)} generators for batch {b}")
         nh, nw = tiles_along(h, tiling), tiles_along(w, tiling)

@@ -96,6 +96,9 @@ def test_progress_per_tile_batch(tiny_model: Denoiser) -> None:
     per_call = batches_per_call(1, 70, 100, t)
     assert per_call == -(-count_tiles(70, 100, t) // 5) and len(seen) == per_call
     assert [p.done for p in seen] == list(range(1, per_call + 1)) and sum(p.tiles for p in seen) == count_tiles(70, 100, t)
+    seen.clear()  # an image of one tile reports its one call too
+    tasks.denoise(tiny_model, photo(16, 16), sigma=0.2, label=0, tiling=t, on_tiles=seen.append)
+    assert seen == [TileProgress(1, 1, 1)] and batches_per_call(1, 16, 16, t) == 1
 
 
 def test_inpaint_keeps_every_unmasked_byte(tiny_model: Denoiser) -> None:
