@@ -137,6 +137,7 @@ class Guard:
     def __init__(self, app: Callable[..., Awaitable[None]], demo: Any, limits: GuardLimits):
         self.app, self.demo, self.limits = app, demo, limits
         self.quota = UploadQuota(limits.upload_quota)
+        self._entering: dict[str, int] = {}  # admitted requests not yet in Gradio's queue, by "s:" session / "a:" address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -146,14 +147,17 @@ class Guard:
             return await self.app(scope, receive, send)
         limit = {"upload": self.limits.upload_bytes, "component_server": self.limits.blob_bytes}.get(
             kind, self.limits.json_bytes)
+        keys: list[str] = []
         try:
             body = await _read_body(scope, receive, limit)
             if kind == "upload":
                 self._check_upload(scope, body)
             elif kind in ("call", "join"):
-                self._check_call(scope, body, api)
+                keys = self._check_call(scope, body, api)
         except Refused as e:
             return await _reply(send, e.status, e.message)
+        for key in keys:
+            self._entering[key] = self._entering.get(key, 0) + 1
         sent = False
 
         async def replay() -> dict[str, Any]:
@@ -163,7 +167,13 @@ class Guard:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        try:  # the call returns once Gradio has queued the event, where _admit counts it from then on
+            await self.app(scope, replay, send)
+        finally:
+            for key in keys:
+                self._entering[key] -= 1
+                if not self._entering[key]:
+                    del self._entering[key]
 
     # -- checks -------------------------------------------------------------------------------------------
 
@@ -177,7 +187,7 @@ class Guard:
             raise Refused(413, f"{parts} files in one upload; at most {self.limits.upload_files} are accepted")
         self.quota.admit(len(body))
 
-    def _check_call(self, scope: Scope, body: bytes, api: str | None) -> None:
+    def _check_call(self, scope: Scope, body: bytes, api: str | None) -> list[str]:
         try:
             payload = json.loads(body or b"null")
         except (UnicodeDecodeError, ValueError):
@@ -201,7 +211,7 @@ class Guard:
         for ref in file_refs(data):
             if not is_uploaded(ref.get("path")):
                 raise Refused(400, NOT_UPLOADED)
-        self._admit(scope, payload)
+        return self._admit(scope, payload)
 
     def _function(self, api: str | None, payload: dict[str, Any]) -> Any:
         fns = {fn.api_name: fn for fn in self.demo.fns.values() if fn.api_name}
@@ -218,20 +228,24 @@ class Guard:
                                f"{', '.join(public)}")
         return self.demo.fns[index]
 
-    def _admit(self, scope: Scope, payload: dict[str, Any]) -> None:
-        """Refuse a request while its session or its address already has its share queued or running."""
+    def _admit(self, scope: Scope, payload: dict[str, Any]) -> list[str]:
+        """Refuse a request while its session or its address already has its share queued or running; the keys
+        it is counted under until it is in the queue."""
         queue = getattr(self.demo, "_queue", None)
         events = list(getattr(queue, "event_ids_to_events", {}).values())
         session = payload.get("session_hash")
         address = (scope.get("client") or ("?",))[0]
+        keys = [f"a:{address}"] + ([f"s:{session}"] if isinstance(session, str) else [])
         same_session = sum(1 for e in events if session and e.session_hash == session)
         same_address = sum(1 for e in events if _event_address(e) == address)
+        same_address += self._entering.get(keys[0], 0)
+        same_session += self._entering.get(keys[-1], 0) if len(keys) > 1 else 0
         if same_session >= self.limits.per_session:
             who, count, cap = "this session", same_session, self.limits.per_session
         elif same_address >= self.limits.per_address:
             who, count, cap = "your address", same_address, self.limits.per_address
         else:
-            return
+            return keys
         raise Refused(429, f"busy: {who} already has {count} requests waiting or running (at most {cap}); "
                            "try again when one of them has finished")
 
@@ -251,9 +265,9 @@ def _header(scope: Scope, name: str) -> str:
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes; beyond it Refused(413) once the rest is drained (up to 8x the limit,
+    so that the client reads the answer instead of a broken pipe), without keeping it."""
     declared = _header(scope, "content-length")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"the request is {int(declared):,} bytes; at most {limit:,} are accepted here")
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -261,11 +275,16 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise Refused(400, "the client went away")
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"the request is over {limit:,} bytes, the most accepted here")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
+        if size <= limit:
+            chunks.append(chunk)
+        else:
+            chunks.clear()
+        if not message.get("more_body") or size > 8 * limit:
+            break
+    if size > limit:
+        shown = f"{int(declared):,}" if declared.isdigit() else f"over {limit:,}"
+        raise Refused(413, f"the request is {shown} bytes; at most {limit:,} are accepted here")
+    return b"".join(chunks)
 
 
 async def _reply(send: Send, status: int, message: str) -> None:

@@ -44,7 +44,7 @@ class AppProcess:
     """`python app.py` in a subprocess on loopback (its default host), answered once started; stop() ends it."""
 
     def __init__(self, weights: Path, folder: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 memory_bytes: int | None = None):
+                 memory_bytes: int | None = None, clean_env: bool = False):
         import os
         import subprocess
         import sys
@@ -54,7 +54,7 @@ class AppProcess:
         root = Path(__file__).resolve().parent.parent
         self.port, self.log = free_port(), folder / "server.log"
         self.url = f"http://127.0.0.1:{self.port}/"
-        full_env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
+        full_env = dict({} if clean_env else os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                         GRADIO_TEMP_DIR=str(folder / "gradio-tmp"), **(env or {}))
 
         def bound() -> None:  # in the child: its address space held to memory_bytes

@@ -84,6 +84,7 @@ def progress_callback(progress: gr.Progress, desc: str) -> Callable[[int, int], 
 
     def on_step(done: int, total: int) -> None:
         if not alive():
+            log.info("%s stopped after %d of %d evaluations: its client went away", desc, done, total)
             raise ClientGone(f"stopped after {done} of {total} network evaluations: the client went away")
         progress((done, total), desc=desc, unit="evaluations")
 
