@@ -1,0 +1,86 @@
+"""Blind estimation of additive white Gaussian noise on images with flat colours, hard edges and 8-bit clipping.
+
+The measure is Immerkær's (1996, "Fast noise variance estimation"): the 3x3 Laplacian-of-differences kernel
+cancels locally linear content, and on noise of std s its response is N(0, 36 s^2). Edges do not cancel,
+and on emoji (flat colours, hard outlines) they are a large share of the windows, so the response is read
+only where the image is locally flat, chosen as in Tai & Yang (2008) and Liu, Tanaka & Okutomi (2013,
+weak-texture patches) by a gradient test whose threshold comes from the noise itself:
+
+- The Sobel pair's responses on noise are N(0, 12 s^2) each, uncorrelated with each other and with the
+  Laplacian response (Sobel kernels are antisymmetric, the Laplacian symmetric), so on a flat window
+  |G|^2 / (12 s^2) ~ chi^2 with 2 dof and selecting on it does not bias the Laplacian there. A window is
+  kept when no pixel of its 3x3 neighbourhood has |G|^2 above the chi^2 quantile FLAT_QUANTILE at the
+  current estimate (the neighbourhood also catches thin lines and dots, to which a centred Sobel is blind).
+  Starting from the all-window estimate (an overestimate), a few rounds shrink it to the flat windows'.
+- Clipped pixels carry no noise information (8-bit uploads clip at 0 and 255). Windows whose local 5x5
+  mean lies within CLIP_MARGIN estimates of a bound are left out. That selection is unbiased: the box
+  filter is orthogonal to the zero-sum Laplacian kernel, so on noise the two are uncorrelated. Leaving out
+  instead the windows that happen to touch a clipped pixel keeps those whose noise pointed away from the
+  bound, a low bias that grows with sigma; it is used only for the first estimate and as a fallback.
+- 8-bit rounding adds uniform noise of variance (1 level)^2 / 12, removed in quadrature on images whose
+  values all lie on the 8-bit grid.
+
+The std is read robustly as median |response| / (6 * 0.6745) (a normal's median absolute value).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import torch
+import torch.nn.functional as F
+
+LEVEL = 2.0 / 255.0  # one 8-bit level on the [-1, 1] scale
+SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
+NORMAL_QUARTILE = NormalDist().inv_cdf(0.75)  # median |z| of a standard normal, 0.6745
+FLAT_QUANTILE = 0.9999  # chi^2_2 quantile of the flatness test: a flat window fails it 0.01% of the time
+CLIP_MARGIN = 1.5  # local means within this many sigmas of -1 or 1 are biased by clipping
+ROUNDS = 4  # re-selections of the flat windows (the estimate settles in two or three)
+MIN_WINDOWS = 64  # fewer flat windows than this: fall back to the wider selection
+
+
+def _windows(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Valid 3x3 correlation of every channel with `kernel`: (B, C, H - 2, W - 2)."""
+    c = images.shape[1]
+    return F.conv2d(images, kernel.to(images).view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
+
+
+def _robust_sigma(response: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Per image, median |response| over `keep` / (6 * 0.6745): the noise std (Immerkaer's normalisation)."""
+    return response.abs().masked_fill(~keep, float("nan")).flatten(1).nanmedian(1).values / (6.0 * NORMAL_QUARTILE)
+
+
+def _fallback(keep: torch.Tensor, wider: torch.Tensor) -> torch.Tensor:
+    """`keep` for images where it has MIN_WINDOWS windows, else `wider`."""
+    enough = keep.flatten(1).sum(1) >= MIN_WINDOWS
+    return torch.where(enough.view(-1, 1, 1, 1), keep, wider)
+
+
+def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
+    """Per-image std of additive Gaussian noise on the [-1, 1] scale (Immerkaer 1996 on flat windows)."""
+    if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
+        raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
+    images = images.to(torch.float32)
+    laplacian = _windows(images, torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]))
+    sobel = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    gradient2 = _windows(images, sobel) ** 2 + _windows(images, sobel.T) ** 2
+    # 1. A first, high estimate from the windows with no clipped pixel (an image with too few keeps them all).
+    clipped = ((images.abs() - 1.0).abs() <= SATURATED).to(torch.float32)
+    unclipped = _fallback(F.max_pool2d(clipped, 3, stride=1) == 0, torch.ones_like(laplacian, dtype=torch.bool))
+    sigma = _robust_sigma(laplacian, unclipped)
+    local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)[..., 1:-1, 1:-1]
+    chi2 = -2.0 * math.log(1.0 - FLAT_QUANTILE)  # chi^2_2 quantile
+    # 2. Re-select flat windows whose local mean is away from the bounds at the current estimate, re-estimate.
+    for _ in range(ROUNDS):
+        s = sigma.view(-1, 1, 1, 1)
+        steep = (gradient2 > chi2 * 12.0 * s**2).to(torch.float32)
+        flat = F.max_pool2d(F.pad(steep, (1, 1, 1, 1)), 3, stride=1) == 0
+        inside = local_mean.abs() < 1.0 - CLIP_MARGIN * s
+        keep = _fallback(flat & inside, _fallback(unclipped & flat, unclipped))
+        sigma = _robust_sigma(laplacian, keep)
+    # 3. On 8-bit images (every value on the grid), remove the rounding's share, (1 level)^2 / 12.
+    levels = (images + 1.0) / LEVEL
+    on_grid = ((levels - levels.round()).abs() < 1e-3).flatten(1).all(1)
+    rounding = torch.where(on_grid, LEVEL**2 / 12.0, 0.0)
+    return (sigma**2 - rounding).clamp_min(0.0).sqrt()

@@ -1,0 +1,100 @@
+"""editing.noise.estimate_noise_sigma on synthetic 8-bit uploads: flat colours with hard edges, gradients, textures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from editing import tasks
+from editing.images import from_uint8, to_uint8
+from editing.noise import estimate_noise_sigma
+
+SIGMAS_255 = (5, 10, 15, 25, 50)
+RELATIVE_BOUND = 0.12  # per image, |estimate - sigma| / sigma, for sigma <= 25 levels
+HIGH_NOISE_BOUND = 0.2  # at 50 levels, where a third of these test images' channels clip at 0 or 255
+
+
+def flat_shapes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Emoji-like: a white background, saturated and mid colours in rectangles and discs, black outlines."""
+    out = torch.ones(n, 3, size, size)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    for b in range(n):
+        for _ in range(6):
+            colour = torch.randint(0, 3, (3,), generator=g).float() - 1.0  # -1, 0 or 1 per channel
+            cy, cx, r = (torch.randint(4, size - 4, (2,), generator=g)).tolist() + [int(torch.randint(3, size // 3, (1,), generator=g))]
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+            ring = disc & ((yy - cy) ** 2 + (xx - cx) ** 2 > (r - 1) ** 2)
+            out[b, :, disc] = colour.view(3, 1)
+            out[b, :, ring] = -1.0  # a one-pixel black outline
+        y0, x0 = torch.randint(0, size // 2, (2,), generator=g).tolist()
+        out[b, :, y0 : y0 + size // 3, x0 : x0 + size // 4] = torch.rand(3, 1, 1, generator=g) * 1.6 - 0.8
+    return out
+
+
+def gradients(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Linear ramps in random directions between random colours (kept off the bounds)."""
+    t = torch.linspace(-1, 1, size)
+    out = []
+    for _ in range(n):
+        a, b = torch.rand(2, generator=g) * 2 - 1
+        ramp = 0.5 * (a * t.view(1, -1) + b * t.view(-1, 1))
+        out.append(ramp + 0.3 * (torch.rand(3, 1, 1, generator=g) - 0.5))
+    return torch.stack(out)
+
+
+def textures(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Natural-ish: smooth random fields (noise upsampled from 1/8 size) plus a weaker mid-scale layer."""
+    coarse = F.interpolate(torch.randn(n, 3, size // 8, size // 8, generator=g), size=(size, size), mode="bicubic",
+                           align_corners=False)
+    mid = F.interpolate(torch.randn(n, 3, size // 4, size // 4, generator=g), size=(size, size), mode="bilinear",
+                        align_corners=False)
+    return (0.35 * coarse + 0.1 * mid).clamp(-0.95, 0.95)
+
+
+def upload(clean: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
+    """Noise added, clipped and rounded to 8 bits, as a user's noisy PNG."""
+    return from_uint8(to_uint8(clean + sigma * torch.randn(clean.shape, generator=g)))
+
+
+@pytest.mark.parametrize("kind", ["flat_shapes", "gradients", "textures"])
+def test_estimate_within_bound_on_8_bit_uploads(kind: str) -> None:
+    g = torch.Generator().manual_seed({"flat_shapes": 0, "gradients": 1, "textures": 2}[kind])
+    clean = {"flat_shapes": flat_shapes, "gradients": gradients, "textures": textures}[kind](6, 64, g)
+    for s255 in SIGMAS_255:
+        sigma = s255 / 127.5
+        est = estimate_noise_sigma(upload(clean, sigma, g))
+        assert est.shape == (6,)
+        bound = RELATIVE_BOUND if s255 <= 25 else HIGH_NOISE_BOUND
+        assert ((est - sigma).abs() / sigma < bound).all(), (kind, s255, est * 127.5)
+
+
+def test_edges_would_fool_an_all_window_estimate() -> None:
+    """The bound above is not loose: the Laplacian median over all unclipped windows misses it on hard edges."""
+    g = torch.Generator().manual_seed(0)
+    clean = flat_shapes(6, 64, g)
+    sigma = 5 / 127.5
+    noisy = upload(clean, sigma, g)
+    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    response = F.conv2d(noisy, kernel, groups=3).abs().flatten(1)
+    naive = response.median(1).values / (6 * 0.6745)
+    assert ((naive - sigma).abs() / sigma > RELATIVE_BOUND).any()
+    assert ((estimate_noise_sigma(noisy) - sigma).abs() / sigma < RELATIVE_BOUND).all()
+
+
+def test_clean_flat_and_ramp_images_read_as_no_noise() -> None:
+    g = torch.Generator().manual_seed(3)
+    for clean in (flat_shapes(2, 32, g), gradients(2, 32, g)):
+        assert estimate_noise_sigma(from_uint8(to_uint8(clean))).max() * 127.5 < 0.5
+    assert estimate_noise_sigma(torch.ones(1, 3, 32, 32)).item() == 0.0  # all saturated: still defined
+
+
+def test_float_noise_is_not_corrected_for_rounding_and_input_is_checked() -> None:
+    noise = 0.01 * torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    assert ((estimate_noise_sigma(noise) - 0.01).abs() < 0.0005).all()
+    with pytest.raises(ValueError):
+        estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
+
+
+def test_tasks_reexports_the_estimator() -> None:
+    assert tasks.estimate_noise_sigma is estimate_noise_sigma
