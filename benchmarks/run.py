@@ -18,7 +18,7 @@ from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
-SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "noise", "saved")
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def run(options: Options) -> dict:
             tables.append(Table("tasks", "Wall time of every task", [], notes=[f"skipped: {why_model}"]))
 
     data = None
-    if any(s in options.sections for s in ("quality", "quality_sets", "edits")):
+    if any(s in options.sections for s in ("quality", "quality_sets", "edits", "saved")):
         try:
             data = load_dataset(options.data)
         except (OSError, ValueError) as e:
@@ -144,6 +144,19 @@ def run(options: Options) -> dict:
                                                runtime_note, net_name))
     if section("photo_crops"):
         tables += photo_tables(options, runtime)
+    if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops
+        from benchmarks.noise import noise_table
+
+        try:
+            noise_data = data or load_dataset(options.data)
+        except (OSError, ValueError):
+            noise_data = None
+        few = budget is QUICK
+        tables.append(noise_table(noise_data, options.photo_data, 16 if few else 64, 1 if few else 4))
+    if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
+        from benchmarks.feasible import saved_table
+
+        tables.append(saved_table(model, why_model, data, 8 if budget is QUICK else 32))
     info["seconds"] = round(time.perf_counter() - started, 1)
     stamp = run_stamp(info)
     for t in tables:

@@ -145,3 +145,17 @@ def test_shipped_edits_keep_the_measurement_in_the_8_bit_result(cm) -> None:
     filled = tasks.inpaint(cm, y, mask, seeds, label=1)
     kept = ~mask[0, 0].numpy()
     assert (to_uint8(filled)[:, kept] == to_uint8(y)[:, kept]).all()
+
+
+def test_benchmark_saved_table_before_and_after(tiny_model) -> None:
+    """benchmarks.feasible on the tiny random model: the projected rows keep every level error within 0.5."""
+    from benchmarks.common import Dataset
+    from benchmarks.feasible import saved_table
+
+    images = saturated_reference(5, size=16, batch=2)
+    data = Dataset(images, ["twemoji", "twemoji"], ["heldout", "heldout"])
+    table = saved_table(tiny_model, "", data, per_style=2)
+    assert len(table.rows) == 8
+    for row in table.rows:
+        if row[1] == "projected (now)":
+            assert row[2] == "0.00%" and row[7] <= 0.5 + 1e-3, row

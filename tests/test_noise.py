@@ -98,3 +98,18 @@ def test_float_noise_is_not_corrected_for_rounding_and_input_is_checked() -> Non
 
 def test_tasks_reexports_the_estimator() -> None:
     assert tasks.estimate_noise_sigma is estimate_noise_sigma
+
+
+def test_benchmark_table_rows_and_the_baseline_it_beats(tmp_path) -> None:
+    """benchmarks.noise on a tiny emoji-like set (no photo folder): one row per sigma and estimator."""
+    from benchmarks.common import Dataset
+    from benchmarks.noise import SIGMAS_255, noise_table
+
+    g = torch.Generator().manual_seed(9)
+    images = from_uint8(to_uint8(flat_shapes(8, 32, g)))
+    data = Dataset(images, ["twemoji"] * 8, ["heldout"] * 8)
+    table = noise_table(data, tmp_path / "no-photos", emoji_per_style=8, crops_per_photo=1)
+    assert len(table.rows) == 2 * len(SIGMAS_255) and any("photo rows skipped" in n for n in table.notes)
+    ours = [row for row in table.rows if row[2].startswith("editing.noise")]
+    baseline = [row for row in table.rows if row[2].startswith("Immerkaer")]
+    assert ours[0][4] < baseline[0][4]  # mean |error| at 5 levels: the flat test matters on hard edges
