@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from editing.schedules import PRESETS, Schedule, parse_ts, steps_schedule
-
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 20.0
-MAX_SEED = 2**63 - 1
-MAX_EVALUATIONS = 64  # network evaluations per image in one request
-MAX_GRID = 1000  # points of a sigma grid implied by a ts list
 # Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG).
 FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "AVIF")
-UNCONDITIONAL = ("", "(unconditional)", "unconditional", "none")
 _CHUNK_VALUES = 1 << 22  # floats converted at once while resizing (16 MiB)
 _EXIF_ORIENTATION = 0x0112
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
@@ -547,41 +540,6 @@ def load_mask(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS, max_
     return ConvertedMask(torch.from_numpy(out)[None, None].contiguous(), notes)
 
 
-def mask_from_editor(editor_value: dict, resolution: int, *, max_pixels: int = MAX_PIXELS,
-                     max_bytes: int = MAX_BYTES) -> ConvertedMask:
-    """A gr.ImageEditor value {"background", "layers", "composite"} -> the painted pixels (alpha > 0) as a mask."""
-    _check_resolution(resolution)
-    if not isinstance(editor_value, dict):
-        raise InputError("no drawing was received: paint the mask over the image with the brush")
-    layers = editor_value.get("layers") or []
-    if not isinstance(layers, (list, tuple)):
-        raise InputError("the editor's layers are malformed: expected a list of images")
-    out = np.zeros((resolution, resolution), bool)
-    notes: list[str] = []
-    for index, layer in enumerate(layers):
-        if layer is None:
-            continue
-        layer_notes: list[str] = []
-        source, name = _source_pixels(layer, resolution, max_pixels, max_bytes, layer_notes)
-        name = f"layer {index + 1}"
-        if isinstance(source, Image.Image):
-            if source.mode not in ("RGBA", "LA", "PA") and "transparency" not in source.info:
-                raise InputError(f"{name} has no transparency ({source.mode}); painted layers must be RGBA")
-            painted = np.asarray(source.convert("RGBA").getchannel("A")) > 0
-        else:
-            if source.ndim != 3 or source.shape[2] not in (2, 4):
-                raise InputError(f"{name} has shape {tuple(source.shape)}; painted layers must be HxWx4 (RGBA)")
-            painted = source[:, :, -1] > 0
-        out |= _any_resize(painted, resolution)
-        height, width = painted.shape
-        note = _resize_note(width, height, resolution, f"layer {index + 1} resized")
-        if note and not notes:
-            notes.append(note + " (a cell is filled if any painted pixel is in it)")
-    if not any(layer is not None for layer in layers):
-        notes.append("nothing was painted")
-    return ConvertedMask(torch.from_numpy(out)[None, None].contiguous(), notes)
-
-
 def is_empty(mask: torch.Tensor) -> bool:
     """True when no pixel is to be filled."""
     return not bool(mask.any())
@@ -617,140 +575,3 @@ def enlarge(image: Image.Image, size: int) -> Image.Image:
     scale = size / max(image.width, image.height)
     new = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(new, Image.Resampling.NEAREST)
-
-
-# -- form values ------------------------------------------------------------------------------------
-
-
-def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
-    """A class name (case-insensitive) or index -> its index; None/"" (or "(unconditional)") -> None."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in UNCONDITIONAL):
-        return None
-    if not class_names:
-        raise InputError(f"this model is unconditional: it takes no class (got {_echo(value)})")
-    shown = ", ".join(class_names[:20]) + (f", ... ({len(class_names)} in all)" if len(class_names) > 20 else "")
-    if isinstance(value, bool):
-        raise InputError(f"unknown class {_echo(value)}; choose one of {shown}")
-    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().isdigit()):
-        if isinstance(value, str) and value.strip() in class_names:
-            return list(class_names).index(value.strip())
-        index = int(value)
-        if not 0 <= index < len(class_names):
-            raise InputError(f"class index {index} is out of range 0-{len(class_names) - 1}; choose one of {shown}")
-        return index
-    if isinstance(value, str):
-        wanted = value.strip().casefold()
-        for index, class_name in enumerate(class_names):
-            if class_name.casefold() == wanted:
-                return index
-    raise InputError(f"unknown class {_echo(value)}; choose one of {shown}")
-
-
-def parse_number(value: Any, what: str = "a number field") -> int | float:
-    """A finite number from a JSON number or a numeric string ("7", "0.25"); anything else (a word, a list,
-    true/false, nothing, NaN) is an InputError naming the field."""
-    number = value
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                number = None
-    if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
-        shown = "nothing" if value is None else f"{type(value).__name__} {_echo(value)}"
-        raise InputError(f"{what}: expected a number, got {shown}")
-    if not math.isfinite(number):
-        raise InputError(f"{what}: expected a finite number, got {number}")
-    return number
-
-
-def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
-    """A seed from a number box or text: a whole number from 0 to `maximum` (2**63 - 1)."""
-    expected = f"a seed must be a whole number from 0 to {maximum}"
-    try:
-        number = parse_number(value, "seed")
-    except InputError:
-        raise InputError(f"{expected}, got {_echo(value)}") from None
-    if isinstance(number, (float, np.floating)) and not float(number).is_integer():
-        raise InputError(f"{expected}, got {_echo(value)}")
-    number = int(number)
-    if not 0 <= number <= maximum:
-        raise InputError(f"{expected}, got {number}")
-    return number
-
-
-def _echo(value: Any, limit: int = 60) -> str:
-    """A user's value for an error message, shortened so a huge input is not sent back whole."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(str(value)):,} characters)"
-
-
-def parse_steps_or_ts(value: Any, n: int | None = 40, *, default: Schedule | None = None,
-                      max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID,
-                      tuned: Mapping[int, Schedule] | None = None) -> Schedule:
-    """A preset name, a step count or a ts list "0,22,39" -> Schedule.
-
-    A step count k takes the model's tuned ts for k (`tuned`, from its schedules.json) where it has one,
-    else k indices spread evenly on an n-point grid.
-
-    For a ts list, `n=None` takes the grid from the list (its last index + 1, at most `max_grid` points).
-    At most `max_evaluations` network evaluations, so one request cannot occupy the device for long.
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if default is None:
-            raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
-        return default
-    try:
-        schedule = _parse_schedule(value, n, max_grid, tuned or {})
-    except InputError:
-        raise
-    except ValueError as e:
-        message = str(e)
-        raise InputError(message if len(message) <= 300 else message[:290] + "...]") from None
-    if schedule.evaluations > max_evaluations:
-        raise InputError(f"{schedule.evaluations} steps is more than the {max_evaluations} allowed per request")
-    return schedule
-
-
-def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int, Schedule]) -> Schedule:
-    if isinstance(value, bool):
-        raise ValueError(f"steps must be a number or a ts list, got {value!r}")
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value) or not float(value).is_integer():
-            raise ValueError(f"steps must be a whole number, got {value!r}")
-        value = int(value)
-    if isinstance(value, (int, np.integer)):
-        return steps_schedule(int(value), tuned, n)
-    if isinstance(value, (list, tuple)):
-        value = ",".join(str(v) for v in value)
-    if not isinstance(value, str):
-        raise ValueError(f"steps must be a number or a ts list, got {type(value).__name__}")
-    text = value.strip()
-    if text in PRESETS:
-        return PRESETS[text]
-    if text.isdigit():
-        if len(text) > 6:
-            raise ValueError(f"steps must be between 1 and {(n or 40) - 1}, got {_echo(text)}")
-        return steps_schedule(int(text), tuned, n)
-    if "," in text:
-        if len(text) > 8 * max_grid:
-            raise ValueError(f"the ts list is too long ({len(text):,} characters)")
-        if n is None:
-            last = text.rstrip(", ").rsplit(",", 1)[-1].strip()
-            if not last.lstrip("-").isdigit() or len(last) > 9:
-                raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {_echo(text)}")
-            n = int(last) + 1
-            if n > max_grid:
-                raise ValueError(f"ts must stay below index {max_grid} (a grid of at most {max_grid} points), "
-                                 f"got {int(last)}")
-        try:
-            return parse_ts(text, n)
-        except ValueError as e:
-            if "comma-separated" in str(e):
-                raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {_echo(text)}") from None
-            raise
-    raise ValueError(f"steps must be a preset ({', '.join(PRESETS)}), a number of steps like 4, "
-                     f"or a ts list like 0,22,39; got {_echo(text)}")

@@ -262,7 +262,7 @@ def test_unknown_style_and_model_are_refused_and_the_server_still_answers(client
 
 
 def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
-    from app.studio import read_benchmarks
+    from app.benchmark_file import read_benchmarks
 
     rows, note = read_benchmarks(tmp_path / "RESULTS.json")
     assert rows == [] and "not found" in note
@@ -282,7 +282,8 @@ def test_benchmark_results_are_read_for_the_plot(tmp_path: Path) -> None:
 def test_requests_past_the_time_limit_stop_between_evaluations(tmp_path: Path) -> None:
     """The limit is checked after every network evaluation: a 39-step request stops after its first one, says
     why, and the same studio serves the next request (nothing is left running)."""
-    from app.studio import COMPARE_STEPS, RequestTimeout, Studio
+    from app.request import RequestTimeout
+    from app.studio import COMPARE_STEPS, Studio
     from editing.models import Runtime
 
     weights = make_weights(tmp_path / "weights")

@@ -6,7 +6,6 @@ All inputs are generated here (no binary fixtures); PNG headers that Pillow will
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zlib
 from pathlib import Path
@@ -18,8 +17,7 @@ import torch
 from PIL import Image
 
 from editing import images
-from editing.images import InputError, load_image, load_mask, mask_from_editor
-from editing.schedules import PRESETS
+from editing.images import InputError, load_image, load_mask
 
 R = 16
 
@@ -371,33 +369,6 @@ def test_bad_masks(value: Any, words: str) -> None:
         load_mask(value, R)
 
 
-def test_mask_from_editor(tmp_path: Path) -> None:
-    background = Image.new("RGB", (64, 64), "white")
-    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    layer.paste((255, 0, 0, 255), (0, 0, 4, 4))  # the top-left 4x4 of 64x64 -> the top-left cell of 16x16
-    layer_path = write(tmp_path, "layer.png", encode(layer, "PNG"))
-    other = np.zeros((64, 64, 4), np.uint8)
-    other[60:, 60:, 3] = 1  # a faint stroke still counts
-    out = mask_from_editor({"background": background, "layers": [str(layer_path), other],
-                            "composite": background}, R)
-    assert out.mask.shape == (1, 1, R, R)
-    assert out.mask[0, 0, 0, 0] and out.mask[0, 0, -1, -1] and int(out.mask.sum()) == 2
-    nothing = mask_from_editor({"background": background, "layers": [], "composite": background}, R)
-    assert images.is_empty(nothing.mask) and nothing.notes == ["nothing was painted"]
-
-
-@pytest.mark.parametrize("value,words", [
-    (None, "no drawing"),
-    ({"layers": "oops"}, "malformed"),
-    ({"layers": [Image.new("RGB", (8, 8))]}, "no transparency"),
-    ({"layers": [np.zeros((8, 8, 3), np.uint8)]}, "RGBA"),
-    ({"layers": [b""]}, "empty"),
-])
-def test_bad_editor_values(value: Any, words: str) -> None:
-    with pytest.raises(InputError, match=words):
-        mask_from_editor(value, R)
-
-
 # -- outputs --------------------------------------------------------------------------------------------
 
 def test_to_pil_rounds_and_clips() -> None:
@@ -429,93 +400,6 @@ def test_enlarge_is_nearest() -> None:
     big = images.enlarge(small, 32)
     assert big.size == (32, 32)
     assert np.array_equal(np.asarray(big), np.asarray(small).repeat(8, 0).repeat(8, 1))
-
-
-# -- form values ----------------------------------------------------------------------------------------
-
-CLASSES = ("twemoji", "noto", "fluent3d")
-
-
-@pytest.mark.parametrize("value,expected", [("noto", 1), ("  Fluent3D ", 2), (0, 0), ("2", 2), (np.int64(1), 1),
-                                            (None, None), ("", None), ("(unconditional)", None)])
-def test_parse_class(value: Any, expected: int | None) -> None:
-    assert images.parse_class(value, CLASSES) == expected
-
-
-@pytest.mark.parametrize("value,words", [("emoji", "unknown class 'emoji'; choose one of twemoji, noto, fluent3d"),
-                                         (3, "out of range 0-2"), (-1, "out of range"), (True, "unknown class"),
-                                         (1.5, "unknown class")])
-def test_parse_class_errors(value: Any, words: str) -> None:
-    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        images.parse_class(value, CLASSES)
-
-
-def test_parse_class_unconditional_model_and_long_lists() -> None:
-    with pytest.raises(InputError, match="unconditional"):
-        images.parse_class("noto", ())
-    with pytest.raises(InputError, match=r"\(1000 in all\)"):
-        images.parse_class("zebra crossing", [f"class {i}" for i in range(1000)])
-
-
-@pytest.mark.parametrize("value,expected", [(0, 0), (42, 42), (42.0, 42), (" 7 ", 7), ("9e3", 9000),
-                                            (2**63 - 1, 2**63 - 1), (np.int32(5), 5)])
-def test_parse_seed(value: Any, expected: int) -> None:
-    assert images.parse_seed(value) == expected
-
-
-@pytest.mark.parametrize("value", [-1, 2**63, 1.5, float("nan"), float("inf"), "abc", "", True, None, [1]])
-def test_parse_seed_errors(value: Any) -> None:
-    with pytest.raises(InputError, match="whole number from 0 to 9223372036854775807"):
-        images.parse_seed(value)
-
-
-@pytest.mark.parametrize("value,expected", [(3, 3), (0.25, 0.25), (" 7 ", 7), ("-2.5", -2.5), (np.float32(1.5), 1.5)])
-def test_parse_number(value: Any, expected: float) -> None:
-    number = images.parse_number(value, "Frames")
-    assert number == expected and type(number) is type(expected) or isinstance(value, np.floating)
-
-
-@pytest.mark.parametrize("value,message", [("lucky", "expected a number, got str 'lucky'"), ([4], "got list"),
-                                           (True, "got bool"), ({"n": 3}, "got dict"), (None, "got nothing"),
-                                           (float("nan"), "finite"), ("inf", "finite")])
-def test_parse_number_errors(value: Any, message: str) -> None:
-    with pytest.raises(InputError, match=f"^Frames: .*{re.escape(message)}"):
-        images.parse_number(value, "Frames")
-
-
-def test_parse_steps_or_ts() -> None:
-    assert images.parse_steps_or_ts("4").evaluations == 4
-    assert images.parse_steps_or_ts(2.0).ts == (0, 20, 39)
-    assert images.parse_steps_or_ts("0, 22, 39").ts == (0, 22, 39)
-    assert images.parse_steps_or_ts([0, 22, 39]).ts == (0, 22, 39)
-    assert images.parse_steps_or_ts("0,10,17", n=None).n == 18
-    assert images.parse_steps_or_ts("1 step") == PRESETS["1 step"]
-    assert images.parse_steps_or_ts(None, default=PRESETS["strokes"]) == PRESETS["strokes"]
-
-
-@pytest.mark.parametrize("value,words", [
-    ("0,22", "must end at n-1 = 39"), ("39,0", "must end at n-1|ascending"), ("0,22,22,39", "strictly ascending"),
-    ("0,a,39", "comma-separated integers"), ("-3,39", ">= 0"), (0, "between 1 and 39"), ("100", "between 1 and 39"),
-    (2.5, "whole number"), ("lots", "a preset"), (None, "missing"), (True, "number or a ts list"),
-])
-def test_parse_steps_or_ts_errors(value: Any, words: str) -> None:
-    with pytest.raises(InputError, match=words):
-        images.parse_steps_or_ts(value)
-
-
-def test_parse_steps_or_ts_bounds_the_work_and_the_message() -> None:
-    with pytest.raises(InputError, match="more than the 64 allowed"):
-        images.parse_steps_or_ts(",".join(str(i) for i in range(100)), n=None)
-    with pytest.raises(InputError, match="at most 1000 points"):
-        images.parse_steps_or_ts("0,999999999", n=None)
-    assert images.parse_steps_or_ts("39", n=None).evaluations == 39
-    for huge in ("x" * 100_000, "9" * 100_000, ",".join(["0"] * 3000), "0," + "1" * 5000):
-        with pytest.raises(InputError) as info:
-            images.parse_steps_or_ts(huge, n=None)
-        assert len(str(info.value)) < 400
-    with pytest.raises(InputError) as info:
-        images.parse_class("q" * 10_000, CLASSES)
-    assert len(str(info.value)) < 400
 
 
 # -- full size (issue 31) -----------------------------------------------------------------------------

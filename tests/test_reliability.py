@@ -292,7 +292,7 @@ def test_request_folders_survive_concurrent_pruning(server: Server, tmp_path: Pa
     studio = studio_module.Studio.from_weights(server.weights, resolve_runtime("cpu"), out_dir=tmp_path / "out")
     total = studio_module.KEEP_REQUESTS * 3
     with ThreadPoolExecutor(8) as pool:
-        folders = list(pool.map(lambda _: studio._request_dir(), range(total)))
+        folders = list(pool.map(lambda _: studio.files.folder(), range(total)))
     assert len(set(folders)) == total
     assert len(list((tmp_path / "out").iterdir())) <= studio_module.KEEP_REQUESTS
 

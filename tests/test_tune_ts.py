@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from app import forms
 from app.studio import Studio
 from editing import images, tasks
 from editing.models import ModelLoadError, Runtime, load_model, read_schedules
@@ -94,12 +95,12 @@ def test_a_broken_schedules_json_names_the_file(tmp_path: Path, content: str, me
 
 def test_a_step_count_takes_the_tuned_ts_and_nothing_else_does() -> None:
     tuned = {2: Schedule((0, 17, 39), 40)}
-    assert images.parse_steps_or_ts("2", None, tuned=tuned) == tuned[2]
-    assert images.parse_steps_or_ts(2, None, tuned=tuned) == tuned[2]
-    assert images.parse_steps_or_ts("3", None, tuned=tuned) == uniform(3, 40)
-    assert images.parse_steps_or_ts("0,22,39", None, tuned=tuned).ts == (0, 22, 39)
-    assert images.parse_steps_or_ts("ImageNet64 CD 2-step", None, tuned=tuned) == PRESETS["ImageNet64 CD 2-step"]
-    assert images.parse_steps_or_ts("2", None) == uniform(2, 40)
+    assert forms.parse_steps_or_ts("2", None, tuned=tuned) == tuned[2]
+    assert forms.parse_steps_or_ts(2, None, tuned=tuned) == tuned[2]
+    assert forms.parse_steps_or_ts("3", None, tuned=tuned) == uniform(3, 40)
+    assert forms.parse_steps_or_ts("0,22,39", None, tuned=tuned).ts == (0, 22, 39)
+    assert forms.parse_steps_or_ts("ImageNet64 CD 2-step", None, tuned=tuned) == PRESETS["ImageNet64 CD 2-step"]
+    assert forms.parse_steps_or_ts("2", None) == uniform(2, 40)
 
 
 def test_tuning_a_tiny_model_end_to_end(tmp_path: Path, tiny_model_dir: Path, cpu_runtime: Runtime,

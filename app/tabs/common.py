@@ -16,6 +16,7 @@ from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs, EditorDataBlobs
 from PIL import Image
 
+from app import forms
 from app.guard import NOT_UPLOADED, SESSION, is_uploaded
 from editing import images
 
@@ -34,6 +35,7 @@ STEPS_INFO = ("a preset, a number of steps (generation: the ts tuned for the mod
               "on a 40-point grid), or your own ts list like 0,22,39")
 PIXELATED = "pixelated"  # CSS class: show small images big and crisp
 UNDOCUMENTED = "undocumented"  # UI plumbing: callable, but kept out of the API page
+RANDOM_SEEDS = 2**31  # the dice draws below this, far under forms.MAX_SEED, so seed + batch stays in range
 
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"():,/]+/)*[^\s'\"():,/]*")
@@ -117,9 +119,9 @@ def result_outputs(label: str = "Results", columns: int = 4) -> Outputs:
 def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInput:
     """A seed box with a randomize button (the seed used is what the box shows)."""
     with gr.Row(equal_height=True):
-        seed = NumberInput(label=label, value=value, precision=0, minimum=0, maximum=2**32 - 1, scale=3)
+        seed = NumberInput(label=label, value=value, precision=0, minimum=0, maximum=forms.MAX_SEED, scale=3)
         dice = gr.Button("Random seed", scale=1, size="sm")
-    dice.click(lambda: random.randrange(2**31), outputs=seed, api_name=f"{api_prefix}_random_seed",
+    dice.click(lambda: random.randrange(RANDOM_SEEDS), outputs=seed, api_name=f"{api_prefix}_random_seed",
                api_visibility=UNDOCUMENTED, queue=False, show_progress="hidden")
     return seed
 
@@ -134,10 +136,10 @@ def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:
 
 
 def as_number(payload: Any, label: str | None) -> int | float:
-    """A number from an API payload (see editing.images.parse_number), or a gr.Error naming the field where
+    """A number from an API payload (see app.forms.parse_number), or a gr.Error naming the field where
     Gradio's own check failed with a generic error."""
     try:
-        return images.parse_number(payload, label or "a number field")
+        return forms.parse_number(payload, label or "a number field")
     except images.InputError as e:
         raise gr.Error(str(e), print_exception=False) from None
 

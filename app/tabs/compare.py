@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -40,6 +41,6 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.compare(model_name, style_name, seed, reference, progress_callback(progress, "comparing"))
-        return result.gallery(), result.notes_markdown(), result.files, pd.DataFrame(result.extra["rows"])
+        return result.gallery(), result.notes_markdown(), result.files, pd.DataFrame([asdict(row) for row in result.rows])
 
     run.click(compare, inputs=[seed, reference, model, style], outputs=[*out.as_list(), table], api_name="compare")

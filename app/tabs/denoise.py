@@ -47,9 +47,9 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 style_name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.denoise(model_name, style_name, image, sigma if use_override else None, refine, seed,
                                 progress_callback(progress, "denoising"))
-        summary = (f"**Estimated noise sigma: {result.extra['estimated']:.4f}** · "
-                   f"used: {result.extra['used']:.4f}")
-        return summary, (result.extra["before"], result.enlarged[0]), result.gallery(), result.notes_markdown(), \
+        summary = (f"**Estimated noise sigma: {result.estimated:.4f}** · "
+                   f"used: {result.used:.4f}")
+        return summary, (result.before, result.enlarged[0]), result.gallery(), result.notes_markdown(), \
             result.files
 
     add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[image, estimate],

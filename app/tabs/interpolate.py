@@ -50,7 +50,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             steps = ""  # the image mode's own default schedule
         result = studio.interpolate(model_name, style_name, mode_name, seed_a, seed_b, image_a, image_b, frames,
                                     steps, seed, progress_callback(progress, "interpolating"))
-        return result.extra["strip"], result.extra["gif"], result.gallery(), result.notes_markdown(), result.files
+        return result.strip, result.gif, result.gallery(), result.notes_markdown(), result.files
 
     run.click(interpolate, inputs=[mode, seed_a, seed_b, image_a, image_b, frames, steps, seed, model, style],
               outputs=[strip, gif, *out.as_list()], api_name="interpolate")

@@ -9,23 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
-from PIL import Image
 
-from editing import images
+from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
 from app.tabs.common import (UNDOCUMENTED, CheckboxInput, DrawingEditor, SliderInput, examples, guarded, image_input,
                              progress_callback, result_outputs, seed_row, variations_slider)
 
 if TYPE_CHECKING:
     from app.studio import Studio
 
-CANVAS = 512
 PALETTE = ["#000000", "#ffffff", "#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#6d4c41",
            "#f8bbd0"]
-
-
-def blank_canvas() -> dict[str, Any]:
-    white = Image.new("RGB", (CANVAS, CANVAS), "white")
-    return {"background": white, "layers": [], "composite": white}
 
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
@@ -38,7 +31,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     value=blank_canvas(), label="Canvas", type="pil", image_mode="RGB", format="png", sources=[],
                     brush=gr.Brush(default_size=40, colors=PALETTE, default_color="#e53935", color_mode="defaults"),
                     transforms=[], layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,
-                    height=CANVAS + 80)
+                    height=EDITOR_HEIGHT)
                 with gr.Row():
                     blank = gr.Button("Blank canvas", size="sm")
                 with gr.Accordion("Start from an image", open=False):
@@ -56,12 +49,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 out = result_outputs("Rendered", columns=2)
 
     @guarded
-    def load_canvas(image_path: str | None, model_name: str) -> Any:
-        if not image_path:
-            return blank_canvas()
-        converted = images.load_image(image_path, studio.resolution(model_name))
-        background = images.enlarge(images.to_pil(converted.tensor)[0], CANVAS)
-        return {"background": background, "layers": [], "composite": background}
+    def start_canvas(image_path: str | None, model_name: str) -> Any:
+        return load_canvas(studio, image_path, model_name) if image_path else blank_canvas()
 
     @guarded
     def stroke_edit(start_image: str | None, canvas: dict | None, strength: float, steps: float, seed: float,
@@ -79,7 +68,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, 1)
         return result.gallery(), result.notes_markdown(), result.files
 
-    start_image.change(load_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
+    start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
                        api_visibility=UNDOCUMENTED, show_progress="hidden")
     blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED, queue=False)
     run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],

@@ -39,7 +39,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                      model_name: str, style_name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.superresolve(model_name, style_name, image, factor, mode, steps, seed, variations,
                                      progress_callback(progress, "super-resolving"))
-        return result.extra["input_view"], result.gallery(), result.notes_markdown(), result.files
+        return result.input_view, result.gallery(), result.notes_markdown(), result.files
 
     run.click(superresolve, inputs=[image, factor, mode, steps, seed, variations, model, style],
               outputs=[low_view, *out.as_list()], api_name="superresolve")
