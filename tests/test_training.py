@@ -23,10 +23,11 @@ from training.adversarial import AdversarialLoss, Discriminator, teacher_feature
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet
-from training.train import (Adversary, TrainConfig, backward_accumulated, build_models, config_from_dict, export,
-                            export_compact, load_compact, save_compact, train)
+from training.checkpoints import export, export_compact, load_compact, save_compact
+from training.train import TrainConfig, backward_accumulated, build_models, config_from_dict, train
 
 ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 
 
 def make_dataset(folder: Path, n: int = 48, size: int = 16) -> Path:
@@ -213,10 +214,10 @@ def test_accumulated_gradient_is_the_full_batch_gradient() -> None:
 def assert_resume_is_bit_identical(cfg: TrainConfig, tmp_path: Path) -> dict[str, torch.Tensor]:
     """Train cfg straight through (run folder `straight`), and again stopped at 16 images then resumed to
     cfg.total_images (`halves`): the two final checkpoints must match tensor by tensor. Returns the first."""
-    train(replace(cfg, run_dir=str(tmp_path / "straight")))
+    train(replace(cfg, run_dir=str(tmp_path / "straight")), CPU)
     halves = replace(cfg, run_dir=str(tmp_path / "halves"), total_images=16)
-    train(halves)
-    train(replace(halves, total_images=cfg.total_images), resume=True)
+    train(halves, CPU)
+    train(replace(halves, total_images=cfg.total_images), CPU, resume=True)
     a = load_file(tmp_path / "straight" / "checkpoint.safetensors")
     b = load_file(tmp_path / "halves" / "checkpoint.safetensors")
     assert a.keys() == b.keys()
@@ -236,11 +237,11 @@ def test_the_logged_rate_is_the_resumed_processs_own(tmp_path: Path) -> None:
     # A run whose first session took 100 hours (say, elsewhere): the resumed process logs its own images per
     # second, not the run's 32 images over 100 hours, while `hours` still counts the whole run.
     cfg = _cfg(tmp_path, total_images=16)
-    train(cfg)
+    train(cfg, CPU)
     meta_path = Path(cfg.run_dir) / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "seconds": 360_000.0}))
-    train(replace(cfg, total_images=32), resume=True)
+    train(replace(cfg, total_images=32), CPU, resume=True)
     last = json.loads((Path(cfg.run_dir) / "log.jsonl").read_text().splitlines()[-1])
     assert last["images"] == 32 and last["hours"] > 100
     assert last["img_per_s"] > 1.0  # 16 images of a tiny net in under 16 s; 32 / 360000 s before the fix
@@ -248,7 +249,7 @@ def test_the_logged_rate_is_the_resumed_processs_own(tmp_path: Path) -> None:
 
 def test_export_then_load_gives_same_outputs(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
-    train(cfg)
+    train(cfg, CPU)
     (tmp_path / "exported").mkdir()
     (tmp_path / "exported" / "schedules.json").write_text('{"n": 40, "ts": {"2": [0, 21, 39]}}')
     export(Path(cfg.run_dir), tmp_path / "exported")
@@ -271,11 +272,11 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
     """A git snapshot may hold the EMA alone: it exports to the same bytes as the run, and a CD run warm-started
     from it begins with online weights and target network equal to that EMA (not to the teacher it was built from)."""
     edm = _cfg(tmp_path, run_dir=str(tmp_path / "edm"))
-    train(edm)
+    train(edm, CPU)
     export(Path(edm.run_dir), tmp_path / "teacher")
     cd = replace(edm, mode="cd", run_dir=str(tmp_path / "cd"), init=str(tmp_path / "teacher"),
                  teacher=str(tmp_path / "teacher"), dropout=0.0)
-    train(cd)
+    train(cd, CPU)
     save_compact(Path(cd.run_dir), tmp_path / "snap")
     assert not (tmp_path / "snap" / "disc.safetensors").exists()  # plain CD: no discriminator
     (tmp_path / "snap" / "model.safetensors").unlink()
@@ -284,7 +285,7 @@ def test_an_ema_only_snapshot_exports_and_warm_starts_cd(tmp_path: Path) -> None
     for name in ("config.json", "diffusion_pytorch_model.safetensors", "parameterization.json", "SHA256SUMS"):
         assert (tmp_path / "from-run" / name).read_bytes() == (tmp_path / "from-snap" / name).read_bytes(), name
 
-    train(replace(cd, run_dir=str(tmp_path / "cd2"), total_images=cd.total_images + 8, cd_target_ema=0.95),
+    train(replace(cd, run_dir=str(tmp_path / "cd2"), total_images=cd.total_images + 8, cd_target_ema=0.95), CPU,
           warm_start=tmp_path / "snap")
     meta = json.loads((tmp_path / "cd2" / "checkpoint.json").read_text())
     assert meta["images"] == cd.total_images + 8 and meta["warm_from"] == cd.total_images
@@ -314,7 +315,7 @@ def test_cd_with_a_gan_term_trains_and_resumes_bit_identically(tmp_path: Path) -
     save_compact(Path(straight.run_dir), tmp_path / "snap")
     model, teacher_net = build_models(straight, 16, torch.device("cpu"))
     heads = Discriminator.for_teacher(teacher_net)
-    load_compact(tmp_path / "snap", model, copy.deepcopy(model), Adversary(heads, torch.optim.Adam(heads.parameters())))
+    load_compact(tmp_path / "snap", model, copy.deepcopy(model), heads)
     for k, v in heads.state_dict().items():
         torch.testing.assert_close(v, a[f"disc.{k}"].half().float(), rtol=0, atol=0)
 

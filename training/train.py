@@ -8,70 +8,80 @@
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
     python -m training.train --warm-start training/snapshots/edm32 --export weights/x   # a snapshot as a model folder
 
-A checkpoint (`checkpoint.safetensors` + `checkpoint.json` in the run folder) holds the model, its EMA,
-the optimizer moments, the discriminator heads (if any), and the generator state, so
-`--resume` continues bit-identically. Nothing in it is pickled.
+The objectives are in training.objectives, the run's files in training.checkpoints: a checkpoint holds
+the model, its EMA, the optimizer moments, the discriminator heads (if any) and the generator state, so
+`--resume` continues bit-identically.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from editing.models import SCHEDULES_NAME, Runtime, cpu_has_amx, load_model, save_model
+from editing.models import Runtime, cpu_has_amx, load_model
 from editing.precond import Denoiser, Parameterization
-from training.adversarial import AdversarialLoss, Discriminator
+from training.adversarial import Discriminator
+from training.checkpoints import (Progress, RunState, export, export_compact, load_checkpoint, load_compact,
+                                  save_checkpoint, save_compact)
 from training.data import STYLES
-from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization, pseudo_huber
 from training.nets import build_unet
+from training.objectives import (CDObjective, CTObjective, EDMObjective, GANTerm, Objective, backward_accumulated,
+                                 backward_steps)
 
+__all__ = ["TrainConfig", "backward_accumulated", "build_models", "config_from_dict", "export", "export_compact",
+           "load_dataset", "save_compact", "train"]
 
 MODES = ("edm", "ct", "cd")
 
 
+def _arg(default: Any, help: str) -> Any:
+    """A config field with its CLI help text."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    mode: str = "edm"  # edm | ct | cd
-    data: str = "data/emoji32"
-    run_dir: str = "runs/edm32"
-    unet: str = "emoji-s5"
-    conditional: bool = True  # class-conditional on style
-    init: str = ""  # model folder to start from (ct/cd: the EDM teacher's weights)
-    teacher: str = ""  # cd: the EDM teacher
-    batch: int = 64  # per process and micro-batch
-    accumulate: int = 1  # micro-batches per optimizer step: a larger effective batch at the same memory
-    lr: float = 6e-4
-    warmup_images: int = 20_000
-    lr_decay_images: int = 0  # 0: constant after warm-up; else lr / sqrt(max(images / this, 1)) (EDM2)
-    grad_clip: float = 1.0
-    dropout: float = 0.0
-    ema_halflife_images: int = 100_000
-    ema_rampup: float = 0.1  # EMA half-life is at most this fraction of the images seen (EDM)
-    cd_target_ema: float = 0.95  # cd: EMA rate of the target network (CM paper, Table 3)
-    ct_total_images: int = 2_000_000  # ct: length of the discretization curriculum
-    adv_weight: float = 0.0  # cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD
-    adv_lr: float = 1e-4  # cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)
-    total_images: int = 10_000_000
-    hours: float = 0.0  # stop after this much wall time (0: no limit); the checkpoint is written first
-    checkpoint_minutes: float = 5.0
-    seed: int = 0
-    hflip: bool = False  # mirror half the images of each batch left-right (photos; emoji carry text and arrows)
-    bf16: bool = True  # bf16 autocast on CUDA, and on a CPU with AMX (ignored on other CPUs: slower there)
+    """A run's recipe, saved as the run folder's config.json; every field is a CLI flag (--run-dir for run_dir)."""
+
+    mode: str = _arg("edm", "objective: edm (the diffusion teacher), ct (consistency training) or cd (distillation)")
+    data: str = _arg("data/emoji32", "data folder (images.npy + index.jsonl, from training.data or training.photos)")
+    run_dir: str = _arg("runs/edm32", "run folder: checkpoint, config.json, log.jsonl")
+    unet: str = _arg("emoji-s5", "UNet preset of training.nets for a fresh model (ignored with --init)")
+    conditional: bool = _arg(True, "class-conditional on style (--no-conditional for unlabelled data)")
+    init: str = _arg("", "model folder to start from (ct/cd: the EDM teacher's weights)")
+    teacher: str = _arg("", "cd: the EDM teacher's model folder")
+    batch: int = _arg(64, "images per process and micro-batch")
+    accumulate: int = _arg(1, "micro-batches per optimizer step: a larger effective batch at the same memory")
+    lr: float = _arg(6e-4, "Adam learning rate after warm-up")
+    warmup_images: int = _arg(20_000, "linear learning-rate warm-up, in images (from the start or a warm start)")
+    lr_decay_images: int = _arg(0, "0: constant lr after warm-up; else lr / sqrt(max(images / this, 1)) (EDM2)")
+    grad_clip: float = _arg(1.0, "gradient norm clip (0: none)")
+    dropout: float = _arg(0.0, "UNet dropout (replaces an --init folder's)")
+    ema_halflife_images: int = _arg(100_000, "half-life of the exported EMA of the weights, in images")
+    ema_rampup: float = _arg(0.1, "the EMA half-life is at most this fraction of the images seen (EDM)")
+    cd_target_ema: float = _arg(0.95, "cd: EMA rate of the target network per step (CM paper, Table 3)")
+    ct_total_images: int = _arg(2_000_000, "ct: length of iCT's discretization curriculum, in images")
+    adv_weight: float = _arg(0.0, "cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD")
+    adv_lr: float = _arg(1e-4, "cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)")
+    total_images: int = _arg(10_000_000, "stop after this many images")
+    hours: float = _arg(0.0, "stop after this much wall time, the checkpoint written first (0: no limit)")
+    checkpoint_minutes: float = _arg(5.0, "wall minutes between checkpoints")
+    seed: int = _arg(0, "seed of the initial weights and of the run's generator")
+    hflip: bool = _arg(False, "mirror half the images of each batch left-right (photos; emoji carry text and arrows)")
+    bf16: bool = _arg(True, "bf16 autocast on CUDA, and on a CPU with AMX (ignored on other CPUs: slower there)")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -126,138 +136,9 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
     torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
 
 
-# -- checkpoints: safetensors for tensors, JSON for the rest ---------------------------------------
-
-
-@dataclass
-class Adversary:
-    """cd with a GAN term: the discriminator heads and their optimizer (the teacher is their backbone)."""
-
-    disc: Discriminator
-    opt: torch.optim.Optimizer
-
-
-def _section(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
-    """The tensors saved under `name.` (model, ema, target, disc), with that prefix removed."""
-    prefix = f"{name}."
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{i}.{name}": torch.as_tensor(value)
-            for i, state in opt.state_dict()["state"].items() for name, value in state.items()}
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    state = opt.state_dict()
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            _, i, name = key.split(".", 2)
-            state["state"].setdefault(int(i), {})[name] = value
-    opt.load_state_dict(state)
-
-
-def save_checkpoint(
-    run: Path, cfg: TrainConfig, model: Denoiser, ema: Denoiser, target: Denoiser | None,
-    opt: torch.optim.Optimizer, generator: torch.Generator, images: int, step: int, seconds: float,
-    warm_from: int = 0, adversary: Adversary | None = None,
-) -> None:
-    tensors = {f"model.{k}": v for k, v in model.unet.state_dict().items()}
-    tensors |= {f"ema.{k}": v for k, v in ema.unet.state_dict().items()}
-    if target is not None:
-        tensors |= {f"target.{k}": v for k, v in target.unet.state_dict().items()}
-    tensors |= _optimizer_tensors(opt, "opt")
-    if adversary is not None:
-        tensors |= {f"disc.{k}": v for k, v in adversary.disc.state_dict().items()}
-        tensors |= _optimizer_tensors(adversary.opt, "disc_opt")
-    tensors["generator"] = generator.get_state()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    tmp = run / "checkpoint.tmp.safetensors"
-    save_file(tensors, tmp)
-    meta = {"config": asdict(cfg), "param": model.param.to_dict(), "unet_config": dict(model.unet.config),
-            "images": images, "step": step, "seconds": seconds, "warm_from": warm_from}
-    (run / "checkpoint.tmp.json").write_text(json.dumps(meta, indent=2, default=list))
-    os.replace(tmp, run / "checkpoint.safetensors")  # atomic: a crash never leaves half a checkpoint
-    os.replace(run / "checkpoint.tmp.json", run / "checkpoint.json")
-
-
-def load_checkpoint(
-    run: Path, model: Denoiser, ema: Denoiser, target: Denoiser | None,
-    opt: torch.optim.Optimizer, generator: torch.Generator, adversary: Adversary | None = None,
-) -> dict:
-    tensors = load_file(run / "checkpoint.safetensors")
-    meta = json.loads((run / "checkpoint.json").read_text())
-    for name, net in (("model", model), ("ema", ema), ("target", target)):
-        if net is not None:
-            net.unet.load_state_dict(_section(tensors, name))
-    _load_optimizer(opt, tensors, "opt")
-    if adversary is not None:
-        disc_state = _section(tensors, "disc")
-        if disc_state:  # absent when the run so far was plain CD: the heads start fresh
-            adversary.disc.load_state_dict(disc_state)
-            _load_optimizer(adversary.opt, tensors, "disc_opt")
-    generator.set_state(tensors["generator"])
-    return meta
-
-
-def save_compact(run: Path, out: Path) -> None:
-    """A git-sized snapshot of a run: fp16 online and EMA weights plus progress, no optimizer moments.
-
-    A later session on a fresh machine continues from it with `--warm-start`: Adam's moments are
-    rebuilt during a short re-warm-up, which costs far less than carrying 4x the weights in git. A run
-    with a GAN term also keeps its discriminator heads (2 MB), so the next session's heads start trained.
-    """
-    tensors = load_file(run / "checkpoint.safetensors")
-    meta = json.loads((run / "checkpoint.json").read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    for which in ("model", "ema", "disc"):
-        state = {k: v.to(torch.float16).contiguous() for k, v in _section(tensors, which).items()}
-        if state:
-            save_file(state, out / f"{which}.safetensors")
-    (out / "state.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
-
-
-def load_compact(
-    folder: Path, model: Denoiser, ema: Denoiser, adversary: Adversary | None = None,
-) -> dict:
-    meta = json.loads((folder / "state.json").read_text())
-    if adversary is not None and (folder / "disc.safetensors").exists():  # else the heads start fresh
-        adversary.disc.load_state_dict({k: v.to(torch.float32) for k, v in load_file(folder / "disc.safetensors").items()})
-    for which, net in (("model", model), ("ema", ema)):
-        # A snapshot may hold the EMA alone (its bytes are the exported model's, so git stores them once):
-        # the online weights then restart from the EMA.
-        path = folder / f"{which}.safetensors"
-        state = load_file(path if path.exists() else folder / "ema.safetensors")
-        net.unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
-    return meta
-
-
-# -- the loop ---------------------------------------------------------------------------------------
-
-
-def backward_accumulated(net: torch.nn.Module, micro_losses: Callable[[], torch.Tensor], accumulate: int) -> float:
-    """Backpropagate the mean of `accumulate` micro-batch losses, one micro-batch in memory at a time.
-
-    The gradient of a mean is the mean of the gradients, so the step equals one on the concatenated
-    batch. Under DDP only the last backward all-reduces (no_sync on the others). Returns the mean loss.
-    """
-    if accumulate < 1:
-        raise ValueError(f"accumulate must be at least 1, got {accumulate}")
-    losses = []
-    for i in range(accumulate):
-        last = i == accumulate - 1
-        sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
-        with sync:
-            loss = micro_losses()
-            (loss / accumulate).backward()
-        losses.append(loss.detach())
-    return torch.stack(losses).mean().item()  # one host sync per step, not one per micro-batch
-
-
 def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
     """The student (fresh, or from cfg.init) and, for cd, the frozen EDM teacher."""
-    # bf16 on CUDA, and on a CPU only with AMX (see cpu_has_amx): a CD step at batch 64 measured 1.6x
-    # slower than fp32 on AVX-512 without AMX (19 vs 30 img/s), 11x slower emulated on AVX2.
+    # bf16 on CUDA, and on a CPU only with AMX: elsewhere it was measured slower than fp32 (model card).
     fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
     autocast = torch.bfloat16 if (cfg.bf16 and fast_bf16) else None
     runtime = Runtime(device, torch.float32, autocast)
@@ -285,121 +166,103 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
     return model, teacher
 
 
-def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None) -> Path:
-    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-    rank, world = 0, 1
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+def _parallel(net: torch.nn.Module, world: int) -> torch.nn.Module:
+    """DDP around `net` when there are several processes (gradients averaged across them), else `net`."""
+    return torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+
+
+def new_heads(cfg: TrainConfig, teacher: Denoiser, device: torch.device) -> tuple[Discriminator, torch.optim.Optimizer]:
+    """The GAN term's discriminator heads (initial weights from cfg.seed alone) and their Adam (beta1 = 0, as
+    GAN discriminators are usually trained: StyleGAN2, ADD)."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)
+        disc = Discriminator.for_teacher(teacher)
+    return disc, torch.optim.Adam(disc.parameters(), lr=cfg.adv_lr, betas=(0.0, 0.99), eps=1e-8)
+
+
+def make_objective(cfg: TrainConfig, state: RunState, teacher: Denoiser | None, world: int) -> Objective:
+    """The objective cfg.mode names, over the run's networks (the heads DDP-wrapped when distributed)."""
+    if cfg.mode == "edm":
+        return EDMObjective()
+    if cfg.mode == "ct":
+        return CTObjective(cfg.ct_total_images)
+    gan = None
+    if state.disc is not None:
+        gan = GANTerm(state.disc, _parallel(state.disc, world), state.disc_opt, teacher, cfg.adv_weight)
+    return CDObjective(state.target, teacher, gan)
+
+
+def train(cfg: TrainConfig, device: torch.device, resume: bool = False, warm_start: Path | None = None,
+          rank: int = 0, world: int = 1) -> Path:
+    """Run cfg on `device` until cfg.total_images or cfg.hours; `rank` of `world` processes (torchrun)."""
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
 
-    # The whole set lives on the training device (a few MB at 32 px): batches are gathered there.
+    # 1. Data (the whole set lives on the training device, a few MB at 32 px) and networks.
     images_u8, labels = load_dataset(Path(cfg.data))
     images_u8 = images_u8.to(device)
     labels = labels.to(device) if labels is not None else None
     if cfg.conditional and labels is None:
         raise ValueError(f"{cfg.data} has no style labels: train it with --no-conditional")
-    resolution = images_u8.shape[-1]
-    model, teacher = build_models(cfg, resolution, device)
+    model, teacher = build_models(cfg, images_u8.shape[-1], device)
     ema = copy.deepcopy(model).requires_grad_(False)
     target = copy.deepcopy(model).requires_grad_(False) if cfg.mode == "cd" else None
     opt = torch.optim.Adam(model.unet.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-8)
-    adversary = None
-    if cfg.adv_weight > 0:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(cfg.seed)  # the heads' initial weights depend on cfg.seed only
-            disc = Discriminator.for_teacher(teacher)
-        # beta1 = 0, as GAN discriminators are usually trained (StyleGAN2, ADD).
-        adversary = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=cfg.adv_lr, betas=(0.0, 0.99), eps=1e-8))
+    disc, disc_opt = new_heads(cfg, teacher, device) if cfg.adv_weight > 0 else (None, None)
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)  # every draw on the device
-    images_seen, step, seconds = 0, 0, 0.0
-    warm_from = 0
+    state = RunState(model, ema, target, opt, generator, disc, disc_opt)
+
+    # 2. Where to start: a checkpoint, a compact snapshot, or the beginning.
+    progress = Progress()
     if resume and (run / "checkpoint.safetensors").exists():
-        meta = load_checkpoint(run, model, ema, target, opt, generator, adversary)
-        images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
-        warm_from = meta.get("warm_from", 0)
+        progress = load_checkpoint(run, state)
         if rank == 0:
-            print(f"resumed {run} at step {step}, {images_seen} images, {seconds / 3600:.2f} h", flush=True)
+            print(f"resumed {run} at step {progress.step}, {progress.images} images, "
+                  f"{progress.seconds / 3600:.2f} h", flush=True)
     elif warm_start is not None:
-        meta = load_compact(warm_start, model, ema, adversary)
-        images_seen, step, seconds = meta["images"], meta["step"], meta["seconds"]
-        generator.manual_seed(cfg.seed * 1000 + rank + images_seen)
-        warm_from = images_seen  # re-warm the learning rate while Adam's moments rebuild
+        snapshot = load_compact(warm_start, model, ema, disc)
+        progress = replace(snapshot, warm_from=snapshot.images)  # re-warm the lr while Adam's moments rebuild
+        generator.manual_seed(cfg.seed * 1000 + rank + progress.images)
         if target is not None:  # cd: the target network restarts from the student, not from the init
             target.unet.load_state_dict(model.unet.state_dict())
         if rank == 0:
-            print(f"warm start from {warm_start} at {images_seen} images", flush=True)
+            print(f"warm start from {warm_start} at {progress.images} images", flush=True)
     if rank == 0:
         (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    net = model
-    if distributed:
-        # DDP averages gradients across processes; each draws its own batches from its own generator.
-        net = torch.nn.parallel.DistributedDataParallel(model)
-        net.param = model.param  # the losses read the parameterization through the wrapper
-    disc_net = adversary.disc if adversary is not None else None
-    if distributed and adversary is not None:
-        disc_net = torch.nn.parallel.DistributedDataParallel(adversary.disc)
+    # The student's UNet under DDP (each process draws its own batches); the Denoiser around it keeps the scalings.
+    unet_net = _parallel(model.unet, world)
+    student = Denoiser(unet_net, model.param, model.autocast_dtype) if world > 1 else model
+    objective = make_objective(cfg, state, teacher, world)
+    gan = objective.gan if isinstance(objective, CDObjective) else None
 
-    edm_loss, ct_loss, cd_loss, adv_loss = EDMLoss(), CTLoss(), CDLoss(), AdversarialLoss()
-    fakes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # (real, 1-step sample, labels)
+    images_seen, step, warm_from = progress.images, progress.step, progress.warm_from
     global_batch = cfg.batch * cfg.accumulate * world
-    start, last_ckpt, images_at_start = time.time(), time.time(), images_seen
+    start, last_ckpt = time.time(), time.time()
     bar = tqdm(total=cfg.total_images, initial=images_seen, unit="img", disable=rank != 0, dynamic_ncols=True,
                mininterval=5.0, file=sys.stdout)
 
-    def micro_loss() -> torch.Tensor:
-        # 1. A batch, drawn with the run's generator so resumption replays the same sequence.
+    def micro_step():
+        # A batch, drawn with the run's generator so resumption replays the same sequence.
         idx = torch.randint(0, len(images_u8), (cfg.batch,), generator=generator, device=device)
         x = images_u8[idx].to(torch.float32) / 127.5 - 1.0
         if cfg.hflip:
             mirror = torch.rand(cfg.batch, generator=generator, device=device) < 0.5
             x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
         y = labels[idx] if model.param.class_names else None
-        # 2. The loss of the chosen objective.
-        if cfg.mode == "edm":
-            return edm_loss(net, x, y, generator)
-        if cfg.mode == "ct":
-            return ct_loss(net, x, y, generator, ct_discretization(images_seen, cfg.ct_total_images))
-        if adversary is None:
-            return cd_loss(net, target, teacher, x, y, generator)
-        # CD plus the GAN term on 1-step samples from fresh noise, in one evaluation of the student (DDP reduces
-        # its gradient once). The heads are frozen here: this term only moves the student.
-        x_hi, sigma_hi, out_lo = cd_loss.targets(target, teacher, x, y, generator)
-        z = torch.randn(x.shape, generator=generator, device=device)
-        x_gen = model.param.sigma_max * z
-        sigma_gen = torch.full((x.shape[0],), model.param.sigma_max, device=device)
-        out = net(torch.cat([x_hi, x_gen]), torch.cat([sigma_hi, sigma_gen]), torch.cat([y, y]) if y is not None else None)
-        out_hi, fake = out.chunk(2)
-        loss = pseudo_huber(out_hi, out_lo).mean()
-        fakes.append((x, fake.detach(), y))
-        adversary.disc.requires_grad_(False)
-        loss = loss + cfg.adv_weight * adv_loss.generator_loss(adversary.disc, teacher, fake, y, generator)
-        adversary.disc.requires_grad_(True)
-        return loss
-
-    def disc_loss() -> torch.Tensor:
-        real, fake, y = fakes.pop(0)
-        return adv_loss.discriminator_loss(disc_net, teacher, real, fake, y, generator)
+        return objective.student_step(student, x, y, generator, images_seen)
 
     loss_avg, d_loss_avg = None, None
     while images_seen < cfg.total_images:
-        # 3. The mean over `accumulate` micro-batches, a step with warm-up and clipping, then the EMAs.
+        # 3. The mean over `accumulate` micro-batches, a step with warm-up and clipping, the heads' step, the EMAs.
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, images_seen, warm_from)
         opt.zero_grad(set_to_none=True)
-        loss = backward_accumulated(net, micro_loss, cfg.accumulate)
+        loss, steps = backward_steps(unet_net, micro_step, cfg.accumulate)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.unet.parameters(), cfg.grad_clip)
         opt.step()
-        if adversary is not None:
-            # The discriminator's step on this step's real images and (detached) 1-step samples.
-            adversary.opt.zero_grad(set_to_none=True)
-            d_loss = backward_accumulated(disc_net, disc_loss, cfg.accumulate)
-            adversary.opt.step()
+        if gan is not None:  # on this step's real images and detached 1-step samples
+            d_loss = gan.discriminator_step(steps, generator)
             d_loss_avg = d_loss if d_loss_avg is None else 0.98 * d_loss_avg + 0.02 * d_loss
         images_seen += global_batch
         step += 1
@@ -408,7 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
             ema_update(target.unet, model.unet, cfg.cd_target_ema)
         loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         bar.update(global_batch)
-        elapsed = seconds + time.time() - start
+        elapsed = progress.seconds + time.time() - start
         extra = {"d_loss": f"{d_loss_avg:.3f}"} if d_loss_avg is not None else {}
         bar.set_postfix(loss=f"{loss_avg:.4f}", **extra, lr=f"{lr_at(cfg, images_seen, warm_from):.1e}",
                         h=f"{elapsed / 3600:.2f}", refresh=False)
@@ -416,12 +279,11 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         out_of_time = cfg.hours > 0 and time.time() - start >= cfg.hours * 3600
         done = images_seen >= cfg.total_images or out_of_time
         if rank == 0 and (done or time.time() - last_ckpt >= cfg.checkpoint_minutes * 60):
-            save_checkpoint(run, cfg, model, ema, target, opt, generator, images_seen, step, elapsed, warm_from,
-                            adversary)
+            save_checkpoint(run, asdict(cfg), state, Progress(images_seen, step, elapsed, warm_from))
             # The rate of this process (not images / hours since the run began, which mixes machines and
             # sessions: a run started on a GPU and resumed on a CPU would report the GPU's rate for hours).
             record = {"step": step, "images": images_seen, "loss": loss_avg, "hours": elapsed / 3600,
-                      "img_per_s": (images_seen - images_at_start) / max(elapsed - seconds, 1e-9)}
+                      "img_per_s": (images_seen - progress.images) / max(elapsed - progress.seconds, 1e-9)}
             if d_loss_avg is not None:
                 record["d_loss"] = d_loss_avg
             with open(run / "log.jsonl", "a") as f:
@@ -430,47 +292,31 @@ def train(cfg: TrainConfig, resume: bool = False, warm_start: Path | None = None
         if done:
             break
     bar.close()
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
     return run
 
 
-def _write_model_folder(meta: dict, state: dict[str, torch.Tensor], out: Path) -> None:
-    """A model folder in diffusers layout (fp16) from a run's metadata and one set of its weights."""
-    from diffusers import UNet2DModel
-
-    unet = UNet2DModel.from_config(meta["unet_config"])
-    unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
-    # The run's parameterization already carries its boundary ("edm" or "cm", see build_models).
-    save_model(out, unet, Parameterization.from_dict(meta["param"]))
-    stale = out / SCHEDULES_NAME
-    if stale.exists():  # tuned ts belong to the weights they were tuned on
-        stale.unlink()
-        print(f"removed {stale}: tune the new weights with python -m training.tune_ts --model {out}")
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device here")
+    return torch.device(name)
 
 
-def export(run: Path, out: Path, which: str = "ema") -> None:
-    """Write the run's EMA (or online) weights as a model folder in diffusers layout, fp16."""
-    meta = json.loads((run / "checkpoint.json").read_text())
-    _write_model_folder(meta, _section(load_file(run / "checkpoint.safetensors"), which), out)
-
-
-def export_compact(snapshot: Path, out: Path) -> None:
-    """Write a compact snapshot's EMA weights as a model folder, like `export` for a run."""
-    meta = json.loads((snapshot / "state.json").read_text())
-    _write_model_folder(meta, load_file(snapshot / "ema.safetensors"), out)
-
-
-def main(argv: list[str] | None = None) -> None:
+def config_parser() -> argparse.ArgumentParser:
+    """The CLI: one flag per TrainConfig field (its help from the field's metadata) plus the run actions."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(TrainConfig):
+        flag, text = f"--{f.name.replace('_', '-')}", f"{f.metadata['help']} (default {f.default})"
         if f.type in ("bool", bool):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+            parser.add_argument(flag, type=kind, default=None, help=text)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train (auto: CUDA when present); under torchrun each process takes its LOCAL_RANK GPU")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     parser.add_argument("--export", type=Path, default=None,
                         help="write the run's (or, with --warm-start, the snapshot's) EMA weights to this folder and exit")
@@ -478,20 +324,26 @@ def main(argv: list[str] | None = None) -> None:
                         help="write a git-sized snapshot (fp16 weights + progress) of the run to this folder and exit")
     parser.add_argument("--warm-start", type=Path, default=None,
                         help="start from a compact snapshot (fresh optimizer, re-warmed learning rate)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = config_parser()
     args = vars(parser.parse_args(argv))
-    resume, export_to = args.pop("resume"), args.pop("export")
+    resume, export_to, device_name = args.pop("resume"), args.pop("export"), args.pop("device")
     compact_to, warm_start = args.pop("save_compact"), args.pop("warm_start")
     given = {k: v for k, v in args.items() if v is not None}
     run = Path(given.get("run_dir", TrainConfig.run_dir))
     saved = run / "config.json"
-    if warm_start is not None:
-        base = config_from_dict(json.loads((warm_start / "state.json").read_text())["config"])
-    elif (resume or export_to or compact_to) and saved.exists():
-        base = config_from_dict(json.loads(saved.read_text()))
-    else:
-        base = TrainConfig()
     try:
+        if warm_start is not None:
+            base = config_from_dict(json.loads((warm_start / "state.json").read_text())["config"])
+        elif (resume or export_to or compact_to) and saved.exists():
+            base = config_from_dict(json.loads(saved.read_text()))
+        else:
+            base = TrainConfig()
         cfg = replace(base, **given)
+        device = resolve_device(device_name)
     except ValueError as error:
         parser.error(str(error))
     for name in ("batch", "accumulate"):
@@ -509,7 +361,16 @@ def main(argv: list[str] | None = None) -> None:
         export(run, export_to)
         print(f"exported {run} -> {export_to}")
         return
-    train(cfg, resume=resume, warm_start=warm_start)
+    rank, world = 0, 1
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    train(cfg, device, resume=resume, warm_start=warm_start, rank=rank, world=world)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
