@@ -18,7 +18,7 @@ from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
 from training.nets import build_unet
 
-SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "noise", "saved")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "load", "noise", "saved")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,10 @@ def run(options: Options) -> dict:
                                                runtime_note, net_name))
     if section("photo_crops"):
         tables += photo_tables(options, runtime)
+    if section("load"):  # the studio (app.py) on the model's weights folder, under many clients
+        from benchmarks.load import load_tables
+
+        tables += load_tables(options.model.parent if options.model else Path("weights"))
     if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops
         from benchmarks.noise import noise_table
 

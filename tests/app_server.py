@@ -54,8 +54,8 @@ class AppProcess:
         root = Path(__file__).resolve().parent.parent
         self.port, self.log = free_port(), folder / "server.log"
         self.url = f"http://127.0.0.1:{self.port}/"
-        full_env = dict({} if clean_env else os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
-                        GRADIO_TEMP_DIR=str(folder / "gradio-tmp"), **(env or {}))
+        full_env = {**({} if clean_env else os.environ), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+                    "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"), **(env or {})}
 
         def bound() -> None:  # in the child: its address space held to memory_bytes
             import resource

@@ -7,6 +7,7 @@ import io
 import logging
 import random
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -308,8 +309,10 @@ def _check_editor_image(what: str, source: Any) -> None:
             raise gr.Error(f"{what}: {NOT_UPLOADED}", print_exception=False)
         opened = source.path
     try:
-        with Image.open(opened) as image:  # reads the header only
-            width, height = image.size
+        with warnings.catch_warnings():  # a bomb's size is refused below, not warned about
+            warnings.simplefilter("ignore")
+            with Image.open(opened) as image:  # reads the header only
+                width, height = image.size
     except Exception:  # noqa: BLE001 - PIL raises many types for unreadable files
         raise gr.Error(f"the drawing's {what} is not a readable image", print_exception=False) from None
     if width * height > MAX_LAYER_PIXELS:
