@@ -38,9 +38,9 @@ MAX_REFINE_STEPS = 16
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
-REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (the heaviest default request takes ~5 s on CPU)
+REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
 # Megapixel-evaluations (outputs x evaluations x output pixels) one request may cost, per device type: on a CPU
-# 0.6 is 16 variations of the default 18-evaluation edit at 32x32 (0.3) with room, about 5 s of work.
+# 0.6 is 16 variations of the default 18-evaluation edit at 32x32 (0.3) with room.
 STUDIO_MEGAPIXELS = {"cpu": 0.6, "cuda": 12.0}
 
 

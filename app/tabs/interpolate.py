@@ -9,6 +9,8 @@ import gradio as gr
 from app.tabs.common import (PIXELATED, NumberInput, SliderInput, guarded, image_input, progress_callback,
                              result_outputs, seed_row, steps_picker)
 
+from editing.schedules import PRESETS
+
 if TYPE_CHECKING:
     from app.studio import Studio
 
@@ -33,7 +35,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     gr.Examples(examples=pairs, inputs=[image_a, image_b], label="Held-out example pairs",
                                 cache_examples=False, examples_per_page=6)
                 frames = SliderInput(2, 16, value=8, step=1, label="Frames")
-                steps = steps_picker("1 step", label="Steps (for images: the schedule, default 16,20,39)")
+                steps = steps_picker("1 step", label="Steps (for images: the schedule, default "
+                                                      f"{','.join(map(str, PRESETS['strokes'].ts))})")
                 seed = seed_row("interpolate", label="Noise seed (two images)")
                 run = gr.Button("Interpolate", variant="primary")
             with gr.Column(scale=2):

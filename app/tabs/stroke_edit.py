@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from app.forms import GRID
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
 from app.tabs.common import (UNDOCUMENTED, CheckboxInput, DrawingEditor, SliderInput, examples, guarded, image_input,
                              progress_callback, result_outputs, seed_row, variations_slider)
+
+from editing.schedules import PRESETS
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -37,8 +40,9 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 with gr.Accordion("Start from an image", open=False):
                     start_image = image_input("Start image", height=180)
                     examples(example_paths, [start_image])
-                strength = SliderInput(0, 38, value=16, step=1, label="Strength: starting index into the 40 sigmas",
-                                     info="0 starts from pure noise (sigma 80); higher keeps more of the painting")
+                strength = SliderInput(0, GRID - 2, value=PRESETS["strokes"].ts[0], step=1,
+                                       label=f"Strength: starting index into the {GRID} sigmas",
+                                       info="0 starts from pure noise (sigma 80); higher keeps more of the painting")
                 steps = SliderInput(1, 8, value=2, step=1, label="Steps (network evaluations)")
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
