@@ -122,7 +122,7 @@ class UploadQuota:
 
 def _api_path(path: str) -> tuple[str, str | None]:
     """('call' | 'join' | 'upload' | 'component_server' | '', api name for call routes)."""
-    match = re.search(r"/gradio_api/(?:call|run|api)/([^/]+)/?$", path)
+    match = re.search(r"/gradio_api/(?:call/v2|call|run|api)/([^/]+)/?$", path)
     if match:
         return "call", match.group(1)
     for kind in ("queue/join", "upload", "component_server"):

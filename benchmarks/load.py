@@ -47,7 +47,7 @@ def _request(task: str, seed: int, image: Path, small: Path, mask: Path) -> dict
     if task == "inpaint":
         return dict(image=handle_file(str(image)), editor=None, mask=handle_file(str(mask)), steps="2", seed=seed,
                     variations=1, **common)
-    return dict(image=handle_file(str(small)), factor="x4", mode="upscale", steps="2", seed=seed, variations=1,
+    return dict(image=handle_file(str(small)), factor=4, mode="upscale", steps="2", seed=seed, variations=1,
                 **common)
 
 

@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_LAYERS = 4  # painted layers in one editor value (the studio's editors send one)
 MAX_LAYER_PIXELS = 2048 * 2048  # per editor image (the canvases are 512x512)
 MAX_BLOB_SETS = 256  # editor drawings held between their upload and their submit, all sessions together
+MAX_BLOB_BYTES = 192 * 2**20  # and their bytes: past either, the oldest drawings never submitted are dropped
 EDITOR_KEYS = frozenset({"background", "layers", "composite", "id"})
 
 STEP_CHOICES = ["1 step", "2", "3", "4", "8", "ImageNet64 CD 2-step", "LSUN bedroom CD 2-step",
@@ -286,16 +287,20 @@ class DrawingEditor(gr.ImageEditor):
                 raise HTTPException(400, f"a layer index must be a whole number from 0 to {MAX_LAYERS - 1}, "
                                          f"got {text[:20]!r}")
             index = int(text)
-        key = (session, blob_id)
-        if key not in self.blob_storage and len(self.blob_storage) >= MAX_BLOB_SETS:
+        key, file = (session, blob_id), files[0][1]
+        while self.blob_storage and (len(self.blob_storage) >= MAX_BLOB_SETS or
+                                     sum(map(_blob_bytes, self.blob_storage.values())) + len(file) > MAX_BLOB_BYTES):
             self.blob_storage.pop(next(iter(self.blob_storage)))  # the oldest drawing never submitted
         current = self.blob_storage.setdefault(key, EditorDataBlobs(background=None, layers=[], composite=None))
-        file = files[0][1]
         if kind == "layer":
             current.layers.extend([None] * (index + 1 - len(current.layers)))
             current.layers[index] = file
         else:
             setattr(current, kind, file)
+
+
+def _blob_bytes(blobs: EditorDataBlobs) -> int:
+    return sum(len(b) for b in (blobs.background, blobs.composite, *blobs.layers) if b is not None)
 
 
 def _check_editor_image(what: str, source: Any) -> None:
