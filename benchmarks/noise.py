@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import Dataset, Table, subset
 from editing.images import from_uint8, to_uint8
-from editing.noise import NORMAL_QUARTILE, SATURATED, estimate_noise_sigma
+from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, robust_sigma, windows
 from training.photos import load_heldout
 
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
@@ -20,11 +20,8 @@ CROP = 128  # photo crops, pixels
 
 def all_windows(images: torch.Tensor) -> torch.Tensor:
     """Baseline: Immerkaer's Laplacian median over every window that touches no clipped pixel (no flat test)."""
-    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
-    response = F.conv2d(images, kernel, groups=3).abs()
     clipped = ((images.abs() - 1).abs() <= SATURATED).float()
-    keep = F.max_pool2d(clipped, 3, stride=1) == 0
-    return response.masked_fill(~keep, float("nan")).flatten(1).nanmedian(1).values / (6 * NORMAL_QUARTILE)
+    return robust_sigma(windows(images, torch.tensor(LAPLACIAN)), F.max_pool2d(clipped, 3, stride=1) == 0)
 
 
 def photo_crops(folder: Path, per_photo: int, generator: torch.Generator) -> torch.Tensor:

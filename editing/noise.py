@@ -36,17 +36,19 @@ SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
 NORMAL_QUARTILE = NormalDist().inv_cdf(0.75)  # median |z| of a standard normal, 0.6745
 FLAT_QUANTILE = 0.9999  # chi^2_2 quantile of the flatness test: a flat window fails it 0.01% of the time
 CLIP_MARGIN = 1.5  # local means within this many sigmas of -1 or 1 are biased by clipping
-ROUNDS = 4  # re-selections of the flat windows (the estimate settles in two or three)
+ROUNDS = 4  # re-selections of the flat windows, each at the previous estimate
 MIN_WINDOWS = 64  # fewer flat windows than this: fall back to the wider selection
+LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))  # Immerkaer's kernel: N(0, 36 s^2) on noise
+SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) on noise; its transpose too
 
 
-def _windows(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def windows(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Valid 3x3 correlation of every channel with `kernel`: (B, C, H - 2, W - 2)."""
     c = images.shape[1]
     return F.conv2d(images, kernel.to(images).view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
 
 
-def _robust_sigma(response: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def robust_sigma(response: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Per image, median |response| over `keep` / (6 * 0.6745): the noise std (Immerkaer's normalisation)."""
     return response.abs().masked_fill(~keep, float("nan")).flatten(1).nanmedian(1).values / (6.0 * NORMAL_QUARTILE)
 
@@ -62,13 +64,13 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
         raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
     images = images.to(torch.float32)
-    laplacian = _windows(images, torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]))
-    sobel = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
-    gradient2 = _windows(images, sobel) ** 2 + _windows(images, sobel.T) ** 2
+    laplacian = windows(images, torch.tensor(LAPLACIAN))
+    sobel = torch.tensor(SOBEL)
+    gradient2 = windows(images, sobel) ** 2 + windows(images, sobel.T) ** 2
     # 1. A first, high estimate from the windows with no clipped pixel (an image with too few keeps them all).
     clipped = ((images.abs() - 1.0).abs() <= SATURATED).to(torch.float32)
     unclipped = _fallback(F.max_pool2d(clipped, 3, stride=1) == 0, torch.ones_like(laplacian, dtype=torch.bool))
-    sigma = _robust_sigma(laplacian, unclipped)
+    sigma = robust_sigma(laplacian, unclipped)
     local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)[..., 1:-1, 1:-1]
     chi2 = -2.0 * math.log(1.0 - FLAT_QUANTILE)  # chi^2_2 quantile
     # 2. Re-select flat windows whose local mean is away from the bounds at the current estimate, re-estimate.
@@ -78,7 +80,7 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
         flat = F.max_pool2d(F.pad(steep, (1, 1, 1, 1)), 3, stride=1) == 0
         inside = local_mean.abs() < 1.0 - CLIP_MARGIN * s
         keep = _fallback(flat & inside, _fallback(unclipped & flat, unclipped))
-        sigma = _robust_sigma(laplacian, keep)
+        sigma = robust_sigma(laplacian, keep)
     # 3. On 8-bit images (every value on the grid), remove the rounding's share, (1 level)^2 / 12.
     levels = (images + 1.0) / LEVEL
     on_grid = ((levels - levels.round()).abs() < 1e-3).flatten(1).all(1)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from editing.feasible import project_feasible
 from editing.limits import Limits, check_request
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
@@ -178,8 +179,8 @@ def colorize(
     low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
     start = replace(Colorize(), up, image.expand(len(up), -1, -1, -1))
-    if refine is None:
-        return start
+    if refine is None:  # no solver pass to end on the projection into range (editing.feasible): do it here
+        return project_feasible(Colorize(), start, image.expand(len(up), -1, -1, -1))
     seeds = check_seeds(seeds)
     sigma0 = float(schedule_sigmas(model, refine)[0])
     refine_noise = generators_for([stream_seed(s, "colorize refine") for s in seeds])

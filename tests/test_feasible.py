@@ -159,3 +159,17 @@ def test_benchmark_saved_table_before_and_after(tiny_model) -> None:
     for row in table.rows:
         if row[1] == "projected (now)":
             assert row[2] == "0.00%" and row[7] <= 0.5 + 1e-3, row
+
+
+@pytest.mark.parametrize("refine", [None, "default"])
+def test_any_size_edits_on_a_tiny_model_keep_the_measurement_in_8_bits(tiny_model, refine) -> None:
+    """Beyond R x R (tiles, colorize's reduced-size chroma with or without its refinement pass) too."""
+    y = saturated_reference(30, size=40, batch=1)[..., :24]
+    gray = eight_bit(y.mean(1, keepdim=True).expand(-1, 3, -1, -1))
+    kwargs = {} if refine == "default" else {"refine": None}
+    out = tasks.colorize(tiny_model, gray, [0, 1], label=0, schedule=tasks.Schedule((0, 20, 39), 40), **kwargs)
+    assert out.abs().max() <= 1.0
+    assert measured_error_levels(Colorize(), eight_bit(out), gray).max() <= 0.5 + 1e-3
+    low = eight_bit(torch.nn.functional.avg_pool2d(y, 2))
+    big = tasks.superresolve(tiny_model, low, 2, [0], label=0, schedule=tasks.Schedule((0, 20, 39), 40))
+    assert measured_error_levels(SuperResolve(2), eight_bit(big), tasks.upsample_nearest(low, 2)).max() <= 0.5 + 1e-3
