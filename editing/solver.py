@@ -28,6 +28,7 @@ def iterative_replacement(
     1. y <- A^-1[(A y) on the measured coefficients, 0 elsewhere]; x <- y + sigma_0 z, unless the caller
        gives the start `x` (stroke editing starts from the whole painting, interpolation from a blend).
     2. Then Algorithm 1, with the replacement applied to every x0.
+    3. The last x0 is moved to the nearest point of [-1, 1] with A x = A y (editing.feasible).
     """
     if y.ndim != 4:
         raise ValueError(f"y must be a (B, C, H, W) batch, got shape {tuple(y.shape)}")
