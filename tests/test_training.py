@@ -93,7 +93,7 @@ def test_cd_loss_decreases() -> None:
 
 
 def test_teacher_features_are_the_unets_own_activations() -> None:
-    """teacher_features re-runs the UNet's encoder by hand: it must see what the full forward of Denoiser does."""
+    """teacher_features must see what the full forward of Denoiser does (its hooks stop it after the mid block)."""
     teacher = make_teacher()
     x, y = fixed_batch()
     sigma = torch.linspace(0.1, 5.0, 8)

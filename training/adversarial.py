@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from editing.precond import Denoiser, lognormal_sigmas, scalings, time_input
+from editing.precond import Denoiser, lognormal_sigmas
+
+
+class _EncoderDone(Exception):
+    """Raised by the hook on the mid block: the decoder's output is not needed."""
 
 
 def teacher_features(
@@ -29,30 +33,32 @@ def teacher_features(
 ) -> list[torch.Tensor]:
     """The teacher UNet's encoder features at noise level sigma, fp32, finest first.
 
-    The UNet's own forward up to its mid block (diffusers UNet2DModel: time and class embedding, conv_in,
-    down blocks, mid block) on the same input Denoiser.network would give it (EDM's c_in, t(sigma), pixel
-    unshuffle). Returned: the first block's last ResNet output (full resolution), every down block's
-    output, the mid block's output.
+    Taken by forward hooks during the teacher's own evaluation D(x, sigma) (EDM scalings), which stops after the
+    mid block: the first down block's last layer output (full resolution), every down block's output, the mid
+    block's output.
     """
     unet = teacher.unet
-    _, _, c_in = scalings(sigma, teacher.param, "edm")
-    h = c_in.view(-1, 1, 1, 1) * x.to(torch.float32)
-    if teacher.param.pixel_unshuffle > 1:
-        h = F.pixel_unshuffle(h, teacher.param.pixel_unshuffle)
-    dtype = next(unet.parameters()).dtype
-    with teacher.network_context(x.device.type):
-        emb = unet.time_embedding(unet.time_proj(time_input(sigma, teacher.param).to(dtype)).to(dtype))
-        if unet.class_embedding is not None:
-            emb = emb + unet.class_embedding(labels).to(emb.dtype)
-        h = unet.conv_in(h.to(dtype))
-        features = []
-        for i, block in enumerate(unet.down_blocks):
-            h, residuals = block(hidden_states=h, temb=emb)
-            if i == 0:
-                features.append(residuals[len(block.resnets) - 1])
-            features.append(h)
-        features.append(unet.mid_block(h, emb))
-    return [f.to(torch.float32) for f in features]
+    first = unet.down_blocks[0]
+    layers = getattr(first, "attentions", None) or first.resnets  # what the block's first residual comes from
+    features: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: object, output: torch.Tensor | tuple) -> None:
+        features.append((output[0] if isinstance(output, tuple) else output).to(torch.float32))
+
+    def keep_and_stop(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        keep(module, inputs, output)
+        raise _EncoderDone
+
+    hooks = [m.register_forward_hook(keep) for m in (layers[-1], *unet.down_blocks)]
+    hooks.append(unet.mid_block.register_forward_hook(keep_and_stop))
+    try:
+        teacher(x, sigma, labels, boundary="edm")
+    except _EncoderDone:
+        pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return features
 
 
 class FeatureHead(nn.Module):
