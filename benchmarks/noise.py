@@ -9,9 +9,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import Dataset, Table, subset
+from benchmarks.common import Dataset, Table, label_for, subset
+from editing import tasks
 from editing.images import from_uint8, to_uint8
+from editing.metrics import psnr
 from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, robust_sigma, windows
+from editing.precond import Denoiser
 from training.photos import load_heldout
 
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
@@ -67,4 +70,31 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
                           float(err.max()), float(err.mean() / s255))
     table.notes.append("Gaussian noise of the given std added to each clean image, clipped to 0..255 and rounded "
                        "(an 8-bit upload); the clean images' own fine texture reads as a little noise too.")
+    return table
+
+
+def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: int) -> Table:
+    """What the estimate costs: the CM's one-evaluation denoise of 8-bit uploads at the estimated vs the true sigma."""
+    table = Table("noise_psnr", "Denoising 8-bit uploads of held-out emoji at the estimated vs the true sigma",
+                  ["true sigma", "sigma used", "mean sigma used", "PSNR dB"])
+    if model is None:
+        table.notes.append(f"skipped: {why}")
+        return table
+    results: dict[tuple[float, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for si, style in enumerate(sorted(set(data.styles))):
+        gt = subset(data.select("heldout", style), per_style, torch.Generator().manual_seed(30 + si))
+        g = torch.Generator().manual_seed(40 + si)
+        for sigma in (0.1, 0.2, 0.4):
+            upload = from_uint8(to_uint8(gt + sigma * torch.randn(gt.shape, generator=g)))
+            for name, used in (("true", torch.full((len(gt),), sigma)), ("estimated", estimate_noise_sigma(upload))):
+                # One image a call: the task estimates (or takes) one sigma per call.
+                out = torch.cat([tasks.denoise(model, upload[i : i + 1], sigma=float(used[i]),
+                                               label=label_for(model, style))[0].float().cpu()
+                                 for i in range(len(gt))])
+                results.setdefault((sigma, name), []).append((used, psnr(out, gt)))
+    for (sigma, name), parts in results.items():
+        table.add(f"{sigma:g} ({sigma * 127.5:.1f}/255)", name, float(torch.cat([p[0] for p in parts]).mean()),
+                  float(torch.cat([p[1] for p in parts]).mean()))
+    table.notes.append(f"{per_style} held-out images per style; noise clipped and rounded to 8 bits; one evaluation "
+                       "of the CM at the sigma used (tasks.denoise), PSNR on the [-1, 1] scale.")
     return table

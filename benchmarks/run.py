@@ -149,7 +149,7 @@ def run(options: Options) -> dict:
 
         tables += load_tables(options.model.parent if options.model else Path("weights"))
     if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops
-        from benchmarks.noise import noise_table
+        from benchmarks.noise import denoise_table, noise_table
 
         try:
             noise_data = data or load_dataset(options.data)
@@ -157,6 +157,8 @@ def run(options: Options) -> dict:
             noise_data = None
         few = budget is QUICK
         tables.append(noise_table(noise_data, options.photo_data, 16 if few else 64, 1 if few else 4))
+        if noise_data is not None:
+            tables.append(denoise_table(model, why_model, noise_data, 8 if few else 32))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table
 

@@ -112,3 +112,15 @@ def test_benchmark_table_rows_and_the_baseline_it_beats(tmp_path) -> None:
     ours = [row for row in table.rows if row[2].startswith("editing.noise")]
     baseline = [row for row in table.rows if row[2].startswith("Immerkaer")]
     assert ours[0][4] < baseline[0][4]  # mean |error| at 5 levels: the flat test matters on hard edges
+
+
+def test_benchmark_denoise_table(tiny_model) -> None:
+    """benchmarks.noise.denoise_table on a tiny random model: a row per sigma and choice of sigma."""
+    from benchmarks.common import Dataset
+    from benchmarks.noise import denoise_table
+
+    images = from_uint8(to_uint8(flat_shapes(2, 16, torch.Generator().manual_seed(11))))
+    table = denoise_table(tiny_model, "", Dataset(images, ["twemoji"] * 2, ["heldout"] * 2), per_style=2)
+    assert [row[1] for row in table.rows] == ["true", "estimated"] * 3
+    assert table.rows[0][2] == pytest.approx(0.1)
+    assert denoise_table(None, "no model", Dataset(images, ["twemoji"] * 2, ["heldout"] * 2), 2).notes == ["skipped: no model"]
