@@ -286,15 +286,16 @@ def test_launch_sets_queue_limits_upload_limit_and_loopback(server: Server, monk
 
 def test_request_folders_survive_concurrent_pruning(server: Server, tmp_path: Path) -> None:
     """Past KEEP_REQUESTS, requests prune old result folders; concurrent requests must not trip over each other."""
-    from app import studio as studio_module
+    from app.request import KEEP_REQUESTS
+    from app.studio import Studio
     from editing.models import resolve_runtime
 
-    studio = studio_module.Studio.from_weights(server.weights, resolve_runtime("cpu"), out_dir=tmp_path / "out")
-    total = studio_module.KEEP_REQUESTS * 3
+    studio = Studio.from_weights(server.weights, resolve_runtime("cpu"), out_dir=tmp_path / "out")
+    total = KEEP_REQUESTS * 3
     with ThreadPoolExecutor(8) as pool:
         folders = list(pool.map(lambda _: studio.files.folder(), range(total)))
     assert len(set(folders)) == total
-    assert len(list((tmp_path / "out").iterdir())) <= studio_module.KEEP_REQUESTS
+    assert len(list((tmp_path / "out").iterdir())) <= KEEP_REQUESTS
 
 
 # -- load -----------------------------------------------------------------------------------------------------
