@@ -16,7 +16,7 @@ from benchmarks import edits, photos, quality, scaling, speed
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
 from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
-from training.nets import build_unet
+from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "load", "noise", "saved")
 
@@ -42,16 +42,7 @@ class Options:
 
 def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
     """The test preset's UNet at `resolution`, random weights perturbed so the output is not zero."""
-    from editing.precond import Parameterization
-
-    torch.manual_seed(0)
-    unet, k = build_unet("tiny", resolution, len(classes))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    param = Parameterization(resolution=resolution, pixel_unshuffle=k, class_names=classes)
-    return Denoiser(unet.to(device).eval().requires_grad_(False), param, None)
+    return random_denoiser("tiny", resolution, classes, seed=0, perturb=0.05).to(device).eval().requires_grad_(False)
 
 
 def tuned_schedules(model_dir: Path | None) -> dict:

@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline, UNet2DModel
+from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Budget, Table, sync, time_ms
 from editing import tasks
-from editing.precond import Denoiser, Parameterization
+from editing.precond import Denoiser
 from editing.samplers import generators_for
 from editing.schedules import PRESETS, Schedule, uniform
 
@@ -151,14 +151,9 @@ def diffusers_pipeline(model: Denoiser, schedule: Schedule) -> ConsistencyModelP
 
 def flat_s5(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
     """The shipped emoji-s5 blocks with pixel_unshuffle = 1 (random weights), so diffusers' pipeline can run it."""
-    from training.nets import PRESETS as NETS
+    from training.nets import random_denoiser
 
-    kwargs, _ = NETS["emoji-s5"]
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=resolution, in_channels=3, out_channels=3,
-                       num_class_embeds=len(classes) or None, **kwargs)
-    param = Parameterization(resolution=resolution, class_names=classes)
-    return Denoiser(unet.to(device).eval().requires_grad_(False), param, None)
+    return random_denoiser("emoji-s5", resolution, classes, seed=0, pixel_unshuffle=1).to(device).eval().requires_grad_(False)
 
 
 def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, budget: Budget) -> Table:

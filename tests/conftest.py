@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from editing.models import Runtime, load_model, save_model  # noqa: E402
 from editing.precond import Denoiser, Parameterization  # noqa: E402
-from training.nets import build_unet  # noqa: E402
+from training.nets import random_unet  # noqa: E402
 
 CLASSES = ("twemoji", "noto", "fluent3d")
 
@@ -24,12 +24,7 @@ CLASSES = ("twemoji", "noto", "fluent3d")
 def make_tiny_folder(folder: Path, resolution: int = 16, classes: tuple[str, ...] = CLASSES,
                      boundary: str = "cm", seed: int = 0) -> Path:
     """A random tiny UNet saved like a shipped model (fp32, so comparisons are exact)."""
-    torch.manual_seed(seed)
-    unet, unshuffle = build_unet("tiny", resolution, len(classes))
-    # Random init leaves the output conv at zero in diffusers; perturb so the network matters.
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    unet, unshuffle = random_unet("tiny", resolution, len(classes), seed, perturb=0.05)
     param = Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
                              class_names=classes)
     save_model(folder, unet, param, dtype=torch.float32)

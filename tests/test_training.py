@@ -22,7 +22,7 @@ from tests.conftest import make_tiny_folder
 from training.adversarial import AdversarialLoss, Discriminator, teacher_features
 from training.data import STYLES
 from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
-from training.nets import build_unet
+from training.nets import build_unet, random_denoiser
 from training.checkpoints import export, export_compact, load_compact, save_compact
 from training.train import TrainConfig, backward_accumulated, build_models, config_from_dict, train
 
@@ -47,9 +47,7 @@ def make_dataset(folder: Path, n: int = 48, size: int = 16) -> Path:
 
 
 def tiny_denoiser(boundary: str = "edm", seed: int = 0) -> Denoiser:
-    torch.manual_seed(seed)
-    unet, k = build_unet("tiny", 16, 3)
-    return Denoiser(unet, Parameterization(boundary=boundary, resolution=16, pixel_unshuffle=k, class_names=STYLES))
+    return random_denoiser("tiny", 16, STYLES, seed=seed, boundary=boundary)
 
 
 def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,17 +1,16 @@
-"""UNet configurations, chosen by measured training throughput on 2 CPU cores (bf16 autocast, batch 64).
-
-Measured here (training/NOTES in the model card): the pixel-unshuffled 16x16x12 UNets run 2-3x faster
-than a 32x32x3 UNet of the same parameter count, because the widest, most expensive level works on a
-quarter of the positions; attention with head dim 32 and the math SDPA kernel beat the defaults.
-"""
+"""UNet configurations, chosen by measured training throughput on 2 CPU cores (the model cards give the numbers):
+pixel-unshuffled input, because the widest level then works on a quarter of the positions."""
 
 from __future__ import annotations
 
+import torch
 from diffusers import UNet2DModel
+
+from editing.precond import Denoiser, Parameterization
 
 # name -> (UNet2DModel kwargs without channels/size/classes, pixel_unshuffle)
 PRESETS: dict[str, tuple[dict, int]] = {
-    # 9.8M parameters, 85 img/s training at 32x32 (16x16x12 inside): the shipped emoji model.
+    # 9.8M parameters at 32x32 (16x16x12 inside): the shipped emoji model.
     "emoji-s5": (
         dict(
             block_out_channels=(96, 128, 160),
@@ -49,11 +48,13 @@ PRESETS: dict[str, tuple[dict, int]] = {
 }
 
 
-def build_unet(preset: str, resolution: int, num_classes: int, dropout: float = 0.0) -> tuple[UNet2DModel, int]:
-    """A fresh UNet2DModel for `preset` and its pixel_unshuffle factor."""
+def build_unet(preset: str, resolution: int, num_classes: int, dropout: float = 0.0,
+               pixel_unshuffle: int | None = None) -> tuple[UNet2DModel, int]:
+    """A fresh UNet2DModel for `preset` and its pixel_unshuffle factor (the preset's unless given)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown UNet preset {preset!r}; choose from {sorted(PRESETS)}")
     kwargs, unshuffle = PRESETS[preset]
+    unshuffle = unshuffle if pixel_unshuffle is None else pixel_unshuffle
     channels = 3 * unshuffle**2
     unet = UNet2DModel(
         sample_size=resolution // unshuffle,
@@ -64,3 +65,26 @@ def build_unet(preset: str, resolution: int, num_classes: int, dropout: float = 
         **kwargs,
     )
     return unet, unshuffle
+
+
+def random_unet(preset: str, resolution: int, num_classes: int, seed: int, perturb: float = 0.0,
+                pixel_unshuffle: int | None = None) -> tuple[UNet2DModel, int]:
+    """build_unet with weights from `seed` alone, plus `perturb` times N(0, 1) on every weight (diffusers
+    zero-initialises the output conv, so an unperturbed random net ignores its input). For tests and benchmarks;
+    the global generator is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet, unshuffle = build_unet(preset, resolution, num_classes, pixel_unshuffle=pixel_unshuffle)
+        if perturb:
+            with torch.no_grad():
+                for p in unet.parameters():
+                    p.add_(perturb * torch.randn_like(p))
+    return unet, unshuffle
+
+
+def random_denoiser(preset: str, resolution: int, classes: tuple[str, ...], seed: int = 0, perturb: float = 0.0,
+                    boundary: str = "cm", pixel_unshuffle: int | None = None) -> Denoiser:
+    """random_unet behind a Denoiser of that resolution and those classes (fp32, no autocast)."""
+    unet, unshuffle = random_unet(preset, resolution, len(classes), seed, perturb, pixel_unshuffle)
+    return Denoiser(unet, Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
+                                           class_names=classes))
