@@ -21,7 +21,7 @@ from editing.precond import Denoiser, Parameterization
 from tests.conftest import make_tiny_folder
 from training.adversarial import AdversarialLoss, Discriminator, teacher_features
 from training.data import STYLES
-from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization
+from training.losses import CDLoss, CTLoss, ECTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet, random_denoiser
 from training.checkpoints import export, export_compact, load_compact, save_compact
 from training.train import TrainConfig, backward_accumulated, build_models, config_from_dict, train
@@ -170,8 +170,34 @@ def test_generator_loss_decreases_and_moves_only_the_student() -> None:
 
 
 def test_unknown_mode_is_refused() -> None:
-    with pytest.raises(ValueError, match="mode must be one of edm, ct, cd"):
+    with pytest.raises(ValueError, match="mode must be one of edm, ct, ect, cd"):
         TrainConfig(mode="kd")
+
+
+def test_ect_loss_decreases() -> None:
+    x, y = fixed_batch()
+    first, last = fit(lambda m, g: ECTLoss()(m, x, y, g, images_seen=3, total_images=8), tiny_denoiser("cm"))
+    assert last < 0.7 * first
+
+
+def test_ect_pairs_start_at_sigma_min_and_tighten_by_half_per_stage() -> None:
+    """ECT's r = t (1 - n(t) / 2^a): stage 0 is denoising (r = sigma_min), then dt / t halves each stage."""
+    t = torch.tensor([0.01, 0.5, 2.0, 80.0])
+    ect = ECTLoss()
+    assert torch.equal(ect.r_of(t, 0, 800, 0.002), torch.full((4,), 0.002))
+    gaps = [(t - ect.r_of(t, images, 800, 0.002)) / t for images in (300, 400, 500)]  # stages 3, 4, 5
+    assert ((gaps[0] > 0) & (gaps[0] < 1)).all()
+    torch.testing.assert_close(gaps[1], gaps[0] / 2)
+    torch.testing.assert_close(gaps[2], gaps[0] / 4)
+    assert (ect.r_of(t, 800, 800, 0.002) < t).all()
+
+
+def test_ect_from_a_teacher_trains_and_resumes_bit_identically(tmp_path: Path) -> None:
+    teacher = make_tiny_folder(tmp_path / "teacher", boundary="edm", seed=5)
+    a = assert_resume_is_bit_identical(_cfg(tmp_path, mode="ect", init=str(teacher), ct_total_images=32), tmp_path)
+    start = load_file(teacher / "diffusion_pytorch_model.safetensors")
+    assert not torch.equal(a["model.conv_out.weight"], start["conv_out.weight"])  # it trained
+    assert json.loads((tmp_path / "halves" / "checkpoint.json").read_text())["param"]["boundary"] == "cm"
 
 
 def test_ct_curriculum_doubles_and_caps() -> None:

@@ -1,4 +1,4 @@
-"""Training objectives: EDM denoising, consistency training (iCT style) and consistency distillation.
+"""Training objectives: EDM denoising, consistency training (iCT and ECT style) and consistency distillation.
 
 Every loss takes the model(s), a batch (clean images x in [-1, 1]) and one torch.Generator, and returns a
 scalar. The Denoiser (editing.precond) supplies the
@@ -131,3 +131,41 @@ class CDLoss:
         d_lo = (x_euler - teacher(x_euler, sigma_lo.flatten(), labels, boundary="edm")) / sigma_lo
         x_lo = x_hi + (sigma_lo - sigma_hi) * 0.5 * (d_hi + d_lo)
         return x_hi, sigma_hi.flatten(), target(x_lo, sigma_lo.flatten(), labels)
+
+
+@dataclass(frozen=True)
+class ECTLoss:
+    """Easy consistency tuning (Geng et al. 2024, "Consistency models made easy", Sec. 3): CT from a diffusion
+    model's weights, with the pair t > r tied by r = t (1 - n(t) / q^a), n(t) = 1 + k sigmoid(-b t).
+
+    t is lognormal; the stage a = floor(stages * images / total) halves dt / t (q = 2) at each stage, so training
+    starts as denoising (r clamped to sigma_min, where f is the identity) and tightens towards the consistency
+    condition. The student at t is pulled to the stop-gradient student at r (same noise), pseudo-Huber distance,
+    weight 1 / (t - r).
+    """
+
+    p_mean: float = -1.1
+    p_std: float = 2.0
+    q: float = 2.0
+    k: float = 8.0
+    b: float = 1.0
+    stages: int = 8
+
+    def r_of(self, t: torch.Tensor, images_seen: int, total_images: int, sigma_min: float) -> torch.Tensor:
+        """The smaller sigma of each pair at this point of training (ECT's mapping function)."""
+        a = min(math.floor(self.stages * images_seen / max(total_images, 1)), self.stages)
+        n = 1 + self.k * torch.sigmoid(-self.b * t)
+        return (t * (1 - n / self.q**a)).clamp_min(sigma_min)
+
+    def __call__(
+        self, model: Denoiser, x: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator,
+        images_seen: int, total_images: int,
+    ) -> torch.Tensor:
+        p = model.param
+        t = lognormal_sigmas(x.shape[0], self.p_mean, self.p_std, generator, x.device).clamp(p.sigma_min * 1.01, p.sigma_max)
+        r = self.r_of(t, images_seen, total_images, p.sigma_min)
+        z = torch.randn(x.shape, generator=generator, device=x.device)
+        out_t = model(x + t.view(-1, 1, 1, 1) * z, t, labels)
+        with torch.no_grad():
+            out_r = model(x + r.view(-1, 1, 1, 1) * z, r, labels)
+        return (pseudo_huber(out_t, out_r) / (t - r)).mean()

@@ -18,7 +18,7 @@ from torch import nn
 
 from editing.precond import Denoiser
 from training.adversarial import AdversarialLoss
-from training.losses import CDLoss, CTLoss, EDMLoss, ct_discretization, pseudo_huber
+from training.losses import CDLoss, CTLoss, ECTLoss, EDMLoss, ct_discretization, pseudo_huber
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +83,19 @@ class CTObjective:
     def student_step(self, student: Denoiser, x: torch.Tensor, labels: torch.Tensor | None,
                      generator: torch.Generator, images_seen: int) -> MicroStep:
         return MicroStep(self.loss(student, x, labels, generator, ct_discretization(images_seen, self.total_images)))
+
+
+@dataclass(frozen=True)
+class ECTObjective:
+    """Easy consistency tuning (Geng et al. 2024): CT from a teacher's weights, dt / t halved `loss.stages`
+    times over `total_images`."""
+
+    total_images: int
+    loss: ECTLoss = ECTLoss()
+
+    def student_step(self, student: Denoiser, x: torch.Tensor, labels: torch.Tensor | None,
+                     generator: torch.Generator, images_seen: int) -> MicroStep:
+        return MicroStep(self.loss(student, x, labels, generator, images_seen, self.total_images))
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,6 +3,7 @@
     python -m training.train --mode edm --data data/emoji32 --run-dir runs/edm32 --hours 2
     python -m training.train --run-dir runs/edm32 --resume            # continue where it stopped
     python -m training.train --mode ct --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ct32
+    python -m training.train --mode ect --init weights/emoji32-edm --data data/emoji32 --run-dir runs/ect32
     python -m training.train --mode cd --teacher weights/emoji32-edm --init weights/emoji32-edm ...
     python -m training.train --mode cd ... --adv-weight 2           # plus a GAN term (training.adversarial)
     torchrun --nproc_per_node=2 -m training.train ...             # data parallel (gloo on CPU)
@@ -38,13 +39,13 @@ from training.checkpoints import (Progress, RunState, export, export_compact, lo
                                   save_checkpoint, save_compact)
 from training.data import STYLES
 from training.nets import build_unet
-from training.objectives import (CDObjective, CTObjective, EDMObjective, GANTerm, Objective, backward_accumulated,
-                                 backward_steps)
+from training.objectives import (CDObjective, CTObjective, ECTObjective, EDMObjective, GANTerm, Objective,
+                                 backward_accumulated, backward_steps)
 
 __all__ = ["TrainConfig", "backward_accumulated", "build_models", "config_from_dict", "export", "export_compact",
            "load_dataset", "save_compact", "train"]
 
-MODES = ("edm", "ct", "cd")
+MODES = ("edm", "ct", "ect", "cd")
 
 
 def _arg(default: Any, help: str) -> Any:
@@ -56,7 +57,8 @@ def _arg(default: Any, help: str) -> Any:
 class TrainConfig:
     """A run's recipe, saved as the run folder's config.json; every field is a CLI flag (--run-dir for run_dir)."""
 
-    mode: str = _arg("edm", "objective: edm (the diffusion teacher), ct (consistency training) or cd (distillation)")
+    mode: str = _arg("edm", "objective: edm (the diffusion teacher), ct (consistency training), ect (easy "
+                            "consistency tuning: ct from --init's teacher weights, Geng et al. 2024) or cd (distillation)")
     data: str = _arg("data/emoji32", "data folder (images.npy + index.jsonl, from training.data or training.photos)")
     run_dir: str = _arg("runs/edm32", "run folder: checkpoint, config.json, log.jsonl")
     unet: str = _arg("emoji-s5", "UNet preset of training.nets for a fresh model (ignored with --init)")
@@ -73,7 +75,7 @@ class TrainConfig:
     ema_halflife_images: int = _arg(100_000, "half-life of the exported EMA of the weights, in images")
     ema_rampup: float = _arg(0.1, "the EMA half-life is at most this fraction of the images seen (EDM)")
     cd_target_ema: float = _arg(0.95, "cd: EMA rate of the target network per step (CM paper, Table 3)")
-    ct_total_images: int = _arg(2_000_000, "ct: length of iCT's discretization curriculum, in images")
+    ct_total_images: int = _arg(2_000_000, "ct, ect: length of the curriculum (iCT's N doubling; ECT's dt halving)")
     adv_weight: float = _arg(0.0, "cd: weight of the GAN term on 1-step samples (training.adversarial); 0: plain CD")
     adv_lr: float = _arg(1e-4, "cd: the discriminator heads' learning rate (Adam, betas (0, 0.99), constant)")
     total_images: int = _arg(10_000_000, "stop after this many images")
@@ -186,6 +188,8 @@ def make_objective(cfg: TrainConfig, state: RunState, teacher: Denoiser | None, 
         return EDMObjective()
     if cfg.mode == "ct":
         return CTObjective(cfg.ct_total_images)
+    if cfg.mode == "ect":
+        return ECTObjective(cfg.ct_total_images)
     gan = None
     if state.disc is not None:
         gan = GANTerm(state.disc, _parallel(state.disc, world), state.disc_opt, teacher, cfg.adv_weight)
