@@ -68,11 +68,10 @@ def nl_means(noisy: torch.Tensor, h255: float) -> torch.Tensor:
     return from_uint8(np.stack([cv2.fastNlMeansDenoisingColored(a, None, h255, h255, 3, 7) for a in to_uint8(noisy)]))
 
 
-def tuned_nl_means(noisy: torch.Tensor, clean: torch.Tensor, sigma255: float, tune: int) -> tuple[float, torch.Tensor]:
-    """The h factor of NLM_H_FACTORS with the best PSNR on the first `tune` crops, and its output on all."""
+def tuned_nl_means_h(noisy: torch.Tensor, clean: torch.Tensor, sigma255: float, tune: int) -> float:
+    """The h factor of NLM_H_FACTORS with the best PSNR on the first `tune` crops."""
     scores = [float(psnr(nl_means(noisy[:tune], f * sigma255), clean[:tune]).mean()) for f in NLM_H_FACTORS]
-    best = NLM_H_FACTORS[int(np.argmax(scores))]
-    return best, nl_means(noisy, best * sigma255)
+    return NLM_H_FACTORS[int(np.argmax(scores))]
 
 
 def luma_chroma_table(tiles: np.ndarray, bins: int = 256) -> torch.Tensor:
@@ -119,9 +118,9 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
             ("noisy input", lambda x=noisy: x.clamp(-1, 1)),
             ("CBM3D (true sigma)", lambda x=noisy, s=sigma: cbm3d(x, s)),
         ]
-        h, nlm_out = tuned_nl_means(noisy, gt, s255, budget.tune_crops)
+        h = tuned_nl_means_h(noisy, gt, s255, budget.tune_crops)
         nlm_choice[s255] = h
-        methods.append((f"OpenCV NL-means (h = {h:g} sigma)", lambda o=nlm_out: o))
+        methods.append((f"OpenCV NL-means (h = {h:g} sigma)", lambda x=noisy, hh=h * s255: nl_means(x, hh)))
         if teacher is not None:
             methods.append((f"teacher, 1 evaluation ({names[1]})",
                             lambda x=noisy, s=sigma: tasks.denoise(teacher, x, sigma=s)[0]))

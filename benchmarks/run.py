@@ -158,6 +158,9 @@ def run(options: Options) -> dict:
     stamp = run_stamp(info)
     for t in tables:
         t.run = stamp
+        if t.key.startswith("photo_"):  # these tables are of the photo models, not the emoji model the stamp names
+            t.run = f"{info['date']}, {info['cpu']}, {info['dtype']}, photo models {options.photo_model}, " \
+                    f"{options.photo_teacher}"
     if set(options.sections) != set(SECTIONS):
         tables = merged(results_path(options, ".json"), tables)
     document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
