@@ -36,7 +36,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class GuardLimits:
     """What the operator sets (app.py flags); the defaults suit the studio on one machine."""
 
-    per_session: int = 2  # requests queued or running per browser session (gradio_client: per Client)
+    per_session: int = 1  # task requests (public API) queued or running per browser session (gradio_client: per Client)
     per_address: int = 16  # and per client address (every session behind it together)
     upload_files: int = 8  # files per upload request
     upload_bytes: int = 24 * 2**20  # bytes per upload request
@@ -211,7 +211,7 @@ class Guard:
         for ref in file_refs(data):
             if not is_uploaded(ref.get("path")):
                 raise Refused(400, NOT_UPLOADED)
-        return self._admit(scope, payload)
+        return self._admit(scope, payload, _is_task(fn))
 
     def _function(self, api: str | None, payload: dict[str, Any]) -> Any:
         fns = {fn.api_name: fn for fn in self.demo.fns.values() if fn.api_name}
@@ -228,15 +228,16 @@ class Guard:
                                f"{', '.join(public)}")
         return self.demo.fns[index]
 
-    def _admit(self, scope: Scope, payload: dict[str, Any]) -> list[str]:
-        """Refuse a request while its session or its address already has its share queued or running; the keys
-        it is counted under until it is in the queue."""
+    def _admit(self, scope: Scope, payload: dict[str, Any], task: bool) -> list[str]:
+        """Refuse a request while its session (tasks only: UI plumbing such as loading a canvas is not counted)
+        or its address already has its share queued or running; the keys it is counted under until it is queued.
+        A session's share of one task leaves the other workers to other clients however heavy its requests are."""
         queue = getattr(self.demo, "_queue", None)
         events = list(getattr(queue, "event_ids_to_events", {}).values())
         session = payload.get("session_hash")
         address = (scope.get("client") or ("?",))[0]
-        keys = [f"a:{address}"] + ([f"s:{session}"] if isinstance(session, str) else [])
-        same_session = sum(1 for e in events if session and e.session_hash == session)
+        keys = [f"a:{address}"] + ([f"s:{session}"] if isinstance(session, str) and task else [])
+        same_session = sum(1 for e in events if task and session and e.session_hash == session and _is_task(e.fn))
         same_address = sum(1 for e in events if _event_address(e) == address)
         same_address += self._entering.get(keys[0], 0)
         same_session += self._entering.get(keys[-1], 0) if len(keys) > 1 else 0
@@ -248,6 +249,11 @@ class Guard:
             return keys
         raise Refused(429, f"busy: {who} already has {count} requests waiting or running (at most {cap}); "
                            "try again when one of them has finished")
+
+
+def _is_task(fn: Any) -> bool:
+    """A studio task (an event of the public API), as opposed to UI plumbing (undocumented events)."""
+    return bool(fn.api_name) and getattr(fn, "api_visibility", "public") == "public"
 
 
 def _event_address(event: Any) -> str | None:

@@ -170,5 +170,5 @@ def _fairness(server: AppProcess, work: Path) -> Table:
         table.add(name, len(times), round(_percentile(times, 50), 3), round(_percentile(times, 95), 3),
                   round(max(times), 3))
     table.notes.append(f"the flooding client (one session) sent 8 batch-16 x 18-evaluation generates at a time: "
-                       f"{counts['done']} ran, {counts['busy']} refused as busy (2 per session at most)")
+                       f"{counts['done']} ran, {counts['busy']} refused as busy (1 task per session at most)")
     return table
