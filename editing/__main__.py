@@ -295,7 +295,12 @@ def run(args: argparse.Namespace) -> list[Path]:
     if task == "superresolve" and (args.factor < 2 or r % args.factor):
         raise UsageError(f"--factor must be >= 2 and divide the model resolution {r}, got {args.factor}")
     denoiser = model
-    if task == "denoise":
+    if task == "denoise" and model.param.boundary == "edm":
+        # a diffusion teacher given as --model: its one evaluation is the faithful mode itself
+        if args.mode == "sharp" or args.refine:
+            raise UsageError(f"{folder} is a diffusion teacher: --mode sharp and --refine need a consistency model")
+        print(f"denoise mode: faithful ({folder})", file=sys.stderr)
+    elif task == "denoise":
         teacher = teacher_folder(folder)
         faithful = args.mode == "faithful" or (args.mode == "auto" and args.refine == 0 and teacher.is_dir())
         if faithful and args.refine:

@@ -239,3 +239,15 @@ def test_full_size_alpha_jpeg_and_several_inputs(files: dict[str, Path], tmp_pat
             assert image.size == size
     code, _, err = runs["limit"]
     assert code == 2 and "megapixel-evaluations" in err and "Traceback" not in err
+
+
+def test_denoise_with_a_teacher_folder_is_the_faithful_mode(files: dict[str, Path]) -> None:
+    teacher = make_tiny_folder(files["dir"] / "teacher-edm", resolution=RES, boundary="edm", seed=2)
+    out = files["dir"] / "teacher-out.png"
+    common = ["denoise", str(files["photo"]), "--model", str(teacher), "--device", "cpu", "--class", "noto",
+              "--sigma", "0.2"]
+    ok = cli(*common, "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    assert f"denoise mode: faithful ({teacher})" in ok.stderr and Image.open(out).size == PHOTO
+    refused = cli(*common, "--out", str(out), "--mode", "sharp")
+    assert refused.returncode != 0 and "is a diffusion teacher" in refused.stderr and "Traceback" not in refused.stderr
