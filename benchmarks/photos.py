@@ -77,12 +77,17 @@ def tuned_nl_means_h(noisy: torch.Tensor, clean: torch.Tensor, sigma255: float, 
 def luma_chroma_table(tiles: np.ndarray, bins: int = 256) -> torch.Tensor:
     """Mean chroma coefficients (Colorize's axes 1, 2) per luma bin over training tiles: (bins, 2)."""
     coeffs = Colorize().transform(from_uint8(tiles)).permute(1, 0, 2, 3).reshape(3, -1).double()
-    lo, hi = coeffs[0].min(), coeffs[0].max()
-    index = ((coeffs[0] - lo) / (hi - lo) * (bins - 1)).round().long()
+    lo, hi = float(coeffs[0].min()), float(coeffs[0].max())
+    index = luma_bins(coeffs[0], lo, hi, bins)
     sums = torch.zeros(bins, 2, dtype=torch.float64).index_add_(0, index, coeffs[1:].T)
     counts = torch.bincount(index, minlength=bins).clamp(min=1).double()
     table = sums / counts[:, None]
-    return torch.cat([torch.tensor([[float(lo), float(hi)]], dtype=torch.float64), table]).float()
+    return torch.cat([torch.tensor([[lo, hi]], dtype=torch.float64), table]).float()
+
+
+def luma_bins(luma: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """The bin of each luma coefficient among `bins` equal bins spanning [lo, hi] (clamped at the ends)."""
+    return ((luma - lo) / (hi - lo) * (bins - 1)).round().long().clamp(0, bins - 1)
 
 
 def mean_chroma(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -91,7 +96,7 @@ def mean_chroma(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     c = op.transform(images)
     lo, hi = float(table[0, 0]), float(table[0, 1])
     bins = len(table) - 1
-    index = ((c[:, 0] - lo) / (hi - lo) * (bins - 1)).round().long().clamp(0, bins - 1)
+    index = luma_bins(c[:, 0], lo, hi, bins)
     chroma = table[1:][index]  # (B, H, W, 2)
     return op.inverse(torch.cat([c[:, :1], chroma.permute(0, 3, 1, 2)], 1)).clamp(-1, 1)
 

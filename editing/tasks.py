@@ -173,19 +173,23 @@ def colorize(
     side = chroma_side or model.param.resolution
     h, w = image.shape[-2:]
     if min(h, w) <= side:
-        return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+        return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
+                    tiling=tiling, on_tiles=on_tiles, limits=limits)
     scale = side / min(h, w)
     small = F.interpolate(image, size=(max(side, round(h * scale)), max(side, round(w * scale))), mode="area")
-    low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
+               tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
-    start = replace(Colorize(), up, image.expand(len(up), -1, -1, -1))
+    reference = image.expand(len(up), -1, -1, -1)
+    start = replace(Colorize(), up, reference)
     if refine is None:  # no solver pass to end on the projection into range (editing.feasible): do it here
-        return project_feasible(Colorize(), start, image.expand(len(up), -1, -1, -1))
+        return project_feasible(Colorize(), start, reference)
     seeds = check_seeds(seeds)
     sigma0 = float(schedule_sigmas(model, refine)[0])
     refine_noise = generators_for([stream_seed(s, "colorize refine") for s in seeds])
     x = start + sigma0 * randn(start.shape, refine_noise, start.device)
-    return edit(model, image, Colorize(), seeds, schedule=refine, label=label, x=x, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    return edit(model, image, Colorize(), seeds, schedule=refine, label=label, x=x, callback=callback,
+                tiling=tiling, on_tiles=on_tiles, limits=limits)
 
 
 def upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:
@@ -207,7 +211,8 @@ def superresolve(
         raise ValueError(f"the low-resolution image must be at least {r // factor}x{r // factor} for factor "
                          f"{factor}, got {tuple(low.shape[-2:])}")
     y = upsample_nearest(low.to(torch.float32), factor)
-    return edit(model, y, SuperResolve(factor), seeds, schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    return edit(model, y, SuperResolve(factor), seeds, schedule=schedule, label=label, callback=callback,
+                tiling=tiling, on_tiles=on_tiles, limits=limits)
 
 
 def stroke_edit(
