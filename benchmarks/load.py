@@ -22,18 +22,11 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import Table
-from tests.app_server import AppProcess
+from tests.app_server import AppProcess, rss_mib
 
 CLIENTS, REQUESTS = 32, 10
 TASKS = ("generate", "colorize", "inpaint", "superresolve")
 MODEL, STYLE = "emoji32-cm", "noto"
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _request(task: str, seed: int, image: Path, small: Path, mask: Path) -> dict[str, Any]:
@@ -82,7 +75,7 @@ def load_tables(weights: Path) -> list[Table]:
     try:
         first = Client(server.url, verbose=False, download_files=str(work / "warm"))
         first.predict(seed=0, batch=1, steps="2", model_name=MODEL, style_name=STYLE, api_name="/generate")
-        rss_before = _rss_mib(server.pid)
+        rss_before = rss_mib(server.pid)
 
         def run_client(c: int) -> list[tuple[tuple, Any, float]]:
             own = Client(server.url, verbose=False, download_files=str(work / f"client{c}"))
@@ -101,7 +94,7 @@ def load_tables(weights: Path) -> list[Table]:
         with ThreadPoolExecutor(CLIENTS) as pool:
             outcomes = [o for part in pool.map(run_client, range(CLIENTS)) for o in part]
         seconds = time.perf_counter() - start
-        rss_after = _rss_mib(server.pid)
+        rss_after = rss_mib(server.pid)
         failures = [o for o in outcomes if isinstance(o[1], Exception)]
         identical = 0
         alone = Client(server.url, verbose=False, download_files=str(work / "alone"))

@@ -21,6 +21,14 @@ def make_weights(folder: Path) -> Path:
     return folder
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process from /proc (psutil is not installed)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

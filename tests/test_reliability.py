@@ -26,7 +26,7 @@ from PIL import Image
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from tests.app_server import RESOLUTION, AppProcess, make_weights  # noqa: E402
+from tests.app_server import RESOLUTION, AppProcess, make_weights, rss_mib  # noqa: E402
 from tests.test_images import png_by_hand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +43,6 @@ class Server:
     port: int
     weights: Path
     log: Path
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process from /proc (psutil is not installed)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 @pytest.fixture(scope="module")
