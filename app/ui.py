@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 
 from app.guard import Guard, GuardLimits, bind_sessions
 from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
-from app.tabs.common import UNDOCUMENTED
+from app.tabs.inputs import UNDOCUMENTED
 
 if TYPE_CHECKING:
     from app.studio import Studio

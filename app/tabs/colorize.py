@@ -6,8 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import (examples, guarded, image_input, progress_callback, result_outputs, seed_row,
-                             steps_picker, variations_slider)
+from app.errors import guarded
+from app.progress import progress_callback
+from app.tabs.examples import examples
+from app.tabs.inputs import image_input, seed_row, steps_picker, variations_slider
+from app.tabs.outputs import result_outputs
 
 if TYPE_CHECKING:
     from app.studio import Studio

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 import pandas as pd
 
-from app.tabs.common import examples, guarded, image_input, progress_callback, result_outputs, seed_row
+from app.errors import guarded
+from app.progress import progress_callback
+from app.tabs.examples import examples
+from app.tabs.inputs import image_input, seed_row
+from app.tabs.outputs import result_outputs
 
 if TYPE_CHECKING:
     from app.studio import Studio

@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import SliderInput, guarded, progress_callback, result_outputs, seed_row, steps_picker
+from app.errors import guarded
+from app.progress import progress_callback
+from app.tabs.inputs import SliderInput, seed_row, steps_picker
+from app.tabs.outputs import result_outputs
 
 if TYPE_CHECKING:
     from app.studio import Studio

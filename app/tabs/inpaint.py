@@ -6,9 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from app.errors import guarded
+from app.progress import progress_callback
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
-from app.tabs.common import (DrawingEditor, UNDOCUMENTED, examples, guarded, image_input, progress_callback, result_outputs,
-                             seed_row, steps_picker, variations_slider)
+from app.tabs.editor import DrawingEditor
+from app.tabs.examples import examples
+from app.tabs.inputs import UNDOCUMENTED, image_input, seed_row, steps_picker, variations_slider
+from app.tabs.outputs import result_outputs
 
 if TYPE_CHECKING:
     from app.studio import Studio

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.tabs.common import (PIXELATED, NumberInput, SliderInput, guarded, image_input, progress_callback,
-                             result_outputs, seed_row, steps_picker)
+from app.errors import guarded
+from app.progress import progress_callback
+from app.tabs.inputs import NumberInput, SliderInput, image_input, seed_row, steps_picker
+from app.tabs.outputs import PIXELATED, result_outputs
 
 from editing.schedules import PRESETS
 

@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.forms import GRID
+from app.errors import guarded
+from app.progress import progress_callback
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
-from app.tabs.common import (UNDOCUMENTED, CheckboxInput, DrawingEditor, SliderInput, examples, guarded, image_input,
-                             progress_callback, result_outputs, seed_row, variations_slider)
+from app.tabs.editor import DrawingEditor
+from app.tabs.examples import examples
+from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, SliderInput, image_input, seed_row, variations_slider
+from app.tabs.outputs import result_outputs
 
 from editing.schedules import PRESETS
 
