@@ -24,7 +24,9 @@ class Budget:
     """How much work each section does; `QUICK` must finish in under 5 minutes on 2 CPU cores."""
 
     reps: int = 10  # timed repetitions (the best is reported), after one warm-up call
-    speed_batches: tuple[int, ...] = (1, 8)
+    speed_batches: tuple[int, ...] = (1, 8, 64)  # the speed table adds the engine's tile batch
+    diffusers_batches: tuple[int, ...] = (1, 64)  # batches of the side-by-side run with diffusers' pipeline
+    speed_tile_batch: bool = True  # the speed table also times the engine's tile batch (editing.tiling)
     scaling_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     samples_per_style: int = 256  # generated (and real) images per style for the SWD of section 2
     quality_styles: int = 3  # how many styles section 2 samples
@@ -44,7 +46,7 @@ class Budget:
 
 FULL = Budget()
 QUICK = Budget(
-    reps=3, scaling_batches=(1, 4, 16), samples_per_style=16, quality_styles=1, sample_batch=16,
+    reps=3, speed_batches=(1, 8), diffusers_batches=(1, 8), scaling_batches=(1, 4, 16), samples_per_style=16, quality_styles=1, sample_batch=16,
     edit_images_per_style=8, edit_styles=1, cm_steps=(1, 2, 4, 8), teacher_steps=(1, 2, 18), noise_levels=(0.1, 0.3),
     swd_per_image=64, measure_256=False, compare_s5_flat=False, draw_sets=2, sets_cm_steps=(1, 2),
     sets_teacher_steps=(18,),

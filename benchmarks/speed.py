@@ -89,25 +89,70 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def unet_widths(model: Denoiser) -> tuple[int, ...]:
+    """The UNet's block widths (diffusers' block_out_channels)."""
+    return tuple(int(c) for c in model.unet.config.block_out_channels)
+
+
+def conv_peak(widths: tuple[int, ...], resolution: int, device: torch.device, dtype: torch.dtype, reps: int
+              ) -> tuple[float, int]:
+    """Best GFLOP/s of a 3x3 convolution (c -> c, batch 64, channels_last) over the net's widths, and the width
+    that reached it: the ceiling for the layers that make up 94% of the net's FLOPs."""
+    best_rate, best_width = 0.0, widths[0]
+    side = max(4, resolution // 2)
+    batch = 64 if device.type == "cpu" else 512
+    g = torch.Generator().manual_seed(0)
+    for c in widths:
+        x = torch.randn(batch, c, side, side, generator=g).to(device, dtype).to(memory_format=torch.channels_last)
+        w = torch.randn(c, c, 3, 3, generator=g).to(device, dtype).to(memory_format=torch.channels_last)
+        ms = time_ms(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, max(3, reps))
+        rate = 2 * batch * c * c * 9 * side * side / (ms / 1e3) / 1e9
+        if rate > best_rate:
+            best_rate, best_width = rate, c
+    return best_rate, best_width
+
+
+def speed_batches(budget: Budget, device: torch.device) -> tuple[int, ...]:
+    """The budget's batch sizes plus the engine's tile batch (editing.tiling.TILE_BATCH), in order."""
+    from editing.tiling import TILE_BATCH
+
+    extra = {TILE_BATCH.get(device.type, 64)} if budget.speed_tile_batch else set()
+    return tuple(sorted(set(budget.speed_batches) | extra))
+
+
 def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str) -> Table:
-    """ms per evaluation at batch 1 and 8 per variant, GFLOP/s and the fraction of the matmul peak."""
+    """ms per evaluation per batch and variant, GFLOP/s and its share of the measured matmul and conv peaks."""
+    from editing.tiling import TILE_BATCH
+
+    tile_batch = TILE_BATCH.get(device.type, 64)
     table = Table("speed", f"Speed per network evaluation ({model_name})",
-                  ["variant", "batch", "ms / eval", "ms / image", "GFLOP / eval", "GFLOP/s", "% of matmul peak"])
-    peaks: dict[torch.dtype, float] = {}
+                  ["variant", "batch", "ms / eval", "ms / image", "GFLOP / eval", "GFLOP/s", "% of matmul peak",
+                   "% of conv peak"])
+    peaks: dict[torch.dtype, tuple[float, float, int]] = {}
+    widths = unet_widths(model)
     for variant in variants(device):
         m = with_variant(model, variant)
         dtype = variant.compute_dtype
         if dtype not in peaks:
-            peaks[dtype] = matmul_peak(device, dtype, budget.reps)
-        for batch in budget.speed_batches:
+            peaks[dtype] = (matmul_peak(device, dtype, budget.reps),
+                            *conv_peak(widths, model.param.resolution // model.param.pixel_unshuffle, device, dtype,
+                                       budget.reps))
+        mm_peak, cv_peak, _ = peaks[dtype]
+        for batch in speed_batches(budget, device):
             x, sigma, labels = inputs(m, batch, device)
-            ms = time_ms(lambda: m(x, sigma, labels), device, budget.reps)
+            reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
+            ms = time_ms(lambda: m(x, sigma, labels), device, reps)
             flops = count_flops(lambda: m(x, sigma, labels))
             achieved = flops / (ms / 1e3) / 1e9
-            table.add(variant.name, batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / peaks[dtype])
-    table.notes.append("Measured matmul peak: " + ", ".join(
-        f"{str(k).replace('torch.', '')} {v:.0f} GFLOP/s" for k, v in peaks.items())
-        + (" (1024x1024 torch.mm, best of reps)." if device.type == "cpu" else " (8192x8192 torch.mm)."))
+            table.add(variant.name, batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / mm_peak,
+                      100 * achieved / cv_peak)
+    table.notes.append("Measured peaks: " + "; ".join(
+        f"{str(k).replace('torch.', '')} matmul {v[0]:.0f} GFLOP/s, 3x3 conv {v[1]:.0f} GFLOP/s (width {v[2]})"
+        for k, v in peaks.items())
+        + (" (matmul: 1024x1024 torch.mm" if device.type == "cpu" else " (matmul: 8192x8192 torch.mm")
+        + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
+    if budget.speed_tile_batch:
+        table.notes.append(f"Batch {tile_batch} is the engine's tile batch on {device.type} (editing.tiling.TILE_BATCH).")
     table.notes.append("One evaluation = the Denoiser's forward (scalings in fp32 + UNet); FLOPs counted by "
                        "torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls, attention).")
     return table
@@ -163,10 +208,10 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                   ["network", "steps", "batch", "ours ms", "diffusers ms", "diffusers / ours", "max |diff|"])
     for name, model in models:
         label = 0 if model.param.class_names else None
-        for schedule in (PRESETS["1 step"], uniform(4)):
+        for schedule in (PRESETS["1 step"], uniform(2)):
             pipe = diffusers_pipeline(model, schedule)
             steps = list(reversed(schedule.ts[:-1]))
-            for batch in (1, 8):
+            for batch in budget.diffusers_batches:
                 seeds = list(range(batch))
                 labels = None if label is None else torch.full((batch,), label, dtype=torch.long, device=device)
 
@@ -177,8 +222,9 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                     return pipe(batch_size=batch, class_labels=labels, generator=generators_for(seeds),
                                 num_inference_steps=None, timesteps=steps, output_type="pt").images
 
-                t_ours = time_ms(ours, device, budget.reps)
-                t_theirs = time_ms(theirs, device, budget.reps)
+                reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
+                t_ours = time_ms(ours, device, reps)
+                t_theirs = time_ms(theirs, device, reps)
                 with torch.inference_mode():
                     diff = float(((ours() + 1) / 2 - theirs().to(device)).abs().max())
                 table.add(name, schedule.evaluations, batch, t_ours, t_theirs, t_theirs / t_ours, diff)
