@@ -27,6 +27,10 @@ from editing.tiling import TileCallback, Tiling, default_tiling, stream_seed, ti
 
 DEFAULT_EDIT = PRESETS["editing 18"]
 COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
+# Named random streams (stream_seed) beside a seed's own generator, so no two tasks' seeds draw the same noise.
+START_STREAM = "noised start"  # stroke_edit's (and interpolate_images') noise on the painting
+REFINE_STREAM = "colorize refine"  # colorize's re-noise before its full-size pass
+FRAMES_STREAM = "interpolate_seeds frames"  # the re-injected noise shared by every frame
 
 
 def schedule_sigmas(model: Denoiser, schedule: Schedule) -> torch.Tensor:
@@ -186,7 +190,7 @@ def colorize(
         return project_feasible(Colorize(), start, reference)
     seeds = check_seeds(seeds)
     sigma0 = float(schedule_sigmas(model, refine)[0])
-    refine_noise = generators_for([stream_seed(s, "colorize refine") for s in seeds])
+    refine_noise = generators_for([stream_seed(s, REFINE_STREAM) for s in seeds])
     x = start + sigma0 * randn(start.shape, refine_noise, start.device)
     return edit(model, image, Colorize(), seeds, schedule=refine, label=label, x=x, callback=callback,
                 tiling=tiling, on_tiles=on_tiles, limits=limits)
@@ -227,7 +231,8 @@ def stroke_edit(
     seeds = check_seeds(seeds)
     painting = check_images(model, painting, "painting").expand(len(seeds), -1, -1, -1)
     sigma0 = float(schedule_sigmas(model, schedule)[0])
-    x = painting + sigma0 * randn(painting.shape, generators_for([s + 2**31 for s in seeds]), painting.device)
+    start_noise = generators_for([stream_seed(s, START_STREAM) for s in seeds])
+    x = painting + sigma0 * randn(painting.shape, start_noise, painting.device)
     return edit(model, painting[:1], Identity(), seeds, schedule=schedule, label=label, x=x, callback=callback,
                 tiling=tiling, on_tiles=on_tiles, limits=limits)
 
@@ -257,7 +262,7 @@ def interpolate_seeds(
     sigmas = schedule_sigmas(model, schedule)
     x = torch.cat([slerp(za, zb, i / (frames - 1)) for i in range(frames)]) * sigmas[0]
     denoise = bind(model, class_labels(model, label, frames))
-    generators = generators_for([seed_a + 2**31] * frames)
+    generators = generators_for([stream_seed(seed_a, FRAMES_STREAM)] * frames)
     return sample_consistency(denoise, x, sigmas, generators, sigma_min=p.sigma_min, callback=callback)
 
 
@@ -270,9 +275,9 @@ def interpolate_images(
         raise ValueError(f"interpolation needs at least 2 frames, got {frames}")
     a, b = check_images(model, a, "first image", any_size=False), check_images(model, b, "second image", any_size=False)
     sigma0 = float(schedule_sigmas(model, schedule)[0])
-    # The start noise gets its own stream (as in stroke_edit): generators_for([seed]) also drives the re-injected
-    # noise, whose first draw would otherwise be z again.
-    z = randn(a.shape, generators_for([seed + 2**31]), a.device)
+    # The start noise is stroke_edit's stream, so the end frames are its edits of a and b; generators_for([seed])
+    # drives the re-injected noise, whose first draw would otherwise be z again.
+    z = randn(a.shape, generators_for([stream_seed(seed, START_STREAM)]), a.device)
     x = torch.cat([(1 - t) * a + t * b for t in torch.linspace(0, 1, frames).tolist()]) + sigma0 * z
     return edit(model, a, Identity(), [seed] * frames, schedule=schedule, label=label, x=x, callback=callback)
 

@@ -49,6 +49,35 @@ def test_stroke_edit_starts_from_the_noised_painting(tiny_model: Denoiser) -> No
     assert abs(noise.std().item() - 1.0) < 0.2 and abs(noise.mean().item()) < 0.2
 
 
+def first_inputs(model: Denoiser, run) -> tuple[torch.Tensor, float]:  # type: ignore[no-untyped-def]
+    """The x and sigma of the first network evaluation of run(model)."""
+    seen: list[tuple[torch.Tensor, float]] = []
+    original = model.forward
+
+    class Spy(Denoiser):
+        def forward(self, x, sigma, class_labels=None, boundary=None):  # type: ignore[override]
+            seen.append((x.clone(), float(torch.as_tensor(sigma).flatten()[0])))
+            return original(x, sigma, class_labels, boundary)
+
+    run(Spy(model.unet, model.param))
+    return seen[0]
+
+
+def test_task_noise_streams_do_not_collide(tiny_model: Denoiser) -> None:
+    """stroke_edit's start noise for seed s is no longer generate's noise for seed s + 2**31 (issue 29.5)."""
+    p = painting(1)
+    x, sigma = first_inputs(tiny_model, lambda m: tasks.stroke_edit(m, p, [0], label=0))
+    stroke_z = (x - p) / sigma
+    x, sigma = first_inputs(tiny_model, lambda m: tasks.generate(m, [2**31], label=0))
+    generate_z = x / sigma
+    assert stroke_z.shape == generate_z.shape
+    assert (stroke_z - generate_z).abs().max().item() > 1.0
+    x, sigma = first_inputs(tiny_model, lambda m: tasks.generate(m, [0], label=0))
+    assert (stroke_z - x / sigma).abs().max().item() > 1.0
+    streams = {tasks.START_STREAM, tasks.REFINE_STREAM, tasks.FRAMES_STREAM}
+    assert len(streams) == 3 and len({tasks.stream_seed(0, s) for s in streams} | {0, 2**31}) == 5
+
+
 def test_interpolate_seeds_endpoints_equal_generate(tiny_model: Denoiser) -> None:
     frames = tasks.interpolate_seeds(tiny_model, 4, 9, 5, label=1)
     assert frames.shape == (5, 3, 16, 16)
