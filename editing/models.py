@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from editing.precond import Denoiser, Parameterization
+from editing.runtimes import BACKENDS, prepare_unet
 from editing.schedules import Schedule
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -39,6 +40,7 @@ class Runtime:
     device: torch.device
     weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
     autocast_dtype: torch.dtype | None  # bf16 autocast, on CPU only when asked for
+    backend: str = "eager"  # CPU fp32 only: "openvino" runs the UNet converted once (editing.runtimes)
 
 
 def cpu_has_amx() -> bool:
@@ -54,7 +56,7 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def resolve_runtime(device: str = "auto", bf16: bool = False) -> Runtime:
+def resolve_runtime(device: str = "auto", bf16: bool = False, backend: str = "eager") -> Runtime:
     """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast only
     when `bf16` is True. fp32 is the CPU default because the studio runs batches of 1 to 8, where bf16 was
     measured slower on every CPU tried: 1.4x at batch 1 even with AMX (faster at batch 8 there),
@@ -65,10 +67,12 @@ def resolve_runtime(device: str = "auto", bf16: bool = False) -> Runtime:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     dev = torch.device(device)
-    if dev.type == "cuda":
+    if dev.type == "cuda":  # CUDA keeps its own path (fp16 weights); backend applies to CPU fp32 only
         return Runtime(dev, torch.float16, None)
-    return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None)
+    return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None, "eager" if bf16 else backend)
 
 
 def _read_json(path: Path) -> dict:
@@ -249,6 +253,8 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
     if runtime.weight_dtype != torch.float32:  # a no-op cast would only make diffusers log a warning
         unet = unet.to(dtype=runtime.weight_dtype)
     unet = unet.eval().requires_grad_(False)
+    if runtime.device.type == "cpu" and runtime.autocast_dtype is None and runtime.backend != "eager":
+        unet = prepare_unet(unet, runtime.backend, param.resolution // param.pixel_unshuffle)
     return Denoiser(unet, param, runtime.autocast_dtype)
 
 

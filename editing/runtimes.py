@@ -1,0 +1,108 @@
+"""CPU backends for the UNet: eager PyTorch, or the same network converted once to OpenVINO.
+
+Measured on the 2-core Xeon (issue 33, contended): OpenVINO ran the emoji model's UNet 2.4x faster than eager
+at batch 1, 7x at batch 8 and 1.3x at batch 64, max |diff| 7e-6 against eager. The converted network (OpenVINO
+IR) is cached on disk under a key of the weights and the input shape, so the conversion (about a minute on 2
+cores) is paid once; later loads read the IR. Where openvino is not installed the eager UNet is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+BACKENDS = ("eager", "openvino")
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "consistency-studio" / "openvino"
+
+
+def weights_key(unet: nn.Module, in_channels: int, side: int) -> str:
+    """A digest of the UNet's config, weights and input shape: the name of its cached IR."""
+    digest = hashlib.sha256(repr(sorted(dict(unet.config).items())).encode())
+    digest.update(f"{in_channels}x{side}".encode())
+    for name, tensor in sorted(unet.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+class _Body(nn.Module):
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.unet(x, t, class_labels=labels).sample
+
+
+class OpenVINOUNet(nn.Module):
+    """Stands in for a diffusers UNet2DModel (call, `.config`, `.sample`) and runs it through OpenVINO in fp32.
+
+    The eager UNet stays as `.eager` (its parameters give dtype and device; diffusers' pipeline and training
+    use it directly)."""
+
+    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None):
+        super().__init__()
+        import openvino as ov
+
+        self.eager = unet
+        self.config = unet.config
+        self.conditional = bool(unet.config.num_class_embeds)
+        c = int(unet.config.in_channels)
+        folder = Path(cache_dir or default_cache_dir())
+        xml = folder / f"{weights_key(unet, c, side)}.xml"
+        if not xml.is_file():
+            x = torch.zeros(1, c, side, side)
+            t = torch.zeros(1)
+            example: tuple[torch.Tensor, ...] = (x, t)
+            shapes = [([-1, c, side, side], ov.Type.f32), ([-1], ov.Type.f32)]
+            if self.conditional:
+                example += (torch.zeros(1, dtype=torch.long),)
+                shapes.append(([-1], ov.Type.i64))
+            with torch.no_grad():
+                model = ov.convert_model(_Body(unet).eval(), example_input=example, input=shapes)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = xml.with_suffix(".tmp.xml")
+            ov.save_model(model, tmp, compress_to_fp16=False)
+            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+            tmp.replace(xml)
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None,
+                return_dict: bool = True) -> SimpleNamespace | tuple[torch.Tensor]:
+        n = x.shape[0]
+        t = t.to(torch.float32).expand(n) if t.ndim == 0 else t.to(torch.float32)
+        feeds = [x.detach().to("cpu", torch.float32).contiguous().numpy(), t.to("cpu").contiguous().numpy()]
+        if self.conditional:
+            if class_labels is None:
+                raise ValueError("this UNet is class-conditional: pass class_labels")
+            feeds.append(class_labels.to("cpu", torch.long).expand(n).contiguous().numpy())
+        out = self.compiled(feeds)[0]
+        sample = torch.from_numpy(out.copy()).to(x.device)
+        return SimpleNamespace(sample=sample) if return_dict else (sample,)
+
+
+def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | None = None) -> nn.Module:
+    """The UNet to run for `backend`: OpenVINO where asked for and installed, else the eager UNet unchanged."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "openvino" and openvino_available():
+        return OpenVINOUNet(unet, side, cache_dir)
+    return unet
+
+
+def eager_unet(unet: nn.Module) -> nn.Module:
+    """The eager UNet behind a prepared one (itself when eager)."""
+    return unet.eager if isinstance(unet, OpenVINOUNet) else unet
