@@ -26,6 +26,7 @@ class Budget:
     reps: int = 10  # timed repetitions (the best is reported), after one warm-up call
     speed_batches: tuple[int, ...] = (1, 8, 64)  # the speed table adds the engine's tile batch
     diffusers_batches: tuple[int, ...] = (1, 64)  # batches of the side-by-side run with diffusers' pipeline
+    openvino: bool = True  # speed and diffusers tables also time the OpenVINO UNet (editing.runtimes)
     speed_tile_batch: bool = True  # the speed table also times the engine's tile batch (editing.tiling)
     scaling_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     samples_per_style: int = 256  # generated (and real) images per style for the SWD of section 2

@@ -112,6 +112,17 @@ def conv_peak(widths: tuple[int, ...], resolution: int, device: torch.device, dt
     return best_rate, best_width
 
 
+def openvino_denoiser(model: Denoiser) -> Denoiser | None:
+    """The model's UNet converted to OpenVINO (editing.runtimes, cached on disk), or None where it cannot run."""
+    from editing.runtimes import OpenVINOUNet, eager_unet, openvino_available
+
+    unet = eager_unet(model.unet)
+    if not openvino_available() or next(unet.parameters()).device.type != "cpu" or model.autocast_dtype \
+            or next(unet.parameters()).dtype != torch.float32:
+        return None
+    return Denoiser(OpenVINOUNet(unet, model.param.resolution // model.param.pixel_unshuffle), model.param, None)
+
+
 def speed_batches(budget: Budget, device: torch.device) -> tuple[int, ...]:
     """The budget's batch sizes plus the engine's tile batch (editing.tiling.TILE_BATCH), in order."""
     from editing.tiling import TILE_BATCH
@@ -151,6 +162,22 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
         for k, v in peaks.items())
         + (" (matmul: 1024x1024 torch.mm" if device.type == "cpu" else " (matmul: 8192x8192 torch.mm")
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
+    ov = openvino_denoiser(model) if budget.openvino else None
+    if ov is not None:
+        mm_peak, cv_peak, _ = peaks[torch.float32]
+        for batch in speed_batches(budget, device):
+            x, sigma, labels = inputs(model, batch, device)
+            reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
+            ms = time_ms(lambda: ov(x, sigma, labels), device, reps)
+            flops = count_flops(lambda: model(x, sigma, labels))
+            with torch.inference_mode():
+                diff = float((ov(x, sigma, labels) - model(x, sigma, labels)).abs().max())
+            achieved = flops / (ms / 1e3) / 1e9
+            table.add("fp32, OpenVINO", batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / mm_peak,
+                      100 * achieved / cv_peak)
+            table.notes.append(f"OpenVINO at batch {batch}: max |x0 - eager x0| = {diff:.1e}.")
+    else:
+        table.notes.append("OpenVINO rows skipped: openvino not installed or not a CPU fp32 model.")
     if budget.speed_tile_batch:
         table.notes.append(f"Batch {tile_batch} is the engine's tile batch on {device.type} (editing.tiling.TILE_BATCH).")
     table.notes.append("One evaluation = the Denoiser's forward (scalings in fp32 + UNet); FLOPs counted by "
@@ -205,8 +232,10 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
     """Our Algorithm 1 (editing.tasks.generate) against diffusers' ConsistencyModelPipeline, same UNet and noise."""
     table = Table("diffusers", "Our multistep sampler vs diffusers ConsistencyModelPipeline (fp32, same UNet, "
                   "steps and per-image generators)",
-                  ["network", "steps", "batch", "ours ms", "diffusers ms", "diffusers / ours", "max |diff|"])
+                  ["network", "steps", "batch", "ours ms", "ours OpenVINO ms", "diffusers ms", "diffusers / ours",
+                   "diffusers / ours OpenVINO", "OpenVINO max |diff|", "max |diff|"])
     for name, model in models:
+        ov = openvino_denoiser(model) if budget.openvino else None
         label = 0 if model.param.class_names else None
         for schedule in (PRESETS["1 step"], uniform(2)):
             pipe = diffusers_pipeline(model, schedule)
@@ -223,14 +252,22 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                                 num_inference_steps=None, timesteps=steps, output_type="pt").images
 
                 reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
+                def ours_ov() -> torch.Tensor:
+                    return tasks.generate(ov, seeds, schedule=schedule, label=label)
+
                 t_ours = time_ms(ours, device, reps)
                 t_theirs = time_ms(theirs, device, reps)
+                t_ov = time_ms(ours_ov, device, reps) if ov is not None else float("nan")
                 with torch.inference_mode():
-                    diff = float(((ours() + 1) / 2 - theirs().to(device)).abs().max())
-                table.add(name, schedule.evaluations, batch, t_ours, t_theirs, t_theirs / t_ours, diff)
+                    reference = theirs().to(device)
+                    diff = float(((ours() + 1) / 2 - reference).abs().max())
+                    ov_diff = float(((ours_ov() + 1) / 2 - reference).abs().max()) if ov is not None else float("nan")
+                table.add(name, schedule.evaluations, batch, t_ours, t_ov, t_theirs, t_theirs / t_ours,
+                          t_theirs / t_ov, ov_diff, diff)
     table.notes.append("diffusers' pipeline cannot run a pixel_unshuffle > 1 UNet, so the comparison uses "
                        "pixel_unshuffle = 1 networks: " + ", ".join(n for n, _ in models) + ".")
-    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise.")
+    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise. "
+                       "'ours OpenVINO' is the same sampler over the UNet converted by editing.runtimes.")
     if device.type == "cpu":
         table.notes.append("On CPU, Denoiser.network forces the math SDPA kernel (chosen for the shipped model's "
                            "<= 64-token attention); at 32 px the tiny preset attends over 256 tokens, where that "
