@@ -11,9 +11,10 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
     """Rows {model, series, method, ms, quality, metric} of the sample-quality table in benchmarks/RESULTS.json
     (written by `python -m benchmarks`: {"tables": {"quality": {"columns": [...], "rows": [[...], ...]}}}), and a
     sentence saying what was found."""
-    shown = f"benchmarks/{path.name}"  # never the server's absolute path: the message is shown in the page
+    shown = "the studio's benchmark results"  # no path on the server: the message is shown in the page
     if not path.is_file():
-        return [], f"No benchmark results yet ({shown} not found): run `python -m benchmarks` to make the plot."
+        return [], ("No benchmark results yet (the results file was not found): run `python -m benchmarks` to "
+                    "make the plot.")
     try:
         table = json.loads(path.read_text())["tables"]["quality"]
         columns = table["columns"]
@@ -21,7 +22,7 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
         metric = "SWD mean"
         quality, ms = columns.index(metric), columns.index("ms / image")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        return [], f"{shown} has no sample-quality table ({type(e).__name__})."
+        return [], f"The benchmark results have no sample-quality table ({type(e).__name__})."
     rows = []
     for row in table["rows"]:
         if not (isinstance(row[ms], (int, float)) and isinstance(row[quality], (int, float))):
@@ -32,5 +33,6 @@ def read_benchmarks(path: Path) -> tuple[list[dict[str, Any]], str]:
                      "ms": float(row[ms]), "quality": float(row[quality]),
                      "metric": f"{metric} (x1e3, lower is better)"})
     if not rows:
-        return [], f"{shown} has no rows with a time and a quality number."
-    return rows, f"Sample quality against time per image from `{shown}` ({len(rows)} rows; {metric}, lower is better)."
+        return [], "The benchmark results have no rows with a time and a quality number."
+    return rows, (f"Sample quality against time per image, from {shown} ({len(rows)} runs; {metric}: lower "
+                  "is better).")

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from editing.images import (MAX_BYTES, MAX_PIXELS, ConvertedMask, InputError, _any_resize, _check_resolution,
-                            _resize_note, _source_pixels, load_image)
+                            _resize_note, _source_pixels, load_full, load_image)
 from editing.schedules import PRESETS, Schedule, parse_ts, steps_schedule, uniform
 
 GRID = 40  # points of the Karras grid for step counts and stroke strengths (the OpenAI convention)
@@ -167,13 +167,26 @@ def parse_schedule(text: str | None, default: Schedule, tuned: dict[int, Schedul
     return parse_steps_or_ts(text, None, default=default, tuned=tuned)
 
 
+STROKE_STRENGTH = 15  # the default: starts at index 24 (sigma 0.82 on the shipped grid), the subject is kept
+
+
+def stroke_start(strength: int) -> int:
+    """The stroke edit's plain-language strength (how much may change: 1 a touch-up, GRID - 1 a new image from
+    pure noise) -> the starting index into the GRID-point sigma grid (SDEdit: a later index keeps more)."""
+    strength = int(strength)
+    if not 1 <= strength <= GRID - 1:
+        raise ValueError(f"strength must be between 1 and {GRID - 1}, got {strength}")
+    return GRID - 1 - strength
+
+
 def stroke_schedule(start: int, steps: int) -> Schedule:
     """`steps` evaluations from index `start` of the 40-point grid down to its end (SDEdit strength)."""
     start, steps = int(start), int(steps)
     if not 0 <= start <= GRID - 2:
         raise ValueError(f"strength (the starting index) must be between 0 and {GRID - 2}, got {start}")
     if not 1 <= steps <= GRID - 1 - start:
-        raise ValueError(f"steps must be between 1 and {GRID - 1 - start} when starting at index {start}, got {steps}")
+        raise ValueError(f"steps must be between 1 and {GRID - 1 - start} at strength {GRID - 1 - start} (it starts "
+                         f"at index {start}), got {steps}")
     return uniform(steps, GRID, start)
 
 
@@ -241,8 +254,8 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int
             if "comma-separated" in str(e):
                 raise ValueError(f"ts must be comma-separated integers like '0,22,39', got {_echo(text)}") from None
             raise
-    raise ValueError(f"steps must be a preset ({', '.join(PRESETS)}), a number of steps like 4, "
-                     f"or a ts list like 0,22,39; got {_echo(text)}")
+    raise ValueError(f"steps must be a preset from the list, a number of steps like 4, "
+                     f"or grid indices like 0,22,39; got {_echo(text)}")
 
 
 # -- images ---------------------------------------------------------------------------------------------
@@ -253,6 +266,15 @@ def load_upload(value: Any, resolution: int, what: str) -> tuple[torch.Tensor, l
     if value is None or (isinstance(value, str) and not value):
         raise ValueError(f"{what}: no image given; upload one (or pick an example)")
     converted = load_image(value, resolution)
+    return converted.tensor, [f"{what}: {n}" for n in converted.notes]
+
+
+def load_upload_full(value: Any, what: str) -> tuple[torch.Tensor, list[str]]:
+    """An image field's upload at its own size (editing.images.load_full; transparency on white), its notes
+    prefixed with `what`."""
+    if value is None or (isinstance(value, str) and not value):
+        raise ValueError(f"{what}: no image given; upload one (or pick an example)")
+    converted = load_full(value)
     return converted.tensor, [f"{what}: {n}" for n in converted.notes]
 
 

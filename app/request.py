@@ -103,6 +103,7 @@ class CompareRow:
 @dataclass
 class CompareResult(Result):
     rows: list[CompareRow] = field(default_factory=list)
+    reference: str | None = None  # the enlarged reference image, shown beside the results (None: generating)
 
 
 class RequestFiles:

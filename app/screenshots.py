@@ -62,9 +62,9 @@ def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page,
         upload(tab, example)
         page.wait_for_timeout(800)
         tab.get_by_text("Add noise (to try it on a clean image)").click()
-        tab.get_by_role("button", name="Add noise to the image").click()
+        tab.get_by_role("button", name="Make a noisy copy").click()
         page.wait_for_timeout(2000)
-        run_and_wait(tab, "Denoise", "denoise-seed")
+        run_and_wait(tab, "Denoise the noisy copy", "denoise-seed")
 
     def interpolate(page: Page, tab: Locator) -> None:
         run_and_wait(tab, "Interpolate", "interpolate-frame")

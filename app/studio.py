@@ -68,13 +68,14 @@ class Prepared:
     def resolution(self) -> int:
         return self.entry.param.resolution
 
-    def admit(self, evaluations: int, outputs: int | None = None) -> list[int]:
+    def admit(self, evaluations: int, outputs: int | None = None, size: tuple[int, int] | None = None) -> list[int]:
         """Refuse, before any work, a request costing more than the studio's limits (editing.limits) or whose
-        seeds would pass `forms.MAX_SEED`; the seeds of the outputs."""
+        seeds would pass `forms.MAX_SEED`; the seeds of the outputs. `size`: the outputs' (height, width) when
+        they are not the model's square."""
         outputs = self.count if outputs is None else outputs
-        side = self.resolution
+        height, width = size or (self.resolution, self.resolution)
         try:
-            check_request(self.studio.limits, self.studio.runtime.device, outputs, side, side, evaluations)
+            check_request(self.studio.limits, self.studio.runtime.device, outputs, height, width, evaluations)
         except ValueError as e:
             raise ValueError(f"too large for this studio: {e}") from None
         return [] if self.seed is None else forms.seed_range(self.seed, self.count, self.count_name)
@@ -203,15 +204,24 @@ class Studio(Registry):
         if mode not in ("upscale", "restore"):
             raise ValueError(f"mode must be 'upscale' or 'restore', got {mode!r}")
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
-        seeds = prep.admit(schedule.evaluations)
-        low = prep.image(image, "small image" if mode == "upscale" else "downsampled", r // factor)
-        reference = prep.image(image, "original") if mode == "restore" else None
+        reference = None
+        if mode == "upscale":
+            # The upload at its own size, unless it is too small for one tile of output (then enlarged to it).
+            low, notes = forms.load_upload_full(image, "small image")
+            if min(low.shape[-2:]) * factor < r:
+                low, notes = forms.load_upload(image, r // factor, "small image")
+            prep.notes.extend(notes)
+        else:
+            low = prep.image(image, "downsampled", r // factor)
+            reference = prep.image(image, "original")
+        h, w = low.shape[-2:]
+        seeds = prep.admit(schedule.evaluations, size=(h * factor, w * factor))
         out = tasks.superresolve(self.load(prep.entry.name), low, factor, seeds, schedule=schedule,
                                  label=prep.label, callback=prep.callback())
         captions = [f"seed {s}" for s in seeds]
         if reference is not None:
             captions = [f"{c} · PSNR {psnr(o, reference[0]):.1f} dB" for c, o in zip(captions, out)]
-        prep.notes.append(f"{r // factor}x{r // factor} -> {r}x{r} (x{factor}); every {factor}x{factor} block mean "
+        prep.notes.append(f"{w}x{h} -> {w * factor}x{h * factor} (x{factor}); every {factor}x{factor} block mean "
                           "is kept")
         result = self.files.write("superresolve", out, captions, [f"seed{s}" for s in seeds], prep.notes)
         views = [tasks.upsample_nearest(low, factor)] + ([reference] if reference is not None else [])
@@ -224,8 +234,8 @@ class Studio(Registry):
                     steps: float, seed: float, variations: float, on_step: OnStep | None = None) -> Result:
         """The painting is the editor's composite when there is one, else `start_image`."""
         prep = self.prepare(model, style, seed, on_step, count=variations)
-        schedule = stroke_schedule(parse_count(strength, "strength", 0, GRID - 2),
-                                   parse_count(steps, "steps", 1, GRID - 1))
+        strength = parse_count(strength, "strength", 1, GRID - 1)
+        schedule = stroke_schedule(forms.stroke_start(strength), parse_count(steps, "steps", 1, GRID - 1))
         seeds = prep.admit(schedule.evaluations)
         painting = editor.get("composite") if isinstance(editor, dict) else None
         if painting is None:
@@ -235,11 +245,16 @@ class Studio(Registry):
         x = prep.image(painting, "painting")
         out = tasks.stroke_edit(self.load(prep.entry.name), x, seeds, schedule=schedule, label=prep.label,
                                 callback=prep.callback())
-        p = prep.entry.param
-        sigma0 = float(karras_sigmas(GRID, p.sigma_min, p.sigma_max, p.rho)[schedule.ts[0]])
-        prep.notes.append(f"starts at sigma = {sigma0:.3g} (index {schedule.ts[0]} of {GRID}); "
+        prep.notes.append(f"strength {strength}: {self.stroke_start_text(prep.entry.name, strength)}; "
                           f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)}")
         return self._outputs("stroke", prep, out, seeds)
+
+    def stroke_start_text(self, model: str | None, strength: Any) -> str:
+        """Where a stroke edit of `strength` starts, in technical terms: its noise level and grid index."""
+        p = self.entry(model).param
+        start = forms.stroke_start(parse_count(strength, "strength", 1, GRID - 1))
+        sigma0 = float(karras_sigmas(GRID, p.sigma_min, p.sigma_max, p.rho)[start])
+        return f"starts at sigma = {sigma0:.3g} (index {start} of the {GRID}-point grid)"
 
     def interpolate(self, model: str | None, style: str | None, mode: str | None, seed_a: float, seed_b: float,
                     image_a: Any, image_b: Any, frames: float, steps: str | None, seed: float,
@@ -378,4 +393,7 @@ class Studio(Registry):
             captions.append(text)
             rows.append(CompareRow(name, evals, round(ms, 1), None if value is None or is_ref else round(value, 2)))
         result = self.files.write("compare", torch.cat([o for _, o, _, _ in runs]), captions, file_names, prep.notes)
-        return CompareResult(**vars(result), rows=rows)
+        shown = None
+        if not generating:
+            shown = self.files.write("compare-reference", ref_tensor, ["reference"], ["reference"], []).enlarged[0]
+        return CompareResult(**vars(result), rows=rows, reference=shown)

@@ -51,15 +51,23 @@ def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blo
                 tab.create_tab(studio, model, style, example_paths)
 
         def select_model(name: str) -> tuple[Any, str]:
+            """The chosen model's styles and description; a name typed that is no model gets a note in place of
+            the description (and the style box is left as it is), never an error."""
             try:
                 styles = studio.styles(name)
-                return gr.Dropdown(choices=styles, value=styles[0]), studio.describe(name)
-            except ValueError as e:
-                raise gr.Error(str(e), print_exception=False) from None
+            except ValueError:
+                return gr.skip(), unknown_model_note(studio, name)
+            return gr.Dropdown(choices=styles, value=styles[0]), studio.describe(name)
 
         model.change(select_model, inputs=model, outputs=[style, info], api_name="select_model",
-                     api_visibility=UNDOCUMENTED, queue=False)
+                     api_visibility=UNDOCUMENTED)
     return demo
+
+
+def unknown_model_note(studio: Studio, name: Any) -> str:
+    shown = str(name)[:60]
+    return (f"**No model named {shown!r}.** Choose one of {', '.join(f'`{m}`' for m in studio.model_names)} "
+            "from the list.")
 
 
 def concurrency_limit(device_type: str) -> int:

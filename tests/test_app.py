@@ -177,7 +177,7 @@ def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]
 
 
 def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path]) -> None:
-    kwargs = dict(start_image=handle_file(pngs["image"]), canvas=None, strength=20, steps=2, seed=9, variations=2,
+    kwargs = dict(start_image=handle_file(pngs["image"]), canvas=None, strength=19, steps=2, seed=9, variations=2,
                   **COMMON)
     gallery, notes, files = call(client, "stroke_edit", **kwargs)
     first = [pixels(f) for f in model_res(files)]
@@ -189,13 +189,13 @@ def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path])
 def test_stroke_edit_live_mode_renders_one_variation_only_when_on(client: Client, pngs: dict[str, Path]) -> None:
     """Live mode (re-render on every canvas or slider change) gives the first variation of a normal render."""
     painting = handle_file(pngs["image"])
-    _, _, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=20, steps=2, seed=9,
+    _, _, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=19, steps=2, seed=9,
                        variations=2, **COMMON)
-    gallery, notes, live_files = client.predict(True, painting, None, 20, 2, 9, COMMON["model_name"],
+    gallery, notes, live_files = client.predict(True, painting, None, 19, 2, 9, COMMON["model_name"],
                                                 COMMON["style_name"], api_name="/stroke_edit_live")
     assert len(gallery) == 1 and "index 20" in notes
     np.testing.assert_array_equal(pixels(model_res(live_files)[0]), pixels(model_res(files)[0]))
-    off = client.predict(False, painting, None, 20, 2, 9, COMMON["model_name"], COMMON["style_name"],
+    off = client.predict(False, painting, None, 19, 2, 9, COMMON["model_name"], COMMON["style_name"],
                          api_name="/stroke_edit_live")
     assert not any(isinstance(v, list) and v for v in off), off  # live mode off: nothing is rendered
 
@@ -229,14 +229,17 @@ def test_add_noise_then_denoise(client: Client, pngs: dict[str, Path]) -> None:
 
 
 def test_compare_steps_and_teacher(client: Client, pngs: dict[str, Path]) -> None:
-    gallery, notes, files, table = call(client, "compare", seed=3, reference=None, **COMMON)
+    gallery, notes, files, table, reference = call(client, "compare", seed=3, reference=None, **COMMON)
+    assert reference is None  # generating: no reference to show
     captions = [g["caption"] for g in gallery]
     assert len(captions) == 6 and captions[-1].startswith("teacher Heun 18")
     assert "tiny-edm" not in captions[-1] and "teacher Heun 18 (tiny-edm)" in str(table)  # short caption, full table
     assert all(re.search(r"\d+ evals? · \d+ ms", c) for c in captions)
     assert all("PSNR" in c for c in captions[:5])
-    gallery, *_ = call(client, "compare", seed=3, reference=handle_file(pngs["image"]), **COMMON)
+    gallery, *_, reference = call(client, "compare", seed=3, reference=handle_file(pngs["image"]), **COMMON)
     assert len(gallery) == 5 and all("PSNR" in g["caption"] for g in gallery)
+    # The reference is shown beside the results, as the model saw it.
+    assert Image.open(reference).size == Image.open(gallery[0]["image"]).size
 
 
 @pytest.mark.parametrize("api_name, kwargs, message", [
@@ -322,3 +325,101 @@ def test_app_takes_a_timeout_flag() -> None:
     spec.loader.exec_module(main)
     assert main.parse_args([]).timeout == main.REQUEST_TIMEOUT > 0
     assert main.parse_args(["--timeout", "7.5"]).timeout == 7.5
+
+
+# -- fixes from the walk (issue 32) ------------------------------------------------------------------------------
+
+
+def component(client: Client, elem_id: str | None = None, label: str | None = None) -> dict:
+    """A component's props in the page's config, found by its elem_id or its label."""
+    for c in client.config["components"]:
+        props = c.get("props", {})
+        if (elem_id and props.get("elem_id") == elem_id) or (label and props.get("label") == label):
+            return c
+    raise AssertionError(f"no component {elem_id or label!r}")
+
+
+def dependency(client: Client, api_name: str) -> dict:
+    return next(d for d in client.config["dependencies"] if d.get("api_name") == api_name)
+
+
+def test_add_noise_keeps_the_upload_and_the_level_slider_is_inactive_until_chosen(client: Client) -> None:
+    upload = component(client, label="Noisy image")["id"]
+    add = dependency(client, "add_noise")
+    assert upload not in add["outputs"], "add noise replaced the user's upload"
+    assert component(client, elem_id="denoise-noisy-copy")["id"] in add["outputs"]
+    sigma = component(client, elem_id="denoise-sigma")
+    assert sigma["props"]["interactive"] is False  # the estimate is used until the box is ticked
+    assert client.predict(True, api_name="/denoise_override")["interactive"] is True
+    assert client.predict(False, api_name="/denoise_override")["interactive"] is False
+
+
+def test_stroke_strength_is_how_much_may_change(client: Client, pngs: dict[str, Path]) -> None:
+    strength = component(client, elem_id="stroke-strength")["props"]
+    assert strength["label"] == "Strength: how much may change" and "index" not in strength["label"]
+    assert "Technical: starts at sigma" in strength["info"] and "index 24" in strength["info"]
+    assert strength["value"] == 15 and strength["maximum"] == 39
+    painting = handle_file(pngs["image"])
+    changed = []
+    for value in (2, 30):  # higher strength: further from the painting
+        _, notes, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=value, steps=1,
+                               seed=0, variations=1, **COMMON)
+        assert f"index {39 - value} of the 40-point grid" in notes
+        changed.append(np.abs(pixels(model_res(files)[0]) - pixels(pngs["image"])).mean())
+    assert changed[0] < changed[1], changed
+    with pytest.raises(Exception, match="steps must be between 1 and 2 at strength 2"):
+        call(client, "stroke_edit", start_image=painting, canvas=None, strength=2, steps=3, seed=0, variations=1,
+             **COMMON)
+
+
+def test_interpolate_shows_one_mode_s_fields_and_the_steps_that_run(client: Client) -> None:
+    seed_fields = component(client, elem_id="interpolate-seed-fields")
+    image_fields = component(client, elem_id="interpolate-image-fields")
+    assert seed_fields["props"]["visible"] is True and image_fields["props"]["visible"] is False
+    switch = dependency(client, "interpolate_mode")
+    assert {seed_fields["id"], image_fields["id"]} <= set(switch["outputs"])  # shown and hidden by the mode
+    # The steps box shows what runs: one step between seeds, the part-way schedule between images.
+    assert client.predict("seeds", api_name="/interpolate_mode")["value"] == "1 step"
+    assert client.predict("images", api_name="/interpolate_mode")["value"] == "16,20,39"
+
+
+def test_upscale_keeps_the_upload_s_size(client: Client, tmp_path: Path) -> None:
+    """A 2R x R upload is not shrunk to R/factor first: the output is factor x the upload."""
+    rng = np.random.default_rng(1)
+    upload = tmp_path / "wide.png"
+    Image.fromarray(rng.integers(64, 192, (R, 2 * R, 3), dtype=np.uint8)).save(upload)
+    _, gallery, notes, files = call(client, "superresolve", image=handle_file(upload), factor=2, mode="upscale",
+                                    steps="2", seed=0, variations=1, **COMMON)
+    out = [f for f in model_res(files) if "superresolve-seed" in f]
+    assert Image.open(out[0]).size == (4 * R, 2 * R), notes
+    assert f"{2 * R}x{R} -> {4 * R}x{2 * R}" in notes
+
+
+def test_an_unknown_model_name_is_a_note_not_an_error(client: Client) -> None:
+    style, note = client.predict("gpt-image", api_name="/select_model")
+    assert "No model named 'gpt-image'" in note and "tiny-cm" in note
+    style, note = client.predict("tiny-cm", api_name="/select_model")
+    assert "tiny-cm" in note and "No model" not in note
+
+
+def test_the_steps_box_speaks_plainly(client: Client) -> None:
+    steps = component(client, label="Steps")["props"]
+    labels = [choice[0] for choice in steps["choices"]]
+    assert not any("ImageNet" in c or "LSUN" in c or "ts" in c.split() for c in labels), labels
+    assert "Technical:" in steps["info"]
+    with pytest.raises(Exception) as info:
+        call(client, "generate", seed=0, batch=1, steps="fast please", **COMMON)
+    assert "strokes" not in str(info.value) and "preset from the list" in str(info.value)
+    noise = component(client, label="Noise level to use")["props"]
+    assert "[-1, 1]" not in noise["label"] and "Technical:" in noise["info"]
+
+
+def test_the_benchmark_note_names_no_path(tmp_path: Path) -> None:
+    from app.benchmark_file import read_benchmarks
+
+    for text in (None, "{}", json.dumps({"tables": {"quality": {"columns": ["model", "sampler", "SWD mean",
+                                                                          "ms / image"], "rows": [["m", "1", 1, 2]]}}})):
+        if text is not None:
+            (tmp_path / "RESULTS.json").write_text(text)
+        _, note = read_benchmarks(tmp_path / "RESULTS.json")
+        assert "/" not in note.replace("python -m", ""), note

@@ -180,3 +180,66 @@ def test_a_phone_sized_window_keeps_every_result_and_the_model_note_readable(bro
             assert_inside(images.nth(i).bounding_box(), gallery, f"sample {i}")
     finally:
         page.close()
+
+
+# -- fixes from the walk (issue 32) ------------------------------------------------------------------------------
+
+
+def test_add_noise_keeps_the_upload_and_the_level_slider_waits_for_its_box(page: Any, example_png: Path) -> None:
+    """The noisy copy appears beside the upload (which stays as it was) and can be denoised; the noise level
+    slider is inactive until "Set the noise level myself" is ticked."""
+    page.get_by_role("tab", name="Denoise").click()
+    tab = page.locator("#tab-denoise")
+    tab.locator("input[type=file]").first.set_input_files(str(example_png))
+    upload = tab.locator(".studio-upload img").first
+    upload.wait_for(state="visible", timeout=30_000)
+    before = upload.get_attribute("src")
+    sigma = page.locator("#denoise-sigma input[type=range]")
+    assert sigma.is_disabled(), "the noise level slider looks active while the estimate is used"
+    tab.get_by_label("Set the noise level myself").check()
+    page.wait_for_function("() => !document.querySelector('#denoise-sigma input[type=range]').disabled",
+                           timeout=10_000)
+    tab.get_by_text("Add noise (to try it on a clean image)").click()
+    tab.get_by_role("button", name="Make a noisy copy").click()
+    noisy = page.locator("#denoise-noisy-copy img")
+    noisy.wait_for(state="visible", timeout=30_000)
+    assert "noisy" in (noisy.get_attribute("src") or "")
+    assert upload.get_attribute("src") == before, "the upload was replaced"
+    tab.get_by_label("Set the noise level myself").uncheck()
+    tab.get_by_role("button", name="Denoise the noisy copy").click()
+    page.locator("#denoise-slider img").nth(1).wait_for(state="visible", timeout=60_000)
+    assert "Estimated noise sigma" in tab.locator(".prose", has_text="Estimated").first.inner_text()
+
+
+def test_interpolate_shows_only_the_chosen_mode_s_fields(page: Any) -> None:
+    page.get_by_role("tab", name="Interpolate").click()
+    tab = page.locator("#tab-interpolate")
+    seeds, images = page.locator("#interpolate-seed-fields"), page.locator("#interpolate-image-fields")
+    steps = tab.get_by_label("Steps", exact=True)
+    assert seeds.is_visible() and not images.is_visible()
+    assert steps.input_value() == "1 step (fastest)"
+    tab.get_by_label("Two images").check()
+    images.wait_for(state="visible", timeout=10_000)
+    assert not seeds.is_visible()
+    page.wait_for_function("() => [...document.querySelectorAll('#tab-interpolate input')]"
+                           ".some(i => i.value === '16,20,39')", timeout=10_000)
+
+
+def test_stroke_strength_reads_as_how_much_may_change(page: Any) -> None:
+    page.get_by_role("tab", name="Stroke edit").click()
+    strength = page.locator("#stroke-strength")
+    strength.wait_for(state="visible", timeout=10_000)
+    text = strength.inner_text()
+    assert "how much may change" in text and "Technical: starts at sigma" in text, text
+    assert strength.locator("input[type=number]").input_value() == "15"
+
+
+def test_an_unknown_model_name_shows_a_note_and_no_error(page: Any) -> None:
+    errors: list[str] = []
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    box = page.get_by_label("Model", exact=True)
+    box.fill("gpt-image")
+    box.press("Enter")
+    page.get_by_text("No model named 'gpt-image'").wait_for(state="visible", timeout=10_000)
+    assert not errors, errors
+    assert page.locator(".toast-body.error, .error-badge").count() == 0

@@ -12,7 +12,7 @@ from app.errors import guarded
 from app.progress import progress_callback
 from app.tabs.examples import examples
 from app.tabs.inputs import image_input, seed_row
-from app.tabs.outputs import result_outputs
+from app.tabs.outputs import PIXELATED, result_outputs
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -30,6 +30,10 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 reference = image_input("Reference image (optional)", height=180)
                 examples(example_paths, [reference])
                 run = gr.Button("Compare", variant="primary")
+            with gr.Column(scale=1, min_width=160):
+                shown_reference = gr.Image(label="Reference (what each result is compared with)",
+                                           interactive=False, format="png", elem_classes=[PIXELATED],
+                                           elem_id="compare-reference", height=260)
             with gr.Column(scale=3):
                 out = result_outputs("By step count", columns=3)
                 table = gr.Dataframe(label="Runs", interactive=False)
@@ -45,6 +49,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.compare(model_name, style_name, seed, reference, progress_callback(progress, "comparing"))
-        return result.gallery(), result.notes_markdown(), result.files, pd.DataFrame([asdict(row) for row in result.rows])
+        table = pd.DataFrame([asdict(row) for row in result.rows])
+        return result.gallery(), result.notes_markdown(), result.files, table, result.reference
 
-    run.click(compare, inputs=[seed, reference, model, style], outputs=[*out.as_list(), table], api_name="compare")
+    run.click(compare, inputs=[seed, reference, model, style], outputs=[*out.as_list(), table, shown_reference],
+              api_name="compare")

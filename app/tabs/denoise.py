@@ -15,22 +15,31 @@ from app.tabs.outputs import PIXELATED, result_outputs
 if TYPE_CHECKING:
     from app.studio import Studio
 
+NOISE_INFO = "0.1 is light grain, 0.5 heavy. Technical: the noise's standard deviation on the [-1, 1] pixel scale"
+
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
     with gr.Tab("Denoise", id="denoise", elem_id="tab-denoise"):
-        gr.Markdown("One evaluation of the consistency function at the image's noise level, optionally refined. "
-                    "Noise levels are standard deviations on the [-1, 1] pixel scale.")
+        gr.Markdown("One evaluation of the consistency model at the image's noise level, optionally refined.")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Noisy image")
                 examples(example_paths, [image])
                 with gr.Accordion("Add noise (to try it on a clean image)", open=False):
-                    noise_sigma = SliderInput(0.0, 1.0, value=0.2, step=0.01, label="Noise sigma")
+                    noise_sigma = SliderInput(0.0, 1.0, value=0.2, step=0.01, label="Noise to add",
+                                              info=NOISE_INFO)
                     noise_seed = NumberInput(label="Noise seed", value=0, precision=0, minimum=0)
-                    add = gr.Button("Add noise to the image")
-                override = CheckboxInput(value=False, label="Override the estimated noise level")
-                sigma = SliderInput(0.002, 2.0, value=0.2, step=0.001, label="Noise sigma to use")
-                refine = SliderInput(0, 8, value=0, step=1, label="Refinement steps")
+                    add = gr.Button("Make a noisy copy")
+                    # The copy goes here, at the model's size; the upload above stays as it was.
+                    noisy = gr.Image(label="Noisy copy", type="filepath", interactive=False, format="png",
+                                     height=180, elem_classes=[PIXELATED], elem_id="denoise-noisy-copy")
+                    run_noisy = gr.Button("Denoise the noisy copy")
+                override = CheckboxInput(value=False, label="Set the noise level myself")
+                sigma = SliderInput(0.002, 2.0, value=0.2, step=0.001, label="Noise level to use",
+                                    info=NOISE_INFO + " (used only when set above)", interactive=False,
+                                    elem_id="denoise-sigma")
+                refine = SliderInput(0, 8, value=0, step=1, label="Refinement steps",
+                                     info="0: one evaluation; more: re-noise and denoise again, sharper")
                 seed = seed_row("denoise")
                 run = gr.Button("Denoise", variant="primary")
             with gr.Column(scale=1):
@@ -55,9 +64,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         return summary, (result.before, result.enlarged[0]), result.gallery(), result.notes_markdown(), \
             result.files
 
-    add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[image, estimate],
+    add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[noisy, estimate],
               api_name="add_noise")
-    run.click(denoise, inputs=[image, override, sigma, refine, seed, model, style],
-              outputs=[estimate, slider, *out.as_list()], api_name="denoise")
-    image.change(lambda: None, outputs=slider, api_name="denoise_clear", api_visibility=UNDOCUMENTED,
-                 queue=False, show_progress="hidden")
+    override.change(lambda on: gr.Slider(interactive=bool(on)), inputs=override, outputs=sigma,
+                    api_name="denoise_override", api_visibility=UNDOCUMENTED, show_progress="hidden")
+    inputs = [override, sigma, refine, seed, model, style]
+    outputs = [estimate, slider, *out.as_list()]
+    run.click(denoise, inputs=[image, *inputs], outputs=outputs, api_name="denoise")
+    run_noisy.click(denoise, inputs=[noisy, *inputs], outputs=outputs, api_name="denoise_noisy_copy",
+                    api_visibility=UNDOCUMENTED)
+    image.change(lambda: (None, None), outputs=[slider, noisy], api_name="denoise_clear",
+                 api_visibility=UNDOCUMENTED, show_progress="hidden")

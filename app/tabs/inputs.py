@@ -14,10 +14,11 @@ from app.guard import NOT_UPLOADED, is_uploaded
 from app.tabs.outputs import PIXELATED
 from editing import images
 
-STEP_CHOICES = ["1 step", "2", "3", "4", "8", "ImageNet64 CD 2-step", "LSUN bedroom CD 2-step",
-                "editing 18", "editing 40"]
-STEPS_INFO = ("a preset, a number of steps (generation: the ts tuned for the model where it has them, else even "
-              "on a 40-point grid), or your own ts list like 0,22,39")
+# (label, value): plain labels in the page; the values are what the API takes (app.forms.parse_schedule).
+STEP_CHOICES = [("1 step (fastest)", "1 step"), ("2 steps", "2"), ("3 steps", "3"), ("4 steps", "4"),
+                ("8 steps", "8"), ("18 steps", "editing 18"), ("40 steps (slowest)", "editing 40")]
+STEPS_INFO = ("more steps: slower, and usually more detail. Technical: network evaluations, spread over a "
+              "40-point noise grid (tuned for the model where it has them); or type grid indices like 0,22,39")
 UNDOCUMENTED = "undocumented"  # UI plumbing: callable, but kept out of the API page
 RANDOM_SEEDS = 2**31  # the dice draws below this, far under forms.MAX_SEED, so seed + batch stays in range
 
@@ -102,13 +103,20 @@ def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInpu
         seed = NumberInput(label=label, value=value, precision=0, minimum=0, maximum=forms.MAX_SEED, scale=3)
         dice = gr.Button("Random seed", scale=1, size="sm")
     dice.click(lambda: random.randrange(RANDOM_SEEDS), outputs=seed, api_name=f"{api_prefix}_random_seed",
-               api_visibility=UNDOCUMENTED, queue=False, show_progress="hidden")
+               api_visibility=UNDOCUMENTED, show_progress="hidden")
     return seed
 
 
-def steps_picker(default: str, label: str = "Steps") -> gr.Dropdown:
-    choices = STEP_CHOICES if default in STEP_CHOICES else [default, *STEP_CHOICES]
-    return gr.Dropdown(choices=choices, value=default, label=label, allow_custom_value=True, info=STEPS_INFO)
+def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO) -> gr.Dropdown:
+    """The steps box: the choices of STEP_CHOICES (with `default` first when it is not one of them)."""
+    choices = steps_picker_update(default).choices
+    return gr.Dropdown(choices=choices, value=default, label=label, allow_custom_value=True, info=info)
+
+
+def steps_picker_update(value: str) -> gr.Dropdown:
+    """A steps box set to `value` (added to its choices when it is not one of them)."""
+    values = [v for _, v in STEP_CHOICES]
+    return gr.Dropdown(choices=STEP_CHOICES if value in values else [(value, value), *STEP_CHOICES], value=value)
 
 
 def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:

@@ -8,7 +8,8 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback
-from app.tabs.inputs import NumberInput, SliderInput, image_input, seed_row, steps_picker
+from app.tabs.inputs import (UNDOCUMENTED, NumberInput, SliderInput, image_input, seed_row, steps_picker,
+                             steps_picker_update)
 from app.tabs.outputs import PIXELATED, result_outputs
 
 from editing.schedules import PRESETS
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 MODES = [("Two seeds", "seeds"), ("Two images", "images")]
+# Each mode's default steps: one step from noise for seeds; for images, the stroke edit's schedule (they are
+# noised part-way, to its first index, then denoised).
+DEFAULT_STEPS = {"seeds": "1 step", "images": ",".join(map(str, PRESETS["strokes"].ts))}
 
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
@@ -26,20 +30,20 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         with gr.Row():
             with gr.Column(scale=1):
                 mode = gr.Radio(MODES, value="seeds", label="Between")
-                with gr.Row():
+                with gr.Row(visible=True, elem_id="interpolate-seed-fields") as seed_fields:
                     seed_a = NumberInput(label="First seed", value=1, precision=0, minimum=0)
                     seed_b = NumberInput(label="Second seed", value=2, precision=0, minimum=0)
-                with gr.Row():
-                    image_a = image_input("First image", height=180)
-                    image_b = image_input("Second image", height=180)
-                if len(example_paths) >= 2:
-                    pairs = [[a, b] for a, b in zip(example_paths, example_paths[1:] + example_paths[:1])]
-                    gr.Examples(examples=pairs, inputs=[image_a, image_b], label="Held-out example pairs",
-                                cache_examples=False, examples_per_page=6)
+                with gr.Column(visible=False, elem_id="interpolate-image-fields") as image_fields:
+                    with gr.Row():
+                        image_a = image_input("First image", height=180)
+                        image_b = image_input("Second image", height=180)
+                    if len(example_paths) >= 2:
+                        pairs = [[a, b] for a, b in zip(example_paths, example_paths[1:] + example_paths[:1])]
+                        gr.Examples(examples=pairs, inputs=[image_a, image_b], label="Held-out example pairs",
+                                    cache_examples=False, examples_per_page=6)
+                    seed = seed_row("interpolate", label="Noise seed")
                 frames = SliderInput(2, 16, value=8, step=1, label="Frames")
-                steps = steps_picker("1 step", label="Steps (for images: the schedule, default "
-                                                      f"{','.join(map(str, PRESETS['strokes'].ts))})")
-                seed = seed_row("interpolate", label="Noise seed (two images)")
+                steps = steps_picker(DEFAULT_STEPS["seeds"])
                 run = gr.Button("Interpolate", variant="primary")
             with gr.Column(scale=2):
                 strip = gr.Image(label="Strip", interactive=False, elem_classes=[PIXELATED], format="png")
@@ -51,11 +55,17 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     def interpolate(mode_name: str, seed_a: float, seed_b: float, image_a: str | None, image_b: str | None,
                     frames: float, steps: str, seed: float, model_name: str, style_name: str,
                     progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        if mode_name == "images" and steps == "1 step":
-            steps = ""  # the image mode's own default schedule
         result = studio.interpolate(model_name, style_name, mode_name, seed_a, seed_b, image_a, image_b, frames,
                                     steps, seed, progress_callback(progress, "interpolating"))
         return result.strip, result.gif, result.gallery(), result.notes_markdown(), result.files
 
+    def show_mode(mode_name: str) -> tuple[Any, ...]:
+        """Only the chosen mode's fields, and its default steps in the steps box (what will run)."""
+        images = mode_name == "images"
+        return (gr.Row(visible=not images), gr.Column(visible=images),
+                steps_picker_update(DEFAULT_STEPS.get(mode_name, DEFAULT_STEPS["seeds"])))
+
+    mode.change(show_mode, inputs=mode, outputs=[seed_fields, image_fields, steps], api_name="interpolate_mode",
+                api_visibility=UNDOCUMENTED, show_progress="hidden")
     run.click(interpolate, inputs=[mode, seed_a, seed_b, image_a, image_b, frames, steps, seed, model, style],
               outputs=[strip, gif, *out.as_list()], api_name="interpolate")

@@ -1,7 +1,8 @@
 """Stroke edit: paint rough coloured strokes on a blank canvas or over an image; the model makes them real.
 
-Strength is the starting index into the 40-point sigma grid (SDEdit); live mode re-renders on every
-change of the canvas, the last change winning, which a 1-3 evaluation edit makes possible.
+Strength says how much may change (app.forms.stroke_start turns it into the starting index into the sigma grid,
+SDEdit); live mode re-renders on every change of the canvas, the last change winning, which a 1-3 evaluation
+edit makes possible.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from app.forms import GRID
 from app.errors import guarded
+from app.forms import GRID, STROKE_STRENGTH
 from app.progress import progress_callback
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, SliderInput, image_input, seed_row, variations_slider
 from app.tabs.outputs import result_outputs
-
-from editing.schedules import PRESETS
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -28,9 +27,18 @@ PALETTE = ["#000000", "#ffffff", "#e53935", "#fb8c00", "#fdd835", "#43a047", "#1
            "#f8bbd0"]
 
 
+def strength_info(studio: Studio, model_name: str | None, strength: Any) -> str:
+    """The strength slider's info line: the plain scale, then the technical value."""
+    try:
+        technical = studio.stroke_start_text(model_name, strength)
+    except ValueError:
+        technical = f"starts at index {GRID - 1}-strength of the {GRID}-point sigma grid"
+    return f"1: a touch-up; {GRID - 1}: a new image from pure noise. Technical: {technical}"
+
+
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
     with gr.Tab("Stroke edit", id="stroke_edit", elem_id="tab-stroke_edit"):
-        gr.Markdown("Paint rough strokes; lower strength keeps closer to your painting. "
+        gr.Markdown("Paint rough strokes; higher strength lets more of the picture change. "
                     "Turn on live mode to re-render as you paint.")
         with gr.Row():
             with gr.Column(scale=1):
@@ -44,9 +52,10 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 with gr.Accordion("Start from an image", open=False):
                     start_image = image_input("Start image", height=180)
                     examples(example_paths, [start_image])
-                strength = SliderInput(0, GRID - 2, value=PRESETS["strokes"].ts[0], step=1,
-                                       label=f"Strength: starting index into the {GRID} sigmas",
-                                       info="0 starts from pure noise (sigma 80); higher keeps more of the painting")
+                strength = SliderInput(1, GRID - 1, value=STROKE_STRENGTH, step=1,
+                                       label="Strength: how much may change",
+                                       info=strength_info(studio, studio.default_model, STROKE_STRENGTH),
+                                       elem_id="stroke-strength")
                 steps = SliderInput(1, 8, value=2, step=1, label="Steps (network evaluations)")
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
@@ -76,9 +85,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, 1)
         return result.gallery(), result.notes_markdown(), result.files
 
+    def show_strength(strength: float, model_name: str) -> Any:
+        return gr.Slider(info=strength_info(studio, model_name, strength))
+
+    gr.on([strength.release, model.change], show_strength, inputs=[strength, model], outputs=strength,
+          api_name="stroke_strength_info", api_visibility=UNDOCUMENTED, show_progress="hidden")
     start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
                        api_visibility=UNDOCUMENTED, show_progress="hidden")
-    blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED, queue=False)
+    blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED)
     run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
               outputs=out.as_list(), api_name="stroke_edit")
     live_inputs = [live, start_image, editor, strength, steps, seed, model, style]
