@@ -14,7 +14,6 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import Table
-from tests.app_server import AppProcess, rss_mib
+from tests.app_server import AppProcess, rss_mib, run_clients
 
 CLIENTS, REQUESTS = 32, 10
 TASKS = ("generate", "colorize", "inpaint", "superresolve")
@@ -77,23 +76,10 @@ def load_tables(weights: Path) -> list[Table]:
         first.predict(seed=0, batch=1, steps="2", model_name=MODEL, style_name=STYLE, api_name="/generate")
         rss_before = rss_mib(server.pid)
 
-        def run_client(c: int) -> list[tuple[tuple, Any, float]]:
-            own = Client(server.url, verbose=False, download_files=str(work / f"client{c}"))
-            done = []
-            for job in (j for j in jobs if j[0] == c):
-                start = time.perf_counter()
-                try:
-                    out: Any = _pixels(job[2], own.predict(**_request(job[2], job[3], *inputs[c], mask),
-                                                           api_name=f"/{job[2]}"))
-                except Exception as e:  # noqa: BLE001 - counted as a failure
-                    out = e
-                done.append((job, out, time.perf_counter() - start))
-            return done
-
-        start = time.perf_counter()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            outcomes = [o for part in pool.map(run_client, range(CLIENTS)) for o in part]
-        seconds = time.perf_counter() - start
+        outcomes, seconds = run_clients(
+            server.url, work, CLIENTS, jobs, lambda job: job[0],
+            lambda own, job: _pixels(job[2], own.predict(**_request(job[2], job[3], *inputs[job[0]], mask),
+                                                         api_name=f"/{job[2]}")))
         rss_after = rss_mib(server.pid)
         failures = [o for o in outcomes if isinstance(o[1], Exception)]
         identical = 0

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,6 +30,33 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+Job = TypeVar("Job")
+
+
+def run_clients(url: str, folder: Path, clients: int, jobs: Sequence[Job], client_of: Callable[[Job], int],
+                send: Callable[[Any, Job], Any]) -> tuple[list[tuple[Job, Any, float]], float]:
+    """`clients` gradio clients at once, each sending its jobs (client_of(job) == c) in order with send(client, job):
+    (job, result or the exception it raised, seconds) in client order, and the wall-clock seconds for all."""
+    from gradio_client import Client
+
+    def run_client(c: int) -> list[tuple[Job, Any, float]]:
+        own = Client(url, verbose=False, download_files=str(folder / f"client{c}"))
+        done = []
+        for job in (j for j in jobs if client_of(j) == c):
+            start = time.perf_counter()
+            try:
+                out = send(own, job)
+            except Exception as e:  # noqa: BLE001 - returned for the caller to count as a failure
+                out = e
+            done.append((job, out, time.perf_counter() - start))
+        return done
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        outcomes = [o for part in pool.map(run_client, range(clients)) for o in part]
+    return outcomes, time.perf_counter() - start
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from PIL import Image
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from tests.app_server import RESOLUTION, AppProcess, make_weights, rss_mib  # noqa: E402
+from tests.app_server import RESOLUTION, AppProcess, make_weights, rss_mib, run_clients  # noqa: E402
 from tests.test_images import png_by_hand  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,24 +363,12 @@ def test_sixteen_clients_at_once(server: Server, client: Client, files: dict[str
     call(client, "generate", seed=0, batch=1, steps="2")  # warm: models loaded, first-call costs paid
     rss_before = rss_mib(server.pid)
 
-    def run_client(c: int) -> list[tuple[Job, Any]]:
-        own = Client(server.url, verbose=False, download_files=str(tmp_path / f"client{c}"))
-        done = []
-        for job in (j for j in work if j.client == c):
-            try:
-                done.append((job, result_png(job.task, call(own, job.task, **job.kwargs(inputs)))))
-            except Exception as e:  # noqa: BLE001 - counted as a failure below
-                done.append((job, e))
-        return done
-
-    start = time.monotonic()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        outcomes = [o for part in pool.map(run_client, range(CLIENTS)) for o in part]
-    seconds = time.monotonic() - start
+    outcomes, seconds = run_clients(server.url, tmp_path, CLIENTS, work, lambda job: job.client,
+                                    lambda own, job: result_png(job.task, call(own, job.task, **job.kwargs(inputs))))
     rss_after = rss_mib(server.pid)
 
-    failures = [(job, out) for job, out in outcomes if isinstance(out, Exception)]
-    done = {job: np.asarray(Image.open(out).convert("RGB")).astype(np.int16) for job, out in outcomes
+    failures = [(job, out) for job, out, _ in outcomes if isinstance(out, Exception)]
+    done = {job: np.asarray(Image.open(out).convert("RGB")).astype(np.int16) for job, out, _ in outcomes
             if not isinstance(out, Exception)}
     references = np.stack([expected[j] for j in work]).astype(np.int16)
     exact, mismatched = 0, []
