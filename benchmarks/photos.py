@@ -21,6 +21,7 @@ from benchmarks.common import Table, sync
 from benchmarks.edits import centre_box, grayscale, opencv_inpaint, opencv_resize, random_strokes
 from editing import tasks
 from editing.images import from_uint8, to_uint8
+from editing.limits import UNLIMITED
 from editing.metrics import data_consistency, psnr, ssim, swd
 from editing.operators import Colorize, Inpaint, Operator, SuperResolve
 from editing.precond import Denoiser
@@ -130,28 +131,30 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
             methods.append((f"teacher, 1 evaluation ({names[1]})",
                             lambda x=noisy, s=sigma: tasks.denoise(teacher, x, sigma=s)[0]))
         if cm is not None:
-            methods.append((f"CM, 1 evaluation ({names[0]})", lambda x=noisy, s=sigma: tasks.denoise(cm, x, sigma=s)[0]))
+            methods.append((f"CM, 1 evaluation ({names[0]})",
+                            lambda x=noisy, s=sigma: tasks.denoise(cm, x, sigma=s)[0]))
         cases.append((f"denoising sigma {s255}/255", None, methods))
     for factor in (2, 4):
         low = F.avg_pool2d(gt, factor)
         methods = [("bicubic", lambda lo=low: opencv_resize(lo, r, cv2.INTER_CUBIC)),
                    ("Lanczos", lambda lo=low: opencv_resize(lo, r, cv2.INTER_LANCZOS4))]
         if cm is not None:
-            methods.append((f"CM ({names[0]})", lambda lo=low, f=factor: tasks.superresolve(cm, lo, f, seeds)))
+            methods.append((f"CM ({names[0]})",
+                            lambda lo=low, f=factor: tasks.superresolve(cm, lo, f, seeds, limits=UNLIMITED)))
         cases.append((f"super-resolution x{factor}", SuperResolve(factor), methods))
     for task, mask in (("inpainting: centre box (1/4 of the area)", centre_box(n, r)),
                        ("inpainting: random strokes", random_strokes(n, r, g))):
         methods = [("OpenCV Telea", lambda m=mask: opencv_inpaint(gt, m, cv2.INPAINT_TELEA)),
                    ("OpenCV Navier-Stokes", lambda m=mask: opencv_inpaint(gt, m, cv2.INPAINT_NS))]
         if cm is not None:
-            methods.append((f"CM ({names[0]})", lambda m=mask: tasks.inpaint(cm, gt, m, seeds)))
+            methods.append((f"CM ({names[0]})", lambda m=mask: tasks.inpaint(cm, gt, m, seeds, limits=UNLIMITED)))
         cases.append((task, Inpaint(mask), methods))
     tiles = np.load(folder / "images.npy", mmap_mode="r")
     chroma = luma_chroma_table(np.array(tiles[:: max(1, len(tiles) // 20000)]))  # a copy: the file is mapped read-only
     methods = [("grey image", lambda: grayscale(gt)), ("per-luma mean chroma (training tiles)",
                                                        lambda: mean_chroma(gt, chroma))]
     if cm is not None:
-        methods.append((f"CM ({names[0]})", lambda: tasks.colorize(cm, gt, seeds)))
+        methods.append((f"CM ({names[0]})", lambda: tasks.colorize(cm, gt, seeds, limits=UNLIMITED)))
     cases.append(("colorization from luma", Colorize(), methods))
 
     for task, operator, methods in cases:
@@ -173,8 +176,9 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                        "rounded; its h (= hColor) is the best of " + ", ".join(f"{f:g}" for f in NLM_H_FACTORS)
                        + " x sigma on the first crops: " + ", ".join(f"{k}/255: {v:g}" for k, v in nlm_choice.items())
                        + ". 'ms / crop' for CBM3D and NL-means is their CPU time per crop, one at a time.")
-    table.notes.append("CM edits run the task defaults with one seed per crop, all crops in one batch. Colorization "
-                       "baseline: each pixel's luma kept, its chroma the mean chroma of the training tiles at that luma.")
+    table.notes.append("CM edits run the task defaults with one seed per crop, all crops in one batch (a benchmark, "
+                       "not a studio request: no per-request limit). Colorization baseline: each pixel's luma kept, its"
+                       " chroma the mean chroma of the training tiles at that luma.")
     return [table, timing_table(net, device, budget, names[0] if cm is not None else names[1])]
 
 
