@@ -1,9 +1,8 @@
 """CPU backends for the UNet: eager PyTorch, or the same network converted once to OpenVINO.
 
-Measured on the 2-core Xeon (issue 33, contended): OpenVINO ran the emoji model's UNet 2.4x faster than eager
-at batch 1, 7x at batch 8 and 1.3x at batch 64, max |diff| 7e-6 against eager. The converted network (OpenVINO
-IR) is cached on disk under a key of the weights and the input shape, so the conversion (about a minute on 2
-cores) is paid once; later loads read the IR. Where openvino is not installed the eager UNet is kept.
+The converted network (OpenVINO IR) is cached on disk under a key of the weights and the input shape, so the
+conversion is paid once; later loads read the IR. Where openvino is not installed the eager UNet is kept. Speed and
+agreement with eager are measured by `python -m benchmarks --sections speed`.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def editor_with(layer: Path, background: Path) -> dict:
 Build = Callable[[dict[str, Path]], dict[str, Any]]
 IMAGE_TASK = dict(steps="2", seed=0, variations=1)
 
-# (name, api, keyword builder, expected message). Uploads reach editing.images unopened (app.tabs.common.UploadImage),
+# (name, api, keyword builder, expected message). Uploads reach editing.images unopened (app.tabs.inputs.UploadImage),
 # so even files that Gradio's own gr.Image would have failed to open get a specific message.
 MALFORMED: list[tuple[str, str, Build, str]] = [
     ("zero-byte upload", "colorize", lambda f: dict(image=up(f["empty.png"]), **IMAGE_TASK), "empty"),
