@@ -123,24 +123,44 @@ def openvino_denoiser(model: Denoiser) -> Denoiser | None:
     return Denoiser(OpenVINOUNet(unet, model.param.resolution // model.param.pixel_unshuffle), model.param, None)
 
 
-def speed_batches(budget: Budget, device: torch.device) -> tuple[int, ...]:
-    """The budget's batch sizes plus the engine's tile batch (editing.tiling.TILE_BATCH), in order."""
+def engine_tile_batch(device: torch.device) -> int:
+    """The tile batch the engine uses on this device (editing.tiling.TILE_BATCH)."""
     from editing.tiling import TILE_BATCH
 
-    extra = {TILE_BATCH.get(device.type, 64)} if budget.speed_tile_batch else set()
+    return TILE_BATCH.get(device.type, 64)
+
+
+def speed_batches(budget: Budget, device: torch.device) -> tuple[int, ...]:
+    """The budget's batch sizes plus the engine's tile batch, in order."""
+    extra = {engine_tile_batch(device)} if budget.speed_tile_batch else set()
     return tuple(sorted(set(budget.speed_batches) | extra))
+
+
+def timing_reps(budget: Budget, batch: int) -> int:
+    """Repetitions per timing: the budget's at small batches, a third of them (at least 2) above batch 8."""
+    return budget.reps if batch <= 8 else max(2, budget.reps // 3)
 
 
 def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str) -> Table:
     """ms per evaluation per batch and variant, GFLOP/s and its share of the measured matmul and conv peaks."""
-    from editing.tiling import TILE_BATCH
-
-    tile_batch = TILE_BATCH.get(device.type, 64)
     table = Table("speed", f"Speed per network evaluation ({model_name})",
                   ["variant", "batch", "ms / eval", "ms / image", "GFLOP / eval", "GFLOP/s", "% of matmul peak",
                    "% of conv peak"])
     peaks: dict[torch.dtype, tuple[float, float, int]] = {}
     widths = unet_widths(model)
+    eager_flops: dict[int, int] = {}  # fp32 eager FLOPs per batch: the OpenVINO rows run the same network
+
+    def add_row(name: str, net: Denoiser, batch: int, dtype: torch.dtype, flops: int | None = None) -> int:
+        """Time `net` at `batch` and add its row; FLOPs counted on `net` unless given. Returns the FLOPs."""
+        x, sigma, labels = inputs(net, batch, device)
+        flops = count_flops(lambda: net(x, sigma, labels)) if flops is None else flops
+        ms = time_ms(lambda: net(x, sigma, labels), device, timing_reps(budget, batch))
+        achieved = flops / (ms / 1e3) / 1e9
+        mm_peak, cv_peak, _ = peaks[dtype]
+        table.add(name, batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / mm_peak,
+                  100 * achieved / cv_peak)
+        return flops
+
     for variant in variants(device):
         m = with_variant(model, variant)
         dtype = variant.compute_dtype
@@ -148,15 +168,10 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
             peaks[dtype] = (matmul_peak(device, dtype, budget.reps),
                             *conv_peak(widths, model.param.resolution // model.param.pixel_unshuffle, device, dtype,
                                        budget.reps))
-        mm_peak, cv_peak, _ = peaks[dtype]
         for batch in speed_batches(budget, device):
-            x, sigma, labels = inputs(m, batch, device)
-            reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
-            ms = time_ms(lambda: m(x, sigma, labels), device, reps)
-            flops = count_flops(lambda: m(x, sigma, labels))
-            achieved = flops / (ms / 1e3) / 1e9
-            table.add(variant.name, batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / mm_peak,
-                      100 * achieved / cv_peak)
+            flops = add_row(variant.name, m, batch, dtype)
+            if dtype == torch.float32:
+                eager_flops.setdefault(batch, flops)
     table.notes.append("Measured peaks: " + "; ".join(
         f"{str(k).replace('torch.', '')} matmul {v[0]:.0f} GFLOP/s, 3x3 conv {v[1]:.0f} GFLOP/s (width {v[2]})"
         for k, v in peaks.items())
@@ -164,22 +179,17 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
     ov = openvino_denoiser(model) if budget.openvino else None
     if ov is not None:
-        mm_peak, cv_peak, _ = peaks[torch.float32]
         for batch in speed_batches(budget, device):
+            add_row("fp32, OpenVINO", ov, batch, torch.float32, eager_flops[batch])
             x, sigma, labels = inputs(model, batch, device)
-            reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
-            ms = time_ms(lambda: ov(x, sigma, labels), device, reps)
-            flops = count_flops(lambda: model(x, sigma, labels))
             with torch.inference_mode():
                 diff = float((ov(x, sigma, labels) - model(x, sigma, labels)).abs().max())
-            achieved = flops / (ms / 1e3) / 1e9
-            table.add("fp32, OpenVINO", batch, ms, ms / batch, flops / 1e9, achieved, 100 * achieved / mm_peak,
-                      100 * achieved / cv_peak)
             table.notes.append(f"OpenVINO at batch {batch}: max |x0 - eager x0| = {diff:.1e}.")
     else:
         table.notes.append("OpenVINO rows skipped: openvino not installed or not a CPU fp32 model.")
     if budget.speed_tile_batch:
-        table.notes.append(f"Batch {tile_batch} is the engine's tile batch on {device.type} (editing.tiling.TILE_BATCH).")
+        table.notes.append(f"Batch {engine_tile_batch(device)} is the engine's tile batch on {device.type} "
+                           "(editing.tiling.TILE_BATCH).")
     table.notes.append("One evaluation = the Denoiser's forward (scalings in fp32 + UNet); FLOPs counted by "
                        "torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls, attention).")
     return table
@@ -251,7 +261,7 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                     return pipe(batch_size=batch, class_labels=labels, generator=generators_for(seeds),
                                 num_inference_steps=None, timesteps=steps, output_type="pt").images
 
-                reps = budget.reps if batch <= 8 else max(2, budget.reps // 3)
+                reps = timing_reps(budget, batch)
                 def ours_ov() -> torch.Tensor:
                     return tasks.generate(ov, seeds, schedule=schedule, label=label)
 
