@@ -67,6 +67,14 @@ def test_composite_on_white_and_area_resize() -> None:
     assert abs(int(to_square_rgb(half, 16)[0, 0, 0]) - 127) <= 1
 
 
+def test_integer_shrink_is_the_rounded_block_mean() -> None:
+    # The one resize the studio also uses: at an integer factor every output pixel is its block's mean.
+    pixels = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    expected = pixels.astype(np.float64).reshape(32, 3, 32, 3, 3).mean(axis=(1, 3))
+    out = to_square_rgb(Image.fromarray(pixels), 32)
+    assert np.abs(out.astype(np.float64) - expected).max() <= 0.5 + 1e-3
+
+
 def test_non_square_is_centre_padded() -> None:
     tall = Image.new("RGB", (32, 64), (0, 0, 0))
     out = to_square_rgb(tall, 32)

@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from editing.images import load_image, to_uint8
 from editing.models import sha256_file
 
 SKIN_TONES = frozenset({"1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"})
@@ -143,18 +144,9 @@ def categories_from(emoji_json: list[dict]) -> dict[str, str]:
 
 
 def to_square_rgb(image: Image.Image, size: int) -> np.ndarray:
-    """Composite onto white, centre-pad to a square, area-resize (BOX: exact block means, no ringing on
-    flat art) to size x size; uint8 HxWx3. Uploads get the same geometry (editing.images, exact area means)."""
-    rgba = image.convert("RGBA")
-    rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    side = max(rgb.size)
-    if rgb.size != (side, side):
-        square = Image.new("RGB", (side, side), (255, 255, 255))
-        square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
-        rgb = square
-    if side != size:
-        rgb = rgb.resize((size, size), Image.Resampling.BOX)
-    return np.asarray(rgb, dtype=np.uint8)
+    """An emoji as the studio reads an upload (editing.images.load_image: composited on white, centre-padded
+    to a square, exact area means), rounded to uint8 HxWx3, so training and editing see the same geometry."""
+    return to_uint8(load_image(image, size).tensor)[0]
 
 
 def iter_members(tarball: Path, source: Source) -> Iterator[tuple[str, bytes]]:
