@@ -9,11 +9,12 @@ Without the data folder nothing is written and the studio simply shows no exampl
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from training.data import read_folder
 
 # (emoji identity, style, file stem): a face, a fruit, an animal, a flower, a vehicle, a symbol; all three styles.
 PICKS = (
@@ -31,8 +32,7 @@ def export_examples(data: Path, out: Path) -> list[Path]:
     index_path, images_path = data / "index.jsonl", data / "images.npy"
     if not index_path.is_file() or not images_path.is_file():
         return []
-    rows = [json.loads(line) for line in index_path.read_text().splitlines() if line.strip()]
-    pixels = np.load(images_path, mmap_mode="r")
+    pixels, rows = read_folder(data)
     where = {(r["identity"], r["style"]): i for i, r in reversed(list(enumerate(rows))) if r.get("split") == "heldout"}
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -17,6 +16,7 @@ import torch
 from editing.images import from_uint8
 from editing.models import ModelLoadError, Runtime, cpu_has_amx, load_model, resolve_runtime
 from editing.precond import Denoiser
+from training.data import read_folder
 
 
 @dataclass(frozen=True)
@@ -211,11 +211,8 @@ class Dataset:
 
 def load_dataset(folder: Path) -> Dataset:
     """images.npy (uint8 N x H x W x 3) and index.jsonl from `python -m training.data build`."""
-    array = np.load(folder / "images.npy")
-    records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines() if line.strip()]
-    if len(records) != len(array):
-        raise ValueError(f"{folder}: {len(array)} images but {len(records)} index records")
-    return Dataset(from_uint8(array), [r["style"] for r in records], [r["split"] for r in records])
+    array, records = read_folder(folder)
+    return Dataset(from_uint8(np.array(array)), [r["style"] for r in records], [r["split"] for r in records])
 
 
 def subset(images: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -17,6 +17,7 @@ from training.data import (
     TarballHashError,
     build,
     identity_of,
+    read_folder,
     sha256_file,
     split_of,
     to_square_rgb,
@@ -110,6 +111,12 @@ def test_build_is_deterministic_and_splits_by_identity(tmp_path: Path, source: S
     card = (tmp_path / "a" / "DATA_CARD.md").read_text()
     assert "Fixture art." in card and "MIT" in card
     assert (tmp_path / "a" / "contact_test.png").exists()
+    pixels, records = read_folder(tmp_path / "a")
+    assert np.array_equal(pixels, images) and [r["split"] for r in records] == [r.split for r in a]
+    index = tmp_path / "a" / "index.jsonl"
+    index.write_text("\n".join(index.read_text().splitlines()[:-1]) + "\n")  # one record short
+    with pytest.raises(ValueError, match="42 images but 41 index records"):
+        read_folder(tmp_path / "a")
 
 
 def test_hash_mismatch_is_a_clear_error(tmp_path: Path, source: Source) -> None:

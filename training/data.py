@@ -149,6 +149,16 @@ def to_square_rgb(image: Image.Image, size: int) -> np.ndarray:
     return to_uint8(load_image(image, size).tensor)[0]
 
 
+def read_folder(folder: Path) -> tuple[np.ndarray, list[dict]]:
+    """A data folder (this module's or training.photos' output): images.npy memory-mapped (uint8 N x H x W x 3)
+    and its index.jsonl records, one per image."""
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines() if line.strip()]
+    if len(records) != len(images):
+        raise ValueError(f"{folder}: {len(images)} images but {len(records)} index records")
+    return images, records
+
+
 def iter_members(tarball: Path, source: Source) -> Iterator[tuple[str, bytes]]:
     """Yield (member name, bytes) of the source's images, sorted by name for determinism."""
     with tarfile.open(tarball, "r:gz") as tar:

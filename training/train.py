@@ -37,7 +37,7 @@ from editing.precond import Denoiser, Parameterization
 from training.adversarial import Discriminator
 from training.checkpoints import (Progress, RunState, export, export_compact, load_checkpoint, load_compact,
                                   save_checkpoint, save_compact)
-from training.data import STYLES
+from training.data import STYLES, read_folder
 from training.nets import build_unet
 from training.objectives import (CDObjective, CTObjective, ECTObjective, EDMObjective, GANTerm, Objective,
                                  backward_accumulated, backward_steps)
@@ -110,8 +110,7 @@ def config_from_dict(saved: dict) -> TrainConfig:
 def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 images (N, 3, H, W) of one split and their style labels (None for unlabelled sets such as the
     photo tiles of training.photos), from training.data's or training.photos' output."""
-    images = np.load(folder / "images.npy", mmap_mode="r")
-    records = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
+    images, records = read_folder(folder)
     keep = [i for i, r in enumerate(records) if r["split"] == split]
     labels = torch.tensor([STYLES.index(records[i]["style"]) for i in keep]) if "style" in records[0] else None
     chosen = images if len(keep) == len(records) else images[keep]
