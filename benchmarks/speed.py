@@ -120,7 +120,9 @@ def openvino_denoiser(model: Denoiser) -> Denoiser | None:
     if not openvino_available() or next(unet.parameters()).device.type != "cpu" or model.autocast_dtype \
             or next(unet.parameters()).dtype != torch.float32:
         return None
-    return Denoiser(OpenVINOUNet(unet, model.param.resolution // model.param.pixel_unshuffle), model.param, None)
+    # max_batch=None: every row through OpenVINO, which is how the studio's routing (OPENVINO_MAX_BATCH) was chosen
+    side = model.param.resolution // model.param.pixel_unshuffle
+    return Denoiser(OpenVINOUNet(unet, side, max_batch=None), model.param, None)
 
 
 def engine_tile_batch(device: torch.device) -> int:

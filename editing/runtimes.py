@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +17,9 @@ import torch
 from torch import nn
 
 BACKENDS = ("eager", "openvino")
+# Above this batch eager PyTorch (oneDNN) out-ran the converted network on both shipped models, so "openvino"
+# routes larger batches (the engine's tile batches) to the eager UNet; see `benchmarks --sections speed`.
+OPENVINO_MAX_BATCH = 8
 
 
 def openvino_available() -> bool:
@@ -23,7 +27,8 @@ def openvino_available() -> bool:
 
 
 def default_cache_dir() -> Path:
-    return Path.home() / ".cache" / "consistency-studio" / "openvino"
+    """$XDG_CACHE_HOME (else ~/.cache) / consistency-studio / openvino."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "consistency-studio" / "openvino"
 
 
 def weights_key(unet: nn.Module, in_channels: int, side: int) -> str:
@@ -46,17 +51,21 @@ class _Body(nn.Module):
 
 
 class OpenVINOUNet(nn.Module):
-    """Stands in for a diffusers UNet2DModel (call, `.config`, `.sample`) and runs it through OpenVINO in fp32.
+    """Stands in for a diffusers UNet2DModel (call, `.config`, `.sample`) and runs it through OpenVINO in fp32,
+    up to `max_batch` images a call (larger batches, and other input sizes, run the eager UNet).
 
     The eager UNet stays as `.eager` (its parameters give dtype and device; diffusers' pipeline and training
     use it directly)."""
 
-    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None):
+    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None,
+                 max_batch: int | None = OPENVINO_MAX_BATCH):
         super().__init__()
         import openvino as ov
 
         self.eager = unet
         self.config = unet.config
+        self.side = side
+        self.max_batch = max_batch  # None: every batch through OpenVINO
         self.conditional = bool(unet.config.num_class_embeds)
         c = int(unet.config.in_channels)
         folder = Path(cache_dir or default_cache_dir())
@@ -81,6 +90,9 @@ class OpenVINOUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None,
                 return_dict: bool = True) -> SimpleNamespace | tuple[torch.Tensor]:
+        too_large = self.max_batch is not None and x.shape[0] > self.max_batch
+        if too_large or tuple(x.shape[-2:]) != (self.side, self.side):  # the IR is built for one tile size
+            return self.eager(x, t, class_labels=class_labels, return_dict=return_dict)
         n = x.shape[0]
         t = t.to(torch.float32).expand(n) if t.ndim == 0 else t.to(torch.float32)
         feeds = [x.detach().to("cpu", torch.float32).contiguous().numpy(), t.to("cpu").contiguous().numpy()]

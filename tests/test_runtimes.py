@@ -29,7 +29,7 @@ def inputs(model, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor 
 @pytest.mark.parametrize("classes", [("a", "b"), ()])
 def test_openvino_matches_eager_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                classes: tuple[str, ...]) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = make_tiny_folder(tmp_path / "tiny", classes=classes)
     eager = load_model(folder, resolve_runtime("cpu"))
     ov = load_model(folder, resolve_runtime("cpu", backend="openvino"))
@@ -40,6 +40,13 @@ def test_openvino_matches_eager_and_is_cached(tmp_path: Path, monkeypatch: pytes
         for batch in (1, 3):
             x, sigma, labels = inputs(eager, batch)
             assert float((ov(x, sigma, labels) - eager(x, sigma, labels)).abs().max()) < TOLERANCE
+        big = torch.randn(2, ov.unet.config.in_channels, 2 * ov.unet.side, 2 * ov.unet.side)
+        t = torch.full((2,), 0.3)
+        kwargs = {"class_labels": torch.zeros(2, dtype=torch.long)} if classes else {}
+        # another input size than the IR's runs the eager UNet itself: the same numbers, exactly
+        assert torch.equal(ov.unet(big, t, **kwargs).sample, eager.unet(big, t, **kwargs).sample)
+        x, sigma, labels = inputs(eager, runtimes.OPENVINO_MAX_BATCH + 1)  # and so does a batch above the routing's
+        assert torch.equal(ov(x, sigma, labels), eager(x, sigma, labels))
     again = load_model(folder, resolve_runtime("cpu", backend="openvino"))  # reads the cached IR
     assert sorted(runtimes.default_cache_dir().glob("*.xml")) == cached
     x, sigma, labels = inputs(eager, 2)
