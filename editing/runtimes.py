@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +25,20 @@ OPENVINO_MAX_BATCH = 8
 
 def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
+
+
+def import_openvino():  # -> the openvino module
+    """openvino with its telemetry off. Its converter sends usage events to Google Analytics unless the user opted
+    out, and writes a client id under ~/intel; the studio must not call out. With `openvino_telemetry` unimportable
+    the converter takes its own no-op stub, and the names it already bound are pointed at that stub."""
+    if "openvino.tools.ovc" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # None in sys.modules: `import` raises ImportError
+    import openvino
+    from openvino.tools.ovc import convert_impl, telemetry_stub
+
+    convert_impl.tm = telemetry_stub
+    convert_impl.init_ovc_telemetry = lambda *args, **kwargs: telemetry_stub.Telemetry()
+    return openvino
 
 
 def default_cache_dir() -> Path:
@@ -60,7 +75,7 @@ class OpenVINOUNet(nn.Module):
     def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None,
                  max_batch: int | None = OPENVINO_MAX_BATCH):
         super().__init__()
-        import openvino as ov
+        ov = import_openvino()
 
         self.eager = unet
         self.config = unet.config
@@ -100,8 +115,11 @@ class OpenVINOUNet(nn.Module):
             if class_labels is None:
                 raise ValueError("this UNet is class-conditional: pass class_labels")
             feeds.append(class_labels.to("cpu", torch.long).expand(n).contiguous().numpy())
-        out = self.compiled(feeds)[0]
-        sample = torch.from_numpy(out.copy()).to(x.device)
+        # One infer request per call: the compiled model's own (`compiled(feeds)`) is shared, and the studio
+        # runs requests from several threads at once.
+        request = self.compiled.create_infer_request()
+        request.infer(feeds)
+        sample = torch.from_numpy(request.get_output_tensor(0).data.copy()).to(x.device)
         return SimpleNamespace(sample=sample) if return_dict else (sample,)
 
 

@@ -86,6 +86,7 @@ class AppProcess:
         import os
         import subprocess
         import sys
+        import tempfile
         import time
         import urllib.request
 
@@ -93,7 +94,9 @@ class AppProcess:
         self.port, self.log = free_port(), folder / "server.log"
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**({} if clean_env else os.environ), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-                    "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"), **(env or {})}
+                    "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"),
+                    # the default backend's converted networks, shared by the tests and kept out of the user's cache
+                    "XDG_CACHE_HOME": str(Path(tempfile.gettempdir()) / "cs-test-cache"), **(env or {})}
 
         def bound() -> None:  # in the child: its address space held to memory_bytes
             import resource

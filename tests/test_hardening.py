@@ -407,7 +407,8 @@ def test_no_outbound_connection_at_start(tmp_path: Path) -> None:
     (tmp_path / "hook" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     record = tmp_path / "connects.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "HF_", "DO_NOT_TRACK"))}
-    env.update(PYTHONPATH=str(tmp_path / "hook"), STUDIO_CONNECT_LOG=str(record))
+    # a cache of its own, so that the start converts the model to OpenVINO (whose converter has telemetry)
+    env.update(PYTHONPATH=str(tmp_path / "hook"), STUDIO_CONNECT_LOG=str(record), XDG_CACHE_HOME=str(tmp_path / "cache"))
     server = AppProcess(make_weights(tmp_path / "weights"), tmp_path, env=env, clean_env=True)
     try:
         assert urllib.request.urlopen(server.url + "config", timeout=10).status == 200

@@ -3,6 +3,7 @@ and loading falls back to eager where it is not installed."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from tests.conftest import make_tiny_folder
 TOLERANCE = 1e-4  # max |diff| of x0 on the [-1, 1] scale, fp32 both ways
 
 
-def inputs(model, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def inputs(model, batch: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     r = model.param.resolution
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, r, r, generator=g)
     sigma = torch.linspace(0.01, 80.0, batch)
     labels = torch.arange(batch) % len(model.param.class_names) if model.param.class_names else None
@@ -66,3 +67,23 @@ def test_backend_validated_and_bf16_stays_eager() -> None:
     with pytest.raises(ValueError, match="backend"):
         prepare_unet(torch.nn.Identity(), "bogus", 8)
     assert resolve_runtime("cpu", bf16=True, backend="openvino").backend == "eager"
+
+
+@pytest.mark.skipif(not runtimes.openvino_available(), reason="openvino not installed")
+def test_openvino_calls_from_several_threads_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The studio serves requests on several threads: each call must get its own answer.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = make_tiny_folder(tmp_path / "tiny", classes=())
+    eager = load_model(folder, resolve_runtime("cpu"))
+    ov = load_model(folder, resolve_runtime("cpu", backend="openvino"))
+    cases = [inputs(eager, 1 + i % 3, seed=i) for i in range(16)]
+
+    def run(case: tuple) -> torch.Tensor:
+        with torch.inference_mode():
+            return ov(*case)
+
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(run, cases))
+    with torch.inference_mode():
+        for case, out in zip(cases, outs):
+            assert float((out - eager(*case)).abs().max()) < TOLERANCE
