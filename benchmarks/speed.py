@@ -114,15 +114,14 @@ def conv_peak(widths: tuple[int, ...], resolution: int, device: torch.device, dt
 
 def openvino_denoiser(model: Denoiser) -> Denoiser | None:
     """The model's UNet converted to OpenVINO (editing.runtimes, cached on disk), or None where it cannot run."""
-    from editing.runtimes import OpenVINOUNet, eager_unet, openvino_available
+    from editing.runtimes import OpenVINOUNet, eager_unet, prepare_unet
 
-    unet = eager_unet(model.unet)
-    if not openvino_available() or next(unet.parameters()).device.type != "cpu" or model.autocast_dtype \
-            or next(unet.parameters()).dtype != torch.float32:
+    if model.autocast_dtype is not None:
         return None
     # max_batch=None: every row through OpenVINO, which is how the studio's routing (OPENVINO_MAX_BATCH) was chosen
     side = model.param.resolution // model.param.pixel_unshuffle
-    return Denoiser(OpenVINOUNet(unet, side, max_batch=None), model.param, None)
+    unet = prepare_unet(eager_unet(model.unet), "openvino", side, max_batch=None)
+    return Denoiser(unet, model.param, None) if isinstance(unet, OpenVINOUNet) else None
 
 
 def engine_tile_batch(device: torch.device) -> int:

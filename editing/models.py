@@ -253,7 +253,7 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
     if runtime.weight_dtype != torch.float32:  # a no-op cast would only make diffusers log a warning
         unet = unet.to(dtype=runtime.weight_dtype)
     unet = unet.eval().requires_grad_(False)
-    if runtime.device.type == "cpu" and runtime.autocast_dtype is None and runtime.backend != "eager":
+    if runtime.autocast_dtype is None:  # autocast runs the eager UNet (resolve_runtime picks eager with bf16)
         unet = prepare_unet(unet, runtime.backend, param.resolution // param.pixel_unshuffle)
     return Denoiser(unet, param, runtime.autocast_dtype)
 

@@ -123,12 +123,15 @@ class OpenVINOUNet(nn.Module):
         return SimpleNamespace(sample=sample) if return_dict else (sample,)
 
 
-def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | None = None) -> nn.Module:
-    """The UNet to run for `backend`: OpenVINO where asked for and installed, else the eager UNet unchanged."""
+def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | None = None,
+                 max_batch: int | None = OPENVINO_MAX_BATCH) -> nn.Module:
+    """The UNet to run for `backend`: OpenVINO where asked for, installed and the UNet is a CPU fp32 one, else the
+    eager UNet unchanged."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "openvino" and openvino_available():
-        return OpenVINOUNet(unet, side, cache_dir)
+    weight = next(unet.parameters())
+    if backend == "openvino" and openvino_available() and weight.device.type == "cpu" and weight.dtype == torch.float32:
+        return OpenVINOUNet(unet, side, cache_dir, max_batch)
     return unet
 
 
