@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from tests.conftest import make_tiny_folder
+from tests.conftest import TEST_CACHE_HOME, make_tiny_folder
 
 RESOLUTION = 16
 
@@ -86,7 +86,6 @@ class AppProcess:
         import os
         import subprocess
         import sys
-        import tempfile
         import time
         import urllib.request
 
@@ -95,8 +94,7 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**({} if clean_env else os.environ), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
                     "GRADIO_TEMP_DIR": str(folder / "gradio-tmp"),
-                    # the default backend's converted networks, shared by the tests and kept out of the user's cache
-                    "XDG_CACHE_HOME": str(Path(tempfile.gettempdir()) / "cs-test-cache"), **(env or {})}
+                    "XDG_CACHE_HOME": str(TEST_CACHE_HOME), **(env or {})}
 
         def bound() -> None:  # in the child: its address space held to memory_bytes
             import resource

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Tiny models gain nothing from threads, and OpenMP threads that spin while another process holds the
 # cores slow everything many-fold: one passive thread per test process (inherited by subprocesses).
@@ -19,6 +20,9 @@ from editing.precond import Denoiser, Parameterization  # noqa: E402
 from training.nets import random_unet  # noqa: E402
 
 CLASSES = ("twemoji", "noto", "fluent3d")
+# XDG_CACHE_HOME of the CLI and studio processes the tests start: their OpenVINO IR (the default backend),
+# converted once for all tests and kept out of the user's cache.
+TEST_CACHE_HOME = Path(tempfile.gettempdir()) / "cs-test-cache"
 
 
 def make_tiny_folder(folder: Path, resolution: int = 16, classes: tuple[str, ...] = CLASSES,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from PIL import Image
 
 from editing.__main__ import TASKS, main
-from tests.conftest import make_tiny_folder
+from tests.conftest import TEST_CACHE_HOME, make_tiny_folder
 from tests.test_images import png_by_hand
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +45,7 @@ print(json.dumps(results))
 
 
 def python(*args: str) -> subprocess.CompletedProcess:
-    # The CLI's default backend caches converted networks: keep the tests' out of the user's cache.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(Path(tempfile.gettempdir()) / "cs-test-cache")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(TEST_CACHE_HOME)}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
