@@ -22,9 +22,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="CPU threads for torch (default: one per core); 1 avoids stalls when another job "
                         "holds a core")
     parser.add_argument("--photo-model", type=Path, default=Path("weights/photo64-cm"),
-                        help="photo consistency model folder (section photo_crops)")
+                        help="photo consistency model folder (sections photo_crops, photos)")
     parser.add_argument("--photo-teacher", type=Path, default=Path("weights/photo64-edm"),
-                        help="photo EDM teacher folder (section photo_crops)")
+                        help="photo EDM teacher folder (sections photo_crops, photos)")
     parser.add_argument("--photo-data", type=Path, default=Path("data/photos"),
                         help="built by python -m training.photos build")
     parser.add_argument("--sections", default=",".join(SECTIONS),

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import edits, photos, quality, scaling, speed
+from benchmarks import edits, photos, quality, scaling, speed, whole_photos
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
 from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
 from training.nets import random_denoiser
 
-SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "load", "noise", "saved")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "photos", "load", "noise", "saved")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Options:
     photo_model: Path | None = Path("weights/photo64-cm")  # the photo_crops section's models and data
     photo_teacher: Path | None = Path("weights/photo64-edm")
     photo_data: Path = Path("data/photos")
+    crops_dir: Path | None = Path("docs/photos")  # the photos section's before/after crops (None: not written)
 
 
 def tiny_random(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
@@ -135,6 +136,8 @@ def run(options: Options) -> dict:
                                                runtime_note, net_name))
     if section("photo_crops"):
         tables += photo_tables(options, runtime)
+    if section("photos"):
+        tables += photo_tables(options, runtime, whole=True)
     if section("load"):  # the studio (app.py) on the model's weights folder, under many clients
         from benchmarks.load import load_tables
 
@@ -158,7 +161,7 @@ def run(options: Options) -> dict:
     stamp = run_stamp(info)
     for t in tables:
         t.run = stamp
-        if t.key.startswith("photo_"):  # these tables are of the photo models, not the emoji model the stamp names
+        if t.key.startswith("photo"):  # these tables are of the photo models, not the emoji model the stamp names
             t.run = f"{info['date']}, {info['cpu']}, {info['dtype']}, photo models {options.photo_model}, " \
                     f"{options.photo_teacher}"
     if set(options.sections) != set(SECTIONS):
@@ -168,16 +171,21 @@ def run(options: Options) -> dict:
     return document
 
 
-def photo_tables(options: Options, runtime: Runtime) -> list[Table]:
-    """The photo_crops section: the photo models (either may be missing) on held-out photo crops."""
+def photo_tables(options: Options, runtime: Runtime, whole: bool = False) -> list[Table]:
+    """The photo_crops section (held-out photo crops) or, `whole`, the photos section (whole held-out photos):
+    the photo models, either of which may be missing."""
     if not (options.photo_data / "manifest.jsonl").is_file():
-        return [Table("photo_crops", "Photo model on held-out photo crops", [],
+        return [Table("photos" if whole else "photo_crops", "Photo model on held-out photos", [],
                       notes=[f"skipped: no {options.photo_data} (python -m training.photos build --out "
                              f"{options.photo_data})"])]
     cm, _ = try_load(options.photo_model, runtime)
     teacher, _ = try_load(options.photo_teacher, runtime)
     names = (options.photo_model.name if options.photo_model else "cm",
              options.photo_teacher.name if options.photo_teacher else "teacher")
+    if whole:
+        return whole_photos.photos_tables(cm, teacher, options.photo_data, runtime.device,
+                                          whole_photos.WHOLE_QUICK if options.quick else whole_photos.WHOLE_FULL,
+                                          names, None if options.quick else options.crops_dir)
     budget = photos.PHOTO_QUICK if options.quick else photos.PHOTO_FULL
     return photos.photo_crops_tables(cm, teacher, options.photo_data, runtime.device, budget, names)
 
