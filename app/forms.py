@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from editing.images import (MAX_BYTES, MAX_PIXELS, ConvertedMask, InputError, _any_resize, _check_resolution,
-                            _resize_note, _source_pixels, load_full, load_image)
+from editing.images import (MAX_BYTES, MAX_PIXELS, ConvertedMask, FullImage, InputError, _any_resize,
+                            _check_resolution, _resize_note, _source_pixels, load_full, load_image)
 from editing.schedules import PRESETS, Schedule, parse_ts, steps_schedule, uniform
 
 GRID = 40  # points of the Karras grid for step counts and stroke strengths (the OpenAI convention)
@@ -269,28 +269,68 @@ def load_upload(value: Any, resolution: int, what: str) -> tuple[torch.Tensor, l
     return converted.tensor, [f"{what}: {n}" for n in converted.notes]
 
 
-def load_upload_full(value: Any, what: str) -> tuple[torch.Tensor, list[str]]:
-    """An image field's upload at its own size (editing.images.load_full; transparency on white), its notes
-    prefixed with `what`."""
+def load_upload_full(value: Any, what: str) -> FullImage:
+    """An image field's upload at its own size (editing.images.load_full: transparency on white, its alpha
+    kept to put back), its notes prefixed with `what`."""
     if value is None or (isinstance(value, str) and not value):
         raise ValueError(f"{what}: no image given; upload one (or pick an example)")
     converted = load_full(value)
-    return converted.tensor, [f"{what}: {n}" for n in converted.notes]
+    return FullImage(converted.tensor, converted.alpha, [f"{what}: {n}" for n in converted.notes])
 
 
 # -- the editor's mask ---------------------------------------------------------------------------------
 
 
-def mask_from_editor(editor_value: dict, resolution: int, *, max_pixels: int = MAX_PIXELS,
-                     max_bytes: int = MAX_BYTES) -> ConvertedMask:
-    """A gr.ImageEditor value {"background", "layers", "composite"} -> the painted pixels (alpha > 0) as a mask."""
+def full_size_mask(painted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A painted layer -> a (height, width) mask of the image. A square layer of another size is the square
+    canvas (app.tabs.canvas.load_canvas: the image centred on it), so the image's part is cut out of it;
+    any other layer is stretched. A pixel is filled if any painted pixel falls in it."""
+    height, width = shape
+    if painted.shape == shape:
+        return painted
+    layer = torch.from_numpy(np.ascontiguousarray(painted))[None].float()
+    if painted.shape[0] != painted.shape[1]:
+        return torch.nn.functional.adaptive_max_pool2d(layer, shape)[0].numpy() > 0
+    side = max(height, width)
+    square = torch.nn.functional.adaptive_max_pool2d(layer, (side, side))[0].numpy() > 0
+    top, left = (side - height) // 2, (side - width) // 2
+    return square[top:top + height, left:left + width]
+
+
+def strokes_over(image: torch.Tensor, editor_value: dict, resolution: int) -> tuple[torch.Tensor, list[str]]:
+    """The editor's strokes painted over the full-size image (1, 3, H, W): where a layer is painted, the
+    composite's colour there (mapped back like `full_size_mask`), elsewhere the image's own pixels."""
+    height, width = image.shape[-2:]
+    converted = mask_from_editor(editor_value, resolution, shape=(height, width))
+    painted = converted.mask[0, 0]
+    if not painted.any():
+        return image, converted.notes
+    if editor_value.get("composite") is None:
+        raise InputError("the editor sent no composite image: paint on the canvas again")
+    colours = load_full(editor_value["composite"]).tensor
+    side = max(height, width)
+    if colours.shape[-2] == colours.shape[-1] and (height, width) != tuple(colours.shape[-2:]):
+        top, left = (side - height) // 2, (side - width) // 2
+        colours = torch.nn.functional.interpolate(colours, size=(side, side), mode="nearest")
+        colours = colours[..., top:top + height, left:left + width]
+    else:
+        colours = torch.nn.functional.interpolate(colours, size=(height, width), mode="nearest")
+    return torch.where(painted, colours, image), converted.notes
+
+
+def mask_from_editor(editor_value: dict, resolution: int, *, shape: tuple[int, int] | None = None,
+                     max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ConvertedMask:
+    """A gr.ImageEditor value {"background", "layers", "composite"} -> the painted pixels (alpha > 0) as an
+    R x R mask, or with `shape` (height, width) as a mask of that size (the full-size image's); a cell is
+    filled if any painted pixel falls in it."""
     _check_resolution(resolution)
+    height_out, width_out = shape or (resolution, resolution)
     if not isinstance(editor_value, dict):
         raise InputError("no drawing was received: paint the mask over the image with the brush")
     layers = editor_value.get("layers") or []
     if not isinstance(layers, (list, tuple)):
         raise InputError("the editor's layers are malformed: expected a list of images")
-    out = np.zeros((resolution, resolution), bool)
+    out = np.zeros((height_out, width_out), bool)
     notes: list[str] = []
     for index, layer in enumerate(layers):
         if layer is None:
@@ -306,9 +346,14 @@ def mask_from_editor(editor_value: dict, resolution: int, *, max_pixels: int = M
             if source.ndim != 3 or source.shape[2] not in (2, 4):
                 raise InputError(f"{name} has shape {tuple(source.shape)}; painted layers must be HxWx4 (RGBA)")
             painted = source[:, :, -1] > 0
-        out |= _any_resize(painted, resolution)
         height, width = painted.shape
-        note = _resize_note(width, height, resolution, f"layer {index + 1} resized")
+        if shape is None:
+            out |= _any_resize(painted, resolution)
+            note = _resize_note(width, height, resolution, f"layer {index + 1} resized")
+        else:
+            out |= full_size_mask(painted, shape)
+            note = None if painted.shape == shape else (f"layer {index + 1} resized {width}x{height} -> "
+                                                        f"{width_out}x{height_out}")
         if note and not notes:
             notes.append(note + " (a cell is filled if any painted pixel is in it)")
     if not any(layer is not None for layer in layers):

@@ -23,6 +23,8 @@ from typing import Any
 
 from gradio import utils as gradio_utils
 
+from editing.images import MAX_BYTES
+
 NOT_UPLOADED = ("a file field must name a file uploaded to this studio (through the page, or gradio_client's "
                 "handle_file); other paths and URLs are not read")
 SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar("studio_session", default=None)
@@ -39,7 +41,7 @@ class GuardLimits:
     per_session: int = 1  # task requests (public API) queued or running per browser session (gradio_client: per Client)
     per_address: int = 16  # and per client address (every session behind it together)
     upload_files: int = 8  # files per upload request
-    upload_bytes: int = 24 * 2**20  # bytes per upload request
+    upload_bytes: int = MAX_BYTES + 2**20  # bytes per upload request: one file as large as the engine reads
     upload_quota: int = 1024 * 2**20  # bytes in the upload folder before the oldest uploads are pruned
     json_bytes: int = 1 * 2**20  # body of an API call
     blob_bytes: int = 12 * 2**20  # body of one editor blob (component_server)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from app.request import Cancelled
+
 log = logging.getLogger(__name__)
 
 
@@ -24,14 +26,24 @@ def client_alive() -> Callable[[], bool]:
     return (lambda: True) if event is None else (lambda: event.alive)
 
 
-def progress_callback(progress: gr.Progress, desc: str) -> Callable[[int, int], None]:
-    """The service's on_step(done, total), fed to a Gradio progress bar; stops work whose client went away."""
+def progress_callback(progress: gr.Progress, desc: str,
+                      cancelled: Callable[[], bool] | None = None) -> Callable[..., None]:
+    """The service's on_step(done, total[, unit]), fed to a Gradio progress bar; stops work whose client went
+    away or whose Stop button was pressed (`cancelled`)."""
     alive = client_alive()
 
-    def on_step(done: int, total: int) -> None:
+    def on_step(done: int, total: int, unit: str = "evaluations") -> None:
         if not alive():
-            log.info("%s stopped after %d of %d evaluations: its client went away", desc, done, total)
-            raise ClientGone(f"stopped after {done} of {total} network evaluations: the client went away")
-        progress((done, total), desc=desc, unit="evaluations")
+            log.info("%s stopped after %d of %d %s: its client went away", desc, done, total, unit)
+            raise ClientGone(f"stopped after {done} of {total} {unit}: the client went away")
+        if cancelled is not None and cancelled():
+            log.info("%s stopped after %d of %d %s: cancelled", desc, done, total, unit)
+            raise Cancelled(f"stopped after {done} of {total} {unit}, as asked")
+        progress((done, total), desc=desc, unit=unit)
 
     return on_step
+
+
+def session(request: gr.Request | None) -> str | None:
+    """The browser session a request came from (None for a direct call): whose Stop button stops it."""
+    return getattr(request, "session_hash", None)

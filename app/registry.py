@@ -120,4 +120,6 @@ class Registry:
         p, teacher = entry.param, self.teacher_for(name)
         styles = f"{len(p.class_names)} styles" if p.class_names else "unconditional"
         teacher_text = f"teacher `{teacher.name}` (Heun)" if teacher else "no diffusion teacher found"
-        return f"`{entry.name}`: {p.resolution}x{p.resolution}, {styles}, {teacher_text}, on {self.runtime.device}"
+        size = (f"edits your image at its own size (tiles of {p.resolution} px)" if p.tiled else
+                f"works on a {p.resolution}x{p.resolution} square (uploads are fitted to it)")
+        return f"`{entry.name}`: {size}, {styles}, {teacher_text}, on {self.runtime.device}"

@@ -3,10 +3,12 @@ files, and the typed results the tabs show."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,41 @@ from PIL import Image
 
 from editing import images, io
 from editing.samplers import Step
+from editing.tiling import TileCallback, TileProgress
 
-OnStep = Callable[[int, int], None]  # (evaluations done, evaluations in the whole request)
+# (done, total[, unit]): evaluations done of those in the whole request, or on a tiled image tile batches
+OnStep = Callable[..., None]
 ENLARGED = 256  # side of the enlarged (nearest-neighbour) views
 KEEP_REQUESTS = 256  # request folders kept on disk before the oldest are removed
 GIF_FRAME_MS = 120  # the interpolation GIF's time per frame
+MAX_SESSIONS = 4096  # Stop presses remembered before old ones are forgotten
+FORGET_AFTER_S = 3600.0
+
+
+class Cancelled(ValueError):
+    """The user pressed Stop: the request's work stops after the current network call."""
+
+
+class Cancels:
+    """Stop presses by browser session. A press stops that session's requests that started before it, at
+    their next network call (a worker thread cannot be killed; Gradio's own cancel only drops the reply)."""
+
+    def __init__(self) -> None:
+        self._pressed: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def press(self, session: str | None) -> None:
+        if session:
+            with self._lock:
+                now = time.monotonic()
+                if len(self._pressed) >= MAX_SESSIONS:  # presses older than any request can run are moot
+                    self._pressed = {k: t for k, t in self._pressed.items() if now - t < FORGET_AFTER_S}
+                self._pressed[session] = now
+
+    def watch(self, session: str | None) -> Callable[[], bool]:
+        """Whether Stop was pressed in `session` since this call (a request's start)."""
+        started = time.monotonic()
+        return lambda: session is not None and self._pressed.get(session, -math.inf) >= started
 
 
 class RequestTimeout(ValueError):
@@ -36,10 +68,10 @@ class Deadline:
     seconds: float | None
     started: float = field(default_factory=time.monotonic)
 
-    def check(self, done: int, total: int) -> None:
+    def check(self, done: int, total: int, unit: str = "network evaluations") -> None:
         elapsed = time.monotonic() - self.started
         if self.seconds and elapsed > self.seconds:
-            raise RequestTimeout(f"stopped after {elapsed:.0f} s ({done} of {total} network evaluations): this "
+            raise RequestTimeout(f"stopped after {elapsed:.0f} s ({done} of {total} {unit}): this "
                                  f"studio allows {self.seconds:g} s per request. Ask for fewer steps, variations "
                                  "or frames, or try again when the server is less busy.")
 
@@ -57,21 +89,42 @@ def step_callback(on_step: OnStep | None, deadline: Deadline, offset: int = 0,
     return callback
 
 
+def tile_callback(on_step: OnStep | None, deadline: Deadline, evaluations: int) -> TileCallback:
+    """Progress in batches of tiles over the whole request, and its time limit, after every batch of tiles:
+    on a large image one evaluation is many network calls, and the request can stop between any two."""
+    state = {"evaluation": -1}  # the evaluation now running (0-based): each starts again at batch 1
+
+    def callback(tiles: TileProgress) -> None:
+        if tiles.done == 1:
+            state["evaluation"] = min(state["evaluation"] + 1, evaluations - 1)
+        done, whole = state["evaluation"] * tiles.total + tiles.done, evaluations * tiles.total
+        if on_step is not None:
+            on_step(done, whole, "tile batches")
+        deadline.check(done, whole, "tile batches")
+
+    return callback
+
+
 @dataclass
 class Result:
-    """What a task returns to its tab: images at model resolution, their captions, notes and files."""
+    """What a task returns to its tab: the images, their captions, notes and files."""
 
     images: list[Image.Image]
     captions: list[str]
     notes: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # model-resolution and enlarged PNGs (and GIF/strip)
-    enlarged: list[str] = field(default_factory=list)  # enlarged PNG per image, for galleries
+    files: list[str] = field(default_factory=list)  # full-size PNGs (and JPEGs, views, a zip of all, GIF/strip)
+    enlarged: list[str] = field(default_factory=list)  # per image, its gallery view (enlarged when small)
+    before: str = ""  # the input at the results' size (enlarged like them), the before/after slider's left side
 
     def gallery(self) -> list[tuple[str, str]]:
         return list(zip(self.enlarged, self.captions))
 
     def notes_markdown(self) -> str:
         return "\n".join(f"- {note}" for note in self.notes)
+
+    def before_after(self) -> tuple[str, str] | None:
+        """(before, first result) for an image slider, or None when the task has no input image."""
+        return (self.before, self.enlarged[0]) if self.before and self.enlarged else None
 
 
 @dataclass
@@ -87,7 +140,6 @@ class InterpolateResult(Result):
 
 @dataclass
 class DenoiseResult(Result):
-    before: str = ""  # the enlarged input
     estimated: float = 0.0  # the noise sigma estimated from the input
     used: float = 0.0  # the sigma denoised at (the estimate, or the override)
 
@@ -130,19 +182,44 @@ class RequestFiles:
         return folder
 
     def write(self, task: str, tensor: torch.Tensor, captions: Sequence[str], names: Sequence[str],
-              notes: Sequence[str]) -> Result:
-        """Write each image at model resolution and enlarged; return them with their captions."""
-        pil = images.to_pil(tensor.detach().float().cpu())
+              notes: Sequence[str], *, alpha: np.ndarray | None = None, before: torch.Tensor | None = None) -> Result:
+        """Write each image at its own size: a PNG (with `alpha`, the upload's, put back) and, for an opaque
+        photo-sized image, a JPEG; a small image also gets a nearest-enlarged view for the gallery. `before`
+        (1, 3, H, W), the input at the results' size, is written the same way for the before/after slider.
+        Several images also get one zip of every file ("download all")."""
+        tensor = tensor.detach().float().cpu()
         folder = self.folder()
-        files, enlarged = [], []
-        for image, name in zip(pil, names):
-            small = folder / f"{task}-{name}.png"
-            big = folder / f"{task}-{name}-x{max(1, ENLARGED // image.width)}.png"
-            image.save(small)
-            images.enlarge(image, max(ENLARGED, image.width)).save(big)
-            files += [str(small), str(big)]
-            enlarged.append(str(big))
-        return Result(pil, list(captions), list(notes), files, enlarged)
+        files, views = [], []
+        for one, name in zip(tensor, names):
+            png = io.save_images(one[None], folder / f"{task}-{name}.png", alpha)[0]
+            files.append(str(png))
+            if alpha is None and min(one.shape[-2:]) >= ENLARGED:
+                files += [str(p) for p in io.save_images(one[None], png.with_suffix(".jpg"))]
+            view = self._view(png)
+            if view != str(png):
+                files.append(view)
+            views.append(view)
+        before_view = ""
+        if before is not None:
+            before_view = self._view(io.save_images(before.detach().float().cpu()[:1], folder / f"{task}-before.png",
+                                                    alpha)[0])
+        if len(views) > 1:
+            archive = folder / f"{task}-all.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:  # PNG and JPEG are compressed already
+                for path in files:
+                    z.write(path, Path(path).name)
+            files.insert(0, str(archive))
+        return Result(images.to_pil(tensor), list(captions), list(notes), files, views, before_view)
+
+    @staticmethod
+    def _view(png: Path) -> str:
+        """The gallery's view of a written PNG: itself, or enlarged (nearest) to ENLARGED when smaller."""
+        image = Image.open(png)
+        if max(image.size) >= ENLARGED:
+            return str(png)
+        big = png.with_name(f"{png.stem}-x{max(1, ENLARGED // image.width)}.png")
+        images.enlarge(image, ENLARGED).save(big)
+        return str(big)
 
 
 def write_animation(frames: Result) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """The studio's task runners: UI values in, engine calls, typed results out.
 
 The tabs hand it plain values (file paths, editor dicts, numbers, strings) and get back PIL images, captions,
-notes and files written at model resolution and enlarged (nearest-neighbour). Every runner starts with the
+notes and files: an edit on a tiled model (a model of photo crops) at the upload's own size, anything else at
+model resolution, small images also enlarged (nearest-neighbour). Every runner starts with the
 one preparation path, `Studio.prepare` (model, style, seed, output count, deadline) and `Prepared.admit` (the
 request's cost and its seed range, before any work). Model folders are `app.registry`, form values
 `app.forms`, request folders and results `app.request`; all the image math lives in `editing`. Nothing here
@@ -12,36 +13,41 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from app import forms
 from app.benchmark_file import read_benchmarks
 from app.forms import GRID, check_seed, parse_count, parse_schedule, stroke_schedule
 from app.registry import ModelEntry, Registry, discover
-from app.request import (CompareResult, CompareRow, Deadline, DenoiseResult, InterpolateResult, OnStep,
-                         RequestFiles, Result, SuperresolveResult, step_callback, write_animation)
+from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseResult, InterpolateResult, OnStep,
+                         RequestFiles, Result, SuperresolveResult, step_callback, tile_callback, write_animation)
 from editing import images, metrics, tasks
-from editing.limits import Limits, check_request
+from editing.images import FullImage
+from editing.limits import Limits, check_request, device_limits
 from editing.models import ModelLoadError, Runtime
+from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
 from editing.schedules import PRESETS, karras_sigmas, steps_schedule
+from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to
 
 MAX_BATCH = 16
 MAX_FRAMES = 32
 MAX_REFINE_STEPS = 16
+DENOISE_MODES = ("auto", "faithful", "sharp")  # faithful: the teacher's D(x, sigma); sharp: the CM (editing.tasks)
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
-# Megapixel-evaluations (outputs x evaluations x output pixels) one request may cost, per device type: on a CPU
-# 0.6 is 16 variations of the default 18-evaluation edit at 32x32 (0.3) with room.
-STUDIO_MEGAPIXELS = {"cpu": 0.6, "cuda": 12.0}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -89,6 +95,46 @@ class Prepared:
         self.notes.extend(notes)
         return x
 
+    def upload(self, value: Any, what: str, evaluations: int, *, factor: int = 1,
+               own_size: bool | None = None) -> FullImage:
+        """The image an edit of `evaluations` evaluations runs on (its outputs `factor` x its size), with the
+        request admitted. At its own size on a tiled model (`own_size` None) or when `own_size`: downscaled,
+        with a note, to the largest size the studio's limit allows, its alpha kept to put back. Otherwise
+        fitted to the model's square (1 / factor of it), and the result is that square, without alpha."""
+        tiled = self.entry.param.tiled if own_size is None else own_size
+        if not tiled:
+            x = self.image(value, what, self.resolution // factor)
+            self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
+            return FullImage(x, None, [])
+        full = forms.load_upload_full(value, what)
+        self.notes.extend(full.notes)
+        x, alpha = full.tensor, full.alpha
+        h, w = x.shape[-2:]
+        out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, max(1, evaluations))
+        nh, nw = max(1, out_h // factor), max(1, out_w // factor)
+        if (nh, nw) != (h, w):
+            x = F.interpolate(x, size=(nh, nw), mode="area")
+            if alpha is not None:
+                alpha = np.asarray(Image.fromarray(alpha).resize((nw, nh), Image.Resampling.BOX))
+            self.notes.append(f"{what}: downscaled {w}x{h} -> {nw}x{nh}, the largest this studio takes for "
+                              f"{evaluations} evaluation(s) x {self.count} output(s) on its "
+                              f"{self.studio.runtime.device.type} (at most {self.studio.limits.megapixels:g} "
+                              "megapixel-evaluations and half the time limit per request); fewer steps or "
+                              "variations keep more of its size")
+        self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
+        return FullImage(x, alpha, [])
+
+    def tiles(self, evaluations: int) -> TileCallback:
+        """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
+        return tile_callback(self.on_step, self.deadline, evaluations)
+
+
+def at_least(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, least: int,
+             factor: int = 1) -> torch.Tensor:
+    """`run` on x reflected up to least x least where it is smaller (one tile), cropped back to factor x its size."""
+    h, w = x.shape[-2:]
+    return run(pad_to(x, least, least))[..., : h * factor, : w * factor]
+
 
 class Studio(Registry):
     """The model registry (app.registry) with the studio's tasks, its limits and its request files."""
@@ -102,7 +148,10 @@ class Studio(Registry):
         if request_timeout is not None and not request_timeout > 0:
             raise ValueError(f"the request timeout must be a positive number of seconds, got {request_timeout}")
         self.request_timeout = request_timeout
-        self.limits = limits or Limits(STUDIO_MEGAPIXELS.get(runtime.device.type, STUDIO_MEGAPIXELS["cpu"]))
+        self.limits = limits or device_limits(runtime.device)  # the engine's, as for the CLI
+        self.cancels = Cancels()
+        self._tile_seconds: dict[str, float] = {}
+        self._speed_lock = threading.Lock()
 
     @classmethod
     def from_weights(cls, weights: str | Path, runtime: Runtime, **kwargs: Any) -> Studio:
@@ -124,14 +173,78 @@ class Studio(Registry):
         count = parse_count(count, count_name, *count_range)
         return Prepared(self, entry, label, notes, seed, count, count_name, deadline, on_step)
 
+    def seconds_per_tile(self, name: str) -> float:
+        """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
+        timed call after a warm-up; both are a few seconds on a CPU)."""
+        with self._speed_lock:
+            if name not in self._tile_seconds:
+                model, r = self.load(name), self.resolution(name)
+                tiling = default_tiling(r, self.runtime.device)
+                x = torch.zeros(tiling.batch, 3, r, r, device=self.runtime.device)
+                sigma = torch.full((tiling.batch,), 0.5, device=self.runtime.device)
+                labels = (torch.zeros(tiling.batch, dtype=torch.long, device=self.runtime.device)
+                          if model.param.class_names else None)
+                with torch.inference_mode():
+                    model(x[:2], sigma[:2], None if labels is None else labels[:2])  # a fresh model's one-time costs
+                    started = time.perf_counter()
+                    model(x, sigma, labels)
+                self._tile_seconds[name] = (time.perf_counter() - started) / tiling.batch
+            return self._tile_seconds[name]
+
+    def fitted_size(self, name: str, height: int, width: int, outputs: int, evaluations: int) -> tuple[int, int]:
+        """The largest size, at the aspect of height x width (at most that), for a request of a tiled model that
+        fits the studio's megapixel-evaluation limit and, at the measured time per tile, half its timeout (the
+        CPU is shared by the requests running at once)."""
+        scale = min(1.0, math.sqrt(self.limits.megapixels * 1e6 / (outputs * evaluations * height * width)))
+        tiling = default_tiling(self.resolution(name), self.runtime.device)
+        for _ in range(4):  # tiles grow a little faster than pixels (overlap): shrink again if still over
+            h, w = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+            if self.request_timeout is None:
+                break
+            seconds = count_tiles(h, w, tiling) * outputs * evaluations * self.seconds_per_tile(name)
+            budget = 0.5 * self.request_timeout
+            if seconds <= budget or count_tiles(h, w, tiling) == 1:
+                break
+            scale *= 0.97 * math.sqrt(budget / seconds)
+        return h, w
+
+    def estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1, *,
+                 evaluations: int | None = None, factor: int = 1) -> str:
+        """Before a request on a tiled model runs: its size, tiles and estimated time (tiles x evaluations x the
+        measured time per tile); '' where there is nothing to estimate yet. Never raises: bad input is the
+        run's to report."""
+        try:
+            entry = self.entry(model)
+            if not entry.param.tiled or image is None or (isinstance(image, str) and not image):
+                return ""
+            if evaluations is None:
+                evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
+            outputs = parse_count(variations, "variations", 1, MAX_BATCH)
+            size = images.load_full(image).tensor.shape[-2:]
+        except (ValueError, OSError):
+            return ""
+        h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, evaluations)
+        tiling = default_tiling(entry.param.resolution, self.runtime.device)
+        tiles = count_tiles(h, w, tiling) * outputs * evaluations
+        seconds = tiles * self.seconds_per_tile(entry.name)
+        shrunk = " (downscaled to fit this studio's limits)" if (h, w) != (size[0] * factor, size[1] * factor) else ""
+        return (f"**About {seconds:.0f} s** on this {self.runtime.device.type}: {w}x{h} output{shrunk}, "
+                f"{count_tiles(h, w, tiling)} tiles x {evaluations} evaluation(s) x {outputs} output(s) at "
+                f"{1e3 * self.seconds_per_tile(entry.name):.0f} ms per tile")
+
     def benchmark_rows(self) -> tuple[list[dict[str, Any]], str]:
         if self.benchmarks is None:
             return [], "No benchmark results file configured."
         return read_benchmarks(self.benchmarks)
 
-    def _outputs(self, task: str, prep: Prepared, out: torch.Tensor, seeds: Sequence[int]) -> Result:
-        """Outputs captioned and named by their seeds."""
-        return self.files.write(task, out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], prep.notes)
+    def _outputs(self, task: str, prep: Prepared, out: torch.Tensor, seeds: Sequence[int],
+                 upload: FullImage | None = None, before: torch.Tensor | None = None) -> Result:
+        """Outputs captioned and named by their seeds; an edit's with its upload's alpha and its input (or
+        `before`) as the before/after slider's left side."""
+        if upload is None:
+            return self.files.write(task, out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], prep.notes)
+        return self.files.write(task, out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], prep.notes,
+                                alpha=upload.alpha, before=upload.tensor if before is None else before)
 
     # -- tasks ------------------------------------------------------------------------------------
 
@@ -155,43 +268,51 @@ class Studio(Registry):
         seeds = prep.admit(schedule.evaluations)
         if image is None and isinstance(editor, dict) and editor.get("background") is not None:
             image = editor["background"]
-        x = prep.image(image, "image")
+        upload = prep.upload(image, "image", schedule.evaluations)
+        x = upload.tensor
+        h, w = x.shape[-2:]
         if mask is not None and not (isinstance(mask, str) and not mask):
-            converted = images.load_mask(mask, r)
+            converted = images.load_mask_full(mask, h, w) if prep.entry.param.tiled else images.load_mask(mask, r)
         elif isinstance(editor, dict):
-            converted = forms.mask_from_editor(editor, r)
+            converted = forms.mask_from_editor(editor, r, shape=(h, w) if prep.entry.param.tiled else None)
         else:
             raise ValueError("no mask: paint over the image with the brush, or upload a mask (white = fill)")
         prep.notes.extend(f"mask: {n}" for n in converted.notes)
         fill = converted.mask
         if images.is_empty(fill):
             prep.notes.append("the mask is empty: nothing to fill, so the input is returned unchanged")
-            return self.files.write("inpaint", x, ["input (empty mask)"], ["input"], prep.notes)
+            return self.files.write("inpaint", x, ["input (empty mask)"], ["input"], prep.notes, alpha=upload.alpha)
         model_ = self.load(prep.entry.name)
-        if images.is_full(fill):
+        if images.is_full(fill) and (h, w) == (r, r):
             prep.notes.append("the mask covers the whole image: this is generation from noise, not an edit")
             out = tasks.generate(model_, seeds, schedule=schedule, label=prep.label, callback=prep.callback())
         else:
-            out = tasks.inpaint(model_, x, fill, seeds, schedule=schedule, label=prep.label, callback=prep.callback())
-            prep.notes.append(f"filled {int(fill.sum())} of {r * r} pixels; the others are kept exactly")
+            out = at_least(lambda padded: tasks.inpaint(
+                model_, padded, pad_to(fill, r, r), seeds, schedule=schedule, label=prep.label,
+                on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), x, r)
+            prep.notes.append(f"filled {int(fill.sum())} of {h * w} pixels; the others are kept exactly")
         prep.notes.append(f"{schedule.evaluations} evaluations per image")
-        return self._outputs("inpaint", prep, out, seeds)
+        return self._outputs("inpaint", prep, out, seeds, upload)
 
     def colorize(self, model: str | None, style: str | None, image: Any, steps: str | None, seed: float,
                  variations: float, on_step: OnStep | None = None) -> Result:
         prep = self.prepare(model, style, seed, on_step, count=variations)
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
         seeds = prep.admit(schedule.evaluations)
-        x = prep.image(image, "image")
+        evaluations = schedule.evaluations + tasks.COLOR_REFINE.evaluations
+        upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
-        out = tasks.colorize(self.load(prep.entry.name), x, seeds, schedule=schedule, label=prep.label,
-                             callback=prep.callback())
-        return self._outputs("colorize", prep, out, seeds)
+        model_, r = self.load(prep.entry.name), prep.resolution
+        out = at_least(lambda padded: tasks.colorize(
+            model_, padded, seeds, schedule=schedule, label=prep.label,
+            on_tiles=prep.tiles(evaluations), limits=self.limits), upload.tensor, r)
+        return self._outputs("colorize", prep, out, seeds, upload, before=grayscale(upload.tensor))
 
     def superresolve(self, model: str | None, style: str | None, image: Any, factor: float | str, mode: str | None,
                      steps: str | None, seed: float, variations: float,
                      on_step: OnStep | None = None) -> SuperresolveResult:
-        """mode 'upscale': the upload is the small image; 'restore': it is shrunk by `factor` first."""
+        """mode 'upscale': the upload is the small image; 'restore': it is shrunk by `factor` first (block means)
+        and the result compared with it."""
         prep = self.prepare(model, style, seed, on_step, count=variations)
         r = prep.resolution
         try:
@@ -204,31 +325,38 @@ class Studio(Registry):
         if mode not in ("upscale", "restore"):
             raise ValueError(f"mode must be 'upscale' or 'restore', got {mode!r}")
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
+        prep.admit(schedule.evaluations)
         reference = None
-        if mode == "upscale":
-            # The upload at its own size, unless it is too small for one tile of output (then enlarged to it).
-            low, notes = forms.load_upload_full(image, "small image")
-            if min(low.shape[-2:]) * factor < r:
-                low, notes = forms.load_upload(image, r // factor, "small image")
-            prep.notes.extend(notes)
+        if mode == "upscale":  # the upload at its own size, whatever the model
+            upload = prep.upload(image, "small image", schedule.evaluations, factor=factor, own_size=True)
+            low, alpha = upload.tensor, upload.alpha
+            if alpha is not None:
+                alpha = alpha.repeat(factor, 0).repeat(factor, 1)
         else:
-            low = prep.image(image, "downsampled", r // factor)
-            reference = prep.image(image, "original")
-        h, w = low.shape[-2:]
-        seeds = prep.admit(schedule.evaluations, size=(h * factor, w * factor))
-        out = tasks.superresolve(self.load(prep.entry.name), low, factor, seeds, schedule=schedule,
-                                 label=prep.label, callback=prep.callback())
+            upload = prep.upload(image, "original", schedule.evaluations)
+            h, w = (d - d % factor for d in upload.tensor.shape[-2:])  # whole blocks only
+            if min(h, w) < factor:
+                raise ValueError(f"original: {w}x{h} is too small to shrink by {factor}")
+            reference, alpha = upload.tensor[..., :h, :w], None if upload.alpha is None else upload.alpha[:h, :w]
+            low = F.avg_pool2d(reference, factor)  # the block means, the measured part (A y)
+        seeds = forms.seed_range(prep.seed, prep.count, prep.count_name)
+        model_ = self.load(prep.entry.name)
+        out = at_least(lambda padded: tasks.superresolve(
+            model_, padded, factor, seeds, schedule=schedule, label=prep.label,
+            on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), low, -(-r // factor), factor)
         captions = [f"seed {s}" for s in seeds]
         if reference is not None:
             captions = [f"{c} · PSNR {psnr(o, reference[0]):.1f} dB" for c, o in zip(captions, out)]
+        h, w = low.shape[-2:]
         prep.notes.append(f"{w}x{h} -> {w * factor}x{h * factor} (x{factor}); every {factor}x{factor} block mean "
                           "is kept")
-        result = self.files.write("superresolve", out, captions, [f"seed{s}" for s in seeds], prep.notes)
-        views = [tasks.upsample_nearest(low, factor)] + ([reference] if reference is not None else [])
-        view = self.files.write("superresolve-input", torch.cat(views), ["input", "original"][: len(views)],
-                                ["low-nearest", "original"][: len(views)], [])
-        result.files += view.files
-        return SuperresolveResult(**vars(result), input_view=view.enlarged[0])
+        nearest = tasks.upsample_nearest(low, factor)
+        result = self.files.write("superresolve", out, captions, [f"seed{s}" for s in seeds], prep.notes,
+                                  alpha=alpha, before=nearest)
+        if reference is not None:
+            result.files += self.files.write("superresolve-original", reference, ["original"], ["original"], [],
+                                             alpha=alpha).files
+        return SuperresolveResult(**vars(result), input_view=result.before)
 
     def stroke_edit(self, model: str | None, style: str | None, start_image: Any, editor: Any, strength: float,
                     steps: float, seed: float, variations: float, on_step: OnStep | None = None) -> Result:
@@ -238,16 +366,24 @@ class Studio(Registry):
         schedule = stroke_schedule(forms.stroke_start(strength), parse_count(steps, "steps", 1, GRID - 1))
         seeds = prep.admit(schedule.evaluations)
         painting = editor.get("composite") if isinstance(editor, dict) else None
-        if painting is None:
+        full_size = prep.entry.param.tiled and start_image is not None and not (isinstance(start_image, str)
+                                                                               and not start_image)
+        if painting is None or full_size:
             painting = start_image
         if painting is None:
             raise ValueError("nothing to edit: paint on the canvas or give a start image")
-        x = prep.image(painting, "painting")
-        out = tasks.stroke_edit(self.load(prep.entry.name), x, seeds, schedule=schedule, label=prep.label,
-                                callback=prep.callback())
+        upload = prep.upload(painting, "painting", schedule.evaluations)
+        if full_size and isinstance(editor, dict):  # the strokes, painted on the fitted canvas, at full size
+            strokes, notes = forms.strokes_over(upload.tensor, editor, prep.resolution)
+            upload = FullImage(strokes, upload.alpha, [])
+            prep.notes.extend(f"strokes: {n}" for n in notes)
+        model_ = self.load(prep.entry.name)
+        out = at_least(lambda padded: tasks.stroke_edit(
+            model_, padded, seeds, schedule=schedule, label=prep.label,
+            on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), upload.tensor, prep.resolution)
         prep.notes.append(f"strength {strength}: {self.stroke_start_text(prep.entry.name, strength)}; "
                           f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)}")
-        return self._outputs("stroke", prep, out, seeds)
+        return self._outputs("stroke", prep, out, seeds, upload)
 
     def stroke_start_text(self, model: str | None, strength: Any) -> str:
         """Where a stroke edit of `strength` starts, in technical terms: its noise level and grid index."""
@@ -296,31 +432,48 @@ class Studio(Registry):
         if sigma is None or not math.isfinite(float(sigma)) or not 0 <= float(sigma) <= MAX_NOISE_SIGMA:
             raise ValueError(f"noise level must be between 0 and {MAX_NOISE_SIGMA:g}, got {sigma}")
         seed = check_seed(seed)
-        x = prep.image(image, "image")
+        upload = prep.upload(image, "image", 1)
+        x = upload.tensor
         noisy = x + float(sigma) * randn(x.shape, generators_for([seed]))
         result = self.files.write("noisy", noisy, [f"sigma {float(sigma):.3g}"],
-                                  [f"sigma{float(sigma):.3g}-seed{seed}"], prep.notes)
+                                  [f"sigma{float(sigma):.3g}-seed{seed}"], prep.notes, alpha=upload.alpha)
         prep.notes.append(f"added Gaussian noise, sigma = {float(sigma):.3g}, seed {seed} (clipped to the image range)")
         return result.files[0], prep.notes
 
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
-                seed: float, on_step: OnStep | None = None) -> DenoiseResult:
+                seed: float, on_step: OnStep | None = None, *, mode: str | None = "auto") -> DenoiseResult:
         """sigma None (or < 0): estimated from the image. The result carries the before/after enlarged views."""
         prep = self.prepare(model, style, seed, on_step)
         refine_steps = parse_count(refine_steps, "refinement steps", 0, MAX_REFINE_STEPS)
-        prep.admit(1 + refine_steps)
-        x = prep.image(image, "image")
-        estimated = float(tasks.estimate_noise_sigma(x).mean())
+        evaluations = 1 + refine_steps
+        prep.admit(evaluations)
+        upload = prep.upload(image, "image", evaluations)
+        x = upload.tensor
+        estimated = float(tasks.estimate_noise_sigma(x).mean())  # on the whole image, as it will be denoised
         override = sigma is not None and float(sigma) >= 0
+        mode = (mode or "auto").lower()
+        if mode not in DENOISE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(DENOISE_MODES)}, got {mode!r}")
+        teacher = self.teacher_for(prep.entry.name)
+        faithful = mode == "faithful" or (mode == "auto" and teacher is not None and refine_steps == 0)
+        if faithful and teacher is None:
+            raise ValueError(f"faithful mode needs a diffusion teacher beside {prep.entry.name}; use sharp")
+        if faithful and refine_steps:
+            raise ValueError("refinement steps need the sharp mode (the consistency model)")
+        model_ = self.load(teacher.name if faithful else prep.entry.name)
+        prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
+                          else "sharp: the consistency model")
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
-        out, used = tasks.denoise(self.load(prep.entry.name), x, sigma=float(sigma) if override else estimated,
-                                  refine_steps=refine_steps, seed=prep.seed, label=prep.label,
-                                  callback=prep.callback())
+        out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
+                                  sigma=float(sigma) if override else estimated, refine_steps=refine_steps,
+                                  seed=prep.seed, label=prep.label, on_tiles=prep.tiles(evaluations),
+                                  limits=self.limits)
+        out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
-                          f"{used:.4f}{' (override)' if override else ''}; {1 + refine_steps} evaluation(s)")
-        result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes)
-        before = self.files.write("denoise-input", x, ["before"], ["before"], [])
-        return DenoiseResult(**vars(result), before=before.enlarged[0], estimated=estimated, used=used)
+                          f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
+                                  alpha=upload.alpha, before=x)
+        return DenoiseResult(**vars(result), estimated=estimated, used=used)
 
     def compare(self, model: str | None, style: str | None, seed: float, reference: Any,
                 on_step: OnStep | None = None) -> CompareResult:

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from app.guard import Guard, GuardLimits, bind_sessions
 from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
 from app.tabs.inputs import UNDOCUMENTED
+from editing.images import MAX_BYTES
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -24,7 +25,7 @@ CSS = """
 /* Gallery tiles may shrink below Gradio's 100px minimum: on a narrow window every column stays on screen. */
 .pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); }
 """
-MAX_FILE_SIZE = "10mb"
+MAX_FILE_SIZE = MAX_BYTES  # a file the browser may upload: what the engine (and the CLI) reads
 
 
 def example_images(folder: Path = EXAMPLES_DIR) -> list[str]:

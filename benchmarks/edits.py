@@ -17,7 +17,7 @@ from benchmarks.quality import styles_of
 from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.metrics import data_consistency, psnr, ssim, swd
-from editing.operators import LUMA, Colorize, Inpaint, Operator, SuperResolve
+from editing.operators import Colorize, Inpaint, Operator, SuperResolve, grayscale
 from editing.precond import Denoiser
 
 
@@ -44,12 +44,6 @@ def random_strokes(n: int, r: int, generator: torch.Generator, strokes: int = 4)
         for (x0, y0, x1, y1), w in zip(ends[i], widths[i]):
             cv2.line(masks[i], (x0, y0), (x1, y1), 1, thickness=w)
     return torch.from_numpy(masks).bool().unsqueeze(1)
-
-
-def grayscale(images: torch.Tensor) -> torch.Tensor:
-    """The BT.601 luma replicated to three channels: the colorization baseline (and what the user gives)."""
-    luma = torch.einsum("c,bchw->bhw", torch.tensor(LUMA), images.cpu()).unsqueeze(1)
-    return luma.expand(-1, 3, -1, -1).contiguous()
 
 
 # --- baselines ------------------------------------------------------------------------------------------------

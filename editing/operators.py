@@ -143,3 +143,9 @@ class SuperResolve:
         keep = torch.zeros(1, 1, self.factor, self.factor, dtype=torch.bool, device=x.device)
         keep[..., 0, 0] = True  # coefficient 0 of each block sits at the block's top-left after shuffling
         return keep.repeat(1, 1, x.shape[-2] // self.factor, x.shape[-1] // self.factor)
+
+
+def grayscale(images: torch.Tensor) -> torch.Tensor:
+    """The BT.601 luma replicated to three channels: what colorization keeps, shown as a grey image."""
+    luma = torch.einsum("c,bchw->bhw", torch.tensor(LUMA, device=images.device), images).unsqueeze(1)
+    return luma.expand(-1, 3, -1, -1).contiguous()

@@ -34,6 +34,9 @@ class Parameterization:
     resolution: int = 64
     pixel_unshuffle: int = 1  # the UNet sees space-to-depth input (H/k x W/k x 3k^2), a cheap wide stem
     class_names: tuple[str, ...] = field(default_factory=tuple)  # empty: unconditional
+    # A model of crops of larger images (photos): the studio edits an upload at its own size, on tiles
+    # (editing.tiling). False: a model of whole subjects at `resolution` (emoji), fed uploads fitted to it.
+    tiled: bool = False
 
     def __post_init__(self) -> None:
         if self.boundary not in ("cm", "edm"):

@@ -105,7 +105,7 @@ def test_generate_with_a_custom_ts_list(client: Client) -> None:
 
 
 def test_inpaint_keeps_the_unmasked_pixels(client: Client, pngs: dict[str, Path]) -> None:
-    gallery, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+    gallery, notes, files, _ = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
                                  mask=handle_file(pngs["mask"]), steps="4", seed=3, variations=2, **COMMON)
     assert [g["caption"] for g in gallery] == ["seed 3", "seed 4"]
     source = pixels(pngs["image"])
@@ -116,7 +116,7 @@ def test_inpaint_keeps_the_unmasked_pixels(client: Client, pngs: dict[str, Path]
         assert out.shape == (R, R, 3)
         assert np.abs(out[keep] - source[keep]).max() <= 1.0  # within 1/255 after the PNG round trip
         assert np.abs(out[~keep] - source[~keep]).max() > 1.0  # the hole was filled, not copied
-    _, _, again = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+    _, _, again, _ = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
                        mask=handle_file(pngs["mask"]), steps="4", seed=3, variations=1, **COMMON)
     np.testing.assert_array_equal(pixels(model_res(again)[0]), outputs[0])
 
@@ -124,24 +124,24 @@ def test_inpaint_keeps_the_unmasked_pixels(client: Client, pngs: dict[str, Path]
 def test_inpaint_with_a_brush_layer_from_the_editor(client: Client, pngs: dict[str, Path]) -> None:
     editor = {"background": handle_file(pngs["image"]), "layers": [handle_file(pngs["layer"])],
               "composite": handle_file(pngs["image"])}
-    _, _, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=editor, mask=None,
+    _, _, files, _ = call(client, "inpaint", image=handle_file(pngs["image"]), editor=editor, mask=None,
                        steps="2", seed=0, variations=1, **COMMON)
     out, source = pixels(model_res(files)[0]), pixels(pngs["image"])
     assert np.abs(out[8:, 8:] - source[8:, 8:]).max() <= 1.0  # the unpainted quarter is kept
 
 
 def test_inpaint_empty_mask_returns_the_input_and_full_mask_generates(client: Client, pngs: dict[str, Path]) -> None:
-    gallery, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+    gallery, notes, files, _ = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
                                  mask=handle_file(pngs["empty_mask"]), steps="2", seed=0, variations=3, **COMMON)
     assert "empty" in notes and len(gallery) == 1
     assert np.abs(pixels(model_res(files)[0]) - pixels(pngs["image"])).max() <= 1.0
-    _, notes, files = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
+    _, notes, files, _ = call(client, "inpaint", image=handle_file(pngs["image"]), editor=None,
                            mask=handle_file(pngs["full_mask"]), steps="2", seed=0, variations=1, **COMMON)
     assert "generation" in notes and len(model_res(files)) == 1
 
 
 def test_colorize_keeps_the_luma(client: Client, pngs: dict[str, Path]) -> None:
-    gallery, notes, files = call(client, "colorize", image=handle_file(pngs["gray"]), steps="4", seed=2,
+    gallery, notes, files, _ = call(client, "colorize", image=handle_file(pngs["gray"]), steps="4", seed=2,
                                  variations=2, **COMMON)
     gray = np.asarray(Image.open(pngs["gray"]), dtype=np.float64)
     for f in model_res(files):
@@ -155,7 +155,7 @@ def test_colorize_keeps_the_luma(client: Client, pngs: dict[str, Path]) -> None:
 
 
 def test_superresolve_keeps_block_means(client: Client, pngs: dict[str, Path]) -> None:
-    low_view, gallery, notes, files = call(client, "superresolve", image=handle_file(pngs["small"]), factor=4,
+    low_view, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(pngs["small"]), factor=4,
                                            mode="upscale", steps="4", seed=0, variations=2, **COMMON)
     low = pixels(pngs["small"])
     outputs = [f for f in model_res(files) if "superresolve-seed" in f]
@@ -171,7 +171,7 @@ def test_superresolve_keeps_block_means(client: Client, pngs: dict[str, Path]) -
 
 
 def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]) -> None:
-    _, gallery, _, files = call(client, "superresolve", image=handle_file(pngs["image"]), factor=2, mode="restore",
+    _, gallery, _, files, _ = call(client, "superresolve", image=handle_file(pngs["image"]), factor=2, mode="restore",
                                 steps="2", seed=0, variations=1, **COMMON)
     assert "PSNR" in gallery[0]["caption"]
 
@@ -179,20 +179,20 @@ def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]
 def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path]) -> None:
     kwargs = dict(start_image=handle_file(pngs["image"]), canvas=None, strength=19, steps=2, seed=9, variations=2,
                   **COMMON)
-    gallery, notes, files = call(client, "stroke_edit", **kwargs)
+    gallery, notes, files, _ = call(client, "stroke_edit", **kwargs)
     first = [pixels(f) for f in model_res(files)]
     assert len(first) == 2 and first[0].shape == (R, R, 3) and "index 20" in notes
-    _, _, again = call(client, "stroke_edit", **kwargs)
+    _, _, again, _ = call(client, "stroke_edit", **kwargs)
     np.testing.assert_array_equal(pixels(model_res(again)[0]), first[0])
 
 
 def test_stroke_edit_live_mode_renders_one_variation_only_when_on(client: Client, pngs: dict[str, Path]) -> None:
     """Live mode (re-render on every canvas or slider change) gives the first variation of a normal render."""
     painting = handle_file(pngs["image"])
-    _, _, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=19, steps=2, seed=9,
+    _, _, files, _ = call(client, "stroke_edit", start_image=painting, canvas=None, strength=19, steps=2, seed=9,
                        variations=2, **COMMON)
-    gallery, notes, live_files = client.predict(True, painting, None, 19, 2, 9, COMMON["model_name"],
-                                                COMMON["style_name"], api_name="/stroke_edit_live")
+    gallery, notes, live_files, _ = client.predict(True, painting, None, 19, 2, 9, COMMON["model_name"],
+                                                   COMMON["style_name"], api_name="/stroke_edit_live")
     assert len(gallery) == 1 and "index 20" in notes
     np.testing.assert_array_equal(pixels(model_res(live_files)[0]), pixels(model_res(files)[0]))
     off = client.predict(False, painting, None, 19, 2, 9, COMMON["model_name"], COMMON["style_name"],
@@ -218,14 +218,18 @@ def test_add_noise_then_denoise(client: Client, pngs: dict[str, Path]) -> None:
     noisy, note = call(client, "add_noise", image=handle_file(pngs["image"]), noise_sigma=0.3, noise_seed=1,
                        model_name="tiny-cm")
     assert Image.open(noisy).size == (R, R)
-    summary, before_after, gallery, notes, files = call(
+    summary, gallery, notes, files, before_after = call(
         client, "denoise", image=handle_file(noisy), use_override=False, sigma=0.2, refine=1, seed=0, **COMMON)
     estimated = float(re.search(r"Estimated noise sigma: ([0-9.]+)", summary).group(1))
     assert 0.05 < estimated < 1.0
     assert len(before_after) == 2 and Image.open(model_res(files)[0]).size == (R, R)
-    summary, *_ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5, refine=0, seed=0,
-                       **COMMON)
+    summary, _, notes, _, _ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5,
+                                   refine=0, seed=0, **COMMON)
     assert "used: 0.5000" in summary
+    assert "faithful: one evaluation of the teacher tiny-edm" in notes  # auto with a teacher and no refinement
+    _, _, notes, _, _ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5, refine=0,
+                             seed=0, mode="sharp", **COMMON)
+    assert "sharp: the consistency model" in notes
 
 
 def test_compare_steps_and_teacher(client: Client, pngs: dict[str, Path]) -> None:
@@ -362,7 +366,7 @@ def test_stroke_strength_is_how_much_may_change(client: Client, pngs: dict[str, 
     painting = handle_file(pngs["image"])
     changed = []
     for value in (2, 30):  # higher strength: further from the painting
-        _, notes, files = call(client, "stroke_edit", start_image=painting, canvas=None, strength=value, steps=1,
+        _, notes, files, _ = call(client, "stroke_edit", start_image=painting, canvas=None, strength=value, steps=1,
                                seed=0, variations=1, **COMMON)
         assert f"index {39 - value} of the 40-point grid" in notes
         changed.append(np.abs(pixels(model_res(files)[0]) - pixels(pngs["image"])).mean())
@@ -388,7 +392,7 @@ def test_upscale_keeps_the_upload_s_size(client: Client, tmp_path: Path) -> None
     rng = np.random.default_rng(1)
     upload = tmp_path / "wide.png"
     Image.fromarray(rng.integers(64, 192, (R, 2 * R, 3), dtype=np.uint8)).save(upload)
-    _, gallery, notes, files = call(client, "superresolve", image=handle_file(upload), factor=2, mode="upscale",
+    _, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(upload), factor=2, mode="upscale",
                                     steps="2", seed=0, variations=1, **COMMON)
     out = [f for f in model_res(files) if "superresolve-seed" in f]
     assert Image.open(out[0]).size == (4 * R, 2 * R), notes

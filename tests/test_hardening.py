@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from editing.images import MAX_BYTES
 from tests.app_server import AppProcess, make_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +155,7 @@ def file_fields(ref: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     """Every file input of the public API, with the reference in it and good values elsewhere."""
     return [
         ("add_noise", [ref, 0, 0, "tiny-cm"]),
-        ("denoise", [ref, False, 0.2, 0, 0, *MODEL]),
+        ("denoise", [ref, False, 0.2, 0, 0, "auto", *MODEL]),
         ("colorize", [ref, "2", 0, 1, *MODEL]),
         ("superresolve", [ref, "x4", "restore", "2", 0, 1, *MODEL]),
         ("stroke_edit", [ref, None, 16, 2, 0, 1, *MODEL]),
@@ -307,7 +308,7 @@ def test_work_stops_when_its_client_goes_away(app: AppProcess) -> None:
 def test_uploads_are_capped_per_request_and_the_folder_is_pruned(app: AppProcess) -> None:
     status, text = upload(app, [(f"f{i}.png", b"x" * 1000) for i in range(20)])
     assert status == 413 and "at most 8" in str(text), (status, text)
-    status, text = upload(app, [(f"f{i}.png", os.urandom(9 * 2**20)) for i in range(3)])
+    status, text = upload(app, [(f"f{i}.png", os.urandom(MAX_BYTES // 2)) for i in range(3)])  # over a request's cap
     assert status == 413, (status, text)
     folder = app.log.parent / "gradio-tmp"
     for _ in range(4):  # 4 x 9 MiB: within the 40 MiB quota, with what the other tests stored

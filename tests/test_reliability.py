@@ -26,6 +26,7 @@ from PIL import Image
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from editing.images import MAX_BYTES
 from tests.app_server import RESOLUTION, AppProcess, make_weights, rss_mib, run_clients  # noqa: E402
 from tests.test_images import png_by_hand  # noqa: E402
 
@@ -230,9 +231,9 @@ def test_server_paths_are_not_read(server: Server, tmp_path: Path) -> None:
 
 
 def test_uploads_over_the_size_limit_are_refused(server: Server) -> None:
-    """max_file_size is enforced by the server itself, not only by well-behaved clients."""
+    """max_file_size (the engine's MAX_BYTES) is enforced by the server itself, not only by well-behaved clients."""
     boundary = "studio-boundary"
-    payload = os.urandom(11 * 2**20)
+    payload = os.urandom(MAX_BYTES + 2**20)
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
             f"Content-Type: image/png\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(server.url + "gradio_api/upload", data=body, method="POST",

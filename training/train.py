@@ -159,8 +159,9 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
         with torch.random.fork_rng():  # the initial weights depend on cfg.seed only
             torch.manual_seed(cfg.seed)
             unet, unshuffle = build_unet(cfg.unet, resolution, len(classes), cfg.dropout)
+        # Photo tiles (training.photos, which writes a manifest of whole photos) are crops of larger images.
         param = Parameterization(boundary=boundary, resolution=resolution, pixel_unshuffle=unshuffle,
-                                 class_names=tuple(classes))
+                                 class_names=tuple(classes), tiled=(Path(cfg.data) / "manifest.jsonl").is_file())
         unet = unet.to(device)
     model = Denoiser(unet, param, autocast)
     teacher = load_model(cfg.teacher, runtime) if cfg.mode == "cd" else None

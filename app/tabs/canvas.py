@@ -24,6 +24,16 @@ def blank_canvas() -> dict[str, Any]:
 
 
 def load_canvas(studio: Studio, image_path: str, model_name: str) -> dict[str, Any]:
-    """The upload converted to the model's resolution and enlarged, as an editor's background."""
-    converted = images.load_image(image_path, studio.resolution(model_name))
-    return editor_value(images.enlarge(images.to_pil(converted.tensor)[0], CANVAS))
+    """The upload as an editor's background: for a tiled model (edits at the upload's size) the whole image
+    centred on a white square, fitted to CANVAS (app.forms.full_size_mask maps the painting back); otherwise
+    converted to the model's resolution and enlarged."""
+    if not studio.entry(model_name).param.tiled:
+        converted = images.load_image(image_path, studio.resolution(model_name))
+        return editor_value(images.enlarge(images.to_pil(converted.tensor)[0], CANVAS))
+    picture = images.to_pil(images.load_full(image_path).tensor)[0]
+    side = max(picture.size)
+    square = Image.new("RGB", (side, side), "white")
+    square.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
+    if side <= CANVAS:
+        return editor_value(images.enlarge(square, CANVAS))
+    return editor_value(square.resize((CANVAS, CANVAS), Image.Resampling.LANCZOS))

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.errors import guarded
-from app.progress import progress_callback
+from app.forms import parse_schedule
+from app.progress import progress_callback, session
 from app.tabs.examples import examples
 from app.tabs.inputs import image_input, seed_row, steps_picker, variations_slider
-from app.tabs.outputs import result_outputs
+from app.tabs.outputs import result_outputs, stop_button, time_estimate
+from editing import tasks
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -26,16 +28,30 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 steps = steps_picker("editing 18")
                 seed = seed_row("colorize")
                 variations = variations_slider()
-                run = gr.Button("Colorize", variant="primary")
+                time_estimate(studio, "colorize", [image, steps, variations, model], lambda i, st, v, m: studio.estimate(
+                    m, i, None, v, evaluations=colorize_evaluations(st)))
+                with gr.Row():
+                    run = gr.Button("Colorize", variant="primary", scale=3)
+                    stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
-                out = result_outputs("Colorized", columns=2)
+                out = result_outputs("Colorized", columns=2, before_after="colorize")
 
     @guarded
     def colorize(image: str | None, steps: str, seed: float, variations: float, model_name: str, style_name: str,
-                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                 request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.colorize(model_name, style_name, image, steps, seed, variations,
-                                 progress_callback(progress, "colorizing"))
-        return result.gallery(), result.notes_markdown(), result.files
+                                 progress_callback(progress, "colorizing", studio.cancels.watch(session(request))))
+        return out.values(result)
 
-    run.click(colorize, inputs=[image, steps, seed, variations, model, style], outputs=out.as_list(),
-              api_name="colorize")
+    running = run.click(colorize, inputs=[image, steps, seed, variations, model, style], outputs=out.as_list(),
+                        api_name="colorize")
+    with stop_slot:
+        stop_button(studio, "colorize", running)
+
+
+def colorize_evaluations(steps: str | None) -> int | None:
+    """Colorize's evaluations for a steps value (the solve and its full-size pass); None when not valid."""
+    try:
+        return parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations + tasks.COLOR_REFINE.evaluations
+    except ValueError:
+        return None

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.errors import guarded
-from app.progress import progress_callback
+from app.progress import progress_callback, session
 from app.tabs.examples import examples
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, NumberInput, SliderInput, image_input, seed_row
-from app.tabs.outputs import PIXELATED, result_outputs
+from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
     from app.studio import Studio
 
+MODES = [("Auto (faithful where there is a teacher)", "auto"), ("Faithful", "faithful"), ("Sharp", "sharp")]
 NOISE_INFO = "0.1 is light grain, 0.5 heavy. Technical: the noise's standard deviation on the [-1, 1] pixel scale"
 
 
@@ -38,16 +39,20 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 sigma = SliderInput(0.002, 2.0, value=0.2, step=0.001, label="Noise level to use",
                                     info=NOISE_INFO + " (used only when set above)", interactive=False,
                                     elem_id="denoise-sigma")
-                refine = SliderInput(0, 8, value=0, step=1, label="Refinement steps",
+                mode = gr.Radio(MODES, value="auto", label="Mode",
+                                info="faithful: closest to the true image (highest PSNR; needs the model's "
+                                "diffusion teacher); sharp: the consistency model, crisper, with refinement")
+                refine = SliderInput(0, 8, value=0, step=1, label="Refinement steps (sharp mode)",
                                      info="0: one evaluation; more: re-noise and denoise again, sharper")
                 seed = seed_row("denoise")
-                run = gr.Button("Denoise", variant="primary")
+                time_estimate(studio, "denoise", [image, refine, model],
+                              lambda i, rf, m: studio.estimate(m, i, None, evaluations=1 + int(rf or 0)))
+                with gr.Row():
+                    run = gr.Button("Denoise", variant="primary", scale=3)
+                    stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
                 estimate = gr.Markdown()
-                # max_height, not height: a fixed height makes Gradio zoom both images to fill it, cropping them.
-                slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", interactive=False,
-                                        elem_classes=[PIXELATED], max_height=420, elem_id="denoise-slider")
-                out = result_outputs("Denoised", columns=2)
+                out = result_outputs("Denoised", columns=2, before_after="denoise")
 
     @guarded
     def add_noise(image: str | None, noise_sigma: float, noise_seed: float, model_name: str) -> tuple[Any, ...]:
@@ -55,23 +60,26 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         return path, "\n".join(f"- {n}" for n in notes)
 
     @guarded
-    def denoise(image: str | None, use_override: bool, sigma: float, refine: float, seed: float, model_name: str,
-                style_name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def denoise(image: str | None, use_override: bool, sigma: float, refine: float, seed: float, mode: str,
+                model_name: str, style_name: str, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.denoise(model_name, style_name, image, sigma if use_override else None, refine, seed,
-                                progress_callback(progress, "denoising"))
+                                progress_callback(progress, "denoising", studio.cancels.watch(session(request))),
+                                mode=mode)
         summary = (f"**Estimated noise sigma: {result.estimated:.4f}** · "
                    f"used: {result.used:.4f}")
-        return summary, (result.before, result.enlarged[0]), result.gallery(), result.notes_markdown(), \
-            result.files
+        return summary, *out.values(result)
 
     add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[noisy, estimate],
               api_name="add_noise")
     override.change(lambda on: gr.Slider(interactive=bool(on)), inputs=override, outputs=sigma,
                     api_name="denoise_override", api_visibility=UNDOCUMENTED, show_progress="hidden")
-    inputs = [override, sigma, refine, seed, model, style]
-    outputs = [estimate, slider, *out.as_list()]
-    run.click(denoise, inputs=[image, *inputs], outputs=outputs, api_name="denoise")
-    run_noisy.click(denoise, inputs=[noisy, *inputs], outputs=outputs, api_name="denoise_noisy_copy",
-                    api_visibility=UNDOCUMENTED)
-    image.change(lambda: (None, None), outputs=[slider, noisy], api_name="denoise_clear",
+    inputs = [override, sigma, refine, seed, mode, model, style]
+    outputs = [estimate, *out.as_list()]
+    running = run.click(denoise, inputs=[image, *inputs], outputs=outputs, api_name="denoise")
+    running_copy = run_noisy.click(denoise, inputs=[noisy, *inputs], outputs=outputs, api_name="denoise_noisy_copy",
+                                   api_visibility=UNDOCUMENTED)
+    with stop_slot:
+        stop_button(studio, "denoise", running, running_copy)
+    image.change(lambda: (None, None), outputs=[out.slider, noisy], api_name="denoise_clear",
                  api_visibility=UNDOCUMENTED, show_progress="hidden")

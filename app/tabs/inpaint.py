@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.errors import guarded
-from app.progress import progress_callback
+from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
 from app.tabs.inputs import UNDOCUMENTED, image_input, seed_row, steps_picker, variations_slider
-from app.tabs.outputs import result_outputs
+from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -36,9 +36,13 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 steps = steps_picker("editing 18")
                 seed = seed_row("inpaint")
                 variations = variations_slider()
-                run = gr.Button("Inpaint", variant="primary")
+                time_estimate(studio, "inpaint", [image, steps, variations, model],
+                              lambda i, st, v, m: studio.estimate(m, i, st, v))
+                with gr.Row():
+                    run = gr.Button("Inpaint", variant="primary", scale=3)
+                    stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
-                out = result_outputs("Inpainted", columns=2)
+                out = result_outputs("Inpainted", columns=2, before_after="inpaint")
 
     @guarded
     def image_canvas(image_path: str | None, model_name: str) -> Any:
@@ -48,12 +52,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     @guarded
     def inpaint(image: str | None, editor: dict | None, mask: str | None, steps: str, seed: float,
                 variations: float, model_name: str, style_name: str,
-                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.inpaint(model_name, style_name, image, mask, editor, steps, seed, variations,
-                                progress_callback(progress, "inpainting"))
-        return result.gallery(), result.notes_markdown(), result.files
+                                progress_callback(progress, "inpainting", studio.cancels.watch(session(request))))
+        return out.values(result)
 
     image.change(image_canvas, inputs=[image, model], outputs=editor, api_name="inpaint_canvas",
                  api_visibility=UNDOCUMENTED, show_progress="hidden")
-    run.click(inpaint, inputs=[image, editor, mask, steps, seed, variations, model, style], outputs=out.as_list(),
-              api_name="inpaint")
+    running = run.click(inpaint, inputs=[image, editor, mask, steps, seed, variations, model, style],
+                        outputs=out.as_list(), api_name="inpaint")
+    with stop_slot:
+        stop_button(studio, "inpaint", running)

@@ -13,12 +13,12 @@ import gradio as gr
 
 from app.errors import guarded
 from app.forms import GRID, STROKE_STRENGTH
-from app.progress import progress_callback
+from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, SliderInput, image_input, seed_row, variations_slider
-from app.tabs.outputs import result_outputs
+from app.tabs.outputs import result_outputs, stop_button
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -62,8 +62,9 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 with gr.Row():
                     live = CheckboxInput(value=False, label="Live mode (re-render on every change, 1 variation)")
                     run = gr.Button("Render", variant="primary")
+                    stop_slot = gr.Column(min_width=80)
             with gr.Column(scale=1):
-                out = result_outputs("Rendered", columns=2)
+                out = result_outputs("Rendered", columns=2, before_after="stroke_edit")
 
     @guarded
     def start_canvas(image_path: str | None, model_name: str) -> Any:
@@ -72,18 +73,18 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     @guarded
     def stroke_edit(start_image: str | None, canvas: dict | None, strength: float, steps: float, seed: float,
                     variations: float, model_name: str, style_name: str,
-                    progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                    request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, variations,
-                                    progress_callback(progress, "rendering"))
-        return result.gallery(), result.notes_markdown(), result.files
+                                    progress_callback(progress, "rendering", studio.cancels.watch(session(request))))
+        return out.values(result)
 
     @guarded
     def stroke_edit_live(is_live: bool, start_image: str | None, canvas: dict | None, strength: float,
                          steps: float, seed: float, model_name: str, style_name: str) -> tuple[Any, ...]:
         if not is_live:
-            return gr.skip(), gr.skip(), gr.skip()
+            return tuple(gr.skip() for _ in out.as_list())
         result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, 1)
-        return result.gallery(), result.notes_markdown(), result.files
+        return out.values(result)
 
     def show_strength(strength: float, model_name: str) -> Any:
         return gr.Slider(info=strength_info(studio, model_name, strength))
@@ -93,8 +94,10 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
                        api_visibility=UNDOCUMENTED, show_progress="hidden")
     blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED)
-    run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
-              outputs=out.as_list(), api_name="stroke_edit")
+    running = run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
+                        outputs=out.as_list(), api_name="stroke_edit")
+    with stop_slot:
+        stop_button(studio, "stroke_edit", running)
     live_inputs = [live, start_image, editor, strength, steps, seed, model, style]
     gr.on([editor.change, strength.release, steps.release, live.change], stroke_edit_live, inputs=live_inputs,
           outputs=out.as_list(), api_name="stroke_edit_live", api_visibility=UNDOCUMENTED,

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.errors import guarded
-from app.progress import progress_callback
+from app.progress import progress_callback, session
 from app.tabs.examples import examples
 from app.tabs.inputs import image_input, seed_row, steps_picker, variations_slider
-from app.tabs.outputs import PIXELATED, result_outputs
+from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -31,18 +31,26 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 steps = steps_picker("editing 18")
                 seed = seed_row("superresolve")
                 variations = variations_slider()
-                run = gr.Button("Super-resolve", variant="primary")
+                time_estimate(studio, "superresolve", [image, factor, mode, steps, variations, model],
+                              lambda i, f, md, st, v, m: studio.estimate(m, i, st, v, factor=1 if md == "restore" else f))
+                with gr.Row():
+                    run = gr.Button("Super-resolve", variant="primary", scale=3)
+                    stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
                 low_view = gr.Image(label="Input at low resolution (nearest)", interactive=False, height=260,
                                     elem_classes=[PIXELATED], format="png")
-                out = result_outputs("Super-resolved", columns=2)
+                out = result_outputs("Super-resolved", columns=2, before_after="superresolve")
 
     @guarded
     def superresolve(image: str | None, factor: int, mode: str, steps: str, seed: float, variations: float,
-                     model_name: str, style_name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                     model_name: str, style_name: str, request: gr.Request,
+                     progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.superresolve(model_name, style_name, image, factor, mode, steps, seed, variations,
-                                     progress_callback(progress, "super-resolving"))
-        return result.input_view, result.gallery(), result.notes_markdown(), result.files
+                                     progress_callback(progress, "super-resolving",
+                                                       studio.cancels.watch(session(request))))
+        return result.input_view, *out.values(result)
 
-    run.click(superresolve, inputs=[image, factor, mode, steps, seed, variations, model, style],
-              outputs=[low_view, *out.as_list()], api_name="superresolve")
+    running = run.click(superresolve, inputs=[image, factor, mode, steps, seed, variations, model, style],
+                        outputs=[low_view, *out.as_list()], api_name="superresolve")
+    with stop_slot:
+        stop_button(studio, "superresolve", running)

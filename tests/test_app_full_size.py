@@ -1,0 +1,163 @@
+"""The studio on a tiled model (a model of photo crops): edits at the upload's own size, alpha kept, the mask
+painted on the fitted canvas mapped back, the size fitted to the studio's limits with a note, progress per tile
+batch, Stop, and the before/after and download files."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app import forms
+from app.request import Cancels, Deadline, tile_callback
+from app.studio import Studio
+from app.tabs.canvas import CANVAS, load_canvas
+from editing.limits import Limits
+from editing.models import Runtime
+from editing.tiling import TileProgress, count_tiles, default_tiling
+from tests.conftest import make_tiny_folder
+
+R = 16
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
+    weights = tmp_path_factory.mktemp("weights")
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
+    make_tiny_folder(weights / "emoji-cm", R, classes=("a", "b"))
+    return Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None),
+                               out_dir=tmp_path_factory.mktemp("out"), limits=Limits(50.0), request_timeout=None)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 70x45 RGBA image, half transparent at the left."""
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (45, 70, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, :20, 3] = 100
+    path = tmp_path_factory.mktemp("in") / "photo.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+def png(result_files: list[str], suffix: str = "-seed0.png") -> Image.Image:
+    return Image.open(next(f for f in result_files if f.endswith(suffix)))
+
+
+def test_every_edit_keeps_the_upload_size_and_alpha(studio: Studio, photo: Path) -> None:
+    alpha = np.asarray(Image.open(photo).getchannel("A"))
+    results = {
+        "denoise": studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0),
+        "colorize": studio.colorize("photo-cm", None, str(photo), "2", 0, 1),
+        "stroke": studio.stroke_edit("photo-cm", None, str(photo), None, 30, 2, 0, 1),
+        "superresolve-restore": studio.superresolve("photo-cm", None, str(photo), 2, "restore", "2", 0, 1),
+    }
+    for task, result in results.items():
+        out = png(result.files)
+        size, kept = ((70, 44), alpha[:44]) if task.endswith("restore") else ((70, 45), alpha)
+        assert out.size == size and out.mode == "RGBA", task
+        np.testing.assert_array_equal(np.asarray(out.getchannel("A")), kept)
+        before, after = result.before_after()
+        assert Image.open(before).size == Image.open(after).size, task  # the slider compares like with like
+    up = studio.superresolve("photo-cm", None, str(photo), 2, "upscale", "2", 0, 1)
+    out = png(up.files)
+    assert out.size == (140, 90)
+    np.testing.assert_array_equal(np.asarray(out.getchannel("A")), alpha.repeat(2, 0).repeat(2, 1))
+    # the emoji-style model still works on its own square
+    assert png(studio.denoise("emoji-cm", "a", str(photo), 0.2, 0, 0).files).size == (R, R)
+
+
+def test_faithful_denoise_is_the_teacher_s_evaluation(studio: Studio, photo: Path) -> None:
+    faithful = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="faithful")
+    sharp = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="sharp")
+    assert "teacher photo-edm" in faithful.notes_markdown() and "sharp" in sharp.notes_markdown()
+    assert not np.array_equal(np.asarray(png(faithful.files)), np.asarray(png(sharp.files)))
+    with pytest.raises(ValueError, match="refinement steps need the sharp mode"):
+        studio.denoise("photo-cm", None, str(photo), 0.2, 1, 0, mode="faithful")
+
+
+def test_inpaint_on_the_canvas_changes_only_the_painted_part(studio: Studio, tmp_path: Path) -> None:
+    photo = tmp_path / "opaque.png"  # (a transparent upload's pixels are kept as composited on white)
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (45, 70, 3), dtype=np.uint8)).save(photo)
+    canvas = load_canvas(studio, str(photo), "photo-cm")["background"]
+    assert canvas.size == (CANVAS, CANVAS)
+    layer = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    layer[250:300, 300:400] = 255  # the image (70x45) sits centred on the 70x70 canvas square, scaled
+    editor = {"background": canvas, "layers": [Image.fromarray(layer)], "composite": canvas}
+    result = studio.inpaint("photo-cm", None, str(photo), None, editor, "2", 0, 1)
+    before = np.asarray(Image.open(photo)).astype(int)
+    after = np.asarray(png(result.files)).astype(int)
+    expected = forms.full_size_mask(layer[..., 3] > 0, (45, 70))
+    changed = (after[..., :3] != before[..., :3]).any(-1)
+    assert changed.any() and not (changed & ~expected).any()  # outside the mask, byte for byte
+    rows, cols = np.nonzero(expected)
+    scale = CANVAS / 70
+    assert rows.min() == int(250 / scale) - 12 and cols.min() == int(300 / scale)  # 12: the square's top margin
+
+
+def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, photo: Path) -> None:
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(70 * 45 * 2 / 4 / 1e6), request_timeout=None)
+    result = small.colorize("photo-cm", None, str(photo), "1", 0, 1)  # 2 evaluations: half the pixels fit
+    out = png(result.files)
+    assert out.width * out.height <= 70 * 45 / 4 and abs(out.width / out.height - 70 / 45) < 0.1
+    assert any("downscaled 70x45" in n for n in result.notes)
+    assert "downscaled to fit" in small.estimate("photo-cm", str(photo), "1", 1, evaluations=2)
+
+
+def test_several_outputs_come_with_one_zip_and_photos_with_a_jpeg(studio: Studio, tmp_path: Path) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (260, 300, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "big.png")
+    result = studio.colorize("photo-cm", None, str(tmp_path / "big.png"), "1", 0, 2)
+    archive = result.files[0]
+    assert archive.endswith(".zip")
+    names = zipfile.ZipFile(archive).namelist()
+    assert {"colorize-seed0.png", "colorize-seed1.png", "colorize-seed0.jpg", "colorize-seed1.jpg"} <= set(names)
+    assert Image.open(png(result.files, "-seed1.jpg").filename).size == (300, 260)
+
+
+def test_tile_progress_counts_batches_over_the_whole_request() -> None:
+    seen: list[tuple[int, int, str]] = []
+    callback = tile_callback(lambda done, total, unit: seen.append((done, total, unit)), Deadline(None), 2)
+    for _ in range(2):
+        for k in range(3):
+            callback(TileProgress(k + 1, 3, 64))
+    assert [d for d, *_ in seen] == [1, 2, 3, 4, 5, 6] and {t for _, t, _ in seen} == {6}
+    assert seen[0][2] == "tile batches"
+
+
+def test_stop_stops_only_requests_that_started_before_it(studio: Studio, photo: Path) -> None:
+    cancels = Cancels()
+    earlier = cancels.watch("s1")
+    cancels.press("s1")
+    later, other = cancels.watch("s1"), cancels.watch("s2")
+    assert earlier() and not later() and not other()
+
+    def on_step(done: int, total: int, unit: str = "evaluations") -> None:
+        if earlier():
+            raise ValueError(f"stopped after {done} of {total} {unit}, as asked")
+
+    with pytest.raises(ValueError, match="stopped after 1 of .* tile batches"):
+        studio.superresolve("photo-cm", None, str(photo), 2, "upscale", "4", 0, 1, on_step)
+
+
+def test_an_upload_that_would_run_past_half_the_timeout_is_downscaled(tmp_path: Path, photo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    slow = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                               limits=Limits(50.0), request_timeout=10.0)
+    monkeypatch.setattr(slow, "seconds_per_tile", lambda name: 0.25)  # 20 tiles of work in the 5 s allowed
+    h, w = slow.fitted_size("photo-cm", 45, 70, 1, 2)
+    tiling = default_tiling(R)
+    assert count_tiles(h, w, tiling) * 2 * 0.25 <= 5 and abs(w / h - 70 / 45) < 0.15 and h * w < 45 * 70
+    result = slow.colorize("photo-cm", None, str(photo), "1", 0, 1)
+    assert png(result.files).size == (w, h) and any("half the time limit" in n for n in result.notes)

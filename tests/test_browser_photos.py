@@ -1,0 +1,120 @@
+"""The studio on your own photo, in headless Chromium (as tests/test_browser.py): a 2-megapixel photo denoised
+and super-resolved with full-size downloads, a transparent PNG that comes back transparent, and Stop."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_tiny_folder
+# browser and page come from the studio tests' own fixtures, on this module's studio_url
+from tests.test_browser import CHROMIUM, browser, page  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+WIDTH, HEIGHT = 1700, 1200  # 2.04 megapixels
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.app_server import start_app
+
+    weights = tmp_path_factory.mktemp("photo-browser") / "weights"
+    make_tiny_folder(weights / "tiny-photo-cm", resolution=16, classes=(), tiled=True)
+    make_tiny_folder(weights / "tiny-photo-edm", resolution=16, classes=(), boundary="edm", tiled=True)
+    make_tiny_folder(weights / "tiny-cm", resolution=16)
+    # No time limit: the size a request keeps then depends on the megapixel limit only, not on this CPU's speed.
+    demo, url = start_app(weights, example_paths=[], default="tiny-photo-cm", request_timeout=None)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    rgb = np.stack([128 + 90 * np.sin(xx / 37), 128 + 90 * np.cos(yy / 23), 128 + 60 * np.sin((xx + yy) / 51)], -1)
+    noisy = rgb + np.random.default_rng(0).normal(0, 25, rgb.shape)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / "photo.png")
+    rgba = np.dstack([rgb[:90, :120], np.where(xx[:90, :120] < 40, 0, 255)]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "transparent.png")
+    return {"photo": folder / "photo.png", "transparent": folder / "transparent.png"}
+
+
+def run_tab(page: Any, tab_name: str, tab_id: str, upload: Path, button: str, timeout_s: float = 240) -> Any:
+    page.get_by_role("tab", name=tab_name).click()
+    tab = page.locator(f"#tab-{tab_id}")
+    tab.locator("input[type=file]").first.set_input_files(str(upload))
+    tab.locator(f"#{tab_id}-estimate", has_text="About").wait_for(timeout=60_000)  # the estimate comes first
+    tab.get_by_role("button", name=button, exact=True).click()
+    return tab
+
+
+def downloaded(page: Any, tab: Any, suffix: str, timeout_s: float = 240) -> Image.Image:
+    """The file of the tab's download list whose name ends with `suffix`, fetched through its link."""
+    link = tab.locator(f"a[href$='{suffix}']").first
+    link.wait_for(state="attached", timeout=timeout_s * 1000)
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    return Image.open(io.BytesIO(response.body()))
+
+
+def test_a_2_megapixel_photo_is_denoised_at_full_size(page: Any, photos: dict[str, Path]) -> None:
+    started = time.monotonic()
+    tab = run_tab(page, "Denoise", "denoise", photos["photo"], "Denoise")
+    result = downloaded(page, tab, "denoise-seed0.png")
+    assert result.size == (WIDTH, HEIGHT)
+    assert downloaded(page, tab, "denoise-seed0.jpg").size == (WIDTH, HEIGHT)
+    slider = tab.locator("#denoise-slider img")
+    slider.nth(1).wait_for(state="visible", timeout=30_000)
+    print(f"2 MP denoise in the browser: {time.monotonic() - started:.1f} s")
+
+
+def test_a_2_megapixel_photo_is_super_resolved_at_full_size(page: Any, photos: dict[str, Path]) -> None:
+    page.get_by_role("tab", name="Super-resolve").click()
+    tab = page.locator("#tab-superresolve")
+    tab.get_by_label("2", exact=True).check()
+    steps = tab.get_by_label("Steps")
+    steps.click()
+    page.get_by_role("option", name="1 step (fastest)").click()
+    variations = tab.get_by_label("number input for Variations")
+    variations.fill("1")
+    variations.press("Enter")
+    started = time.monotonic()
+    run_tab(page, "Super-resolve", "superresolve", photos["photo"], "Super-resolve")
+    result = downloaded(page, tab, "superresolve-seed0.png")
+    assert result.size == (WIDTH, HEIGHT)  # restore mode: shrunk by 2, brought back to the photo's size
+    print(f"2 MP x2 super-resolve (1 evaluation) in the browser: {time.monotonic() - started:.1f} s")
+
+
+def test_a_transparent_png_comes_back_transparent(page: Any, photos: dict[str, Path]) -> None:
+    tab = run_tab(page, "Colorize", "colorize", photos["transparent"], "Colorize")
+    result = downloaded(page, tab, "colorize-seed0.png")
+    assert result.size == (120, 90) and result.mode == "RGBA"
+    alpha = np.asarray(result.getchannel("A"))
+    assert (alpha[:, :40] == 0).all() and (alpha[:, 40:] == 255).all()
+
+
+def test_stop_ends_a_running_request(page: Any, photos: dict[str, Path], caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="app.progress")
+    tab = run_tab(page, "Super-resolve", "superresolve", photos["photo"], "Super-resolve")  # 18 steps: a minute
+    tab.locator(".progress-text, .eta-bar, .progress-level").first.wait_for(state="attached", timeout=30_000)
+    tab.get_by_role("button", name="Stop", exact=True).click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("cancelled" in r.getMessage() for r in caplog.records):
+        time.sleep(0.2)
+    stopped = [r.getMessage() for r in caplog.records if "cancelled" in r.getMessage()]
+    assert stopped and "super-resolving stopped after" in stopped[0], [r.getMessage() for r in caplog.records]
+    # and the studio serves this session again
+    tab2 = run_tab(page, "Colorize", "colorize", photos["transparent"], "Colorize")
+    downloaded(page, tab2, "colorize-seed0.png", timeout_s=60)
