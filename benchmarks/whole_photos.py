@@ -226,12 +226,14 @@ def write_crops(kept: dict[str, dict[str, torch.Tensor]], out: Path, side: int, 
         top = left = side // 2 - crop // 2
         panels = []
         for label, image in outputs.items():
+            if label == "noisy input":  # the input itself
+                continue
             if label == "input" and image.shape[-1] != side:  # a low-resolution input, shown nearest-upsampled
                 image = F.interpolate(image, size=(side, side), mode="nearest")
             panels.append(to_uint8(image[..., top:top + crop, left:left + crop])[0])
         slug = task.split(" (")[0].replace(" ", "-").replace("/", "_")
         Image.fromarray(np.concatenate(panels, axis=1)).save(out / f"{slug}.png")
-        (out / f"{slug}.txt").write_text(" | ".join(outputs) + "\n")
+        (out / f"{slug}.txt").write_text(" | ".join(k for k in outputs if k != "noisy input") + "\n")
 
 
 __all__ = ["WHOLE_FULL", "WHOLE_QUICK", "WholeBudget", "grid_shift", "photos_tables", "seam_masks", "tile_edges",
