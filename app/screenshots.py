@@ -1,6 +1,6 @@
 """Screenshots of every tab, each after running its task, for the README (docs/screenshot-<tab>.png).
 
-    python -m app.screenshots [--weights weights/] [--out docs/] [--device cpu]
+    python -m app.screenshots [--weights weights/] [--out docs/] [--device cpu] [--photo PHOTO [--only]]
 
 Starts the studio on 127.0.0.1 in this process and drives it with headless Chromium (Debian's package at
 /usr/bin/chromium, through playwright). Run it again whenever the shipped weights change.
@@ -90,6 +90,58 @@ def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page,
     }
 
 
+def photo_actions(photo: Path) -> dict[str, tuple[str, Callable[[Page, Locator], None]]]:
+    """Tab id -> (tab label, what to do in it) on the photo model, with a photo at its own size."""
+
+    def choose(page: Page, tab: Locator, label: str, option: str) -> None:
+        tab.get_by_label(label).first.click()
+        page.get_by_role("option", name=option).click()
+
+    def denoise(page: Page, tab: Locator) -> None:
+        upload(tab, photo)
+        page.wait_for_timeout(1500)
+        tab.get_by_text("Add noise (to try it on a clean image)").click()
+        tab.get_by_role("button", name="Make a noisy copy").click()
+        page.wait_for_timeout(4000)
+        run_and_wait(tab, "Denoise the noisy copy", "denoise-seed")
+
+    def superresolve(page: Page, tab: Locator) -> None:
+        tab.get_by_label("2", exact=True).check()
+        choose(page, tab, "Steps", "2 steps")
+        variations = tab.get_by_label("number input for Variations")
+        variations.fill("1")
+        variations.press("Enter")
+        upload(tab, photo)
+        page.wait_for_timeout(1500)
+        run_and_wait(tab, "Super-resolve", "superresolve-seed")
+
+    return {"denoise": ("Denoise", denoise), "superresolve": ("Super-resolve", superresolve)}
+
+
+def take_photo_screenshots(url: str, out: Path, photo: Path, model: str) -> list[Path]:
+    """Denoise and Super-resolve on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
+    written = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for tab_id, (label, act) in photo_actions(photo).items():
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.get_by_label("Model").first.click()
+                page.get_by_role("option", name=model).click()
+                page.wait_for_timeout(500)
+                page.get_by_role("tab", name=label).click()
+                act(page, page.locator(f"#tab-{tab_id}"))
+                page.wait_for_timeout(800)
+                path = out / f"screenshot-{tab_id}-photo.png"
+                page.screenshot(path=str(path), full_page=True)
+                written.append(path)
+                page.close()
+        finally:
+            browser.close()
+    return written
+
+
 def take_screenshots(url: str, out: Path, only: list[str] | None = None) -> list[Path]:
     examples = sorted(EXAMPLES.glob("*.png"))
     if len(examples) < 2:
@@ -128,13 +180,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", nargs="*", help="tab ids to capture (default: all)")
+    parser.add_argument("--photo", type=Path, default=None,
+                        help="also capture Denoise and Super-resolve on --photo-model with this photo")
+    parser.add_argument("--photo-model", default="photo64-cm")
     args = parser.parse_args()
     studio = Studio.from_weights(args.weights, resolve_runtime(args.device),
                                  benchmarks=Path("benchmarks") / "RESULTS.json")
     demo = build_demo(studio)
     _, url, _ = launch(demo, studio, host="127.0.0.1", port=None, prevent_thread_lock=True, quiet=True)
     try:
-        for path in take_screenshots(url, args.out, args.only):
+        shots = take_screenshots(url, args.out, args.only) if args.only != [] else []
+        if args.photo is not None:
+            shots += take_photo_screenshots(url, args.out, args.photo, args.photo_model)
+        for path in shots:
             print(path)
     finally:
         demo.close()

@@ -427,3 +427,12 @@ def test_the_benchmark_note_names_no_path(tmp_path: Path) -> None:
             (tmp_path / "RESULTS.json").write_text(text)
         _, note = read_benchmarks(tmp_path / "RESULTS.json")
         assert "/" not in note.replace("python -m", ""), note
+
+
+def test_every_input_box_on_the_page_has_a_label(client: Client) -> None:
+    """A component built while the page was laid out (a steps box made only for its choices) was drawn as a
+    stray unlabelled 'Dropdown' under every steps box."""
+    unlabelled = [c["id"] for c in client.config["components"]
+                  if c.get("type") in ("dropdown", "slider", "number", "textbox", "radio")
+                  and not c.get("props", {}).get("label")]
+    assert not unlabelled, unlabelled

@@ -21,7 +21,8 @@ NOISE_INFO = "0.1 is light grain, 0.5 heavy. Technical: the noise's standard dev
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
     with gr.Tab("Denoise", id="denoise", elem_id="tab-denoise"):
-        gr.Markdown("One evaluation of the consistency model at the image's noise level, optionally refined.")
+        gr.Markdown("One evaluation at the image's noise level: the diffusion teacher's (faithful) or the "
+                    "consistency model's (sharp, optionally refined).")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Noisy image")

@@ -109,14 +109,18 @@ def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInpu
 
 def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO) -> gr.Dropdown:
     """The steps box: the choices of STEP_CHOICES (with `default` first when it is not one of them)."""
-    choices = steps_picker_update(default).choices
-    return gr.Dropdown(choices=choices, value=default, label=label, allow_custom_value=True, info=info)
+    return gr.Dropdown(choices=step_choices(default), value=default, label=label, allow_custom_value=True, info=info)
+
+
+def step_choices(value: str) -> list[tuple[str, str]]:
+    """STEP_CHOICES, with `value` first when it is not one of them. (Not a component: one built while the page is
+    laid out would be drawn as a stray box.)"""
+    return STEP_CHOICES if value in [v for _, v in STEP_CHOICES] else [(value, value), *STEP_CHOICES]
 
 
 def steps_picker_update(value: str) -> gr.Dropdown:
-    """A steps box set to `value` (added to its choices when it is not one of them)."""
-    values = [v for _, v in STEP_CHOICES]
-    return gr.Dropdown(choices=STEP_CHOICES if value in values else [(value, value), *STEP_CHOICES], value=value)
+    """A steps box set to `value` (added to its choices when it is not one of them), for an event's reply."""
+    return gr.Dropdown(choices=step_choices(value), value=value)
 
 
 def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:
