@@ -35,6 +35,7 @@ from editing import images, metrics, tasks
 from editing.images import FullImage
 from editing.limits import Limits, check_request, device_limits
 from editing.models import ModelLoadError, Runtime
+from editing.precond import Denoiser
 from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
 from editing.schedules import PRESETS, karras_sigmas, steps_schedule
@@ -43,6 +44,7 @@ from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to
 MAX_BATCH = 16
 MAX_FRAMES = 32
 MAX_REFINE_STEPS = 16
+EDIT_WITH = ("auto", "teacher", "cm")  # the denoiser inside Algorithm 4 (Studio.edit_model)
 DENOISE_MODES = ("auto", "faithful", "sharp")  # faithful: the teacher's D(x, sigma); sharp: the CM (editing.tasks)
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
@@ -173,6 +175,22 @@ class Studio(Registry):
         count = parse_count(count, count_name, *count_range)
         return Prepared(self, entry, label, notes, seed, count, count_name, deadline, on_step)
 
+    def edit_model(self, prep: Prepared, edit_with: str | None) -> Denoiser:
+        """The denoiser Algorithm 4 runs with: the consistency model ("cm") or its diffusion teacher's D(x, sigma)
+        ("teacher": closer to the image, measured better on every photo edit, benchmarks' photos section);
+        "auto": the teacher on a tiled (photo) model that has one, else the consistency model."""
+        choice = (edit_with or "auto").lower()
+        if choice not in EDIT_WITH:
+            raise ValueError(f"edit with must be one of {', '.join(EDIT_WITH)}, got {edit_with!r}")
+        teacher = self.teacher_for(prep.entry.name)
+        if choice == "teacher" and teacher is None:
+            raise ValueError(f"{prep.entry.name} has no diffusion teacher beside it: edit with the consistency model")
+        if choice == "teacher" or (choice == "auto" and teacher is not None and prep.entry.param.tiled):
+            prep.notes.append(f"the solver's denoiser: the diffusion teacher {teacher.name}'s D(x, sigma)")
+            return self.load(teacher.name)
+        prep.notes.append(f"the solver's denoiser: the consistency model {prep.entry.name}")
+        return self.load(prep.entry.name)
+
     def seconds_per_tile(self, name: str) -> float:
         """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
         timed call after a warm-up; both are a few seconds on a CPU)."""
@@ -261,7 +279,8 @@ class Studio(Registry):
         return self._outputs("generate", prep, out, seeds)
 
     def inpaint(self, model: str | None, style: str | None, image: Any, mask: Any, editor: Any, steps: str | None,
-                seed: float, variations: float, on_step: OnStep | None = None) -> Result:
+                seed: float, variations: float, on_step: OnStep | None = None, *, edit_with: str | None = "auto"
+                ) -> Result:
         prep = self.prepare(model, style, seed, on_step, count=variations)
         r = prep.resolution
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
@@ -282,7 +301,7 @@ class Studio(Registry):
         if images.is_empty(fill):
             prep.notes.append("the mask is empty: nothing to fill, so the input is returned unchanged")
             return self.files.write("inpaint", x, ["input (empty mask)"], ["input"], prep.notes, alpha=upload.alpha)
-        model_ = self.load(prep.entry.name)
+        model_ = self.edit_model(prep, edit_with)
         if images.is_full(fill) and (h, w) == (r, r):
             prep.notes.append("the mask covers the whole image: this is generation from noise, not an edit")
             out = tasks.generate(model_, seeds, schedule=schedule, label=prep.label, callback=prep.callback())
@@ -295,14 +314,14 @@ class Studio(Registry):
         return self._outputs("inpaint", prep, out, seeds, upload)
 
     def colorize(self, model: str | None, style: str | None, image: Any, steps: str | None, seed: float,
-                 variations: float, on_step: OnStep | None = None) -> Result:
+                 variations: float, on_step: OnStep | None = None, *, edit_with: str | None = "auto") -> Result:
         prep = self.prepare(model, style, seed, on_step, count=variations)
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
         seeds = prep.admit(schedule.evaluations)
         evaluations = schedule.evaluations + tasks.COLOR_REFINE.evaluations
         upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
-        model_, r = self.load(prep.entry.name), prep.resolution
+        model_, r = self.edit_model(prep, edit_with), prep.resolution
         out = at_least(lambda padded: tasks.colorize(
             model_, padded, seeds, schedule=schedule, label=prep.label,
             on_tiles=prep.tiles(evaluations), limits=self.limits), upload.tensor, r)
@@ -310,7 +329,7 @@ class Studio(Registry):
 
     def superresolve(self, model: str | None, style: str | None, image: Any, factor: float | str, mode: str | None,
                      steps: str | None, seed: float, variations: float,
-                     on_step: OnStep | None = None) -> SuperresolveResult:
+                     on_step: OnStep | None = None, *, edit_with: str | None = "auto") -> SuperresolveResult:
         """mode 'upscale': the upload is the small image; 'restore': it is shrunk by `factor` first (block means)
         and the result compared with it."""
         prep = self.prepare(model, style, seed, on_step, count=variations)
@@ -340,7 +359,7 @@ class Studio(Registry):
             reference, alpha = upload.tensor[..., :h, :w], None if upload.alpha is None else upload.alpha[:h, :w]
             low = F.avg_pool2d(reference, factor)  # the block means, the measured part (A y)
         seeds = forms.seed_range(prep.seed, prep.count, prep.count_name)
-        model_ = self.load(prep.entry.name)
+        model_ = self.edit_model(prep, edit_with)
         out = at_least(lambda padded: tasks.superresolve(
             model_, padded, factor, seeds, schedule=schedule, label=prep.label,
             on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), low, -(-r // factor), factor)

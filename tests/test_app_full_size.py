@@ -161,3 +161,16 @@ def test_an_upload_that_would_run_past_half_the_timeout_is_downscaled(tmp_path: 
     assert count_tiles(h, w, tiling) * 2 * 0.25 <= 5 and abs(w / h - 70 / 45) < 0.15 and h * w < 45 * 70
     result = slow.colorize("photo-cm", None, str(photo), "1", 0, 1)
     assert png(result.files).size == (w, h) and any("half the time limit" in n for n in result.notes)
+
+
+def test_photo_edits_run_with_the_teacher_unless_asked_otherwise(studio: Studio, photo: Path) -> None:
+    auto = studio.superresolve("photo-cm", None, str(photo), 2, "restore", "2", 0, 1)
+    cm = studio.superresolve("photo-cm", None, str(photo), 2, "restore", "2", 0, 1, edit_with="cm")
+    teacher = studio.superresolve("photo-cm", None, str(photo), 2, "restore", "2", 0, 1, edit_with="teacher")
+    assert "teacher photo-edm" in auto.notes_markdown() and "consistency model photo-cm" in cm.notes_markdown()
+    np.testing.assert_array_equal(np.asarray(png(auto.files)), np.asarray(png(teacher.files)))
+    assert not np.array_equal(np.asarray(png(auto.files)), np.asarray(png(cm.files)))
+    # a model of whole subjects keeps its consistency model; one without a teacher cannot be asked for one
+    assert "consistency model emoji-cm" in studio.colorize("emoji-cm", "a", str(photo), "2", 0, 1).notes_markdown()
+    with pytest.raises(ValueError, match="no diffusion teacher"):
+        studio.colorize("emoji-cm", "a", str(photo), "2", 0, 1, edit_with="teacher")

@@ -156,14 +156,14 @@ def file_fields(ref: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     return [
         ("add_noise", [ref, 0, 0, "tiny-cm"]),
         ("denoise", [ref, False, 0.2, 0, 0, "auto", *MODEL]),
-        ("colorize", [ref, "2", 0, 1, *MODEL]),
-        ("superresolve", [ref, "x4", "restore", "2", 0, 1, *MODEL]),
+        ("colorize", [ref, "2", 0, 1, *MODEL, "auto"]),
+        ("superresolve", [ref, "x4", "restore", "2", 0, 1, *MODEL, "auto"]),
         ("stroke_edit", [ref, None, 16, 2, 0, 1, *MODEL]),
         ("interpolate", ["images", 0, 1, ref, ref, 3, "1 step", 0, *MODEL]),
         ("compare", [0, ref, *MODEL]),
-        ("inpaint", [ref, None, None, "2", 0, 1, *MODEL]),
-        ("inpaint", [None, None, ref, "2", 0, 1, *MODEL]),
-        ("inpaint", [None, {"background": ref, "layers": [ref], "composite": ref}, None, "2", 0, 1, *MODEL]),
+        ("inpaint", [ref, None, None, "2", 0, 1, *MODEL, "auto"]),
+        ("inpaint", [None, None, ref, "2", 0, 1, *MODEL, "auto"]),
+        ("inpaint", [None, {"background": ref, "layers": [ref], "composite": ref}, None, "2", 0, 1, *MODEL, "auto"]),
     ]
 
 
@@ -219,7 +219,8 @@ def test_blobs_belong_to_the_session_that_sent_them(app: AppProcess) -> None:
                                ("layer", "0", painted)):
         assert blob(app, component, a, blob_id, kind, index, png(image))[0] == 200
     image = uploaded(app, "image.png", png(Image.new("RGB", (16, 16), "green")))
-    data = [image, {"id": blob_id, "background": None, "layers": [], "composite": None}, None, "2", 0, 1, *MODEL]
+    data = [image, {"id": blob_id, "background": None, "layers": [], "composite": None}, None, "2", 0, 1, *MODEL,
+            "auto"]
     outcome, message = join(app, "inpaint", data, b)  # B knows A's blob id
     assert outcome == "error" and "not received by this session" in message, (outcome, message)
     outcome, message = join(app, "inpaint", data, a)  # A's own drawing is still there
@@ -235,10 +236,10 @@ def test_editor_layers_are_checked_before_decoding_on_a_memory_bound_server(app:
     for layers, expected in (([big] * 6, "layers; at most 4"), ([small] * 16, "layers; at most 4"),
                              ([small, big], "layer 2 is 12000x12000")):
         editor = {"background": small, "layers": layers, "composite": small}
-        outcome, message = call(app, "inpaint", [image, editor, None, "2", 0, 1, *MODEL])
+        outcome, message = call(app, "inpaint", [image, editor, None, "2", 0, 1, *MODEL, "auto"])
         assert outcome in ("error", "refused") and expected in message, (outcome, message)
     editor = {"background": big, "layers": [small], "composite": small}
-    outcome, message = call(app, "inpaint", [image, editor, None, "2", 0, 1, *MODEL])
+    outcome, message = call(app, "inpaint", [image, editor, None, "2", 0, 1, *MODEL, "auto"])
     assert "background is 12000x12000" in message, message
     alive(app)
 
@@ -330,11 +331,11 @@ def test_uploads_are_capped_per_request_and_the_folder_is_pruned(app: AppProcess
     ("generate", [], "generate takes 5 values"),
     ("generate", [0, 1], "generate takes 5 values"),
     ("no_such_api", [0], "unknown api_name 'no_such_api'"),
-    ("inpaint", [None, "a drawing", None, "2", 0, 1, *MODEL], "expected null or an object"),
-    ("inpaint", [None, {"layers": 3}, None, "2", 0, 1, *MODEL], "layers must be a list"),
-    ("inpaint", [None, {"colour": 1}, None, "2", 0, 1, *MODEL], "expected null or an object"),
+    ("inpaint", [None, "a drawing", None, "2", 0, 1, *MODEL, "auto"], "expected null or an object"),
+    ("inpaint", [None, {"layers": 3}, None, "2", 0, 1, *MODEL, "auto"], "layers must be a list"),
+    ("inpaint", [None, {"colour": 1}, None, "2", 0, 1, *MODEL, "auto"], "expected null or an object"),
     ("colorize", [{"path": "https://example.com/x.png", "url": "https://example.com/x.png",
-                   "meta": {"_type": "gradio.FileData"}}, "2", 0, 1, *MODEL], NOT_UPLOADED),
+                   "meta": {"_type": "gradio.FileData"}}, "2", 0, 1, *MODEL, "auto"], NOT_UPLOADED),
 ], ids=["no fields", "missing fields", "unknown api", "editor a string", "layers a number", "editor keys", "URL"])
 def test_malformed_requests_get_a_clear_message(app: AppProcess, api: str, data: list[Any], expected: str) -> None:
     outcome, message = call(app, api, data)

@@ -222,7 +222,8 @@ def test_server_paths_are_not_read(server: Server, tmp_path: Path) -> None:
     secret = tmp_path / "someone-elses-result.png"
     Image.new("RGB", (R, R), "red").save(secret)
     for path in (str(secret), "/etc/hostname"):
-        data = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "editing 18", 0, 1, "tiny-cm", "noto"]}
+        data = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "editing 18", 0, 1, "tiny-cm", "noto",
+                         "auto"]}
         request = urllib.request.Request(server.url + "gradio_api/call/colorize", data=json.dumps(data).encode(),
                                          headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as info:  # refused by app.guard before Gradio queues it

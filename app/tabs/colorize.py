@@ -10,7 +10,7 @@ from app.errors import guarded
 from app.forms import parse_schedule
 from app.progress import progress_callback, session
 from app.tabs.examples import examples
-from app.tabs.inputs import image_input, seed_row, steps_picker, variations_slider
+from app.tabs.inputs import edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 from editing import tasks
 
@@ -26,6 +26,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 image = image_input("Grayscale or colour image")
                 examples(example_paths, [image])
                 steps = steps_picker("editing 18")
+                edit_with = edit_with_radio()
                 seed = seed_row("colorize")
                 variations = variations_slider()
                 time_estimate(studio, "colorize", [image, steps, variations, model], lambda i, st, v, m: studio.estimate(
@@ -38,12 +39,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
 
     @guarded
     def colorize(image: str | None, steps: str, seed: float, variations: float, model_name: str, style_name: str,
-                 request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                 edit_with: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.colorize(model_name, style_name, image, steps, seed, variations,
-                                 progress_callback(progress, "colorizing", studio.cancels.watch(session(request))))
+                                 progress_callback(progress, "colorizing", studio.cancels.watch(session(request))),
+                                 edit_with=edit_with)
         return out.values(result)
 
-    running = run.click(colorize, inputs=[image, steps, seed, variations, model, style], outputs=out.as_list(),
+    running = run.click(colorize, inputs=[image, steps, seed, variations, model, style, edit_with],
+                        outputs=out.as_list(),
                         api_name="colorize")
     with stop_slot:
         stop_button(studio, "colorize", running)

@@ -11,7 +11,7 @@ from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
-from app.tabs.inputs import UNDOCUMENTED, image_input, seed_row, steps_picker, variations_slider
+from app.tabs.inputs import UNDOCUMENTED, edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 with gr.Accordion("...or upload a mask (white = fill)", open=False):
                     mask = image_input("Mask", height=180)
                 steps = steps_picker("editing 18")
+                edit_with = edit_with_radio()
                 seed = seed_row("inpaint")
                 variations = variations_slider()
                 time_estimate(studio, "inpaint", [image, steps, variations, model],
@@ -51,15 +52,16 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
 
     @guarded
     def inpaint(image: str | None, editor: dict | None, mask: str | None, steps: str, seed: float,
-                variations: float, model_name: str, style_name: str,
+                variations: float, model_name: str, style_name: str, edit_with: str,
                 request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.inpaint(model_name, style_name, image, mask, editor, steps, seed, variations,
-                                progress_callback(progress, "inpainting", studio.cancels.watch(session(request))))
+                                progress_callback(progress, "inpainting", studio.cancels.watch(session(request))),
+                                edit_with=edit_with)
         return out.values(result)
 
     image.change(image_canvas, inputs=[image, model], outputs=editor, api_name="inpaint_canvas",
                  api_visibility=UNDOCUMENTED, show_progress="hidden")
-    running = run.click(inpaint, inputs=[image, editor, mask, steps, seed, variations, model, style],
+    running = run.click(inpaint, inputs=[image, editor, mask, steps, seed, variations, model, style, edit_with],
                         outputs=out.as_list(), api_name="inpaint")
     with stop_slot:
         stop_button(studio, "inpaint", running)

@@ -125,3 +125,14 @@ def steps_picker_update(value: str) -> gr.Dropdown:
 
 def variations_slider(value: int = 4, label: str = "Variations") -> SliderInput:
     return SliderInput(1, 8, value=value, step=1, label=label)
+
+
+EDIT_WITH_CHOICES = [("Auto (the teacher on a photo model)", "auto"), ("Diffusion teacher", "teacher"),
+                     ("Consistency model", "cm")]
+
+
+def edit_with_radio() -> gr.Radio:
+    """Which denoiser the edit's solver runs with (app.studio.Studio.edit_model)."""
+    return gr.Radio(EDIT_WITH_CHOICES, value="auto", label="Denoiser",
+                    info="teacher: closest to your image (higher PSNR on photos); consistency model: crisper, "
+                    "invents more detail. Technical: the denoiser inside Algorithm 4")

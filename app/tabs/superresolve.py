@@ -9,7 +9,7 @@ import gradio as gr
 from app.errors import guarded
 from app.progress import progress_callback, session
 from app.tabs.examples import examples
-from app.tabs.inputs import image_input, seed_row, steps_picker, variations_slider
+from app.tabs.inputs import edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 factor = gr.Radio([2, 4], value=4, label="Factor")
                 mode = gr.Radio(MODES, value="restore", label="Mode")
                 steps = steps_picker("editing 18")
+                edit_with = edit_with_radio()
                 seed = seed_row("superresolve")
                 variations = variations_slider()
                 time_estimate(studio, "superresolve", [image, factor, mode, steps, variations, model],
@@ -43,14 +44,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
 
     @guarded
     def superresolve(image: str | None, factor: int, mode: str, steps: str, seed: float, variations: float,
-                     model_name: str, style_name: str, request: gr.Request,
+                     model_name: str, style_name: str, edit_with: str, request: gr.Request,
                      progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.superresolve(model_name, style_name, image, factor, mode, steps, seed, variations,
                                      progress_callback(progress, "super-resolving",
-                                                       studio.cancels.watch(session(request))))
+                                                       studio.cancels.watch(session(request))), edit_with=edit_with)
         return result.input_view, *out.values(result)
 
-    running = run.click(superresolve, inputs=[image, factor, mode, steps, seed, variations, model, style],
+    running = run.click(superresolve, inputs=[image, factor, mode, steps, seed, variations, model, style, edit_with],
                         outputs=[low_view, *out.as_list()], api_name="superresolve")
     with stop_slot:
         stop_button(studio, "superresolve", running)
