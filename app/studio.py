@@ -34,7 +34,7 @@ from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseRe
 from editing import images, metrics, tasks
 from editing.images import FullImage
 from editing.limits import Limits, check_request, device_limits
-from editing.models import ModelLoadError, Runtime
+from editing.models import ModelLoadError, Runtime, edits_use_teacher
 from editing.precond import Denoiser
 from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
@@ -44,7 +44,6 @@ from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to
 MAX_BATCH = 16
 MAX_FRAMES = 32
 MAX_REFINE_STEPS = 16
-EDIT_WITH = ("auto", "teacher", "cm")  # the denoiser inside Algorithm 4 (Studio.edit_model)
 DENOISE_MODES = ("auto", "faithful", "sharp")  # faithful: the teacher's D(x, sigma); sharp: the CM (editing.tasks)
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
@@ -176,16 +175,14 @@ class Studio(Registry):
         return Prepared(self, entry, label, notes, seed, count, count_name, deadline, on_step)
 
     def edit_model(self, prep: Prepared, edit_with: str | None) -> Denoiser:
-        """The denoiser Algorithm 4 runs with: the consistency model ("cm") or its diffusion teacher's D(x, sigma)
-        ("teacher": closer to the image, measured better on every photo edit, benchmarks' photos section);
-        "auto": the teacher on a tiled (photo) model that has one, else the consistency model."""
-        choice = (edit_with or "auto").lower()
-        if choice not in EDIT_WITH:
-            raise ValueError(f"edit with must be one of {', '.join(EDIT_WITH)}, got {edit_with!r}")
+        """The denoiser Algorithm 4 runs with (editing.models.edits_use_teacher): the consistency model or its
+        diffusion teacher's D(x, sigma)."""
         teacher = self.teacher_for(prep.entry.name)
-        if choice == "teacher" and teacher is None:
-            raise ValueError(f"{prep.entry.name} has no diffusion teacher beside it: edit with the consistency model")
-        if choice == "teacher" or (choice == "auto" and teacher is not None and prep.entry.param.tiled):
+        try:
+            use_teacher = edits_use_teacher(edit_with, prep.entry.param, teacher is not None)
+        except ValueError as e:
+            raise ValueError(f"{prep.entry.name}: {e}") from None
+        if use_teacher:
             prep.notes.append(f"the solver's denoiser: the diffusion teacher {teacher.name}'s D(x, sigma)")
             return self.load(teacher.name)
         prep.notes.append(f"the solver's denoiser: the consistency model {prep.entry.name}")

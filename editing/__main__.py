@@ -97,17 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="the image(s) to complete")
     p.add_argument("--mask", required=True, help="mask image: white (>= 128) where the model fills in; "
                                                  "stretched to each image's size")
+    _edit_denoiser(p)
     _common(p, full_size=True)
 
     p = sub.add_parser("colorize", help=TASKS["colorize"], description=TASKS["colorize"] + ". Default ts: 0..17 of 18.")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="the image(s) whose luma is kept (a colour image is reduced to its luma)")
+    _edit_denoiser(p)
     _common(p, full_size=True)
 
     p = sub.add_parser("superresolve", help=TASKS["superresolve"],
                        description=TASKS["superresolve"] + ". Default ts: 0..17 of 18.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="the low-resolution image(s); the result is factor x their size")
     p.add_argument("--factor", type=int, default=4, help="upscaling factor; must divide the model resolution (default 4)")
+    _edit_denoiser(p)
     _common(p, full_size=True)
 
     p = sub.add_parser("strokes", help=TASKS["strokes"],
@@ -147,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR", help="the model folder, e.g. a local diffusers-cd_imagenet64_lpips")
     p.add_argument("--overwrite", action="store_true", help="replace safetensors files that already exist")
     return parser
+
+
+def _edit_denoiser(p: argparse.ArgumentParser) -> None:
+    from editing.models import EDIT_DENOISERS
+
+    p.add_argument("--denoiser", choices=EDIT_DENOISERS, default="auto",
+                   help="the denoiser inside Algorithm 4: teacher (the diffusion teacher NAME-edm beside NAME-cm, "
+                        "D(x, sigma): closest to the image), cm (the consistency model: crisper, invents more), auto: "
+                        "the teacher on a photo model that has one, else cm (default auto)")
 
 
 def pick_label(names: Sequence[str], label: str | None) -> int | None:
@@ -247,7 +259,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         return convert_folder(args.folder, overwrite=args.overwrite)
     from editing import images, io, tasks
     from editing.limits import Limits
-    from editing.models import load_model, optional_schedules, resolve_runtime
+    from editing.models import edits_use_teacher, load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
     from editing.tiling import Tiling, default_tiling, pad_to
 
@@ -313,6 +325,16 @@ def run(args: argparse.Namespace) -> list[Path]:
                 raise UsageError(f"--mode faithful needs the diffusion teacher {teacher} beside {folder}")
             denoiser = load_model(teacher, runtime)
         print(f"denoise mode: {'faithful (' + str(teacher) + ')' if faithful else 'sharp'}", file=sys.stderr)
+    if task in ("inpaint", "colorize", "superresolve"):
+        teacher = teacher_folder(folder)
+        try:
+            use_teacher = model.param.boundary == "cm" and edits_use_teacher(args.denoiser, model.param,
+                                                                             teacher.is_dir())
+        except ValueError as e:
+            raise UsageError(f"{folder}: {e}") from None
+        if use_teacher:
+            model = load_model(teacher, runtime)
+        print(f"{task}: the solver's denoiser is {teacher if use_teacher else folder}", file=sys.stderr)
     limits = None if args.max_megapixels is None else Limits(args.max_megapixels)
     tiling = default_tiling(r, runtime.device)
     if args.tile_batch is not None:

@@ -274,3 +274,18 @@ def save_model(folder: str | Path, unet: UNet2DModel, param: Parameterization, d
     (folder / PARAM_NAME).write_text(json.dumps(param.to_dict(), indent=2) + "\n")
     names = ["config.json", WEIGHTS_NAME, PARAM_NAME]
     (folder / SUMS_NAME).write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in names))
+
+
+EDIT_DENOISERS = ("auto", "teacher", "cm")  # the denoiser inside Algorithm 4 for inpaint, colorize, superresolve
+
+
+def edits_use_teacher(choice: str | None, param: Parameterization, has_teacher: bool) -> bool:
+    """Whether an edit runs Algorithm 4 with the diffusion teacher's D(x, sigma) instead of the consistency model:
+    when asked ("teacher"), or by default ("auto") on a tiled (photo) model that has one, where it was measured
+    better on every edit (benchmarks' photos section); ValueError for another choice or a missing teacher."""
+    choice = (choice or "auto").lower()
+    if choice not in EDIT_DENOISERS:
+        raise ValueError(f"the edit's denoiser must be one of {', '.join(EDIT_DENOISERS)}, got {choice!r}")
+    if choice == "teacher" and not has_teacher:
+        raise ValueError("no diffusion teacher beside this model: edit with the consistency model (cm)")
+    return choice == "teacher" or (choice == "auto" and has_teacher and param.tiled)

@@ -251,3 +251,23 @@ def test_denoise_with_a_teacher_folder_is_the_faithful_mode(files: dict[str, Pat
     assert f"denoise mode: faithful ({teacher})" in ok.stderr and Image.open(out).size == PHOTO
     refused = cli(*common, "--out", str(out), "--mode", "sharp")
     assert refused.returncode != 0 and "is a diffusion teacher" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_edits_of_a_photo_model_run_with_its_teacher_unless_asked_otherwise(files: dict[str, Path]) -> None:
+    cm = make_tiny_folder(files["dir"] / "photo-cm", resolution=RES, classes=(), tiled=True)
+    teacher = make_tiny_folder(files["dir"] / "photo-edm", resolution=RES, classes=(), boundary="edm", seed=3,
+                               tiled=True)
+    outs = {}
+    for choice in ("auto", "teacher", "cm"):
+        outs[choice] = files["dir"] / f"sr-{choice}.png"
+        ok = cli("superresolve", str(files["photo"]), "--model", str(cm), "--device", "cpu", "--factor", "2",
+                 "--steps", "2", "--denoiser", choice, "--out", str(outs[choice]))
+        assert ok.returncode == 0, ok.stderr
+        assert f"the solver's denoiser is {teacher if choice != 'cm' else cm}" in ok.stderr, ok.stderr
+    pixels = {k: np.asarray(Image.open(v)) for k, v in outs.items()}
+    np.testing.assert_array_equal(pixels["auto"], pixels["teacher"])
+    assert not np.array_equal(pixels["auto"], pixels["cm"])
+    # the emoji-style test model (not tiled) keeps its consistency model; it has no teacher to ask for
+    refused = cli("colorize", str(files["photo"]), "--model", str(files["model"]), "--device", "cpu", "--class",
+                  "noto", "--denoiser", "teacher", "--out", str(files["dir"] / "c.png"))
+    assert refused.returncode == 2 and "no diffusion teacher" in refused.stderr and "Traceback" not in refused.stderr
