@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 EXAMPLES = Path(__file__).parent / "examples"
 TIMEOUT_MS = 120_000
+Actions = dict[str, tuple[str, Callable[[Page, Locator], None]]]  # tab id -> (tab label, what to do in it)
 
 
 def paint(page: Page, tab: Locator, strokes: list[tuple[float, float, float, float]]) -> None:
@@ -45,7 +46,21 @@ def run_and_wait(tab: Locator, button: str, result_name: str) -> None:
     tab.locator(f"img[src*='{result_name}']").first.wait_for(state="visible", timeout=TIMEOUT_MS)
 
 
-def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page, Locator], None]]]:
+def denoise_noisy_copy(image: Path, upload_ms: int, noise_ms: int) -> Callable[[Page, Locator], None]:
+    """Upload `image`, make a noisy copy with the Add noise helper, denoise the copy (waits sized to the image)."""
+
+    def act(page: Page, tab: Locator) -> None:
+        upload(tab, image)
+        page.wait_for_timeout(upload_ms)
+        tab.get_by_text("Add noise (to try it on a clean image)").click()
+        tab.get_by_role("button", name="Make a noisy copy").click()
+        page.wait_for_timeout(noise_ms)
+        run_and_wait(tab, "Denoise the noisy copy", "denoise-seed")
+
+    return act
+
+
+def actions(example: Path, second: Path) -> Actions:
     """Tab id -> (tab label, what to do in it)."""
 
     def inpaint(page: Page, tab: Locator) -> None:
@@ -57,14 +72,6 @@ def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page,
     def stroke(page: Page, tab: Locator) -> None:
         paint(page, tab, [(0.3, 0.3, 0.7, 0.3), (0.3, 0.5, 0.7, 0.5), (0.3, 0.7, 0.7, 0.7)])
         run_and_wait(tab, "Render", "stroke-seed")
-
-    def denoise(page: Page, tab: Locator) -> None:
-        upload(tab, example)
-        page.wait_for_timeout(800)
-        tab.get_by_text("Add noise (to try it on a clean image)").click()
-        tab.get_by_role("button", name="Make a noisy copy").click()
-        page.wait_for_timeout(2000)
-        run_and_wait(tab, "Denoise the noisy copy", "denoise-seed")
 
     def interpolate(page: Page, tab: Locator) -> None:
         run_and_wait(tab, "Interpolate", "interpolate-frame")
@@ -85,25 +92,17 @@ def actions(example: Path, second: Path) -> dict[str, tuple[str, Callable[[Page,
         "superresolve": ("Super-resolve", simple("Super-resolve", "superresolve-seed")),
         "stroke_edit": ("Stroke edit", stroke),
         "interpolate": ("Interpolate", interpolate),
-        "denoise": ("Denoise", denoise),
+        "denoise": ("Denoise", denoise_noisy_copy(example, 800, 2000)),
         "compare": ("Steps vs quality", simple("Compare", "compare-", with_upload=False)),
     }
 
 
-def photo_actions(photo: Path) -> dict[str, tuple[str, Callable[[Page, Locator], None]]]:
+def photo_actions(photo: Path) -> Actions:
     """Tab id -> (tab label, what to do in it) on the photo model, with a photo at its own size."""
 
     def choose(page: Page, tab: Locator, label: str, option: str) -> None:
         tab.get_by_label(label).first.click()
         page.get_by_role("option", name=option).click()
-
-    def denoise(page: Page, tab: Locator) -> None:
-        upload(tab, photo)
-        page.wait_for_timeout(1500)
-        tab.get_by_text("Add noise (to try it on a clean image)").click()
-        tab.get_by_role("button", name="Make a noisy copy").click()
-        page.wait_for_timeout(4000)
-        run_and_wait(tab, "Denoise the noisy copy", "denoise-seed")
 
     def superresolve(page: Page, tab: Locator) -> None:
         tab.get_by_label("2", exact=True).check()
@@ -115,58 +114,48 @@ def photo_actions(photo: Path) -> dict[str, tuple[str, Callable[[Page, Locator],
         page.wait_for_timeout(1500)
         run_and_wait(tab, "Super-resolve", "superresolve-seed")
 
-    return {"denoise": ("Denoise", denoise), "superresolve": ("Super-resolve", superresolve)}
+    return {"denoise": ("Denoise", denoise_noisy_copy(photo, 1500, 4000)),
+            "superresolve": ("Super-resolve", superresolve)}
 
 
-def take_photo_screenshots(url: str, out: Path, photo: Path, model: str) -> list[Path]:
-    """Denoise and Super-resolve on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
+def capture(url: str, out: Path, acts: Actions, *, model: str | None = None, suffix: str = "") -> list[Path]:
+    """For each tab: a fresh page (on `model` when given), the tab's action, a full-page screenshot
+    out/screenshot-<tab><suffix>.png."""
+    out.mkdir(parents=True, exist_ok=True)
     written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            for tab_id, (label, act) in photo_actions(photo).items():
+            for tab_id, (label, act) in acts.items():
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(url)
-                page.get_by_label("Model").first.click()
-                page.get_by_role("option", name=model).click()
-                page.wait_for_timeout(500)
+                if model is not None:
+                    page.get_by_label("Model").first.click()
+                    page.get_by_role("option", name=model).click()
+                    page.wait_for_timeout(500)
                 page.get_by_role("tab", name=label).click()
                 act(page, page.locator(f"#tab-{tab_id}"))
-                page.wait_for_timeout(800)
-                path = out / f"screenshot-{tab_id}-photo.png"
+                page.wait_for_timeout(800 if model is not None else 500)
+                path = out / f"screenshot-{tab_id.replace('_', '-')}{suffix}.png"
                 page.screenshot(path=str(path), full_page=True)
                 written.append(path)
                 page.close()
         finally:
             browser.close()
     return written
+
+
+def take_photo_screenshots(url: str, out: Path, photo: Path, model: str) -> list[Path]:
+    """Denoise and Super-resolve on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
+    return capture(url, out, photo_actions(photo), model=model, suffix="-photo")
 
 
 def take_screenshots(url: str, out: Path, only: list[str] | None = None) -> list[Path]:
     examples = sorted(EXAMPLES.glob("*.png"))
     if len(examples) < 2:
         raise SystemExit(f"need the example images in {EXAMPLES} (python -m app.export_examples)")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            for tab_id, (label, act) in actions(examples[2 % len(examples)], examples[0]).items():
-                if only and tab_id not in only:
-                    continue
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(url)
-                page.get_by_role("tab", name=label).click()
-                tab = page.locator(f"#tab-{tab_id}")
-                act(page, tab)
-                page.wait_for_timeout(500)
-                path = out / f"screenshot-{tab_id.replace('_', '-')}.png"
-                page.screenshot(path=str(path), full_page=True)
-                written.append(path)
-                page.close()
-        finally:
-            browser.close()
-    return written
+    acts = {k: v for k, v in actions(examples[2 % len(examples)], examples[0]).items() if not only or k in only}
+    return capture(url, out, acts)
 
 
 def main() -> None:
