@@ -1,6 +1,6 @@
 """Start Consistency Studio: parse arguments, build the engine, build the UI, launch.
 
-    python app.py [--weights weights/] [--device auto|cpu|cuda] [--backend openvino|eager] [--host 127.0.0.1] [--port 7860] [--timeout 120]
+    python app.py [--weights weights/] [--device auto|cpu|cuda] [--backend onnxruntime|openvino|eager] [--host 127.0.0.1] [--port 7860] [--timeout 120]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.studio import REQUEST_TIMEOUT, Studio  # noqa: E402
 from app.ui import build_demo, launch  # noqa: E402
 from editing.limits import Limits  # noqa: E402
 from editing.models import ModelLoadError, resolve_runtime  # noqa: E402
-from editing.runtimes import BACKENDS  # noqa: E402
+from editing.runtimes import BACKENDS, DEFAULT_BACKEND  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
@@ -31,10 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, default=ROOT / "weights",
                         help="a folder of model folders (or one model folder); default: weights/")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--backend", choices=BACKENDS, default="openvino",
-                        help="how a CPU runs the network: openvino (converted once, cached under ~/.cache; eager "
-                             "where openvino is not installed) or eager PyTorch; CUDA always runs PyTorch (default: "
-                             "openvino)")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="how a CPU runs the network: onnxruntime or openvino (converted once, cached under "
+                             "~/.cache; eager where not installed) or eager PyTorch; CUDA always runs PyTorch "
+                             f"(default: {DEFAULT_BACKEND})")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,

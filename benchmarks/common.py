@@ -16,6 +16,7 @@ import torch
 from editing.images import from_uint8
 from editing.models import ModelLoadError, Runtime, cpu_has_amx, load_model, resolve_runtime
 from editing.precond import Denoiser
+from editing.runtimes import DEFAULT_BACKEND
 from training.data import read_folder
 
 
@@ -26,7 +27,7 @@ class Budget:
     reps: int = 10  # timed repetitions (the best is reported), after one warm-up call
     speed_batches: tuple[int, ...] = (1, 8, 64)  # the speed table adds the engine's tile batch
     diffusers_batches: tuple[int, ...] = (1, 64)  # batches of the side-by-side run with diffusers' pipeline
-    openvino: bool = True  # speed and diffusers tables also time the OpenVINO UNet (editing.runtimes)
+    runtimes: bool = True  # speed and diffusers tables also time the UNet converted to ONNX Runtime and OpenVINO
     speed_tile_batch: bool = True  # the speed table also times the engine's tile batch (editing.tiling)
     scaling_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     samples_per_style: int = 256  # generated (and real) images per style for the SWD of section 2
@@ -175,8 +176,9 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
 
 
 def default_runtime(device: torch.device) -> Runtime:
-    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA, fp32 on CPU."""
-    return resolve_runtime(str(device))
+    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA, fp32 on CPU through the default
+    converted runtime (editing.runtimes.DEFAULT_BACKEND), as the studio and the CLI run it."""
+    return resolve_runtime(str(device), backend=DEFAULT_BACKEND)
 
 
 def try_load(folder: Path | None, runtime: Runtime) -> tuple[Denoiser | None, str]:

@@ -16,6 +16,7 @@ from benchmarks import edits, photos, quality, scaling, speed, whole_photos
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
 from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
+from editing.runtimes import eager_unet, runtime_name
 from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "photos", "load", "noise", "saved")
@@ -68,10 +69,12 @@ def run(options: Options) -> dict:
             raise ValueError(f"--threads must be >= 1, got {options.threads}")
         torch.set_num_threads(options.threads)
     runtime = default_runtime(device)
-    runtime_note = ("fp16 weights" if device.type == "cuda" else
-                    "fp32 weights, bf16 autocast" if runtime.autocast_dtype else "fp32")
     model, why_model = try_load(options.model, runtime)
     teacher, why_teacher = try_load(options.teacher, runtime)
+    loaded = model or teacher
+    runtime_note = ("fp16 weights" if device.type == "cuda" else
+                    "fp32 weights, bf16 autocast" if runtime.autocast_dtype else
+                    f"fp32, {runtime_name(loaded.unet) if loaded else runtime.backend}")
     model_name = options.model.name if options.model else "model"
     teacher_name = options.teacher.name if options.teacher else "teacher"
     info = machine(device, runtime_note)
@@ -100,7 +103,7 @@ def run(options: Options) -> dict:
         classes = net.param.class_names if net is not None else ()
         flat: list[tuple[str, Denoiser]] = []
         if model is not None and model.param.pixel_unshuffle == 1:
-            flat.append((f"{model_name} (fp32)", Denoiser(copy.deepcopy(model.unet).float(), model.param, None)))
+            flat.append((f"{model_name} (fp32)", Denoiser(copy.deepcopy(eager_unet(model.unet)).float(), model.param, None)))
         else:
             flat.append((f"tiny preset {res}px, random weights", tiny_random(res, classes, device)))
             if budget.compare_s5_flat:

@@ -15,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.common import Budget, Table, sync, time_ms
 from editing import tasks
 from editing.precond import Denoiser
+from editing.runtimes import ConvertedUNet, eager_unet, prepare_unet
 from editing.samplers import generators_for
 from editing.schedules import PRESETS, Schedule, uniform
 
@@ -45,7 +46,7 @@ def variants(device: torch.device) -> list[Variant]:
 
 def with_variant(model: Denoiser, variant: Variant) -> Denoiser:
     """A Denoiser over a copy of the UNet in the variant's dtype and memory format."""
-    unet = copy.deepcopy(model.unet)
+    unet = copy.deepcopy(eager_unet(model.unet))
     if next(unet.parameters()).dtype != variant.weight_dtype:
         unet = unet.to(dtype=variant.weight_dtype)
     if variant.channels_last:
@@ -112,16 +113,26 @@ def conv_peak(widths: tuple[int, ...], resolution: int, device: torch.device, dt
     return best_rate, best_width
 
 
-def openvino_denoiser(model: Denoiser) -> Denoiser | None:
-    """The model's UNet converted to OpenVINO (editing.runtimes, cached on disk), or None where it cannot run."""
-    from editing.runtimes import OpenVINOUNet, eager_unet, prepare_unet
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
+
+def converted_denoiser(model: Denoiser, backend: str) -> Denoiser | None:
+    """The model's UNet converted for `backend` (editing.runtimes, cached on disk), every batch through it, or
+    None where that runtime is not installed or the model is not a CPU fp32 one."""
     if model.autocast_dtype is not None:
         return None
-    # max_batch=None: every row through OpenVINO, which is how the studio's routing (OPENVINO_MAX_BATCH) was chosen
+    # every_batch: each row through the runtime, which is how the routing of large batches was chosen
     side = model.param.resolution // model.param.pixel_unshuffle
-    unet = prepare_unet(eager_unet(model.unet), "openvino", side, max_batch=None)
-    return Denoiser(unet, model.param, None) if isinstance(unet, OpenVINOUNet) else None
+    unet = prepare_unet(eager_unet(model.unet), backend, side, every_batch=True)
+    return Denoiser(unet, model.param, None) if isinstance(unet, ConvertedUNet) else None
+
+
+def converted_denoisers(model: Denoiser, budget: Budget) -> list[tuple[str, Denoiser]]:
+    """(runtime name, converted model) for each installed runtime the budget asks for."""
+    if not budget.runtimes:
+        return []
+    found = [(RUNTIME_NAMES[b], converted_denoiser(model, b)) for b in RUNTIME_NAMES]
+    return [(name, m) for name, m in found if m is not None]
 
 
 def engine_tile_batch(device: torch.device) -> int:
@@ -149,7 +160,7 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
                    "% of conv peak"])
     peaks: dict[torch.dtype, tuple[float, float, int]] = {}
     widths = unet_widths(model)
-    eager_flops: dict[int, int] = {}  # fp32 eager FLOPs per batch: the OpenVINO rows run the same network
+    eager_flops: dict[int, int] = {}  # fp32 eager FLOPs per batch: the converted rows run the same network
 
     def add_row(name: str, net: Denoiser, batch: int, dtype: torch.dtype, flops: int | None = None) -> int:
         """Time `net` at `batch` and add its row; FLOPs counted on `net` unless given. Returns the FLOPs."""
@@ -178,16 +189,18 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
         for k, v in peaks.items())
         + (" (matmul: 1024x1024 torch.mm" if device.type == "cpu" else " (matmul: 8192x8192 torch.mm")
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
-    ov = openvino_denoiser(model) if budget.openvino else None
-    if ov is not None:
+    eager = with_variant(model, Variant("fp32", torch.float32, None))
+    converted = converted_denoisers(model, budget) if device.type == "cpu" else []
+    for name, net in converted:
+        diffs = []
         for batch in speed_batches(budget, device):
-            add_row("fp32, OpenVINO", ov, batch, torch.float32, eager_flops[batch])
+            add_row(f"fp32, {name}", net, batch, torch.float32, eager_flops[batch])
             x, sigma, labels = inputs(model, batch, device)
             with torch.inference_mode():
-                diff = float((ov(x, sigma, labels) - model(x, sigma, labels)).abs().max())
-            table.notes.append(f"OpenVINO at batch {batch}: max |x0 - eager x0| = {diff:.1e}.")
-    else:
-        table.notes.append("OpenVINO rows skipped: openvino not installed or not a CPU fp32 model.")
+                diffs.append(float((net(x, sigma, labels) - eager(x, sigma, labels)).abs().max()))
+        table.notes.append(f"{name}: max |x0 - eager x0| = {max(diffs):.1e} over these batches.")
+    if not converted:
+        table.notes.append("ONNX Runtime / OpenVINO rows skipped: not installed, not asked for or not a CPU fp32 model.")
     if budget.speed_tile_batch:
         table.notes.append(f"Batch {engine_tile_batch(device)} is the engine's tile batch on {device.type} "
                            "(editing.tiling.TILE_BATCH).")
@@ -240,13 +253,14 @@ def flat_s5(resolution: int, classes: tuple[str, ...], device: torch.device) -> 
 
 
 def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, budget: Budget) -> Table:
-    """Our Algorithm 1 (editing.tasks.generate) against diffusers' ConsistencyModelPipeline, same UNet and noise."""
+    """Our Algorithm 1 (editing.tasks.generate) against diffusers' ConsistencyModelPipeline, same UNet and noise:
+    ours on eager PyTorch and on each converted runtime, theirs on eager PyTorch (what the pipeline runs)."""
     table = Table("diffusers", "Our multistep sampler vs diffusers ConsistencyModelPipeline (fp32, same UNet, "
                   "steps and per-image generators)",
-                  ["network", "steps", "batch", "ours ms", "ours OpenVINO ms", "diffusers ms", "diffusers / ours",
-                   "diffusers / ours OpenVINO", "OpenVINO max |diff|", "max |diff|"])
+                  ["network", "steps", "batch", "ours: runtime", "ours ms", "diffusers ms", "diffusers / ours",
+                   "max |diff|"])
     for name, model in models:
-        ov = openvino_denoiser(model) if budget.openvino else None
+        ours_on = [("PyTorch eager", model)] + (converted_denoisers(model, budget) if device.type == "cpu" else [])
         label = 0 if model.param.class_names else None
         for schedule in (PRESETS["1 step"], uniform(2)):
             pipe = diffusers_pipeline(model, schedule)
@@ -255,34 +269,30 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                 seeds = list(range(batch))
                 labels = None if label is None else torch.full((batch,), label, dtype=torch.long, device=device)
 
-                def ours() -> torch.Tensor:
-                    return tasks.generate(model, seeds, schedule=schedule, label=label)
-
                 def theirs() -> torch.Tensor:
                     return pipe(batch_size=batch, class_labels=labels, generator=generators_for(seeds),
                                 num_inference_steps=None, timesteps=steps, output_type="pt").images
 
                 reps = timing_reps(budget, batch)
-                def ours_ov() -> torch.Tensor:
-                    return tasks.generate(ov, seeds, schedule=schedule, label=label)
-
-                t_ours = time_ms(ours, device, reps)
                 t_theirs = time_ms(theirs, device, reps)
-                t_ov = time_ms(ours_ov, device, reps) if ov is not None else float("nan")
                 with torch.inference_mode():
                     reference = theirs().to(device)
-                    diff = float(((ours() + 1) / 2 - reference).abs().max())
-                    ov_diff = float(((ours_ov() + 1) / 2 - reference).abs().max()) if ov is not None else float("nan")
-                table.add(name, schedule.evaluations, batch, t_ours, t_ov, t_theirs, t_theirs / t_ours,
-                          t_theirs / t_ov, ov_diff, diff)
+                for runtime, net in ours_on:
+                    def ours() -> torch.Tensor:
+                        return tasks.generate(net, seeds, schedule=schedule, label=label)
+
+                    t_ours = time_ms(ours, device, reps)
+                    with torch.inference_mode():
+                        diff = float(((ours() + 1) / 2 - reference).abs().max())
+                    table.add(name, schedule.evaluations, batch, runtime, t_ours, t_theirs, t_theirs / t_ours, diff)
     table.notes.append("diffusers' pipeline cannot run a pixel_unshuffle > 1 UNet, so the comparison uses "
                        "pixel_unshuffle = 1 networks: " + ", ".join(n for n, _ in models) + ".")
-    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise. "
-                       "'ours OpenVINO' is the same sampler over the UNet converted by editing.runtimes.")
+    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise. The "
+                       "converted runtimes run the same UNet (editing.runtimes), every batch through them.")
     if device.type == "cpu":
         table.notes.append("On CPU, Denoiser.network forces the math SDPA kernel (chosen for the shipped model's "
                            "<= 64-token attention); at 32 px the tiny preset attends over 256 tokens, where that "
-                           "kernel is slower than the default diffusers uses, so part of any gap is that choice.")
+                           "kernel is slower than the default diffusers uses, so part of the eager gap is that choice.")
     return table
 
 

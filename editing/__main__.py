@@ -43,9 +43,9 @@ def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bo
                    help=f"model folder (ours or a diffusers ConsistencyModelPipeline folder; {MODEL_RULE})")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to run: auto picks CUDA when present (default auto)")
-    g.add_argument("--backend", choices=("openvino", "eager"), default="openvino",  # editing.runtimes.BACKENDS
-                   help="how a CPU runs the network in fp32: openvino (converted once, cached under ~/.cache; eager "
-                        "where openvino is not installed) or eager PyTorch (default openvino)")
+    g.add_argument("--backend", choices=("onnxruntime", "openvino", "eager"), default="onnxruntime",  # editing.runtimes
+                   help="how a CPU runs the network in fp32: onnxruntime or openvino (converted once, cached under "
+                        "~/.cache; eager where not installed) or eager PyTorch (default onnxruntime)")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="on CPU, run the network in fp32 or under bf16 autocast; bf16 pays off only on a CPU with "
                         "AMX at batch 8 and more, and is far slower elsewhere (default fp32)")

@@ -40,7 +40,7 @@ class Runtime:
     device: torch.device
     weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
     autocast_dtype: torch.dtype | None  # bf16 autocast, on CPU only when asked for
-    backend: str = "eager"  # CPU fp32 only: "openvino" runs the UNet converted once (editing.runtimes)
+    backend: str = "eager"  # CPU fp32 only: "onnxruntime" or "openvino" runs the UNet converted once (editing.runtimes)
 
 
 def cpu_has_amx() -> bool:

@@ -1,8 +1,9 @@
-"""CPU backends for the UNet: eager PyTorch, or the same network converted once to OpenVINO.
+"""CPU backends for the UNet: eager PyTorch, or the same network converted once to ONNX Runtime or OpenVINO.
 
-The converted network (OpenVINO IR) is cached on disk under a key of the weights and the input shape, so the
-conversion is paid once; later loads read the IR. Where openvino is not installed the eager UNet is kept. Speed and
-agreement with eager are measured by `python -m benchmarks --sections speed`.
+The converted network (an ONNX file, or OpenVINO IR) is cached on disk under a key of the weights and the input
+shape, so the conversion is paid once; later loads read the file. Where a runtime is not installed the eager UNet is
+kept. Speed and agreement with eager are measured by `python -m benchmarks --sections speed`, which is how the
+default (ONNX Runtime, at every batch size) was chosen.
 """
 
 from __future__ import annotations
@@ -11,20 +12,29 @@ import hashlib
 import importlib.util
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torch import nn
 
-BACKENDS = ("eager", "openvino")
-# Above this batch eager PyTorch (oneDNN) out-ran the converted network on both shipped models, so "openvino"
-# routes larger batches (the engine's tile batches) to the eager UNet; see `benchmarks --sections speed`.
+BACKENDS = ("onnxruntime", "openvino", "eager")
+DEFAULT_BACKEND = "onnxruntime"
+# Above this batch eager PyTorch (oneDNN) out-ran OpenVINO on both shipped models, so "openvino" routes larger
+# batches (the engine's tile batches) to the eager UNet; ONNX Runtime out-ran eager at every batch measured.
 OPENVINO_MAX_BATCH = 8
 
 
 def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
+
+
+def onnxruntime_available() -> bool:
+    # the export needs `onnx` as well as the runtime
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 def import_openvino():  # -> the openvino module
@@ -41,9 +51,9 @@ def import_openvino():  # -> the openvino module
     return openvino
 
 
-def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME (else ~/.cache) / consistency-studio / openvino."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "consistency-studio" / "openvino"
+def default_cache_dir(backend: str = "openvino") -> Path:
+    """$XDG_CACHE_HOME (else ~/.cache) / consistency-studio / <backend>."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "consistency-studio" / backend
 
 
 def weights_key(unet: nn.Module, in_channels: int, side: int) -> str:
@@ -65,48 +75,36 @@ class _Body(nn.Module):
         return self.unet(x, t, class_labels=labels).sample
 
 
-class OpenVINOUNet(nn.Module):
-    """Stands in for a diffusers UNet2DModel (call, `.config`, `.sample`) and runs it through OpenVINO in fp32,
+class ConvertedUNet(nn.Module):
+    """Stands in for a diffusers UNet2DModel (call, `.config`, `.sample`) and runs a converted copy of it in fp32,
     up to `max_batch` images a call (larger batches, and other input sizes, run the eager UNet).
 
     The eager UNet stays as `.eager` (its parameters give dtype and device; diffusers' pipeline and training
-    use it directly)."""
+    use it directly). Subclasses build the converted network once (cached under `cache_dir`) and run it."""
 
-    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None,
-                 max_batch: int | None = OPENVINO_MAX_BATCH):
+    backend = ""
+
+    def __init__(self, unet: nn.Module, side: int, max_batch: int | None):
         super().__init__()
-        ov = import_openvino()
-
         self.eager = unet
         self.config = unet.config
         self.side = side
-        self.max_batch = max_batch  # None: every batch through OpenVINO
+        self.max_batch = max_batch  # None: every batch through the converted network
         self.conditional = bool(unet.config.num_class_embeds)
-        c = int(unet.config.in_channels)
-        folder = Path(cache_dir or default_cache_dir())
-        xml = folder / f"{weights_key(unet, c, side)}.xml"
-        if not xml.is_file():
-            x = torch.zeros(1, c, side, side)
-            t = torch.zeros(1)
-            example: tuple[torch.Tensor, ...] = (x, t)
-            shapes = [([-1, c, side, side], ov.Type.f32), ([-1], ov.Type.f32)]
-            if self.conditional:
-                example += (torch.zeros(1, dtype=torch.long),)
-                shapes.append(([-1], ov.Type.i64))
-            with torch.no_grad():
-                model = ov.convert_model(_Body(unet).eval(), example_input=example, input=shapes)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = xml.with_suffix(".tmp.xml")
-            ov.save_model(model, tmp, compress_to_fp16=False)
-            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-            tmp.replace(xml)
-        core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        self.channels = int(unet.config.in_channels)
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        c, side = self.channels, self.side
+        example: tuple[torch.Tensor, ...] = (torch.zeros(1, c, side, side), torch.zeros(1))
+        return example + ((torch.zeros(1, dtype=torch.long),) if self.conditional else ())
+
+    def run(self, feeds: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None,
                 return_dict: bool = True) -> SimpleNamespace | tuple[torch.Tensor]:
         too_large = self.max_batch is not None and x.shape[0] > self.max_batch
-        if too_large or tuple(x.shape[-2:]) != (self.side, self.side):  # the IR is built for one tile size
+        if too_large or tuple(x.shape[-2:]) != (self.side, self.side):  # converted for one tile size
             return self.eager(x, t, class_labels=class_labels, return_dict=return_dict)
         n = x.shape[0]
         t = t.to(torch.float32).expand(n) if t.ndim == 0 else t.to(torch.float32)
@@ -115,26 +113,109 @@ class OpenVINOUNet(nn.Module):
             if class_labels is None:
                 raise ValueError("this UNet is class-conditional: pass class_labels")
             feeds.append(class_labels.to("cpu", torch.long).expand(n).contiguous().numpy())
+        sample = torch.from_numpy(self.run(feeds)).to(x.device)
+        return SimpleNamespace(sample=sample) if return_dict else (sample,)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary name, so that a reader (another process) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    write(tmp)
+    tmp.replace(path)
+
+
+class OnnxRuntimeUNet(ConvertedUNet):
+    """The UNet exported once to ONNX (dynamic batch) and run by ONNX Runtime's CPU provider."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None, max_batch: int | None = None):
+        super().__init__(unet, side, max_batch)
+        import onnxruntime
+
+        folder = Path(cache_dir or default_cache_dir(self.backend))
+        path = folder / f"{weights_key(unet, self.channels, side)}.onnx"
+        if not path.is_file():
+            example = self.example_inputs()
+            names = ["x", "t", "labels"][: len(example)]
+
+            def export(tmp: Path) -> None:
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tracer warnings on diffusers' shape asserts
+                    torch.onnx.export(_Body(unet).eval(), example, str(tmp), input_names=names,
+                                      output_names=["sample"], opset_version=17, dynamo=False,
+                                      dynamic_axes={name: {0: "batch"} for name in names + ["sample"]})
+
+            _atomic_write(path, export)
+        self.input_names = ["x", "t", "labels"][: 3 if self.conditional else 2]
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the same cores eager PyTorch would use
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # InferenceSession.run may be called from several threads at once (the studio's requests).
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, feeds: list[np.ndarray]) -> np.ndarray:
+        return self.session.run(None, dict(zip(self.input_names, feeds)))[0]
+
+
+class OpenVINOUNet(ConvertedUNet):
+    """The UNet converted once to OpenVINO IR and compiled for the CPU in fp32."""
+
+    backend = "openvino"
+
+    def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None,
+                 max_batch: int | None = OPENVINO_MAX_BATCH):
+        super().__init__(unet, side, max_batch)
+        ov = import_openvino()
+
+        folder = Path(cache_dir or default_cache_dir(self.backend))
+        xml = folder / f"{weights_key(unet, self.channels, side)}.xml"
+        if not xml.is_file():
+            shapes = [([-1, self.channels, side, side], ov.Type.f32), ([-1], ov.Type.f32)]
+            if self.conditional:
+                shapes.append(([-1], ov.Type.i64))
+            with torch.no_grad():
+                model = ov.convert_model(_Body(unet).eval(), example_input=self.example_inputs(), input=shapes)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = xml.with_suffix(".tmp.xml")
+            ov.save_model(model, tmp, compress_to_fp16=False)
+            tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+            tmp.replace(xml)
+        core = ov.Core()
+        self.compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    def run(self, feeds: list[np.ndarray]) -> np.ndarray:
         # One infer request per call: the compiled model's own (`compiled(feeds)`) is shared, and the studio
         # runs requests from several threads at once.
         request = self.compiled.create_infer_request()
         request.infer(feeds)
-        sample = torch.from_numpy(request.get_output_tensor(0).data.copy()).to(x.device)
-        return SimpleNamespace(sample=sample) if return_dict else (sample,)
+        return request.get_output_tensor(0).data.copy()
 
 
 def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | None = None,
-                 max_batch: int | None = OPENVINO_MAX_BATCH) -> nn.Module:
-    """The UNet to run for `backend`: OpenVINO where asked for, installed and the UNet is a CPU fp32 one, else the
-    eager UNet unchanged."""
+                 every_batch: bool = False) -> nn.Module:
+    """The UNet to run for `backend`: converted where that runtime is installed and the UNet is a CPU fp32 one,
+    else the eager UNet unchanged. `every_batch`: no routing of large batches to eager (for the benchmarks)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     weight = next(unet.parameters())
-    if backend == "openvino" and openvino_available() and weight.device.type == "cpu" and weight.dtype == torch.float32:
-        return OpenVINOUNet(unet, side, cache_dir, max_batch)
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return unet
+    if backend == "onnxruntime" and onnxruntime_available():
+        return OnnxRuntimeUNet(unet, side, cache_dir)
+    if backend == "openvino" and openvino_available():
+        return OpenVINOUNet(unet, side, cache_dir, None if every_batch else OPENVINO_MAX_BATCH)
     return unet
 
 
 def eager_unet(unet: nn.Module) -> nn.Module:
     """The eager UNet behind a prepared one (itself when eager)."""
-    return unet.eager if isinstance(unet, OpenVINOUNet) else unet
+    return unet.eager if isinstance(unet, ConvertedUNet) else unet
+
+
+def runtime_name(unet: nn.Module) -> str:
+    """What runs a prepared UNet: "onnxruntime", "openvino" or "eager"."""
+    return unet.backend if isinstance(unet, ConvertedUNet) else "eager"

@@ -20,7 +20,7 @@ from editing.precond import Denoiser, Parameterization  # noqa: E402
 from training.nets import random_unet  # noqa: E402
 
 CLASSES = ("twemoji", "noto", "fluent3d")
-# XDG_CACHE_HOME of the CLI and studio processes the tests start: their OpenVINO IR (the default backend),
+# XDG_CACHE_HOME of the CLI and studio processes the tests start: their converted UNet (the default backend),
 # converted once for all tests and kept out of the user's cache.
 TEST_CACHE_HOME = Path(tempfile.gettempdir()) / "cs-test-cache"
 

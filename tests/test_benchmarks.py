@@ -25,7 +25,7 @@ from training.tune_ts import write_schedules
 TINY = Budget(reps=1, speed_batches=(1,), scaling_batches=(1, 2), samples_per_style=3, quality_styles=3,
               sample_batch=3, edit_images_per_style=2, edit_styles=1, cm_steps=(1, 2), teacher_steps=(1, 2),
               noise_levels=(0.2,), swd_per_image=8, measure_256=False, compare_s5_flat=False,
-              diffusers_batches=(1,), speed_tile_batch=False, openvino=False)
+              diffusers_batches=(1,), speed_tile_batch=False, runtimes=False)
 
 
 def make_data(folder: Path, size: int = 16, per_style: int = 5) -> Path:

@@ -403,15 +403,16 @@ socket.getaddrinfo = getaddrinfo
 '''
 
 
-def test_no_outbound_connection_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [(), ("--backend", "openvino")], ids=["default", "openvino"])
+def test_no_outbound_connection_at_start(tmp_path: Path, args: tuple[str, ...]) -> None:
     """A plain start (no GRADIO_* or HF_* settings) with every non-loopback connect recorded and failed."""
     (tmp_path / "hook").mkdir()
     (tmp_path / "hook" / "sitecustomize.py").write_text(SITECUSTOMIZE)
     record = tmp_path / "connects.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "HF_", "DO_NOT_TRACK"))}
-    # a cache of its own, so that the start converts the model to OpenVINO (whose converter has telemetry)
+    # a cache of its own, so that the start converts the model (OpenVINO's converter has telemetry)
     env.update(PYTHONPATH=str(tmp_path / "hook"), STUDIO_CONNECT_LOG=str(record), XDG_CACHE_HOME=str(tmp_path / "cache"))
-    server = AppProcess(make_weights(tmp_path / "weights"), tmp_path, env=env, clean_env=True)
+    server = AppProcess(make_weights(tmp_path / "weights"), tmp_path, args=args, env=env, clean_env=True)
     try:
         assert urllib.request.urlopen(server.url + "config", timeout=10).status == 200
         time.sleep(3)  # analytics and update checks run in background threads after start

@@ -1,5 +1,5 @@
-"""CPU backends (editing.runtimes): OpenVINO gives the eager UNet's results within 1e-4, is cached on disk,
-and loading falls back to eager where it is not installed."""
+"""CPU backends (editing.runtimes): ONNX Runtime and OpenVINO give the eager UNet's results within 1e-4, are cached
+on disk, serve several threads at once, and loading falls back to eager where a runtime is not installed."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ import torch
 
 from editing import runtimes
 from editing.models import load_model, resolve_runtime
-from editing.runtimes import OpenVINOUNet, eager_unet, prepare_unet
+from editing.runtimes import ConvertedUNet, OnnxRuntimeUNet, OpenVINOUNet, eager_unet, prepare_unet, runtime_name
 from tests.conftest import make_tiny_folder
 
 TOLERANCE = 1e-4  # max |diff| of x0 on the [-1, 1] scale, fp32 both ways
+
+CONVERTED = [
+    pytest.param("onnxruntime", OnnxRuntimeUNet, "*.onnx", None,
+                 marks=pytest.mark.skipif(not runtimes.onnxruntime_available(), reason="onnxruntime not installed")),
+    pytest.param("openvino", OpenVINOUNet, "*.xml", runtimes.OPENVINO_MAX_BATCH,
+                 marks=pytest.mark.skipif(not runtimes.openvino_available(), reason="openvino not installed")),
+]
 
 
 def inputs(model, batch: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -26,39 +33,46 @@ def inputs(model, batch: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor
     return x, sigma, labels
 
 
-@pytest.mark.skipif(not runtimes.openvino_available(), reason="openvino not installed")
+@pytest.mark.parametrize("backend, kind, pattern, max_batch", CONVERTED)
 @pytest.mark.parametrize("classes", [("a", "b"), ()])
-def test_openvino_matches_eager_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_converted_matches_eager_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str,
+                                               kind: type, pattern: str, max_batch: int | None,
                                                classes: tuple[str, ...]) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = make_tiny_folder(tmp_path / "tiny", classes=classes)
     eager = load_model(folder, resolve_runtime("cpu"))
-    ov = load_model(folder, resolve_runtime("cpu", backend="openvino"))
-    assert isinstance(ov.unet, OpenVINOUNet) and eager_unet(ov.unet) is not ov.unet
-    cached = sorted(runtimes.default_cache_dir().glob("*.xml"))
+    converted = load_model(folder, resolve_runtime("cpu", backend=backend))
+    assert isinstance(converted.unet, kind) and eager_unet(converted.unet) is not converted.unet
+    assert runtime_name(converted.unet) == backend and runtime_name(eager.unet) == "eager"
+    cached = sorted(runtimes.default_cache_dir(backend).glob(pattern))
     assert len(cached) == 1
+    assert not list(runtimes.default_cache_dir(backend).glob("*.tmp*"))  # written through a temporary name
     with torch.inference_mode():
-        for batch in (1, 3):
+        for batch in (1, 3, 12):
             x, sigma, labels = inputs(eager, batch)
-            assert float((ov(x, sigma, labels) - eager(x, sigma, labels)).abs().max()) < TOLERANCE
-        big = torch.randn(2, ov.unet.config.in_channels, 2 * ov.unet.side, 2 * ov.unet.side)
+            assert float((converted(x, sigma, labels) - eager(x, sigma, labels)).abs().max()) < TOLERANCE
+        big = torch.randn(2, converted.unet.config.in_channels, 2 * converted.unet.side, 2 * converted.unet.side)
         t = torch.full((2,), 0.3)
         kwargs = {"class_labels": torch.zeros(2, dtype=torch.long)} if classes else {}
-        # another input size than the IR's runs the eager UNet itself: the same numbers, exactly
-        assert torch.equal(ov.unet(big, t, **kwargs).sample, eager.unet(big, t, **kwargs).sample)
-        x, sigma, labels = inputs(eager, runtimes.OPENVINO_MAX_BATCH + 1)  # and so does a batch above the routing's
-        assert torch.equal(ov(x, sigma, labels), eager(x, sigma, labels))
-    again = load_model(folder, resolve_runtime("cpu", backend="openvino"))  # reads the cached IR
-    assert sorted(runtimes.default_cache_dir().glob("*.xml")) == cached
+        # another input size than the converted one runs the eager UNet itself: the same numbers, exactly
+        assert torch.equal(converted.unet(big, t, **kwargs).sample, eager.unet(big, t, **kwargs).sample)
+        if max_batch is not None:  # and so does a batch above the backend's routing
+            x, sigma, labels = inputs(eager, max_batch + 1)
+            assert torch.equal(converted(x, sigma, labels), eager(x, sigma, labels))
+    again = load_model(folder, resolve_runtime("cpu", backend=backend))  # reads the cached file
+    assert sorted(runtimes.default_cache_dir(backend).glob(pattern)) == cached
     x, sigma, labels = inputs(eager, 2)
     with torch.inference_mode():
         assert float((again(x, sigma, labels) - eager(x, sigma, labels)).abs().max()) < TOLERANCE
 
 
-def test_falls_back_to_eager_without_openvino(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtimes, "openvino_available", lambda: False)
-    model = load_model(tiny_model_dir, resolve_runtime("cpu", backend="openvino"))
-    assert not isinstance(model.unet, OpenVINOUNet)
+@pytest.mark.parametrize("backend, available", [("onnxruntime", "onnxruntime_available"),
+                                                ("openvino", "openvino_available")])
+def test_falls_back_to_eager_without_the_runtime(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 backend: str, available: str) -> None:
+    monkeypatch.setattr(runtimes, available, lambda: False)
+    model = load_model(tiny_model_dir, resolve_runtime("cpu", backend=backend))
+    assert not isinstance(model.unet, ConvertedUNet) and runtime_name(model.unet) == "eager"
 
 
 def test_backend_validated_and_bf16_stays_eager() -> None:
@@ -66,21 +80,25 @@ def test_backend_validated_and_bf16_stays_eager() -> None:
         resolve_runtime("cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="backend"):
         prepare_unet(torch.nn.Identity(), "bogus", 8)
-    assert resolve_runtime("cpu", bf16=True, backend="openvino").backend == "eager"
+    for backend in ("onnxruntime", "openvino"):
+        assert resolve_runtime("cpu", bf16=True, backend=backend).backend == "eager"
 
 
-@pytest.mark.skipif(not runtimes.openvino_available(), reason="openvino not installed")
-def test_openvino_calls_from_several_threads_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend, kind, pattern, max_batch", CONVERTED)
+def test_converted_calls_from_several_threads_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      backend: str, kind: type, pattern: str,
+                                                      max_batch: int | None) -> None:
     # The studio serves requests on several threads: each call must get its own answer.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = make_tiny_folder(tmp_path / "tiny", classes=())
     eager = load_model(folder, resolve_runtime("cpu"))
-    ov = load_model(folder, resolve_runtime("cpu", backend="openvino"))
+    converted = load_model(folder, resolve_runtime("cpu", backend=backend))
+    assert isinstance(converted.unet, kind)
     cases = [inputs(eager, 1 + i % 3, seed=i) for i in range(16)]
 
     def run(case: tuple) -> torch.Tensor:
         with torch.inference_mode():
-            return ov(*case)
+            return converted(*case)
 
     with ThreadPoolExecutor(8) as pool:
         outs = list(pool.map(run, cases))
