@@ -39,7 +39,7 @@ from editing.precond import Denoiser
 from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
 from editing.schedules import PRESETS, karras_sigmas, steps_schedule
-from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to
+from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to, padded_run
 
 MAX_BATCH = 16
 MAX_FRAMES = 32
@@ -128,13 +128,6 @@ class Prepared:
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
         return tile_callback(self.on_step, self.deadline, evaluations)
-
-
-def at_least(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, least: int,
-             factor: int = 1) -> torch.Tensor:
-    """`run` on x reflected up to least x least where it is smaller (one tile), cropped back to factor x its size."""
-    h, w = x.shape[-2:]
-    return run(pad_to(x, least, least))[..., : h * factor, : w * factor]
 
 
 class Studio(Registry):
@@ -303,7 +296,7 @@ class Studio(Registry):
             prep.notes.append("the mask covers the whole image: this is generation from noise, not an edit")
             out = tasks.generate(model_, seeds, schedule=schedule, label=prep.label, callback=prep.callback())
         else:
-            out = at_least(lambda padded: tasks.inpaint(
+            out = padded_run(lambda padded: tasks.inpaint(
                 model_, padded, pad_to(fill, r, r), seeds, schedule=schedule, label=prep.label,
                 on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), x, r)
             prep.notes.append(f"filled {int(fill.sum())} of {h * w} pixels; the others are kept exactly")
@@ -319,7 +312,7 @@ class Studio(Registry):
         upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
         model_, r = self.edit_model(prep, edit_with), prep.resolution
-        out = at_least(lambda padded: tasks.colorize(
+        out = padded_run(lambda padded: tasks.colorize(
             model_, padded, seeds, schedule=schedule, label=prep.label,
             on_tiles=prep.tiles(evaluations), limits=self.limits), upload.tensor, r)
         return self._outputs("colorize", prep, out, seeds, upload, before=grayscale(upload.tensor))
@@ -357,7 +350,7 @@ class Studio(Registry):
             low = F.avg_pool2d(reference, factor)  # the block means, the measured part (A y)
         seeds = forms.seed_range(prep.seed, prep.count, prep.count_name)
         model_ = self.edit_model(prep, edit_with)
-        out = at_least(lambda padded: tasks.superresolve(
+        out = padded_run(lambda padded: tasks.superresolve(
             model_, padded, factor, seeds, schedule=schedule, label=prep.label,
             on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), low, -(-r // factor), factor)
         captions = [f"seed {s}" for s in seeds]
@@ -394,7 +387,7 @@ class Studio(Registry):
             upload = FullImage(strokes, upload.alpha, [])
             prep.notes.extend(f"strokes: {n}" for n in notes)
         model_ = self.load(prep.entry.name)
-        out = at_least(lambda padded: tasks.stroke_edit(
+        out = padded_run(lambda padded: tasks.stroke_edit(
             model_, padded, seeds, schedule=schedule, label=prep.label,
             on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), upload.tensor, prep.resolution)
         prep.notes.append(f"strength {strength}: {self.stroke_start_text(prep.entry.name, strength)}; "

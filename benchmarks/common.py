@@ -176,9 +176,10 @@ def machine(device: torch.device, dtype_note: str) -> dict[str, Any]:
 
 
 def default_runtime(device: torch.device) -> Runtime:
-    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA, fp32 on CPU through the default
-    converted runtime (editing.runtimes.DEFAULT_BACKEND), as the studio and the CLI run it."""
-    return resolve_runtime(str(device), backend=DEFAULT_BACKEND)
+    """The app's runtime (editing.models.resolve_runtime): fp16 weights on CUDA; on CPU fp32 through the default
+    converted runtime (editing.runtimes.DEFAULT_BACKEND), tiled models under bf16 where the CPU has it natively,
+    as the studio and the CLI run them."""
+    return resolve_runtime(str(device), backend=DEFAULT_BACKEND, precision="auto")
 
 
 def try_load(folder: Path | None, runtime: Runtime) -> tuple[Denoiser | None, str]:

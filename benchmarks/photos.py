@@ -36,12 +36,10 @@ class PhotoBudget:
     crops_per_photo: int = 2  # per scale (CBM3D takes seconds per crop)
     scales: tuple[int, ...] = (1, 2)  # native and area-downscaled by 2, as the model was trained
     tune_crops: int = 16  # NL-means' h is chosen on the first crops (favours the baseline)
-    timing_batches: tuple[int, ...] = (1, 16, 64)
-    reps: int = 3
 
 
 PHOTO_FULL = PhotoBudget()
-PHOTO_QUICK = PhotoBudget(crops_per_photo=1, scales=(2,), tune_crops=4, timing_batches=(1, 16), reps=1)
+PHOTO_QUICK = PhotoBudget(crops_per_photo=1, scales=(2,), tune_crops=4)
 
 
 def heldout_crops(folder: Path, size: int, budget: PhotoBudget) -> torch.Tensor:
@@ -179,26 +177,4 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
     table.notes.append("CM edits run the task defaults with one seed per crop, all crops in one batch (a benchmark, "
                        "not a studio request: no per-request limit). Colorization baseline: each pixel's luma kept, its"
                        " chroma the mean chroma of the training tiles at that luma.")
-    return [table, timing_table(net, device, budget, names[0] if cm is not None else names[1])]
-
-
-def timing_table(net: Denoiser, device: torch.device, budget: PhotoBudget, name: str) -> Table:
-    """Milliseconds per evaluation, per crop and seconds per megapixel at the batch sizes the engine uses."""
-    r = net.param.resolution
-    table = Table("photo_speed", f"Photo model speed per evaluation ({name}, {r}x{r} crops)",
-                  ["batch", "ms / evaluation", "ms / crop", "s / megapixel (no overlap)"])
-    for batch in budget.timing_batches:
-        x = torch.randn(batch, 3, r, r, generator=torch.Generator().manual_seed(0)).to(device)
-        with torch.inference_mode():
-            net(x, 0.2)
-            best = float("inf")
-            for _ in range(budget.reps):
-                t0 = time.perf_counter()
-                net(x, 0.2)
-                sync(device)
-                best = min(best, time.perf_counter() - t0)
-        table.add(batch, 1e3 * best, 1e3 * best / batch, best / batch / (r * r) * 1e6)
-    table.notes.append(f"Best of {budget.reps} after a warm-up, torch threads {torch.get_num_threads()}. A whole "
-                       "photo costs more per megapixel: tiles overlap (the any-size engine's tiling).")
-    return table
-
+    return [table]

@@ -19,7 +19,8 @@ from editing.precond import Denoiser
 from editing.runtimes import eager_unet, runtime_name
 from training.nets import random_denoiser
 
-SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_crops", "photos", "load", "noise", "saved")
+SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_speed", "photo_crops", "photos", "load",
+            "noise", "saved")
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,7 @@ def run(options: Options) -> dict:
     runtime = default_runtime(device)
     model, why_model = try_load(options.model, runtime)
     teacher, why_teacher = try_load(options.teacher, runtime)
-    loaded = model or teacher
-    runtime_note = ("fp16 weights" if device.type == "cuda" else
-                    "fp32 weights, bf16 autocast" if runtime.autocast_dtype else
-                    f"fp32, {runtime_name(loaded.unet) if loaded else runtime.backend}")
+    runtime_note = note_of(runtime, model or teacher)
     model_name = options.model.name if options.model else "model"
     teacher_name = options.teacher.name if options.teacher else "teacher"
     info = machine(device, runtime_note)
@@ -98,6 +96,8 @@ def run(options: Options) -> dict:
         else:
             tables.append(speed.speed_table(net, device, budget, net_name))
         if model is not None:
+            if device.type == "cpu":
+                tables.append(speed.threads_table(model, device, budget, model_name))
             tables.append(speed.overhead_table(model, device, budget))
         res = net.param.resolution if net is not None else 32
         classes = net.param.class_names if net is not None else ()
@@ -137,6 +137,14 @@ def run(options: Options) -> dict:
             tables.append(scaling.batch_table(net, device, budget, net_name, runtime_note))
         tables.append(scaling.resolution_table(net, device, budget, runtime.autocast_dtype, runtime.weight_dtype,
                                                runtime_note, net_name))
+    if section("photo_speed"):  # the photo model's network by runtime, and a whole photo's denoise vs CBM3D
+        photo, why_photo = try_load(options.photo_model, runtime)
+        if photo is not None:
+            tables.append(speed.speed_table(photo, device, budget, options.photo_model.name, key="photo_speed"))
+        else:
+            tables.append(Table("photo_speed", "Photo model speed", [], notes=[f"skipped: {why_photo}"]))
+        tables.append(speed.whole_photo_denoise_table(options.photo_teacher, options.photo_data, device,
+                                                      256 if options.quick else 1024, 1 if options.quick else 2))
     if section("photo_crops"):
         tables += photo_tables(options, runtime)
     if section("photos"):
@@ -161,17 +169,30 @@ def run(options: Options) -> dict:
 
         tables.append(saved_table(model, why_model, data, 8 if budget is QUICK else 32))
     info["seconds"] = round(time.perf_counter() - started, 1)
+    if any(t.key.startswith("photo") for t in tables):
+        photo = try_load(options.photo_teacher, runtime)[0] or try_load(options.photo_model, runtime)[0]
+        photo_note = note_of(runtime, photo)
     stamp = run_stamp(info)
     for t in tables:
         t.run = stamp
         if t.key.startswith("photo"):  # these tables are of the photo models, not the emoji model the stamp names
-            t.run = f"{info['date']}, {info['cpu']}, {info['dtype']}, photo models {options.photo_model}, " \
+            t.run = f"{info['date']}, {info['cpu']}, {photo_note}, photo models {options.photo_model}, " \
                     f"{options.photo_teacher}"
     if set(options.sections) != set(SECTIONS):
         tables = merged(results_path(options, ".json"), tables)
     document = {"machine": info, "tables": {t.key: t.to_dict() for t in tables}}
     write(options, document, tables)
     return document
+
+
+def note_of(runtime: Runtime, model: Denoiser | None) -> str:
+    """How `model` runs: weights' dtype, autocast and the CPU runtime (the runtime's defaults where no model)."""
+    if runtime.device.type == "cuda":
+        return "fp16 weights"
+    autocast = model.autocast_dtype if model is not None else runtime.autocast_dtype
+    if autocast is not None:
+        return "fp32 weights, bf16 autocast"
+    return f"fp32, {runtime_name(model.unet) if model is not None else runtime.backend}"
 
 
 def photo_tables(options: Options, runtime: Runtime, whole: bool = False) -> list[Table]:

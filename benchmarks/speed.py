@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline
@@ -14,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import Budget, Table, sync, time_ms
 from editing import tasks
+from editing.models import Runtime, cpu_has_native_bf16, load_model
 from editing.precond import Denoiser
 from editing.runtimes import ConvertedUNet, eager_unet, prepare_unet
 from editing.samplers import generators_for
@@ -72,22 +74,27 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+MATMUL_SIDES = {"cpu": (1024, 2048), "cuda": (8192,)}  # a 1024 matmul alone stayed below oneDNN's conv rate
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int) -> float:
-    """Best GFLOP/s of a square matmul, the roofline's compute ceiling for `dtype` on this machine."""
-    n = 8192 if device.type == "cuda" else 1024
+    """Best GFLOP/s of a square matmul (of the sizes MATMUL_SIDES), the roofline's compute ceiling for `dtype`."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device, dtype)
-    b = torch.randn(n, n, generator=g).to(device, dtype)
-    best = float("inf")
-    with torch.inference_mode():
-        torch.mm(a, b)
-        for _ in range(max(3, reps)):
-            sync(device)
-            start = time.perf_counter()
+    rate = 0.0
+    for n in MATMUL_SIDES[device.type]:
+        a = torch.randn(n, n, generator=g).to(device, dtype)
+        b = torch.randn(n, n, generator=g).to(device, dtype)
+        best = float("inf")
+        with torch.inference_mode():
             torch.mm(a, b)
-            sync(device)
-            best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+            for _ in range(max(3, reps // 2)):
+                sync(device)
+                start = time.perf_counter()
+                torch.mm(a, b)
+                sync(device)
+                best = min(best, time.perf_counter() - start)
+        rate = max(rate, 2 * n**3 / best / 1e9)
+    return rate
 
 
 def unet_widths(model: Denoiser) -> tuple[int, ...]:
@@ -119,8 +126,6 @@ RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 def converted_denoiser(model: Denoiser, backend: str) -> Denoiser | None:
     """The model's UNet converted for `backend` (editing.runtimes, cached on disk), every batch through it, or
     None where that runtime is not installed or the model is not a CPU fp32 one."""
-    if model.autocast_dtype is not None:
-        return None
     # every_batch: each row through the runtime, which is how the routing of large batches was chosen
     side = model.param.resolution // model.param.pixel_unshuffle
     unet = prepare_unet(eager_unet(model.unet), backend, side, every_batch=True)
@@ -153,9 +158,9 @@ def timing_reps(budget: Budget, batch: int) -> int:
     return budget.reps if batch <= 8 else max(2, budget.reps // 3)
 
 
-def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str) -> Table:
+def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str, key: str = "speed") -> Table:
     """ms per evaluation per batch and variant, GFLOP/s and its share of the measured matmul and conv peaks."""
-    table = Table("speed", f"Speed per network evaluation ({model_name})",
+    table = Table(key, f"Speed per network evaluation ({model_name})",
                   ["variant", "batch", "ms / eval", "ms / image", "GFLOP / eval", "GFLOP/s", "% of matmul peak",
                    "% of conv peak"])
     peaks: dict[torch.dtype, tuple[float, float, int]] = {}
@@ -187,7 +192,7 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
     table.notes.append("Measured peaks: " + "; ".join(
         f"{str(k).replace('torch.', '')} matmul {v[0]:.0f} GFLOP/s, 3x3 conv {v[1]:.0f} GFLOP/s (width {v[2]})"
         for k, v in peaks.items())
-        + (" (matmul: 1024x1024 torch.mm" if device.type == "cpu" else " (matmul: 8192x8192 torch.mm")
+        + f" (matmul: torch.mm, best of sides {', '.join(map(str, MATMUL_SIDES[device.type]))}"
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
     eager = with_variant(model, Variant("fp32", torch.float32, None))
     converted = converted_denoisers(model, budget) if device.type == "cpu" else []
@@ -206,6 +211,32 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
                            "(editing.tiling.TILE_BATCH).")
     table.notes.append("One evaluation = the Denoiser's forward (scalings in fp32 + UNet); FLOPs counted by "
                        "torch.utils.flop_counter.FlopCounterMode (convolutions, matmuls, attention).")
+    return table
+
+
+def threads_table(model: Denoiser, device: torch.device, budget: Budget, model_name: str) -> Table:
+    """ms per image at batch 1 and the tile batch with 1 thread and with one per core, eager and each converted
+    runtime (a converted network takes its thread count when it is built, so each is rebuilt per setting)."""
+    import os
+
+    table = Table("threads", f"Threads: ms per image by thread count ({model_name}, fp32)",
+                  ["runtime", "threads", "batch", "ms / image"])
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    try:
+        for threads in sorted({1, cores}):
+            torch.set_num_threads(threads)
+            nets = [("PyTorch eager", with_variant(model, Variant("fp32", torch.float32, None)))]
+            nets += converted_denoisers(model, budget)
+            for name, net in nets:
+                for batch in (1, engine_tile_batch(device)):
+                    x, sigma, labels = inputs(net, batch, device)
+                    ms = time_ms(lambda: net(x, sigma, labels), device, timing_reps(budget, batch))
+                    table.add(name, threads, batch, ms / batch)
+    finally:
+        torch.set_num_threads(before)
+    table.notes.append(f"{cores} cores reported by os.cpu_count(); the studio, the CLI and the benchmarks use "
+                       "torch's default (one thread per core), which the converted runtimes take too.")
     return table
 
 
@@ -260,7 +291,11 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
                   ["network", "steps", "batch", "ours: runtime", "ours ms", "diffusers ms", "diffusers / ours",
                    "max |diff|"])
     for name, model in models:
-        ours_on = [("PyTorch eager", model)] + (converted_denoisers(model, budget) if device.type == "cpu" else [])
+        ours_on = [("PyTorch eager", model)]
+        if device.type == "cpu":
+            ours_on += converted_denoisers(model, budget)
+            if cpu_has_native_bf16():  # what --precision bf16 runs; its |diff| is bf16's, not the sampler's
+                ours_on.append(("PyTorch bf16 autocast", Denoiser(eager_unet(model.unet), model.param, torch.bfloat16)))
         label = 0 if model.param.class_names else None
         for schedule in (PRESETS["1 step"], uniform(2)):
             pipe = diffusers_pipeline(model, schedule)
@@ -343,4 +378,62 @@ def tasks_table(model: Denoiser, teacher: Denoiser | None, device: torch.device,
     if teacher is None:
         table.notes.append("heun_baseline skipped: no teacher model.")
     table.notes.append("interpolation rows make 8 images (the app's default); the others one. Batch = frames.")
+    return table
+
+
+def photo_runtimes(device: torch.device) -> list[tuple[str, Runtime]]:
+    """The ways a CPU can run the photo teacher: eager, each installed converted runtime, bf16 (where native)."""
+    from editing.models import resolve_runtime
+
+    if device.type != "cpu":
+        return [("fp16 weights", resolve_runtime(str(device)))]
+    found = [("fp32, PyTorch eager", resolve_runtime("cpu", precision="fp32"))]
+    found += [(f"fp32, {name}", resolve_runtime("cpu", backend=backend, precision="fp32"))
+              for backend, name in RUNTIME_NAMES.items()]
+    if cpu_has_native_bf16():
+        found.append(("bf16 autocast (the default for tiled models here)", resolve_runtime("cpu", precision="bf16")))
+    return found
+
+
+def whole_photo_denoise_table(teacher_folder: Path | None, photo_data: Path, device: torch.device, side: int,
+                              reps: int) -> Table:
+    """Seconds per megapixel of the photo teacher's one-evaluation denoise of one whole held-out photo under each
+    runtime, next to CBM3D's on the same noisy image, and the PSNR each gives (what a precision costs)."""
+    from benchmarks.photos import cbm3d
+    from benchmarks.whole_photos import WholeBudget, whole_photos
+    from editing.metrics import psnr
+
+    table = Table("photo_denoise_speed", f"Denoising one whole held-out photo ({side}x{side}, sigma 25/255): "
+                  "time per megapixel by runtime, and CBM3D on the same image",
+                  ["method", "runtime", "s", "s / megapixel", "PSNR dB", "vs fp32 eager: max |diff|"])
+    has_data = (photo_data / "manifest.jsonl").is_file()
+    images = whole_photos(photo_data, WholeBudget(photos=1, side=side)) if has_data else []
+    if not images or teacher_folder is None or not teacher_folder.is_dir():
+        table.notes.append(f"skipped: needs {photo_data} (python -m training.photos build) and the photo teacher")
+        return table
+    name, clean = images[0]
+    sigma = 25 / 127.5
+    noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    megapixels = side * side / 1e6
+    reference: torch.Tensor | None = None
+    for runtime_name_, runtime in photo_runtimes(device):
+        teacher = load_model(teacher_folder, runtime)
+        with torch.inference_mode():
+            tasks.denoise(teacher, noisy[..., :128, :128].to(device), sigma=sigma)  # one-time costs (conversion)
+            best, out = float("inf"), noisy
+            for _ in range(max(1, reps)):
+                started = time.perf_counter()
+                out = tasks.denoise(teacher, noisy.to(device), sigma=sigma)[0].cpu()
+                best = min(best, time.perf_counter() - started)
+        reference = out if reference is None else reference
+        table.add(f"teacher, 1 evaluation ({teacher_folder.name})", runtime_name_, best, best / megapixels,
+                  float(psnr(out, clean)), float((out - reference).abs().max()))
+    started = time.perf_counter()
+    out = cbm3d(noisy, sigma)
+    seconds = time.perf_counter() - started
+    table.add("CBM3D (true sigma, bm3d 4.0.3)", "its own (NumPy / C)", seconds, seconds / megapixels,
+              float(psnr(out, clean)), float("nan"))
+    table.notes.append(f"Photo {name} (held out), centre crop; the teacher tiles it (editing.tiling, 64 px tiles "
+                       f"overlapping by 16, batch {engine_tile_batch(device)}); true sigma given to both; best of "
+                       f"{max(1, reps)} after a warm-up; CBM3D timed once.")
     return table

@@ -46,9 +46,10 @@ def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bo
     g.add_argument("--backend", choices=("onnxruntime", "openvino", "eager"), default="onnxruntime",  # editing.runtimes
                    help="how a CPU runs the network in fp32: onnxruntime or openvino (converted once, cached under "
                         "~/.cache; eager where not installed) or eager PyTorch (default onnxruntime)")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="on CPU, run the network in fp32 or under bf16 autocast; bf16 pays off only on a CPU with "
-                        "AMX at batch 8 and more, and is far slower elsewhere (default fp32)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",  # editing.models.PRECISIONS
+                   help="on CPU: auto runs tiled (photo) models, which run large tile batches, under bf16 autocast "
+                        "where the CPU has native bf16 (AVX512-BF16 or AMX), everything else in fp32; fp32 or bf16 "
+                        "everywhere (bf16 is far slower without native bf16) (default auto)")
     g.add_argument("--class", dest="label", metavar="NAME|INDEX",
                    help="class of a class-conditional model, by name or index (default: the first class)")
     g.add_argument("--seed", type=int, default=0, help="random seed; variation i uses seed + i (default 0)")
@@ -261,7 +262,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     from editing.limits import Limits
     from editing.models import edits_use_teacher, load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
-    from editing.tiling import Tiling, default_tiling, pad_to
+    from editing.tiling import Tiling, default_tiling, pad_to, padded_run
 
     from diffusers.utils import logging as diffusers_logging
 
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         raise UsageError(f"--tile-batch must be >= 1, got {args.tile_batch}")
     diffusers_logging.set_verbosity_error()  # the CLI's stderr is for our messages
     folder = pick_model(args)
-    runtime = resolve_runtime(args.device, bf16=args.precision == "bf16", backend=args.backend)
+    runtime = resolve_runtime(args.device, backend=args.backend, precision=args.precision)
     model = load_model(folder, runtime)
     r = model.param.resolution
     label = pick_label(model.param.class_names, args.label)
@@ -348,7 +349,6 @@ def run(args: argparse.Namespace) -> list[Path]:
         h, w = x.shape[-2:]
         # Smaller than one tile (or, for super-resolution, than one tile / factor): reflect, crop back after.
         least = -(-r // args.factor) if task == "superresolve" else r
-        x = pad_to(x, least, least)
         common = dict(label=label, tiling=tiling, limits=limits)
         if task == "inpaint":
             converted = images.load_mask_full(args.mask, h, w)
@@ -358,32 +358,44 @@ def run(args: argparse.Namespace) -> list[Path]:
                 raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
             schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
             bar = Progress(Path(path).name, schedule.evaluations)
-            out = tasks.inpaint(model, x, pad_to(converted.mask, least, least), seeds, schedule=schedule,
-                                on_tiles=bar.tiles, **common)
+            out = padded_run(lambda padded: tasks.inpaint(
+                model, padded, pad_to(converted.mask, least, least), seeds, schedule=schedule, on_tiles=bar.tiles,
+                **common), x, least)
         elif task == "colorize":
             schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
             bar = Progress(Path(path).name, schedule.evaluations + tasks.COLOR_REFINE.evaluations)
-            out = tasks.colorize(model, x, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
+            out = padded_run(lambda padded: tasks.colorize(
+                model, padded, seeds, schedule=schedule, on_tiles=bar.tiles, **common), x, least)
         elif task == "superresolve":
             schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
             bar = Progress(Path(path).name, schedule.evaluations)
-            out = tasks.superresolve(model, x, args.factor, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
-            h, w = h * args.factor, w * args.factor
+            out = padded_run(lambda padded: tasks.superresolve(
+                model, padded, args.factor, seeds, schedule=schedule, on_tiles=bar.tiles, **common),
+                x, least, args.factor)
             if alpha is not None:
                 alpha = alpha.repeat(args.factor, 0).repeat(args.factor, 1)
         elif task == "strokes":
             schedule = pick_schedule(args, PRESETS["strokes"])
             bar = Progress(Path(path).name, schedule.evaluations)
-            out = tasks.stroke_edit(model, x, seeds, schedule=schedule, on_tiles=bar.tiles, **common)
+            out = padded_run(lambda padded: tasks.stroke_edit(
+                model, padded, seeds, schedule=schedule, on_tiles=bar.tiles, **common), x, least)
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
-            out, sigma = tasks.denoise(denoiser, x, sigma=args.sigma, refine_steps=args.refine, seed=args.seed,
-                                       on_tiles=bar.tiles, **common)
+            found: list[float] = []
+
+            def denoise(padded: torch.Tensor) -> torch.Tensor:
+                result, sigma = tasks.denoise(denoiser, padded, sigma=args.sigma, refine_steps=args.refine,
+                                              seed=args.seed, on_tiles=bar.tiles, **common)
+                found.append(sigma)
+                return result
+
+            out = padded_run(denoise, x, least)
+            sigma = found[0]
             print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()
-        written += io.save_images(out[..., :h, :w], target, alpha)
+        written += io.save_images(out, target, alpha)
         if alpha is not None and target.suffix.lower() in io.JPEG_SUFFIXES:
             print(f"{path}: JPEG has no alpha channel: the transparency was left out (write a .png to keep it)",
                   file=sys.stderr)

@@ -41,26 +41,39 @@ class Runtime:
     weight_dtype: torch.dtype  # fp16 on CUDA, fp32 on CPU
     autocast_dtype: torch.dtype | None  # bf16 autocast, on CPU only when asked for
     backend: str = "eager"  # CPU fp32 only: "onnxruntime" or "openvino" runs the UNet converted once (editing.runtimes)
+    # bf16 autocast for tiled (photo) models only, which always run large tile batches; None: as autocast_dtype
+    tiled_autocast_dtype: torch.dtype | None = None
 
 
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles, the only CPU feature under which bf16 has out-run fp32 here.
-
-    oneDNN also takes bf16 on AVX-512 without AMX (even with AVX512_BF16), but measured on such a Xeon it
-    is slower than fp32: matmul 150 vs 254 GFLOP/s, an evaluation of the shipped model 1.4-1.6x slower at
-    batch 1 to 64, a CD training step 1.6x slower. On an AVX2-only CPU bf16 is emulated, 19-28x slower.
-    """
+    """Whether this CPU has AMX tiles (training takes bf16 autocast only there)."""
     try:
         return bool(torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):  # an older torch cannot tell: assume no AMX
         return False
 
 
-def resolve_runtime(device: str = "auto", bf16: bool = False, backend: str = "eager") -> Runtime:
-    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast only
-    when `bf16` is True. fp32 is the CPU default because the studio runs batches of 1 to 8, where bf16 was
-    measured slower on every CPU tried: 1.4x at batch 1 even with AMX (faster at batch 8 there),
-    1.4-1.6x at every batch on AVX-512 without AMX, 19-28x where it is emulated (AVX2)."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU does bf16 dot products in hardware (AVX512-BF16 or AMX); elsewhere oneDNN emulates them,
+    many times slower than fp32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported()) or cpu_has_amx()
+    except (AttributeError, RuntimeError):
+        return False
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_runtime(device: str = "auto", bf16: bool = False, backend: str = "eager",
+                    precision: str = "fp32") -> Runtime:
+    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast when
+    `bf16` or `precision` "bf16". `precision` "auto": bf16 autocast for tiled models on a CPU with native bf16
+    (their tile batches run faster so, at a PSNR cost measured by `benchmarks --sections speed`), fp32 for the
+    rest, whose batches of 1 to 8 run fastest through the fp32 `backend`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    bf16 = bf16 or precision == "bf16"
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "auto":
@@ -72,7 +85,8 @@ def resolve_runtime(device: str = "auto", bf16: bool = False, backend: str = "ea
     dev = torch.device(device)
     if dev.type == "cuda":  # CUDA keeps its own path (fp16 weights); backend applies to CPU fp32 only
         return Runtime(dev, torch.float16, None)
-    return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None, "eager" if bf16 else backend)
+    tiled = torch.bfloat16 if precision == "auto" and cpu_has_native_bf16() else None
+    return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None, "eager" if bf16 else backend, tiled)
 
 
 def _read_json(path: Path) -> dict:
@@ -253,9 +267,10 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
     if runtime.weight_dtype != torch.float32:  # a no-op cast would only make diffusers log a warning
         unet = unet.to(dtype=runtime.weight_dtype)
     unet = unet.eval().requires_grad_(False)
-    if runtime.autocast_dtype is None:  # autocast runs the eager UNet (resolve_runtime picks eager with bf16)
+    autocast = runtime.tiled_autocast_dtype if param.tiled and runtime.tiled_autocast_dtype else runtime.autocast_dtype
+    if autocast is None:  # autocast runs the eager UNet (resolve_runtime picks eager with bf16)
         unet = prepare_unet(unet, runtime.backend, param.resolution // param.pixel_unshuffle)
-    return Denoiser(unet, param, runtime.autocast_dtype)
+    return Denoiser(unet, param, autocast)
 
 
 def save_model(folder: str | Path, unet: UNet2DModel, param: Parameterization, dtype: torch.dtype = torch.float16) -> None:

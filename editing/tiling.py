@@ -127,6 +127,14 @@ def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x[..., rows, :][..., cols]
 
 
+def padded_run(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, least: int,
+               factor: int = 1) -> torch.Tensor:
+    """`run` on x reflected up to least x least where it is smaller (one tile), cropped back to factor x its size
+    (`factor` > 1: `run` upscales by it)."""
+    h, w = x.shape[-2:]
+    return run(pad_to(x, least, least))[..., : h * factor, : w * factor]
+
+
 def tiled(
     denoise: Denoise, tiling: Tiling, generators: Sequence[torch.Generator], *,
     progress: TileCallback | None = None,

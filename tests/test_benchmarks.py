@@ -66,8 +66,12 @@ def test_full_run_on_tiny_models(setup: dict[str, Path]) -> None:
     tasks = {row[0] for row in doc["tables"]["tasks"]["rows"]}
     assert {"generate", "inpaint", "colorize", "superresolve", "stroke_edit", "interpolate_seeds",
             "interpolate_images", "denoise", "heun_baseline (teacher)"} <= tasks
-    # Our sampler and diffusers' pipeline agree on the same UNet and noise.
-    assert all(row[-1] < 1e-4 for row in doc["tables"]["diffusers"]["rows"])
+    # Our sampler and diffusers' pipeline agree on the same UNet and noise: to fp32 rounding, and under bf16
+    # autocast (a row of its own where the CPU has native bf16) to bf16's.
+    rows = doc["tables"]["diffusers"]["rows"]
+    assert any(row[3] == "PyTorch eager" for row in rows)
+    for row in rows:
+        assert row[-1] < (0.05 if "bf16" in row[3] else 1e-4), row
     # The CM's edits keep the measurement exactly; the classical upscalers do not.
     edits = {(r[0], r[1]): r for r in doc["tables"]["edits"]["rows"]}
     assert edits[("super-resolution x2", "CM (tiny-cm)")][4] < 1e-4

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -15,7 +16,7 @@ from editing.metrics import psnr
 from editing.operators import Colorize
 from tests.conftest import make_tiny_folder
 
-TINY_PHOTOS = PhotoBudget(crops_per_photo=1, scales=(1, 2), tune_crops=2, timing_batches=(1, 2), reps=1)
+TINY_PHOTOS = PhotoBudget(crops_per_photo=1, scales=(1, 2), tune_crops=2)
 
 
 def make_photos(folder: Path, size: int = 40) -> Path:
@@ -79,4 +80,20 @@ def test_photo_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypatc
     for task, method, *_, dc, _, _ in rows:
         if method == "CM (photo-cm)":
             assert dc is not None and dc < 1e-3, (task, dc)
-    assert [r[0] for r in doc["tables"]["photo_speed"]["rows"]] == [1, 2]
+    assert "photo_speed" not in doc["tables"]  # its own section now
+
+
+def test_whole_photo_denoise_table_times_every_runtime_next_to_cbm3d(tmp_path: Path) -> None:
+    from benchmarks.speed import whole_photo_denoise_table
+
+    teacher = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
+    table = whole_photo_denoise_table(teacher, make_photos(tmp_path / "photos"), torch.device("cpu"), 32, 1)
+    by_runtime = {row[1]: row for row in table.rows}
+    assert table.rows[0][1] == "fp32, PyTorch eager" and table.rows[0][5] == 0.0  # the reference row
+    assert table.rows[-1][0].startswith("CBM3D")
+    for runtime, (_, _, seconds, per_mp, db, diff) in by_runtime.items():
+        assert seconds > 0 and per_mp == pytest.approx(seconds / (32 * 32 / 1e6)) and np.isfinite(db)
+        if runtime.startswith("fp32"):  # converted runtimes run the same network in fp32
+            assert diff < 1e-3, runtime
+    missing = whole_photo_denoise_table(teacher, tmp_path / "nowhere", torch.device("cpu"), 32, 1)
+    assert not missing.rows and "skipped" in missing.notes[0]

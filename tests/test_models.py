@@ -244,6 +244,28 @@ def test_resolve_runtime() -> None:
         resolve_runtime("tpu")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_takes_bf16_for_tiled_models_only_on_native_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       native: bool) -> None:
+    from editing import models
+    from editing.runtimes import runtime_name
+    from tests.conftest import make_tiny_folder
+
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    rt = resolve_runtime("cpu", backend="onnxruntime", precision="auto")
+    assert rt.autocast_dtype is None and rt.tiled_autocast_dtype == (torch.bfloat16 if native else None)
+    tiled = load_model(make_tiny_folder(tmp_path / "tiled", classes=(), tiled=True), rt)
+    untiled = load_model(make_tiny_folder(tmp_path / "untiled", classes=()), rt)
+    assert tiled.autocast_dtype == (torch.bfloat16 if native else None)
+    assert untiled.autocast_dtype is None
+    if native:  # autocast runs the eager UNet; the untiled model keeps the fp32 backend
+        assert runtime_name(tiled.unet) == "eager"
+    assert resolve_runtime("cpu", precision="bf16").autocast_dtype == torch.bfloat16
+    assert resolve_runtime("cpu", precision="fp32").tiled_autocast_dtype is None
+    with pytest.raises(ValueError, match="precision"):
+        resolve_runtime("cpu", precision="fp8")
+
+
 def test_save_model_writes_the_same_config_in_every_process(tmp_path: Path) -> None:
     """diffusers' `_use_default_values` comes in hash order, which differs between processes (PYTHONHASHSEED):
     two processes that save the same net must still write the same bytes."""
