@@ -234,6 +234,36 @@ def test_stroke_strength_reads_as_how_much_may_change(page: Any) -> None:
     assert strength.locator("input[type=number]").input_value() == "15"
 
 
+def test_live_mode_renders_the_first_stroke_on_a_fresh_canvas(page: Any) -> None:
+    """The editor's `change` never fired for the first stroke (3 of 3 in the walk): live mode listens to `input`."""
+    import time
+
+    page.get_by_role("tab", name="Stroke edit").click()
+    tab = page.locator("#tab-stroke_edit")
+    tab.get_by_label("Live mode").check()
+
+    def results() -> str:
+        return tab.locator("img[src*='stroke-seed']").evaluate_all("els => els.map(e => e.src).join('|')")
+
+    settled, since = results(), time.monotonic()  # turning live mode on renders the blank canvas: let it land
+    while time.monotonic() - since < 3.0:
+        page.wait_for_timeout(100)
+        if results() != settled:
+            settled, since = results(), time.monotonic()
+    box = tab.locator("canvas").last.bounding_box()
+    assert box is not None, "the stroke canvas is not shown"
+    x, y = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 8):
+        page.mouse.move(x + 8 * i, y + 5 * i)
+    page.mouse.up()
+    page.wait_for_function("([sel, before]) => [...document.querySelectorAll(sel)].map(e => e.src).join('|') "
+                           "!== before && document.querySelectorAll(sel).length > 0",
+                           arg=["#tab-stroke_edit img[src*='stroke-seed']", settled], timeout=20_000)
+    # (the served path is a digest of the file: a new one means new pixels, from the painted canvas)
+
+
 def test_an_unknown_model_name_shows_a_note_and_no_error(page: Any) -> None:
     errors: list[str] = []
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)

@@ -91,14 +91,21 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
 
     gr.on([strength.release, model.change], show_strength, inputs=[strength, model], outputs=strength,
           api_name="stroke_strength_info", api_visibility=UNDOCUMENTED, show_progress="hidden")
-    start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
-                       api_visibility=UNDOCUMENTED, show_progress="hidden")
-    blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED)
+    canvas_set = [
+        start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
+                           api_visibility=UNDOCUMENTED, show_progress="hidden"),
+        blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED)]
     running = run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
                         outputs=out.as_list(), api_name="stroke_edit")
     with stop_slot:
         stop_button(studio, "stroke_edit", running)
     live_inputs = [live, start_image, editor, strength, steps, seed, model, style]
-    gr.on([editor.change, strength.release, steps.release, live.change], stroke_edit_live, inputs=live_inputs,
-          outputs=out.as_list(), api_name="stroke_edit_live", api_visibility=UNDOCUMENTED,
-          trigger_mode="always_last", show_progress="minimal", concurrency_id="stroke_live", concurrency_limit=1)
+    live_options: dict[str, Any] = dict(inputs=live_inputs, outputs=out.as_list(), api_visibility=UNDOCUMENTED,
+                                        trigger_mode="always_last", show_progress="minimal",
+                                        concurrency_id="stroke_live", concurrency_limit=1)
+    # The user's strokes arrive as the editor's `input`: its `change` does not fire for the first stroke on a
+    # fresh canvas. A canvas the studio sets (a start image, a blank one) renders once it is set.
+    gr.on([editor.input, strength.release, steps.release, live.change], stroke_edit_live,
+          api_name="stroke_edit_live", **live_options)
+    for event in canvas_set:
+        event.then(stroke_edit_live, **live_options)
