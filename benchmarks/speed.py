@@ -416,7 +416,7 @@ def whole_photo_denoise_table(teacher_folder: Path | None, photo_data: Path, dev
     noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
     megapixels = side * side / 1e6
     reference: torch.Tensor | None = None
-    for runtime_name_, runtime in photo_runtimes(device):
+    for how, runtime in photo_runtimes(device):
         teacher = load_model(teacher_folder, runtime)
         with torch.inference_mode():
             tasks.denoise(teacher, noisy[..., :128, :128].to(device), sigma=sigma)  # one-time costs (conversion)
@@ -426,7 +426,7 @@ def whole_photo_denoise_table(teacher_folder: Path | None, photo_data: Path, dev
                 out = tasks.denoise(teacher, noisy.to(device), sigma=sigma)[0].cpu()
                 best = min(best, time.perf_counter() - started)
         reference = out if reference is None else reference
-        table.add(f"teacher, 1 evaluation ({teacher_folder.name})", runtime_name_, best, best / megapixels,
+        table.add(f"teacher, 1 evaluation ({teacher_folder.name})", how, best, best / megapixels,
                   float(psnr(out, clean)), float((out - reference).abs().max()))
     started = time.perf_counter()
     out = cbm3d(noisy, sigma)

@@ -134,21 +134,20 @@ class OnnxRuntimeUNet(ConvertedUNet):
         super().__init__(unet, side, max_batch)
         import onnxruntime
 
+        self.input_names = ["x", "t", "labels"][: 3 if self.conditional else 2]  # as example_inputs
         folder = Path(cache_dir or default_cache_dir(self.backend))
         path = folder / f"{weights_key(unet, self.channels, side)}.onnx"
         if not path.is_file():
-            example = self.example_inputs()
-            names = ["x", "t", "labels"][: len(example)]
+            names = self.input_names
 
             def export(tmp: Path) -> None:
                 with torch.no_grad(), warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # tracer warnings on diffusers' shape asserts
-                    torch.onnx.export(_Body(unet).eval(), example, str(tmp), input_names=names,
+                    torch.onnx.export(_Body(unet).eval(), self.example_inputs(), str(tmp), input_names=names,
                                       output_names=["sample"], opset_version=17, dynamo=False,
                                       dynamic_axes={name: {0: "batch"} for name in names + ["sample"]})
 
             _atomic_write(path, export)
-        self.input_names = ["x", "t", "labels"][: 3 if self.conditional else 2]
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # the same cores eager PyTorch would use
         options.inter_op_num_threads = 1
