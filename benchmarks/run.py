@@ -16,7 +16,7 @@ from benchmarks import edits, photos, quality, scaling, speed, whole_photos
 from benchmarks.common import FULL, QUICK, Budget, Table, default_runtime, load_dataset, machine, try_load
 from editing.models import Runtime, optional_schedules
 from editing.precond import Denoiser
-from editing.runtimes import eager_unet, runtime_name
+from editing.runtimes import eager_unet, installed_backend
 from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_speed", "photo_crops", "photos", "load",
@@ -72,7 +72,7 @@ def run(options: Options) -> dict:
     runtime = default_runtime(device)
     model, why_model = try_load(options.model, runtime)
     teacher, why_teacher = try_load(options.teacher, runtime)
-    runtime_note = note_of(runtime, model or teacher)
+    runtime_note = note_of(runtime, tiled=bool((model or teacher) and (model or teacher).param.tiled))
     model_name = options.model.name if options.model else "model"
     teacher_name = options.teacher.name if options.teacher else "teacher"
     info = machine(device, runtime_note)
@@ -169,9 +169,7 @@ def run(options: Options) -> dict:
 
         tables.append(saved_table(model, why_model, data, 8 if budget is QUICK else 32))
     info["seconds"] = round(time.perf_counter() - started, 1)
-    if any(t.key.startswith("photo") for t in tables):
-        photo = try_load(options.photo_teacher, runtime)[0] or try_load(options.photo_model, runtime)[0]
-        photo_note = note_of(runtime, photo)
+    photo_note = note_of(runtime, tiled=True)  # the photo models are tiled
     stamp = run_stamp(info)
     for t in tables:
         t.run = stamp
@@ -185,14 +183,13 @@ def run(options: Options) -> dict:
     return document
 
 
-def note_of(runtime: Runtime, model: Denoiser | None) -> str:
-    """How `model` runs: weights' dtype, autocast and the CPU runtime (the runtime's defaults where no model)."""
+def note_of(runtime: Runtime, tiled: bool) -> str:
+    """How a model (`tiled` or not) runs under `runtime`: weights' dtype, autocast and the CPU runtime."""
     if runtime.device.type == "cuda":
         return "fp16 weights"
-    autocast = model.autocast_dtype if model is not None else runtime.autocast_dtype
-    if autocast is not None:
+    if runtime.autocast_dtype is not None or (tiled and runtime.tiled_autocast_dtype is not None):
         return "fp32 weights, bf16 autocast"
-    return f"fp32, {runtime_name(model.unet) if model is not None else runtime.backend}"
+    return f"fp32, {installed_backend(runtime.backend)}"
 
 
 def photo_tables(options: Options, runtime: Runtime, whole: bool = False) -> list[Table]:

@@ -65,15 +65,14 @@ def cpu_has_native_bf16() -> bool:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_runtime(device: str = "auto", bf16: bool = False, backend: str = "eager",
-                    precision: str = "fp32") -> Runtime:
-    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast when
-    `bf16` or `precision` "bf16". `precision` "auto": bf16 autocast for tiled models on a CPU with native bf16
+def resolve_runtime(device: str = "auto", backend: str = "eager", precision: str = "fp32") -> Runtime:
+    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast with
+    `precision` "bf16". `precision` "auto": bf16 autocast for tiled models on a CPU with native bf16
     (their tile batches run faster so, at a PSNR cost measured by `benchmarks --sections speed`), fp32 for the
     rest, whose batches of 1 to 8 run fastest through the fp32 `backend`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    bf16 = bf16 or precision == "bf16"
+    bf16 = precision == "bf16"
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "auto":

@@ -198,16 +198,23 @@ def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | Non
                  every_batch: bool = False) -> nn.Module:
     """The UNet to run for `backend`: converted where that runtime is installed and the UNet is a CPU fp32 one,
     else the eager UNet unchanged. `every_batch`: no routing of large batches to eager (for the benchmarks)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    chosen = installed_backend(backend)  # validates `backend`
     weight = next(unet.parameters())
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return unet
-    if backend == "onnxruntime" and onnxruntime_available():
+    if chosen == "onnxruntime":
         return OnnxRuntimeUNet(unet, side, cache_dir)
-    if backend == "openvino" and openvino_available():
+    if chosen == "openvino":
         return OpenVINOUNet(unet, side, cache_dir, None if every_batch else OPENVINO_MAX_BATCH)
     return unet
+
+
+def installed_backend(backend: str) -> str:
+    """`backend` where its runtime is installed, else "eager" (what prepare_unet falls back to)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    available = {"onnxruntime": onnxruntime_available, "openvino": openvino_available}.get(backend)
+    return backend if available is None or available() else "eager"
 
 
 def eager_unet(unet: nn.Module) -> nn.Module:

@@ -228,9 +228,9 @@ def test_cpu_has_amx_agrees_with_the_kernel() -> None:
 
 
 def test_resolve_runtime() -> None:
-    rt = resolve_runtime("cpu", bf16=True)
+    rt = resolve_runtime("cpu", precision="bf16")
     assert rt.device == torch.device("cpu") and rt.weight_dtype == torch.float32 and rt.autocast_dtype == torch.bfloat16
-    assert resolve_runtime("cpu", bf16=False).autocast_dtype is None
+    assert resolve_runtime("cpu", precision="fp32").autocast_dtype is None
     # fp32 by default on every CPU: at the studio's batch sizes bf16 was measured slower on all of them.
     assert resolve_runtime("cpu").autocast_dtype is None
     auto = resolve_runtime("auto")

@@ -81,7 +81,7 @@ def test_backend_validated_and_bf16_stays_eager() -> None:
     with pytest.raises(ValueError, match="backend"):
         prepare_unet(torch.nn.Identity(), "bogus", 8)
     for backend in ("onnxruntime", "openvino"):
-        assert resolve_runtime("cpu", bf16=True, backend=backend).backend == "eager"
+        assert resolve_runtime("cpu", backend=backend, precision="bf16").backend == "eager"
 
 
 @pytest.mark.parametrize("backend, kind, pattern, max_batch", CONVERTED)
