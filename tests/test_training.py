@@ -423,3 +423,28 @@ def test_sample_grid_places_each_styles_samples(tiny_model: Denoiser) -> None:
     want_tuned = to_uint8(tasks.generate(tiny_model, seeds, schedule=tuned, label=1))[2]
     assert not np.array_equal(want_tuned, want)
     np.testing.assert_array_equal(canvas[y:y + r, x:x + r], want_tuned)
+
+
+@pytest.mark.parametrize("native, faster, wanted", [(True, True, True), (True, False, True), (False, True, True),
+                                                    (True, True, False)])
+def test_training_takes_bf16_on_a_cpu_only_where_it_is_native_and_timed_faster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool, faster: bool, wanted: bool) -> None:
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(train_module, "bf16_step_is_faster", lambda model, batch: faster)
+    student, _ = build_models(replace(_cfg(tmp_path), bf16=wanted), 16, CPU)
+    assert student.autocast_dtype == (torch.bfloat16 if native and faster and wanted else None)
+
+
+def test_timing_bf16_leaves_the_weights_gradients_and_rng_as_they_were() -> None:
+    from training.train import bf16_step_is_faster
+
+    model = tiny_denoiser()
+    before = copy.deepcopy(model.unet.state_dict())
+    rng = torch.random.get_rng_state()
+    assert isinstance(bf16_step_is_faster(model, 4), bool)
+    assert model.autocast_dtype is None and torch.equal(torch.random.get_rng_state(), rng)
+    assert all(p.grad is None for p in model.unet.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.unet.state_dict().items())

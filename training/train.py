@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from editing.models import Runtime, cpu_has_amx, load_model
+from editing.models import Runtime, cpu_has_amx, cpu_has_native_bf16, load_model
 from editing.precond import Denoiser, Parameterization
 from training.adversarial import Discriminator
 from training.checkpoints import (Progress, RunState, export, export_compact, load_checkpoint, load_compact,
@@ -83,7 +83,8 @@ class TrainConfig:
     checkpoint_minutes: float = _arg(5.0, "wall minutes between checkpoints")
     seed: int = _arg(0, "seed of the initial weights and of the run's generator")
     hflip: bool = _arg(False, "mirror half the images of each batch left-right (photos; emoji carry text and arrows)")
-    bf16: bool = _arg(True, "bf16 autocast on CUDA, and on a CPU with AMX (ignored on other CPUs: slower there)")
+    bf16: bool = _arg(True, "bf16 autocast on CUDA and on AMX CPUs; with AVX512-BF16 alone where a timed step of the "
+                            "net is faster so; never where bf16 is emulated (slower than fp32)")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -139,8 +140,9 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
 
 def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tuple[Denoiser, Denoiser | None]:
     """The student (fresh, or from cfg.init) and, for cd, the frozen EDM teacher."""
-    # bf16 on CUDA, and on a CPU only with AMX: elsewhere it was measured slower than fp32 (model card).
-    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
+    # bf16 on CUDA and on AMX CPUs. Where bf16 is emulated it was measured slower than fp32; with AVX512-BF16
+    # alone the sign depended on the CPU and the net (model cards), so there it is timed on this net and batch.
+    fast_bf16 = device.type == "cuda" or (device.type == "cpu" and (cpu_has_amx() or cpu_has_native_bf16()))
     autocast = torch.bfloat16 if (cfg.bf16 and fast_bf16) else None
     runtime = Runtime(device, torch.float32, autocast)
     boundary = "edm" if cfg.mode == "edm" else "cm"
@@ -164,8 +166,36 @@ def build_models(cfg: TrainConfig, resolution: int, device: torch.device) -> tup
                                  class_names=tuple(classes), tiled=(Path(cfg.data) / "manifest.jsonl").is_file())
         unet = unet.to(device)
     model = Denoiser(unet, param, autocast)
+    if autocast is not None and device.type == "cpu" and not cpu_has_amx() and not bf16_step_is_faster(model, cfg.batch):
+        model.autocast_dtype, runtime = None, replace(runtime, autocast_dtype=None)
     teacher = load_model(cfg.teacher, runtime) if cfg.mode == "cd" else None
     return model, teacher
+
+
+def bf16_step_is_faster(model: Denoiser, batch: int, repeats: int = 2) -> bool:
+    """Whether a forward and backward pass of `model` at `batch` runs faster under bf16 autocast than in fp32 on
+    this CPU (best of `repeats` each, after a warm-up). The weights, their gradients and every RNG are left as
+    they were."""
+    side, channels = model.param.resolution, model.unet.config.in_channels // model.param.pixel_unshuffle ** 2
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, channels, side, side, generator=generator)
+    sigma = torch.full((batch,), 0.5)
+    labels = torch.zeros(batch, dtype=torch.long) if model.param.class_names else None
+    kept, seconds = model.autocast_dtype, {}
+    try:
+        for dtype in (torch.bfloat16, None):
+            model.autocast_dtype = dtype
+            times = []
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                model(x, sigma, labels).square().mean().backward()
+                times.append(time.perf_counter() - start)
+            seconds[dtype] = min(times[1:])
+    finally:
+        model.autocast_dtype = kept
+        for p in model.unet.parameters():
+            p.grad = None
+    return seconds[torch.bfloat16] < seconds[None]
 
 
 def _parallel(net: torch.nn.Module, world: int) -> torch.nn.Module:
