@@ -20,7 +20,7 @@ from app.guard import GuardLimits  # noqa: E402
 from app.studio import REQUEST_TIMEOUT, Studio  # noqa: E402
 from app.ui import build_demo, launch  # noqa: E402
 from editing.limits import Limits  # noqa: E402
-from editing.models import PRECISIONS, ModelLoadError, resolve_runtime  # noqa: E402
+from editing.models import PRECISION_HELP, PRECISIONS, ModelLoadError, resolve_runtime  # noqa: E402
 from editing.runtimes import BACKENDS, DEFAULT_BACKEND  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -35,10 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how a CPU runs the network: onnxruntime or openvino (converted once, cached under "
                              "~/.cache; eager where not installed) or eager PyTorch; CUDA always runs PyTorch "
                              f"(default: {DEFAULT_BACKEND})")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="on CPU: auto runs tiled (photo) models, which run large tile batches, under bf16 "
-                             "autocast where the CPU has native bf16 (AVX512-BF16 or AMX), everything else in fp32; "
-                             "or fp32 / bf16 everywhere (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT,

@@ -43,7 +43,6 @@ class Budget:
     sets_cm_steps: tuple[int, ...] = (1, 2, 4)  # CM step counts it repeats (fixed and tuned ts)
     sets_teacher_steps: tuple[int, ...] = (18,)
     measure_256: bool = True  # time one evaluation of the 256x256 bedroom UNet (else: FLOPs and an estimate)
-    compare_s5_flat: bool = True  # also compare with diffusers on an emoji-s5-shaped pixel_unshuffle=1 UNet
 
 
 FULL = Budget()
@@ -51,7 +50,7 @@ QUICK = Budget(
     reps=3, speed_batches=(1, 8), diffusers_batches=(1, 8), scaling_batches=(1, 4, 16), samples_per_style=16,
     quality_styles=1, sample_batch=16,
     edit_images_per_style=8, edit_styles=1, cm_steps=(1, 2, 4, 8), teacher_steps=(1, 2, 18), noise_levels=(0.1, 0.3),
-    swd_per_image=64, measure_256=False, compare_s5_flat=False, draw_sets=2, sets_cm_steps=(1, 2),
+    swd_per_image=64, measure_256=False, draw_sets=2, sets_cm_steps=(1, 2),
     sets_teacher_steps=(18,),
 )
 

@@ -101,15 +101,11 @@ def run(options: Options) -> dict:
             tables.append(speed.overhead_table(model, device, budget))
         res = net.param.resolution if net is not None else 32
         classes = net.param.class_names if net is not None else ()
-        flat: list[tuple[str, Denoiser]] = []
-        if model is not None and model.param.pixel_unshuffle == 1:
-            flat.append((f"{model_name} (fp32)", Denoiser(copy.deepcopy(eager_unet(model.unet)).float(), model.param, None)))
-        else:
-            flat.append((f"tiny preset {res}px, random weights", tiny_random(res, classes, device)))
-            if budget.compare_s5_flat:
-                flat.append((f"emoji-s5 blocks at pixel_unshuffle 1, {res}px, random weights",
-                             speed.flat_s5(res, classes, device)))
-        tables.append(speed.diffusers_table(flat, device, budget))
+        compared: list[tuple[str, Denoiser]] = []
+        if model is not None:  # the shipped model itself, in fp32 eager (each runtime is built from it)
+            compared.append((model_name, Denoiser(copy.deepcopy(eager_unet(model.unet)).float(), model.param, None)))
+        compared.append((f"tiny preset {res}px, random weights", tiny_random(res, classes, device)))
+        tables.append(speed.diffusers_table(compared, device, budget))
         if model is not None:
             tables.append(speed.tasks_table(model, teacher, device, budget))
         else:
@@ -189,6 +185,8 @@ def note_of(runtime: Runtime, tiled: bool) -> str:
         return "fp16 weights"
     if runtime.autocast_dtype is not None or (tiled and runtime.tiled_autocast_dtype is not None):
         return "fp32 weights, bf16 autocast"
+    if runtime.converted_dtype == torch.bfloat16:
+        return "bf16, openvino"
     return f"fp32, {installed_backend(runtime.backend)}"
 
 

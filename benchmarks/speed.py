@@ -8,8 +8,10 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from diffusers import CMStochasticIterativeScheduler, ConsistencyModelPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -123,21 +125,29 @@ def conv_peak(widths: tuple[int, ...], resolution: int, device: torch.device, dt
 RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
-def converted_denoiser(model: Denoiser, backend: str) -> Denoiser | None:
-    """The model's UNet converted for `backend` (editing.runtimes, cached on disk), every batch through it, or
-    None where that runtime is not installed or the model is not a CPU fp32 one."""
+def converted_denoiser(model: Denoiser, backend: str, dtype: torch.dtype = torch.float32) -> Denoiser | None:
+    """The model's UNet converted for `backend` (editing.runtimes, cached on disk) computing in `dtype`, every
+    batch through it, or None where that runtime is not installed or the model is not a CPU fp32 one."""
     # every_batch: each row through the runtime, which is how the routing of large batches was chosen
     side = model.param.resolution // model.param.pixel_unshuffle
-    unet = prepare_unet(eager_unet(model.unet), backend, side, every_batch=True)
+    unet = prepare_unet(eager_unet(model.unet), backend, side, every_batch=True, dtype=dtype)
     return Denoiser(unet, model.param, None) if isinstance(unet, ConvertedUNet) else None
 
 
-def converted_denoisers(model: Denoiser, budget: Budget) -> list[tuple[str, Denoiser]]:
-    """(runtime name, converted model) for each installed runtime the budget asks for."""
+def converted_denoisers(model: Denoiser, budget: Budget) -> list[tuple[str, torch.dtype, Denoiser]]:
+    """(runtime name, what it computes in, converted model) for each installed runtime the budget asks for:
+    ONNX Runtime and OpenVINO in fp32, and OpenVINO in bf16 on a CPU with native bf16."""
     if not budget.runtimes:
         return []
-    found = [(RUNTIME_NAMES[b], converted_denoiser(model, b)) for b in RUNTIME_NAMES]
-    return [(name, m) for name, m in found if m is not None]
+    asked = [(b, torch.float32) for b in RUNTIME_NAMES]
+    if cpu_has_native_bf16():
+        asked.append(("openvino", torch.bfloat16))
+    found = [(RUNTIME_NAMES[b], dtype, converted_denoiser(model, b, dtype)) for b, dtype in asked]
+    return [(name, dtype, m) for name, dtype, m in found if m is not None]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16")
 
 
 def engine_tile_batch(device: torch.device) -> int:
@@ -196,14 +206,15 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
     eager = with_variant(model, Variant("fp32", torch.float32, None))
     converted = converted_denoisers(model, budget) if device.type == "cpu" else []
-    for name, net in converted:
+    for name, dtype, net in converted:
         diffs = []
         for batch in speed_batches(budget, device):
-            add_row(f"fp32, {name}", net, batch, torch.float32, eager_flops[batch])
+            add_row(f"{dtype_name(dtype)}, {name}", net, batch, dtype, eager_flops[batch])
             x, sigma, labels = inputs(model, batch, device)
             with torch.inference_mode():
                 diffs.append(float((net(x, sigma, labels) - eager(x, sigma, labels)).abs().max()))
-        table.notes.append(f"{name}: max |x0 - eager x0| = {max(diffs):.1e} over these batches.")
+        table.notes.append(f"{name} in {dtype_name(dtype)}: max |x0 - fp32 eager x0| = {max(diffs):.1e} over these "
+                           "batches.")
     if not converted:
         table.notes.append("ONNX Runtime / OpenVINO rows skipped: not installed, not asked for or not a CPU fp32 model.")
     if budget.speed_tile_batch:
@@ -227,7 +238,8 @@ def threads_table(model: Denoiser, device: torch.device, budget: Budget, model_n
         for threads in sorted({1, cores}):
             torch.set_num_threads(threads)
             nets = [("PyTorch eager", with_variant(model, Variant("fp32", torch.float32, None)))]
-            nets += converted_denoisers(model, budget)
+            nets += [(f"{runtime} {dtype_name(dtype)}", net)
+                     for runtime, dtype, net in converted_denoisers(model, budget)]
             for name, net in nets:
                 for batch in (1, engine_tile_batch(device)):
                     x, sigma, labels = inputs(net, batch, device)
@@ -266,34 +278,59 @@ def overhead_table(model: Denoiser, device: torch.device, budget: Budget) -> Tab
     return table
 
 
+class PixelShuffledUNet(torch.nn.Module):
+    """A pixel_unshuffle model's UNet seen as a plain RGB UNet (space-to-depth in, depth-to-space out, as
+    Denoiser.network does), so that diffusers' pipeline runs the shipped model itself."""
+
+    def __init__(self, unet: torch.nn.Module, factor: int):
+        super().__init__()
+        self.unet, self.factor = unet, factor
+        c = unet.config
+        self.config = SimpleNamespace(**{**dict(c), "in_channels": c.in_channels // factor**2,
+                                         "out_channels": c.out_channels // factor**2,
+                                         "sample_size": c.sample_size * factor})
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:  # the pipeline's _execution_device asks its modules for one
+        return next(self.unet.parameters()).device
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, class_labels: torch.Tensor | None = None,
+                return_dict: bool = True) -> SimpleNamespace | tuple[torch.Tensor]:
+        out = self.unet(F.pixel_unshuffle(sample, self.factor), timestep, class_labels=class_labels).sample
+        out = F.pixel_shuffle(out, self.factor)
+        return SimpleNamespace(sample=out) if return_dict else (out,)
+
+
 def diffusers_pipeline(model: Denoiser, schedule: Schedule) -> ConsistencyModelPipeline:
+    """diffusers' pipeline on the model's eager fp32 UNet (wrapped where it is pixel-unshuffled)."""
     p = model.param
     scheduler = CMStochasticIterativeScheduler(
         num_train_timesteps=schedule.n, sigma_min=p.sigma_min, sigma_max=p.sigma_max, sigma_data=p.sigma_data,
         rho=p.rho, clip_denoised=True)
-    pipe = ConsistencyModelPipeline(unet=model.unet, scheduler=scheduler)
+    unet = eager_unet(model.unet)
+    if p.pixel_unshuffle > 1:
+        unet = PixelShuffledUNet(unet, p.pixel_unshuffle)
+    pipe = ConsistencyModelPipeline(unet=unet, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def flat_s5(resolution: int, classes: tuple[str, ...], device: torch.device) -> Denoiser:
-    """The shipped emoji-s5 blocks with pixel_unshuffle = 1 (random weights), so diffusers' pipeline can run it."""
-    from training.nets import random_denoiser
-
-    return random_denoiser("emoji-s5", resolution, classes, seed=0, pixel_unshuffle=1).to(device).eval().requires_grad_(False)
 
 
 def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, budget: Budget) -> Table:
     """Our Algorithm 1 (editing.tasks.generate) against diffusers' ConsistencyModelPipeline, same UNet and noise:
     ours on eager PyTorch and on each converted runtime, theirs on eager PyTorch (what the pipeline runs)."""
-    table = Table("diffusers", "Our multistep sampler vs diffusers ConsistencyModelPipeline (fp32, same UNet, "
-                  "steps and per-image generators)",
+    table = Table("diffusers", "Our multistep sampler vs diffusers ConsistencyModelPipeline (theirs: fp32 eager; "
+                  "same UNet, steps and per-image generators)",
                   ["network", "steps", "batch", "ours: runtime", "ours ms", "diffusers ms", "diffusers / ours",
-                   "max |diff|"])
+                   "max |diff|", "mean |diff|"])
     for name, model in models:
         ours_on = [("PyTorch eager", model)]
         if device.type == "cpu":
-            ours_on += converted_denoisers(model, budget)
+            ours_on += [(f"{runtime} {dtype_name(dtype)}", net)
+                        for runtime, dtype, net in converted_denoisers(model, budget)]
             if cpu_has_native_bf16():  # what --precision bf16 runs; its |diff| is bf16's, not the sampler's
                 ours_on.append(("PyTorch bf16 autocast", Denoiser(eager_unet(model.unet), model.param, torch.bfloat16)))
         label = 0 if model.param.class_names else None
@@ -318,12 +355,13 @@ def diffusers_table(models: list[tuple[str, Denoiser]], device: torch.device, bu
 
                     t_ours = time_ms(ours, device, reps)
                     with torch.inference_mode():
-                        diff = float(((ours() + 1) / 2 - reference).abs().max())
-                    table.add(name, schedule.evaluations, batch, runtime, t_ours, t_theirs, t_theirs / t_ours, diff)
-    table.notes.append("diffusers' pipeline cannot run a pixel_unshuffle > 1 UNet, so the comparison uses "
-                       "pixel_unshuffle = 1 networks: " + ", ".join(n for n, _ in models) + ".")
-    table.notes.append("max |diff| compares images on [0, 1]; the pipeline draws the same per-image noise. The "
-                       "converted runtimes run the same UNet (editing.runtimes), every batch through them.")
+                        diff = ((ours() + 1) / 2 - reference).abs()
+                    table.add(name, schedule.evaluations, batch, runtime, t_ours, t_theirs, t_theirs / t_ours,
+                              float(diff.max()), float(diff.mean()))
+    table.notes.append("diffusers' pipeline runs a pixel_unshuffle UNet (the shipped models') through "
+                       "benchmarks.speed.PixelShuffledUNet: the same UNet, the same weights, space-to-depth outside it.")
+    table.notes.append("|diff| compares images on [0, 1] (1/255 = 3.9e-03); the pipeline draws the same per-image "
+                       "noise. The converted runtimes run the same UNet (editing.runtimes), every batch through them.")
     if device.type == "cpu":
         table.notes.append("On CPU, Denoiser.network forces the math SDPA kernel (chosen for the shipped model's "
                            "<= 64-token attention); at 32 px the tiny preset attends over 256 tokens, where that "

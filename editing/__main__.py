@@ -46,10 +46,11 @@ def _common(p: argparse.ArgumentParser, *, schedule: bool = True, variations: bo
     g.add_argument("--backend", choices=("onnxruntime", "openvino", "eager"), default="onnxruntime",  # editing.runtimes
                    help="how a CPU runs the network in fp32: onnxruntime or openvino (converted once, cached under "
                         "~/.cache; eager where not installed) or eager PyTorch (default onnxruntime)")
-    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",  # editing.models.PRECISIONS
-                   help="on CPU: auto runs tiled (photo) models, which run large tile batches, under bf16 autocast "
-                        "where the CPU has native bf16 (AVX512-BF16 or AMX), everything else in fp32; fp32 or bf16 "
-                        "everywhere (bf16 is far slower without native bf16) (default auto)")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",  # editing.models.PRECISION_HELP
+                   help="on CPU: auto takes bf16 where it was measured faster: tiled (photo) models under bf16 "
+                        "autocast where the CPU has native bf16 (AVX512-BF16 or AMX), and on an AMX CPU the other "
+                        "models through OpenVINO's bf16 (unless --backend eager); everything else in fp32. fp32 or "
+                        "bf16 everywhere (bf16 is far slower without native bf16) (default auto)")
     g.add_argument("--class", dest="label", metavar="NAME|INDEX",
                    help="class of a class-conditional model, by name or index (default: the first class)")
     g.add_argument("--seed", type=int, default=0, help="random seed; variation i uses seed + i (default 0)")

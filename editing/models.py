@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from editing.precond import Denoiser, Parameterization
-from editing.runtimes import BACKENDS, prepare_unet
+from editing.runtimes import BACKENDS, openvino_available, prepare_unet
 from editing.schedules import Schedule
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -43,6 +43,7 @@ class Runtime:
     backend: str = "eager"  # CPU fp32 only: "onnxruntime" or "openvino" runs the UNet converted once (editing.runtimes)
     # bf16 autocast for tiled (photo) models only, which always run large tile batches; None: as autocast_dtype
     tiled_autocast_dtype: torch.dtype | None = None
+    converted_dtype: torch.dtype = torch.float32  # what OpenVINO computes in: bf16 runs its own bf16 kernels
 
 
 def cpu_has_amx() -> bool:
@@ -63,13 +64,19 @@ def cpu_has_native_bf16() -> bool:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = ("on CPU: auto takes bf16 where it was measured faster: tiled (photo) models, which run large tile "
+                  "batches, under bf16 autocast where the CPU has native bf16 (AVX512-BF16 or AMX), and on an AMX CPU "
+                  "the other models through OpenVINO's bf16 (unless --backend eager); everything else in fp32. fp32 or "
+                  "bf16 everywhere (bf16 is far slower without native bf16) (default auto)")
 
 
 def resolve_runtime(device: str = "auto", backend: str = "eager", precision: str = "fp32") -> Runtime:
-    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, under bf16 autocast with
-    `precision` "bf16". `precision` "auto": bf16 autocast for tiled models on a CPU with native bf16
-    (their tile batches run faster so, at a PSNR cost measured by `benchmarks --sections speed`), fp32 for the
-    rest, whose batches of 1 to 8 run fastest through the fp32 `backend`."""
+    """'auto' picks CUDA when present. fp16 weights on CUDA; fp32 weights on CPU, in bf16 with `precision` "bf16":
+    OpenVINO's bf16 with `backend` "openvino" (where installed), else eager PyTorch under bf16 autocast.
+    `precision` "auto" takes bf16 where `benchmarks --sections speed` measured it faster, at a cost it measures
+    too: bf16 autocast for tiled models on a CPU with native bf16 (their large tile batches); on an AMX CPU, the
+    other models through OpenVINO's bf16 (faster than any fp32 runtime at every batch), unless `backend` is
+    "eager"; the fp32 `backend` for the rest."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     bf16 = precision == "bf16"
@@ -85,6 +92,9 @@ def resolve_runtime(device: str = "auto", backend: str = "eager", precision: str
     if dev.type == "cuda":  # CUDA keeps its own path (fp16 weights); backend applies to CPU fp32 only
         return Runtime(dev, torch.float16, None)
     tiled = torch.bfloat16 if precision == "auto" and cpu_has_native_bf16() else None
+    openvino_bf16 = backend == "openvino" if bf16 else precision == "auto" and backend != "eager" and cpu_has_amx()
+    if openvino_bf16 and openvino_available():
+        return Runtime(dev, torch.float32, None, "openvino", tiled, torch.bfloat16)
     return Runtime(dev, torch.float32, torch.bfloat16 if bf16 else None, "eager" if bf16 else backend, tiled)
 
 
@@ -268,7 +278,8 @@ def load_model(folder: str | Path, runtime: Runtime) -> Denoiser:
     unet = unet.eval().requires_grad_(False)
     autocast = runtime.tiled_autocast_dtype if param.tiled and runtime.tiled_autocast_dtype else runtime.autocast_dtype
     if autocast is None:  # autocast runs the eager UNet (resolve_runtime picks eager with bf16)
-        unet = prepare_unet(unet, runtime.backend, param.resolution // param.pixel_unshuffle)
+        unet = prepare_unet(unet, runtime.backend, param.resolution // param.pixel_unshuffle,
+                            dtype=runtime.converted_dtype)
     return Denoiser(unet, param, autocast)
 
 

@@ -3,11 +3,13 @@
 The converted network (an ONNX file, or OpenVINO IR) is cached on disk under a key of the weights and the input
 shape, so the conversion is paid once; later loads read the file. Where a runtime is not installed the eager UNet is
 kept. Speed and agreement with eager are measured by `python -m benchmarks --sections speed`, which is how the
-default (ONNX Runtime, at every batch size) was chosen.
+defaults were chosen: ONNX Runtime in fp32 (at every batch size), and OpenVINO in bf16 on AMX CPUs
+(editing.models.resolve_runtime).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
@@ -23,9 +25,11 @@ from torch import nn
 
 BACKENDS = ("onnxruntime", "openvino", "eager")
 DEFAULT_BACKEND = "onnxruntime"
-# Above this batch eager PyTorch (oneDNN) out-ran OpenVINO on both shipped models, so "openvino" routes larger
-# batches (the engine's tile batches) to the eager UNet; ONNX Runtime out-ran eager at every batch measured.
+# Above this batch eager PyTorch (oneDNN) out-ran OpenVINO in fp32 on both shipped models, so "openvino" routes
+# larger batches (the engine's tile batches) to the eager UNet; ONNX Runtime out-ran eager at every batch measured.
+# OpenVINO in bf16 out-ran both at every batch measured on an AMX CPU, so it takes every batch.
 OPENVINO_MAX_BATCH = 8
+OPENVINO_PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}  # its CPU plugin's inference precision hint
 
 
 def openvino_available() -> bool:
@@ -73,6 +77,34 @@ class _Body(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.unet(x, t, class_labels=labels).sample
+
+
+class _GivenEmbedding(nn.Module):
+    """Stands in for a UNet's `time_proj`: returns the embedding its owner was given for this call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value: torch.Tensor | None = None
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.value
+
+
+class _EmbeddedTimeBody(nn.Module):
+    """The UNet with its sinusoidal time embedding (diffusers' `time_proj`) as an input instead of t, so that it is
+    computed outside, in fp32. In bf16 (8 bits of mantissa) t itself, up to a few hundred, loses its fractional
+    part, and the embedding's fast sines turn to noise: x0 at high sigma moved 6x more than under PyTorch's
+    autocast, which keeps sin/cos in fp32."""
+
+    def __init__(self, unet: nn.Module):
+        super().__init__()
+        self.given = _GivenEmbedding()
+        self.unet = copy.copy(unet)  # the same layers; only this copy's time_proj is replaced
+        self.unet._modules = {**unet._modules, "time_proj": self.given}
+
+    def forward(self, x: torch.Tensor, t_emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.given.value = t_emb
+        return self.unet(x, t_emb.new_zeros(x.shape[0]), class_labels=labels).sample
 
 
 class ConvertedUNet(nn.Module):
@@ -161,32 +193,50 @@ class OnnxRuntimeUNet(ConvertedUNet):
 
 
 class OpenVINOUNet(ConvertedUNet):
-    """The UNet converted once to OpenVINO IR and compiled for the CPU in fp32."""
+    """The UNet converted once to OpenVINO IR (fp32, its time embedding an input: _EmbeddedTimeBody) and compiled
+    for the CPU to compute in `dtype`: fp32, or bf16 (the plugin's own bf16 kernels, AMX or AVX512-BF16, with norms
+    and activations fused); inputs and outputs stay fp32."""
 
     backend = "openvino"
 
     def __init__(self, unet: nn.Module, side: int, cache_dir: Path | None = None,
-                 max_batch: int | None = OPENVINO_MAX_BATCH):
+                 max_batch: int | None = OPENVINO_MAX_BATCH, dtype: torch.dtype = torch.float32):
         super().__init__(unet, side, max_batch)
+        if dtype not in OPENVINO_PRECISIONS:
+            raise ValueError(f"OpenVINO runs the UNet in float32 or bfloat16, not {dtype}")
+        if unet.config.class_embed_type is not None:  # such labels go through time_proj as well
+            raise ValueError(f"OpenVINOUNet takes class embeddings of no type, not {unet.config.class_embed_type!r}")
+        self.precision = dtype
         ov = import_openvino()
 
         folder = Path(cache_dir or default_cache_dir(self.backend))
-        xml = folder / f"{weights_key(unet, self.channels, side)}.xml"
+        xml = folder / f"{weights_key(unet, self.channels, side)}-embedded-time.xml"
         if not xml.is_file():
-            shapes = [([-1, self.channels, side, side], ov.Type.f32), ([-1], ov.Type.f32)]
+            width = self.embed_time(torch.zeros(1)).shape[1]
+            shapes = [([-1, self.channels, side, side], ov.Type.f32), ([-1, width], ov.Type.f32)]
+            example = list(self.example_inputs())
+            example[1] = torch.zeros(1, width)
             if self.conditional:
                 shapes.append(([-1], ov.Type.i64))
             with torch.no_grad():
-                model = ov.convert_model(_Body(unet).eval(), example_input=self.example_inputs(), input=shapes)
+                model = ov.convert_model(_EmbeddedTimeBody(unet).eval(), example_input=tuple(example), input=shapes)
             folder.mkdir(parents=True, exist_ok=True)
             tmp = xml.with_suffix(".tmp.xml")
             ov.save_model(model, tmp, compress_to_fp16=False)
             tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
             tmp.replace(xml)
         core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        # The hint is always set: on an AMX CPU the plugin would otherwise pick bf16 by itself.
+        self.compiled = core.compile_model(core.read_model(xml), "CPU",
+                                           {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[dtype]})
+
+    def embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The UNet's sinusoidal embedding of t, in fp32."""
+        with torch.no_grad():
+            return self.eager.time_proj(t.to(torch.float32)).to(torch.float32)
 
     def run(self, feeds: list[np.ndarray]) -> np.ndarray:
+        feeds = [feeds[0], self.embed_time(torch.from_numpy(feeds[1])).numpy(), *feeds[2:]]
         # One infer request per call: the compiled model's own (`compiled(feeds)`) is shared, and the studio
         # runs requests from several threads at once.
         request = self.compiled.create_infer_request()
@@ -195,17 +245,19 @@ class OpenVINOUNet(ConvertedUNet):
 
 
 def prepare_unet(unet: nn.Module, backend: str, side: int, cache_dir: Path | None = None,
-                 every_batch: bool = False) -> nn.Module:
+                 every_batch: bool = False, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The UNet to run for `backend`: converted where that runtime is installed and the UNet is a CPU fp32 one,
-    else the eager UNet unchanged. `every_batch`: no routing of large batches to eager (for the benchmarks)."""
+    else the eager UNet unchanged. `every_batch`: no routing of large batches to eager (for the benchmarks).
+    `dtype`: what OpenVINO computes in (bf16 takes every batch); ONNX Runtime computes in fp32."""
     chosen = installed_backend(backend)  # validates `backend`
     weight = next(unet.parameters())
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return unet
     if chosen == "onnxruntime":
         return OnnxRuntimeUNet(unet, side, cache_dir)
-    if chosen == "openvino":
-        return OpenVINOUNet(unet, side, cache_dir, None if every_batch else OPENVINO_MAX_BATCH)
+    if chosen == "openvino" and unet.config.class_embed_type is None:
+        max_batch = None if every_batch or dtype == torch.bfloat16 else OPENVINO_MAX_BATCH
+        return OpenVINOUNet(unet, side, cache_dir, max_batch, dtype)
     return unet
 
 
@@ -225,3 +277,10 @@ def eager_unet(unet: nn.Module) -> nn.Module:
 def runtime_name(unet: nn.Module) -> str:
     """What runs a prepared UNet: "onnxruntime", "openvino" or "eager"."""
     return unet.backend if isinstance(unet, ConvertedUNet) else "eager"
+
+
+def compute_dtype(unet: nn.Module) -> torch.dtype:
+    """What a prepared UNet computes in, autocast aside: OpenVINO's precision, else its weights' dtype."""
+    if isinstance(unet, OpenVINOUNet):
+        return unet.precision
+    return torch.float32 if isinstance(unet, ConvertedUNet) else next(unet.parameters()).dtype

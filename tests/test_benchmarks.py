@@ -24,7 +24,7 @@ from training.tune_ts import write_schedules
 
 TINY = Budget(reps=1, speed_batches=(1,), scaling_batches=(1, 2), samples_per_style=3, quality_styles=3,
               sample_batch=3, edit_images_per_style=2, edit_styles=1, cm_steps=(1, 2), teacher_steps=(1, 2),
-              noise_levels=(0.2,), swd_per_image=8, measure_256=False, compare_s5_flat=False,
+              noise_levels=(0.2,), swd_per_image=8, measure_256=False,
               diffusers_batches=(1,), speed_tile_batch=False, runtimes=False)
 
 
@@ -70,8 +70,11 @@ def test_full_run_on_tiny_models(setup: dict[str, Path]) -> None:
     # autocast (a row of its own where the CPU has native bf16) to bf16's.
     rows = doc["tables"]["diffusers"]["rows"]
     assert any(row[3] == "PyTorch eager" for row in rows)
+    # the model itself is compared, its pixel-unshuffled UNet run by the pipeline through PixelShuffledUNet
+    assert any(row[0] == "tiny-cm" and row[3] == "PyTorch eager" for row in rows)
     for row in rows:
-        assert row[-1] < (0.05 if "bf16" in row[3] else 1e-4), row
+        assert row[-2] < (0.05 if "bf16" in row[3] else 1e-4), row  # max |diff|
+        assert row[-1] <= row[-2]  # mean |diff|
     # The CM's edits keep the measurement exactly; the classical upscalers do not.
     edits = {(r[0], r[1]): r for r in doc["tables"]["edits"]["rows"]}
     assert edits[("super-resolution x2", "CM (tiny-cm)")][4] < 1e-4
@@ -223,3 +226,25 @@ def test_paired_statistics() -> None:
 def test_cli_rejects_zero_draw_sets() -> None:
     with pytest.raises(SystemExit):
         main(["--sections", "quality_sets", "--draw-sets", "0"])
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_diffusers_pipeline_runs_a_pixel_unshuffled_model_as_ours(steps: int) -> None:
+    """PixelShuffledUNet lets diffusers' pipeline run a pixel_unshuffle model (the shipped ones): its samples equal
+    ours from the same noise to fp32 rounding."""
+    from benchmarks.speed import diffusers_pipeline
+    from editing import tasks
+    from editing.samplers import generators_for
+    from training.nets import random_denoiser
+
+    model = random_denoiser("tiny", 16, CLASSES, seed=0, pixel_unshuffle=2).eval().requires_grad_(False)
+    assert model.param.pixel_unshuffle == 2
+    schedule = uniform(steps)
+    seeds = [3, 4, 5]
+    pipe = diffusers_pipeline(model, schedule)
+    with torch.inference_mode():
+        theirs = pipe(batch_size=3, class_labels=torch.ones(3, dtype=torch.long), generator=generators_for(seeds),
+                      num_inference_steps=None, timesteps=list(reversed(schedule.ts[:-1])), output_type="pt").images
+        ours = (tasks.generate(model, seeds, schedule=schedule, label=1) + 1) / 2
+    assert theirs.shape == ours.shape == (3, 3, 16, 16)
+    assert float((theirs - ours).abs().max()) < 1e-4

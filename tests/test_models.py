@@ -231,7 +231,7 @@ def test_resolve_runtime() -> None:
     rt = resolve_runtime("cpu", precision="bf16")
     assert rt.device == torch.device("cpu") and rt.weight_dtype == torch.float32 and rt.autocast_dtype == torch.bfloat16
     assert resolve_runtime("cpu", precision="fp32").autocast_dtype is None
-    # fp32 by default on every CPU: at the studio's batch sizes bf16 was measured slower on all of them.
+    # the function's own defaults are fp32 eager PyTorch on every CPU (the studio and the CLI ask for "auto")
     assert resolve_runtime("cpu").autocast_dtype is None
     auto = resolve_runtime("auto")
     assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -252,6 +252,7 @@ def test_precision_auto_takes_bf16_for_tiled_models_only_on_native_bf16(tmp_path
     from tests.conftest import make_tiny_folder
 
     monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: False)
     rt = resolve_runtime("cpu", backend="onnxruntime", precision="auto")
     assert rt.autocast_dtype is None and rt.tiled_autocast_dtype == (torch.bfloat16 if native else None)
     tiled = load_model(make_tiny_folder(tmp_path / "tiled", classes=(), tiled=True), rt)
@@ -264,6 +265,34 @@ def test_precision_auto_takes_bf16_for_tiled_models_only_on_native_bf16(tmp_path
     assert resolve_runtime("cpu", precision="fp32").tiled_autocast_dtype is None
     with pytest.raises(ValueError, match="precision"):
         resolve_runtime("cpu", precision="fp8")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "eager"])
+def test_precision_auto_on_amx_runs_untiled_models_through_openvino_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        backend: str) -> None:
+    from editing import models, runtimes
+    from editing.runtimes import compute_dtype, runtime_name
+    from tests.conftest import make_tiny_folder
+
+    if not runtimes.openvino_available():
+        pytest.skip("openvino not installed")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: True)
+    rt = resolve_runtime("cpu", backend=backend, precision="auto")
+    untiled = load_model(make_tiny_folder(tmp_path / "untiled", classes=()), rt)
+    tiled = load_model(make_tiny_folder(tmp_path / "tiled", classes=(), tiled=True), rt)
+    if backend == "eager":  # asked for PyTorch itself: fp32, as on any other CPU
+        assert runtime_name(untiled.unet) == "eager" and untiled.autocast_dtype is None
+    else:
+        assert runtime_name(untiled.unet) == "openvino" and compute_dtype(untiled.unet) == torch.bfloat16
+        assert untiled.autocast_dtype is None
+    # a tiled model keeps bf16 autocast on eager PyTorch, as fast as OpenVINO's bf16 at its tile batch
+    assert runtime_name(tiled.unet) == "eager" and tiled.autocast_dtype == torch.bfloat16
+    monkeypatch.setattr(models, "cpu_has_amx", lambda: False)  # AVX512-BF16 alone: untiled models stay fp32
+    assert resolve_runtime("cpu", backend=backend, precision="auto").converted_dtype == torch.float32
+    fp32 = resolve_runtime("cpu", backend=backend, precision="fp32")
+    assert fp32.converted_dtype == torch.float32 and fp32.tiled_autocast_dtype is None and fp32.backend == backend
 
 
 def test_save_model_writes_the_same_config_in_every_process(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from editing import runtimes
-from editing.models import load_model, resolve_runtime
-from editing.runtimes import ConvertedUNet, OnnxRuntimeUNet, OpenVINOUNet, eager_unet, prepare_unet, runtime_name
+from editing.models import cpu_has_native_bf16, load_model, resolve_runtime
+from editing.precond import Denoiser
+from editing.runtimes import (ConvertedUNet, OnnxRuntimeUNet, OpenVINOUNet, compute_dtype, eager_unet, prepare_unet,
+                              runtime_name)
 from tests.conftest import make_tiny_folder
 
 TOLERANCE = 1e-4  # max |diff| of x0 on the [-1, 1] scale, fp32 both ways
@@ -75,13 +77,46 @@ def test_falls_back_to_eager_without_the_runtime(tiny_model_dir: Path, monkeypat
     assert not isinstance(model.unet, ConvertedUNet) and runtime_name(model.unet) == "eager"
 
 
-def test_backend_validated_and_bf16_stays_eager() -> None:
+def test_backend_validated_and_bf16_runs_eager_or_openvino() -> None:
     with pytest.raises(ValueError, match="backend"):
         resolve_runtime("cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="backend"):
         prepare_unet(torch.nn.Identity(), "bogus", 8)
-    for backend in ("onnxruntime", "openvino"):
-        assert resolve_runtime("cpu", backend=backend, precision="bf16").backend == "eager"
+    for backend in ("onnxruntime", "eager"):  # ONNX Runtime's CPU provider has no bf16: autocast, on eager
+        rt = resolve_runtime("cpu", backend=backend, precision="bf16")
+        assert rt.backend == "eager" and rt.autocast_dtype == torch.bfloat16
+    rt = resolve_runtime("cpu", backend="openvino", precision="bf16")
+    if runtimes.openvino_available():  # OpenVINO computes in bf16 itself: no autocast around it
+        assert rt.backend == "openvino" and rt.autocast_dtype is None and rt.converted_dtype == torch.bfloat16
+    else:
+        assert rt.backend == "eager" and rt.autocast_dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not runtimes.openvino_available(), reason="openvino not installed")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="no native bf16 on this CPU")
+@pytest.mark.parametrize("classes", [("a", "b"), ()])
+def test_openvino_bf16_errs_no_more_than_pytorch_autocast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           classes: tuple[str, ...]) -> None:
+    """Against eager fp32, OpenVINO's bf16 moves x0 about as much as PyTorch's bf16 autocast (an independent bf16
+    implementation) at every sigma up to sigma_max, where a bf16 time embedding moved it 6x more."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = make_tiny_folder(tmp_path / "tiny", classes=classes)
+    eager = load_model(folder, resolve_runtime("cpu", backend="eager", precision="fp32"))
+    autocast = Denoiser(eager.unet, eager.param, torch.bfloat16)
+    fp32 = load_model(folder, resolve_runtime("cpu", backend="openvino", precision="fp32"))
+    bf16 = load_model(folder, resolve_runtime("cpu", backend="openvino", precision="bf16"))
+    assert isinstance(bf16.unet, OpenVINOUNet) and bf16.autocast_dtype is None
+    assert compute_dtype(bf16.unet) == torch.bfloat16 and compute_dtype(fp32.unet) == torch.float32
+    # one IR on disk serves both precisions: the precision is chosen when it is compiled
+    assert len(list(runtimes.default_cache_dir("openvino").glob("*.xml"))) == 1
+    with torch.inference_mode():
+        x, sigma, labels = inputs(eager, runtimes.OPENVINO_MAX_BATCH + 4)  # bf16 takes every batch
+        reference = eager(x, sigma, labels)
+        ours = (bf16(x, sigma, labels) - reference).abs().flatten(1)
+        theirs = (autocast(x, sigma, labels) - reference).abs().flatten(1)
+        assert float(ours.max()) > 10 * float((fp32(x, sigma, labels) - reference).abs().max())  # bf16 did run
+        assert float(ours.mean()) < 1.5 * float(theirs.mean())
+        assert bool((ours.max(1).values < 2 * theirs.max(1).values + 1e-3).all())  # per image: at each sigma
 
 
 @pytest.mark.parametrize("backend, kind, pattern, max_batch", CONVERTED)

@@ -150,7 +150,7 @@ def test_the_studio_and_the_cli_use_the_tuned_ts(tmp_path: Path, cpu_runtime: Ru
 
     out = tmp_path / "cli.png"
     assert cli(["generate", "--model", str(weights / "tiny-cm"), "--class", "noto", "--seed", "5", "--steps", "2",
-                "--device", "cpu", "--out", str(out)]) == 0
+                "--device", "cpu", "--precision", "fp32", "--out", str(out)]) == 0
     assert (as_tensor(Image.open(out)) - expected[0]).abs().max() <= 1 / 127.5 + 1e-6
     assert cli(["generate", "--model", str(weights / "tiny-cm"), "--class", "noto", "--seed", "5", "--steps", "2",
                 "--grid", "41", "--device", "cpu", "--out", str(out)]) == 0  # another grid: even ts on it
