@@ -277,10 +277,3 @@ def eager_unet(unet: nn.Module) -> nn.Module:
 def runtime_name(unet: nn.Module) -> str:
     """What runs a prepared UNet: "onnxruntime", "openvino" or "eager"."""
     return unet.backend if isinstance(unet, ConvertedUNet) else "eager"
-
-
-def compute_dtype(unet: nn.Module) -> torch.dtype:
-    """What a prepared UNet computes in, autocast aside: OpenVINO's precision, else its weights' dtype."""
-    if isinstance(unet, OpenVINOUNet):
-        return unet.precision
-    return torch.float32 if isinstance(unet, ConvertedUNet) else next(unet.parameters()).dtype

@@ -271,7 +271,7 @@ def test_precision_auto_takes_bf16_for_tiled_models_only_on_native_bf16(tmp_path
 def test_precision_auto_on_amx_runs_untiled_models_through_openvino_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                         backend: str) -> None:
     from editing import models, runtimes
-    from editing.runtimes import compute_dtype, runtime_name
+    from editing.runtimes import runtime_name
     from tests.conftest import make_tiny_folder
 
     if not runtimes.openvino_available():
@@ -285,7 +285,7 @@ def test_precision_auto_on_amx_runs_untiled_models_through_openvino_bf16(tmp_pat
     if backend == "eager":  # asked for PyTorch itself: fp32, as on any other CPU
         assert runtime_name(untiled.unet) == "eager" and untiled.autocast_dtype is None
     else:
-        assert runtime_name(untiled.unet) == "openvino" and compute_dtype(untiled.unet) == torch.bfloat16
+        assert runtime_name(untiled.unet) == "openvino" and untiled.unet.precision == torch.bfloat16
         assert untiled.autocast_dtype is None
     # a tiled model keeps bf16 autocast on eager PyTorch, as fast as OpenVINO's bf16 at its tile batch
     assert runtime_name(tiled.unet) == "eager" and tiled.autocast_dtype == torch.bfloat16

@@ -12,8 +12,7 @@ import torch
 from editing import runtimes
 from editing.models import cpu_has_native_bf16, load_model, resolve_runtime
 from editing.precond import Denoiser
-from editing.runtimes import (ConvertedUNet, OnnxRuntimeUNet, OpenVINOUNet, compute_dtype, eager_unet, prepare_unet,
-                              runtime_name)
+from editing.runtimes import ConvertedUNet, OnnxRuntimeUNet, OpenVINOUNet, eager_unet, prepare_unet, runtime_name
 from tests.conftest import make_tiny_folder
 
 TOLERANCE = 1e-4  # max |diff| of x0 on the [-1, 1] scale, fp32 both ways
@@ -106,7 +105,7 @@ def test_openvino_bf16_errs_no_more_than_pytorch_autocast(tmp_path: Path, monkey
     fp32 = load_model(folder, resolve_runtime("cpu", backend="openvino", precision="fp32"))
     bf16 = load_model(folder, resolve_runtime("cpu", backend="openvino", precision="bf16"))
     assert isinstance(bf16.unet, OpenVINOUNet) and bf16.autocast_dtype is None
-    assert compute_dtype(bf16.unet) == torch.bfloat16 and compute_dtype(fp32.unet) == torch.float32
+    assert bf16.unet.precision == torch.bfloat16 and fp32.unet.precision == torch.float32
     # one IR on disk serves both precisions: the precision is chosen when it is compiled
     assert len(list(runtimes.default_cache_dir("openvino").glob("*.xml"))) == 1
     with torch.inference_mode():
