@@ -24,9 +24,12 @@ Actions = dict[str, tuple[str, Callable[[Page, Locator], None]]]  # tab id -> (t
 
 
 def paint(page: Page, tab: Locator, strokes: list[tuple[float, float, float, float]]) -> None:
-    """Drag the brush along each (x0, y0, x1, y1) stroke, in fractions of the editor canvas."""
-    tab.get_by_role("button", name="Brush").first.click()
-    box = tab.locator("canvas").last.bounding_box()
+    """Drag the brush along each (x0, y0, x1, y1) stroke, in fractions of the canvas (the stroke canvas, or the
+    ImageEditor's with its brush chosen)."""
+    light = tab.locator("canvas.sc-paint")
+    if not light.count():
+        tab.get_by_role("button", name="Brush").first.click()
+    box = (light if light.count() else tab.locator("canvas").last).bounding_box()
     assert box is not None, "no editor canvas"
     for x0, y0, x1, y1 in strokes:
         page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])

@@ -186,6 +186,41 @@ def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path])
     np.testing.assert_array_equal(pixels(model_res(again)[0]), first[0])
 
 
+def strokes_url(layer: np.ndarray) -> str:
+    """An RGBA strokes layer as the stroke canvas sends it: a PNG data URL."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(layer, "RGBA").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_the_stroke_canvas_paints_its_strokes_over_the_start_image(client: Client, pngs: dict[str, Path]) -> None:
+    """The canvas sends only its strokes (a transparent PNG at 512 px); the server paints them over the start
+    image as the browser showed it: the edit's input ("before") is the start image with the strokes' colour
+    exactly where they are, and the strokes change the result."""
+    from app.tabs.canvas import CANVAS
+
+    layer = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    layer[: CANVAS // 2, : CANVAS // 2] = (0, 0, 255, 255)  # the top-left quadrant, opaque blue
+    kwargs = dict(start_image=handle_file(pngs["image"]), strength=1, steps=1, seed=3, variations=1, **COMMON)
+    outputs = {name: call(client, "stroke_edit", canvas=canvas, **kwargs) for name, canvas in
+               [("strokes", {"strokes": strokes_url(layer)}), ("none", {"strokes": None}), ("null", None)]}
+    before = {}
+    for name, result in outputs.items():
+        shown = pixels(result[3][0])  # the before/after slider's "before", enlarged (nearest) for display
+        before[name] = shown[:: shown.shape[0] // R, :: shown.shape[1] // R]
+    start = pixels(pngs["image"])
+    np.testing.assert_array_equal(before["none"], start)
+    np.testing.assert_array_equal(before["null"], start)
+    expected = start.copy()
+    expected[: R // 2, : R // 2] = (0, 0, 255)
+    np.testing.assert_array_equal(before["strokes"], expected)
+    results = {name: pixels(model_res(result[2])[0]) for name, result in outputs.items()}
+    assert np.abs(results["strokes"] - results["none"])[: R // 2, : R // 2].mean() > 20
+
+
 def test_stroke_edit_live_mode_renders_one_variation_only_when_on(client: Client, pngs: dict[str, Path]) -> None:
     """Live mode (re-render on every canvas or slider change) gives the first variation of a normal render."""
     painting = handle_file(pngs["image"])

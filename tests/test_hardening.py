@@ -336,7 +336,12 @@ def test_uploads_are_capped_per_request_and_the_folder_is_pruned(app: AppProcess
     ("inpaint", [None, {"colour": 1}, None, "2", 0, 1, *MODEL, "auto"], "expected null or an object"),
     ("colorize", [{"path": "https://example.com/x.png", "url": "https://example.com/x.png",
                    "meta": {"_type": "gradio.FileData"}}, "2", 0, 1, *MODEL, "auto"], NOT_UPLOADED),
-], ids=["no fields", "missing fields", "unknown api", "editor a string", "layers a number", "editor keys", "URL"])
+    ("stroke_edit", [None, "strokes", 16, 2, 0, 1, *MODEL], "expected null or an object"),
+    ("stroke_edit", [None, {"strokes": "data:image/jpeg;base64,AAAA"}, 16, 2, 0, 1, *MODEL], "a PNG data URL"),
+    ("stroke_edit", [None, {"strokes": "data:image/png;base64,not base64!"}, 16, 2, 0, 1, *MODEL], "not valid base64"),
+    ("stroke_edit", [None, {"strokes": "data:image/png;base64,AAAA"}, 16, 2, 0, 1, *MODEL], "not a readable PNG"),
+], ids=["no fields", "missing fields", "unknown api", "editor a string", "layers a number", "editor keys", "URL",
+        "strokes a string", "strokes a JPEG", "strokes not base64", "strokes not a PNG"])
 def test_malformed_requests_get_a_clear_message(app: AppProcess, api: str, data: list[Any], expected: str) -> None:
     outcome, message = call(app, api, data)
     assert outcome in ("error", "refused") and expected in message, (outcome, message)

@@ -1,8 +1,8 @@
 """Stroke edit: paint rough coloured strokes on a blank canvas or over an image; the model makes them real.
 
 Strength says how much may change (app.forms.stroke_start turns it into the starting index into the sigma grid,
-SDEdit); live mode re-renders on every change of the canvas, the last change winning, which a 1-3 evaluation
-edit makes possible.
+SDEdit); live mode re-renders each time the pen lifts (or a stroke is undone), the last change winning, which a
+1-3 evaluation edit and the light canvas of app.tabs.stroke_canvas make possible.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import gradio as gr
 from app.errors import guarded
 from app.forms import GRID, STROKE_STRENGTH
 from app.progress import progress_callback, session
-from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, blank_canvas, load_canvas
-from app.tabs.editor import DrawingEditor
+from app.tabs.canvas import canvas_background, painted_canvas
 from app.tabs.examples import examples
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, SliderInput, image_input, seed_row, variations_slider
 from app.tabs.outputs import result_outputs, stop_button
+from app.tabs.stroke_canvas import StrokeCanvas
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -42,11 +42,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     "Turn on live mode to re-render as you paint.")
         with gr.Row():
             with gr.Column(scale=1):
-                editor = DrawingEditor(
-                    value=blank_canvas(), label="Canvas", type="pil", image_mode="RGB", format="png", sources=[],
-                    brush=gr.Brush(default_size=40, colors=PALETTE, default_color="#e53935", color_mode="defaults"),
-                    transforms=[], layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,
-                    height=EDITOR_HEIGHT)
+                canvas = StrokeCanvas(label="Canvas", palette=PALETTE, colour="#e53935", brush=40,
+                                      live_checkbox="stroke-live", elem_id="stroke-canvas")
                 with gr.Row():
                     blank = gr.Button("Blank canvas", size="sm")
                 with gr.Accordion("Start from an image", open=False):
@@ -60,7 +57,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
                 with gr.Row():
-                    live = CheckboxInput(value=False, label="Live mode (re-render on every change, 1 variation)")
+                    live = CheckboxInput(value=False, label="Live mode (re-render each time the pen lifts, 1 variation)",
+                                         elem_id="stroke-live")
                     run = gr.Button("Render", variant="primary")
                     stop_slot = gr.Column(min_width=80)
             with gr.Column(scale=1):
@@ -68,22 +66,24 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
 
     @guarded
     def start_canvas(image_path: str | None, model_name: str) -> Any:
-        return load_canvas(studio, image_path, model_name) if image_path else blank_canvas()
+        return canvas_background(studio, image_path, model_name) if image_path else None
 
     @guarded
-    def stroke_edit(start_image: str | None, canvas: dict | None, strength: float, steps: float, seed: float,
+    def stroke_edit(start_image: str | None, canvas: Any, strength: float, steps: float, seed: float,
                     variations: float, model_name: str, style_name: str,
                     request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, variations,
+        editor = painted_canvas(studio, start_image, model_name, canvas)
+        result = studio.stroke_edit(model_name, style_name, start_image, editor, strength, steps, seed, variations,
                                     progress_callback(progress, "rendering", studio.cancels.watch(session(request))))
         return out.values(result)
 
     @guarded
-    def stroke_edit_live(is_live: bool, start_image: str | None, canvas: dict | None, strength: float,
+    def stroke_edit_live(is_live: bool, start_image: str | None, canvas: Any, strength: float,
                          steps: float, seed: float, model_name: str, style_name: str) -> tuple[Any, ...]:
-        if not is_live:
+        editor = painted_canvas(studio, start_image, model_name, canvas)
+        if not is_live or (editor is None and not start_image):  # live mode waits for something to render
             return tuple(gr.skip() for _ in out.as_list())
-        result = studio.stroke_edit(model_name, style_name, start_image, canvas, strength, steps, seed, 1)
+        result = studio.stroke_edit(model_name, style_name, start_image, editor, strength, steps, seed, 1)
         return out.values(result)
 
     def show_strength(strength: float, model_name: str) -> Any:
@@ -92,20 +92,23 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     gr.on([strength.release, model.change], show_strength, inputs=[strength, model], outputs=strength,
           api_name="stroke_strength_info", api_visibility=UNDOCUMENTED, show_progress="hidden")
     canvas_set = [
-        start_image.change(start_canvas, inputs=[start_image, model], outputs=editor, api_name="stroke_canvas",
+        start_image.change(start_canvas, inputs=[start_image, model], outputs=canvas, api_name="stroke_canvas",
                            api_visibility=UNDOCUMENTED, show_progress="hidden"),
-        blank.click(blank_canvas, outputs=editor, api_name="stroke_blank", api_visibility=UNDOCUMENTED)]
-    running = run.click(stroke_edit, inputs=[start_image, editor, strength, steps, seed, variations, model, style],
+        model.change(start_canvas, inputs=[start_image, model], outputs=canvas, api_visibility=UNDOCUMENTED,
+                     show_progress="hidden"),
+        blank.click(lambda: (None, None), outputs=[start_image, canvas], api_name="stroke_blank",
+                    api_visibility=UNDOCUMENTED)]
+    running = run.click(stroke_edit, inputs=[start_image, canvas, strength, steps, seed, variations, model, style],
                         outputs=out.as_list(), api_name="stroke_edit")
     with stop_slot:
         stop_button(studio, "stroke_edit", running)
-    live_inputs = [live, start_image, editor, strength, steps, seed, model, style]
+    live_inputs = [live, start_image, canvas, strength, steps, seed, model, style]
     live_options: dict[str, Any] = dict(inputs=live_inputs, outputs=out.as_list(), api_visibility=UNDOCUMENTED,
                                         trigger_mode="always_last", show_progress="minimal",
                                         concurrency_id="stroke_live", concurrency_limit=1)
-    # The user's strokes arrive as the editor's `input`: its `change` does not fire for the first stroke on a
-    # fresh canvas. A canvas the studio sets (a start image, a blank one) renders once it is set.
-    gr.on([editor.input, strength.release, steps.release, live.change], stroke_edit_live,
+    # The canvas sends `input` when the pen lifts (in live mode only). A canvas the studio sets (a start image,
+    # a blank one) renders once it is set.
+    gr.on([canvas.input, strength.release, steps.release, live.change], stroke_edit_live,
           api_name="stroke_edit_live", **live_options)
     for event in canvas_set:
         event.then(stroke_edit_live, **live_options)
