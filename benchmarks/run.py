@@ -20,7 +20,7 @@ from editing.runtimes import eager_unet, installed_backend
 from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_speed", "photo_crops", "photos", "load",
-            "noise", "saved")
+            "noise", "saved", "browser")
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,10 @@ def run(options: Options) -> dict:
         from benchmarks.load import load_tables
 
         tables += load_tables(options.model.parent if options.model else Path("weights"))
+    if section("browser"):  # issue 32: the studio in headless Chromium, timed as its user sees it
+        from benchmarks.browser import browser_tables
+
+        tables += browser_tables(options.model.parent if options.model else Path("weights"), options.photo_data)
     if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops
         from benchmarks.noise import denoise_table, noise_table
 

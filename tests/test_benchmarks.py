@@ -248,3 +248,14 @@ def test_diffusers_pipeline_runs_a_pixel_unshuffled_model_as_ours(steps: int) ->
         ours = (tasks.generate(model, seeds, schedule=schedule, label=1) + 1) / 2
     assert theirs.shape == ours.shape == (3, 3, 16, 16)
     assert float((theirs - ours).abs().max()) < 1e-4
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_browser_section_times_live_strokes_and_skips_photos_without_a_photo_model(tmp_path: Path) -> None:
+    from benchmarks.browser import STROKES, browser_tables
+    from tests.app_server import make_weights
+
+    live, photo = browser_tables(make_weights(tmp_path / "weights"), tmp_path / "no-photos")
+    (model, steps, strokes, first, median, most), = live.rows
+    assert model == "tiny-cm" and strokes == STROKES and 0 < median <= most and 0 < first <= 60
+    assert not photo.rows and "skipped: no photo model" in photo.notes[0]
