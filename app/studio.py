@@ -228,7 +228,7 @@ class Studio(Registry):
             if evaluations is None:
                 evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
             outputs = parse_count(variations, "variations", 1, MAX_BATCH)
-            size = images.load_full(image).tensor.shape[-2:]
+            size = images.image_size(image)
         except (ValueError, OSError):
             return ""
         h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, evaluations)
@@ -334,7 +334,7 @@ class Studio(Registry):
         if mode not in ("upscale", "restore"):
             raise ValueError(f"mode must be 'upscale' or 'restore', got {mode!r}")
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
-        prep.admit(schedule.evaluations)
+        seeds = prep.admit(schedule.evaluations)  # at the model's square, before decoding; the upload at its size
         reference = None
         if mode == "upscale":  # the upload at its own size, whatever the model
             upload = prep.upload(image, "small image", schedule.evaluations, factor=factor, own_size=True)
@@ -348,7 +348,6 @@ class Studio(Registry):
                 raise ValueError(f"original: {w}x{h} is too small to shrink by {factor}")
             reference, alpha = upload.tensor[..., :h, :w], None if upload.alpha is None else upload.alpha[:h, :w]
             low = F.avg_pool2d(reference, factor)  # the block means, the measured part (A y)
-        seeds = forms.seed_range(prep.seed, prep.count, prep.count_name)
         model_ = self.edit_model(prep, edit_with)
         out = padded_run(lambda padded: tasks.superresolve(
             model_, padded, factor, seeds, schedule=schedule, label=prep.label,

@@ -440,6 +440,20 @@ class FullImage:
     notes: list[str]
 
 
+def image_size(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
+    """(height, width) of an upload as `load_full` gives it (EXIF orientation applied), from its header only:
+    nothing is decoded, so a size can be shown before the work starts. InputError as `load_full`."""
+    source, _ = _read_source(value, max_bytes)
+    if isinstance(source, np.ndarray):
+        return int(source.shape[0]), int(source.shape[1])
+    width, height = source.size
+    try:
+        orientation = int(source.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - load_full ignores a broken EXIF block too
+        orientation = 1
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # a quarter turn swaps the sides
+
+
 def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FullImage:
     """An upload (path, bytes, PIL image or array) at full size, for edits that keep the user's size; or
     InputError. Sources, formats, modes and EXIF as `load_image`; any aspect ratio (nothing is padded)."""

@@ -439,3 +439,18 @@ def test_load_mask_full_matches_the_image_size() -> None:
     assert int(big.mask.sum()) == 4
     same = images.load_mask_full(mask, 10, 10)
     assert same.notes == [] and int(same.mask.sum()) == 1
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_image_size_reads_the_header_as_load_full_would_decode(orientation: int, tmp_path: Path) -> None:
+    rng = np.random.default_rng(orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    jpeg = tmp_path / "photo.jpg"
+    jpeg.write_bytes(encode(Image.fromarray(rng.integers(0, 256, (30, 70, 3), dtype=np.uint8)), "JPEG", exif=exif))
+    rgba = Image.fromarray(rng.integers(0, 256, (9, 41, 4), dtype=np.uint8), "RGBA")
+    for value in (str(jpeg), encode(rgba, "PNG"), np.zeros((5, 12, 3), np.uint8)):
+        assert images.image_size(value) == tuple(images.load_full(value).tensor.shape[-2:])
+    assert images.image_size(str(jpeg)) == ((70, 30) if orientation in (6, 8) else (30, 70))
+    with pytest.raises(InputError, match="not an image"):
+        images.image_size(b"hello, this is text")
