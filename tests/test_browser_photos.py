@@ -118,3 +118,34 @@ def test_stop_ends_a_running_request(page: Any, photos: dict[str, Path], caplog:
     # and the studio serves this session again
     tab2 = run_tab(page, "Colorize", "colorize", photos["transparent"], "Colorize")
     downloaded(page, tab2, "colorize-seed0.png", timeout_s=60)
+
+
+def test_a_mask_painted_on_a_2_megapixel_photo_inpaints_only_there(page: Any, photos: dict[str, Path]) -> None:
+    """The whole photo is fitted to the mask editor (1700x1200 centred on a white square); the mask painted there
+    is mapped back to full size: the full-size result changes near the stroke and nowhere else."""
+    from app.screenshots import paint
+
+    page.get_by_role("tab", name="Inpaint").click()
+    tab = page.locator("#tab-inpaint")
+    tab.get_by_label("Steps").click()
+    page.get_by_role("option", name="1 step (fastest)").click()
+    variations = tab.get_by_label("number input for Variations")
+    variations.fill("1")
+    variations.press("Enter")
+    tab.locator("input[type=file]").first.set_input_files(str(photos["photo"]))
+    tab.locator("#inpaint-estimate", has_text="About").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # the editor loads the fitted photo
+    paint(page, tab, [(0.3, 0.35, 0.7, 0.35)])  # in fractions of the editor's canvas (a margin around the photo)
+    tab.get_by_role("button", name="Inpaint", exact=True).click()
+    result = np.asarray(downloaded(page, tab, "inpaint-seed0.png").convert("RGB")).astype(int)
+    assert result.shape == (HEIGHT, WIDTH, 3)
+    before = np.asarray(Image.open(photos["photo"]).convert("RGB")).astype(int)
+    changed = (result != before).any(-1)
+    rows, cols = np.nonzero(changed)
+    side, top = WIDTH, (WIDTH - HEIGHT) // 2  # the square's side and the photo's top margin on it
+    brush = side * 48 / 512  # the editor's default brush, 48 of the canvas's 512 px, at full size
+    assert changed.any()
+    assert abs(rows.mean() - (0.35 * side - top)) < 0.5 * brush, rows.mean()  # (the mapping itself, exactly:
+    # tests/test_app_full_size.py)
+    assert rows.min() > 0.35 * side - top - 2 * brush and rows.max() < 0.35 * side - top + 2 * brush
+    assert cols.min() > 0.3 * side - 2 * brush and cols.max() < 0.7 * side + 2 * brush
