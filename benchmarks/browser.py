@@ -93,7 +93,8 @@ def _live_strokes(page: Any, table: Table) -> None:
         times.append(time.monotonic() - started)
         before = page.locator(RESULTS).evaluate_all("els => els.map(e => e.src).join('|')")
         page.wait_for_timeout(300)
-    table.add(page.get_by_label("Model", exact=True).input_value(), steps, STROKES, round(times[0], 3), round(float(np.median(times)), 3), round(max(times), 3))
+    table.add(page.get_by_label("Model", exact=True).input_value(), steps, STROKES, round(times[0], 3),
+              round(float(np.median(times)), 3), round(max(times), 3))
 
 
 def _heldout_photo(folder: Path, work: Path) -> dict[str, Path] | None:

@@ -471,3 +471,21 @@ def test_every_input_box_on_the_page_has_a_label(client: Client) -> None:
                   if c.get("type") in ("dropdown", "slider", "number", "textbox", "radio")
                   and not c.get("props", {}).get("label")]
     assert not unlabelled, unlabelled
+
+
+def test_the_stroke_canvas_decodes_only_bounded_pngs() -> None:
+    import gradio as gr
+
+    from app.tabs.stroke_canvas import StrokeCanvas
+
+    canvas = StrokeCanvas(label="Canvas", palette=["#000000"], colour="#000000", brush=10, render=False)
+    small = np.zeros((8, 12, 4), np.uint8)
+    small[2:4, 3:9] = (10, 20, 30, 255)
+    layer = canvas.preprocess({"strokes": strokes_url(small)})
+    assert layer.mode == "RGBA" and np.array_equal(np.asarray(layer), small)
+    assert canvas.preprocess({"strokes": None}) is None and canvas.preprocess(None) is None
+    with pytest.raises(gr.Error, match="at most 4,194,304 pixels"):
+        canvas.preprocess({"strokes": strokes_url(np.zeros((2049, 2048, 4), np.uint8))})
+    shown = canvas.postprocess(Image.new("RGB", (4, 4), "red"))
+    assert shown["background"].startswith("data:image/png;base64,")
+    assert shown["token"] != canvas.postprocess(None)["token"]  # every picture set reloads the canvas

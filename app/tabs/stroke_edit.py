@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from PIL import Image
 
 from app.errors import guarded
 from app.forms import GRID, STROKE_STRENGTH
@@ -57,8 +58,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
                 with gr.Row():
-                    live = CheckboxInput(value=False, label="Live mode (re-render each time the pen lifts, 1 variation)",
-                                         elem_id="stroke-live")
+                    live = CheckboxInput(value=False, elem_id="stroke-live",
+                                         label="Live mode (re-render each time the pen lifts, 1 variation)")
                     run = gr.Button("Render", variant="primary")
                     stop_slot = gr.Column(min_width=80)
             with gr.Column(scale=1):
@@ -69,7 +70,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         return canvas_background(studio, image_path, model_name) if image_path else None
 
     @guarded
-    def stroke_edit(start_image: str | None, canvas: Any, strength: float, steps: float, seed: float,
+    def stroke_edit(start_image: str | None, canvas: Image.Image | None, strength: float, steps: float, seed: float,
                     variations: float, model_name: str, style_name: str,
                     request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         editor = painted_canvas(studio, start_image, model_name, canvas)
@@ -78,11 +79,11 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         return out.values(result)
 
     @guarded
-    def stroke_edit_live(is_live: bool, start_image: str | None, canvas: Any, strength: float,
+    def stroke_edit_live(is_live: bool, start_image: str | None, canvas: Image.Image | None, strength: float,
                          steps: float, seed: float, model_name: str, style_name: str) -> tuple[Any, ...]:
-        editor = painted_canvas(studio, start_image, model_name, canvas)
-        if not is_live or (editor is None and not start_image):  # live mode waits for something to render
+        if not is_live or (canvas is None and not start_image):  # live mode waits for something to render
             return tuple(gr.skip() for _ in out.as_list())
+        editor = painted_canvas(studio, start_image, model_name, canvas)
         result = studio.stroke_edit(model_name, style_name, start_image, editor, strength, steps, seed, 1)
         return out.values(result)
 
