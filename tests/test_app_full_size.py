@@ -174,3 +174,27 @@ def test_photo_edits_run_with_the_teacher_unless_asked_otherwise(studio: Studio,
     assert "consistency model emoji-cm" in studio.colorize("emoji-cm", "a", str(photo), "2", 0, 1).notes_markdown()
     with pytest.raises(ValueError, match="no diffusion teacher"):
         studio.colorize("emoji-cm", "a", str(photo), "2", 0, 1, edit_with="teacher")
+
+
+def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_path: Path) -> None:
+    """The stroke canvas sends only its strokes layer; over a photo (fitted, centred on the square canvas) they
+    are painted at full size where they were drawn, and the rest of the edit's input is the photo's pixels."""
+    from app.tabs.canvas import painted_canvas
+
+    photo = tmp_path / "opaque.png"
+    before = np.random.default_rng(3).integers(0, 256, (280, 420, 3), dtype=np.uint8)  # shown at its size
+    Image.fromarray(before).save(photo)
+    strokes = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    strokes[200:300, 100:300] = (0, 0, 255, 255)
+    editor = painted_canvas(studio, str(photo), "photo-cm", Image.fromarray(strokes, "RGBA"))
+    result = studio.stroke_edit("photo-cm", None, str(photo), editor, 1, 1, 0, 1)
+    shown = np.asarray(Image.open(result.before).convert("RGB"))
+    assert shown.shape == (280, 420, 3)
+    painted = forms.full_size_mask(strokes[..., 3] > 0, (280, 420))
+    rows, cols = np.nonzero(painted)  # the canvas is the 420 px square (photo rows 70..349) enlarged to 512
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (94, 176, 82, 246)
+    inner = painted.copy()
+    inner[[rows.min(), rows.max()], :] = False  # its edge cells mix a blue and a white canvas pixel
+    inner[:, [cols.min(), cols.max()]] = False
+    assert (shown[inner] == (0, 0, 255)).all()
+    np.testing.assert_array_equal(shown[~painted], before[~painted])
