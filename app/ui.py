@@ -24,6 +24,13 @@ CSS = """
 .studio-notes ul { margin-top: 0; }
 /* Gallery tiles may shrink below Gradio's 100px minimum: on a narrow window every column stays on screen. */
 .pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); }
+/* Stroke edit on a narrow window: the result right under the canvas and its buttons, the settings after it. */
+@media (max-width: 720px) {
+  #stroke-left { display: contents; }
+  #stroke-left > * { order: 2; flex: 1 1 100%; }
+  #stroke-left > #stroke-canvas, #stroke-left > #stroke-actions { order: 0; }
+  #stroke-right { order: 1; flex: 1 1 100%; }
+}
 """
 MAX_FILE_SIZE = MAX_BYTES  # a file the browser may upload: what the engine (and the CLI) reads
 

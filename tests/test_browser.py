@@ -327,3 +327,28 @@ def test_an_unknown_model_name_shows_a_note_and_no_error(page: Any) -> None:
     page.get_by_text("No model named 'gpt-image'").wait_for(state="visible", timeout=10_000)
     assert not errors, errors
     assert page.locator(".toast-body.error, .error-badge").count() == 0
+
+
+def test_on_a_narrow_window_the_live_result_is_right_under_the_canvas(browser: Any, studio_url: str) -> None:
+    """At 420 px the live result was ~900 px below the canvas (the walk): now the buttons and the result come
+    straight after the canvas, the settings after them."""
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    try:
+        page.goto(studio_url)
+        page.get_by_label("More tabs").click()  # at 420 px the later tabs sit in the overflow menu
+        page.locator(".overflow-dropdown button", has_text="Stroke edit").click()
+        canvas = page.locator("#stroke-canvas canvas")
+        canvas.wait_for(state="visible", timeout=10_000)
+        page.get_by_label("Live mode").check()
+        canvas.scroll_into_view_if_needed()
+        drag(page, canvas, 0.3, 0.4)
+        wait_for_new_result(page, "")
+        bottom = canvas.bounding_box()["y"] + canvas.bounding_box()["height"]
+        live = page.locator("#stroke-live").bounding_box()
+        result = page.locator("#stroke_edit-slider").bounding_box()
+        strength = page.locator("#stroke-strength").bounding_box()
+        assert 0 <= live["y"] - bottom < 150, (bottom, live)
+        assert 0 <= result["y"] - bottom < 300, (bottom, result)
+        assert strength["y"] > result["y"]
+    finally:
+        page.close()

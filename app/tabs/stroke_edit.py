@@ -42,10 +42,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         gr.Markdown("Paint rough strokes; higher strength lets more of the picture change. "
                     "Turn on live mode to re-render as you paint.")
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_id="stroke-left"):
                 canvas = StrokeCanvas(label="Canvas", palette=PALETTE, colour="#e53935", brush=40,
                                       live_checkbox="stroke-live", elem_id="stroke-canvas")
-                with gr.Row():
+                with gr.Row(elem_id="stroke-actions"):  # next to the canvas: painting live needs no scrolling
+                    live = CheckboxInput(value=False, elem_id="stroke-live",
+                                         label="Live mode (re-render each time the pen lifts, 1 variation)")
+                    run = gr.Button("Render", variant="primary")
+                    stop_slot = gr.Column(min_width=80)
                     blank = gr.Button("Blank canvas", size="sm")
                 with gr.Accordion("Start from an image", open=False):
                     start_image = image_input("Start image", height=180)
@@ -57,12 +61,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 steps = SliderInput(1, 8, value=2, step=1, label="Steps (network evaluations)")
                 seed = seed_row("stroke_edit")
                 variations = variations_slider(2)
-                with gr.Row():
-                    live = CheckboxInput(value=False, elem_id="stroke-live",
-                                         label="Live mode (re-render each time the pen lifts, 1 variation)")
-                    run = gr.Button("Render", variant="primary")
-                    stop_slot = gr.Column(min_width=80)
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_id="stroke-right"):
                 out = result_outputs("Rendered", columns=2, before_after="stroke_edit")
 
     @guarded
