@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from app.screenshots import CHROMIUM_ARGS
+from app.screenshots import CHROMIUM as CHROMIUM_PATH
 from benchmarks.common import Table
 from tests.app_server import AppProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM = Path(CHROMIUM_PATH)
 STROKES = 12
 PHOTO_SIZE = (1700, 1200)
 RESULTS = "#tab-stroke_edit img[src*='stroke-seed']"
