@@ -339,7 +339,7 @@ def test_uploads_are_capped_per_request_and_the_folder_is_pruned(app: AppProcess
     ("stroke_edit", [None, "strokes", 16, 2, 0, 1, *MODEL], "expected null or an object"),
     ("stroke_edit", [None, {"strokes": "data:image/jpeg;base64,AAAA"}, 16, 2, 0, 1, *MODEL], "a PNG data URL"),
     ("stroke_edit", [None, {"strokes": "data:image/png;base64,not base64!"}, 16, 2, 0, 1, *MODEL], "not valid base64"),
-    ("stroke_edit", [None, {"strokes": "data:image/png;base64,AAAA"}, 16, 2, 0, 1, *MODEL], "not a readable PNG"),
+    ("stroke_edit", [None, {"strokes": "data:image/png;base64,AAAA"}, 16, 2, 0, 1, *MODEL], "strokes is not a readable image"),
 ], ids=["no fields", "missing fields", "unknown api", "editor a string", "layers a number", "editor keys", "URL",
         "strokes a string", "strokes a JPEG", "strokes not base64", "strokes not a PNG"])
 def test_malformed_requests_get_a_clear_message(app: AppProcess, api: str, data: list[Any], expected: str) -> None:

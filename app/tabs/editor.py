@@ -72,7 +72,7 @@ class DrawingEditor(gr.ImageEditor):
             raise gr.Error(f"the drawing has {len(sources) - 2} layers; at most {MAX_LAYERS} are accepted",
                            print_exception=False)
         for what, source in sources:
-            _check_editor_image(what, source)
+            check_editor_image(what, source)
         source = blobs if payload.id is not None else payload
         try:  # Gradio's own preprocess, on the checked images
             background = self.convert_and_format_image(source.background, flatten_on_white=True)
@@ -119,7 +119,7 @@ def _blob_bytes(blobs: EditorDataBlobs) -> int:
     return sum(len(b) for b in (blobs.background, blobs.composite, *blobs.layers) if b is not None)
 
 
-def _check_editor_image(what: str, source: Any) -> None:
+def check_editor_image(what: str, source: Any) -> None:
     """An editor image (an upload's FileData or a blob's bytes) is readable without decoding and not too big."""
     if source is None:
         return

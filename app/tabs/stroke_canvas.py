@@ -15,7 +15,6 @@ import base64
 import binascii
 import io
 import itertools
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import gradio as gr
 from PIL import Image
 
 from app.tabs.canvas import CANVAS
-from app.tabs.editor import MAX_LAYER_PIXELS
+from app.tabs.editor import check_editor_image
 
 PNG_DATA_URL = "data:image/png;base64,"
 MAX_STROKES_CHARS = 4 * 2**20  # a data URL of a 512x512 RGBA PNG is far below (the guard's body limit is lower)
@@ -107,18 +106,12 @@ class StrokeCanvas(gr.HTML):
             data = base64.b64decode(strokes[len(PNG_DATA_URL):], validate=True)
         except (binascii.Error, ValueError):
             raise gr.Error(f"{self.label}: the strokes are not valid base64", print_exception=False) from None
+        check_editor_image("strokes", data)  # readable and at most MAX_LAYER_PIXELS, from the header alone
         try:
-            with warnings.catch_warnings():  # a bomb's size is refused below, not warned about
-                warnings.simplefilter("ignore")
-                with Image.open(io.BytesIO(data)) as image:
-                    if image.format != "PNG":
-                        raise ValueError("not a PNG")
-                    if image.width * image.height > MAX_LAYER_PIXELS:
-                        raise gr.Error(f"{self.label}: the strokes are {image.width}x{image.height}; at most "
-                                       f"{MAX_LAYER_PIXELS:,} pixels are accepted", print_exception=False)
-                    return image.convert("RGBA")
-        except gr.Error:
-            raise
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "PNG":
+                    raise ValueError("not a PNG")
+                return image.convert("RGBA")
         except Exception:  # noqa: BLE001 - PIL raises many types for unreadable files
             raise gr.Error(f"{self.label}: the strokes are not a readable PNG", print_exception=False) from None
 
