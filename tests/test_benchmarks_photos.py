@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.photos import PhotoBudget, cbm3d, heldout_crops, luma_chroma_table, mean_chroma
+from benchmarks.photos import (PhotoBudget, cbm3d, heldout_crops, luma_chroma_table, mean_chroma,
+                              posterior_mean_superresolve)
 from benchmarks.run import Options, run
 from editing.metrics import psnr
 from editing.operators import Colorize
 from tests.conftest import make_tiny_folder
 
-TINY_PHOTOS = PhotoBudget(crops_per_photo=1, scales=(1, 2), tune_crops=2)
+TINY_PHOTOS = PhotoBudget(crops_per_photo=1, scales=(1, 2), tune_crops=2, posterior_samples=2)
 
 
 def make_photos(folder: Path, size: int = 40) -> Path:
@@ -40,6 +41,20 @@ def test_heldout_crops_come_only_from_heldout_photos(tmp_path: Path) -> None:
     assert crops.shape == (2 * 2, 3, 16, 16)
     # the blue channel of every photo is 90: the crops are of the photos, on [-1, 1]
     assert torch.allclose(crops[:, 2], torch.full_like(crops[:, 2], 90 / 127.5 - 1))
+
+
+def test_posterior_mean_averages_distinct_samples_and_keeps_every_block_mean(tmp_path: Path) -> None:
+    from editing import tasks
+    from editing.limits import UNLIMITED
+    from editing.models import load_model, resolve_runtime
+
+    teacher = load_model(make_tiny_folder(tmp_path / "edm", classes=(), boundary="edm"), resolve_runtime("cpu"))
+    low = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    mean = posterior_mean_superresolve(teacher, low, 2, 3)
+    first = tasks.superresolve(teacher, low, 2, [0, 1], limits=UNLIMITED)
+    assert mean.shape == (2, 3, 16, 16)
+    assert torch.allclose(torch.nn.functional.avg_pool2d(mean, 2), low, atol=1e-5)  # A x = A y is linear
+    assert float((mean - first).abs().max()) > 1e-3  # more than the first sample: the others were averaged in
 
 
 def test_cbm3d_removes_most_of_the_noise_on_a_smooth_image() -> None:
@@ -77,9 +92,10 @@ def test_photo_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypatc
     assert "CBM3D (true sigma)" in methods and "CM (photo-cm)" in methods
     assert "teacher, 1 evaluation (photo-edm)" in methods
     # the CM keeps the measured part of every edit with an operator (Algorithm 4)
+    assert "teacher's D, mean of 2 samples (photo-edm)" in methods  # TINY_PHOTOS' posterior_samples
     for task, method, *_, dc, _, _ in rows:
-        if method == "CM (photo-cm)":
-            assert dc is not None and dc < 1e-3, (task, dc)
+        if method.startswith(("CM (photo-cm)", "teacher's D")):
+            assert dc is not None and dc < 1e-3, (task, method, dc)
     assert "photo_speed" not in doc["tables"]  # its own section now
 
 
