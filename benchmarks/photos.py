@@ -196,9 +196,9 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                        "not a studio request: no per-request limit). Colorization baseline: each pixel's luma kept, its"
                        " chroma the mean chroma of the training tiles at that luma.")
     if teacher is not None:
-        table.notes.append("Super-resolution with the teacher: Algorithm 4 with D(x, sigma) as the denoiser (the studio's "
-                           "default for photo models), one sample per crop; the mean of samples per crop (seeds "
+        table.notes.append("Super-resolution with the teacher: Algorithm 4 with D(x, sigma) as the denoiser (the "
+                           "studio's default for photo models), one sample per crop; the mean of samples per crop (seeds "
                            "k n .. k n + n - 1 for sample k) estimates the posterior mean E[x | block means] of the "
-                           "teacher's prior: how much PSNR sampling this prior can give at most, short of the spread left by averaging "
-                           f"{budget.posterior_samples} samples.")
+                           "teacher's prior: how much PSNR sampling this prior can give at most, short of the spread "
+                           f"left by averaging {budget.posterior_samples} samples.")
     return [table]

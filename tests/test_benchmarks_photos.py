@@ -91,8 +91,8 @@ def test_photo_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypatc
     methods = {r[1] for r in rows}
     assert "CBM3D (true sigma)" in methods and "CM (photo-cm)" in methods
     assert "teacher, 1 evaluation (photo-edm)" in methods
-    # the CM keeps the measured part of every edit with an operator (Algorithm 4)
     assert "teacher's D, mean of 2 samples (photo-edm)" in methods  # TINY_PHOTOS' posterior_samples
+    # the CM and the teacher's D keep the measured part of every edit with an operator (Algorithm 4)
     for task, method, *_, dc, _, _ in rows:
         if method.startswith(("CM (photo-cm)", "teacher's D")):
             assert dc is not None and dc < 1e-3, (task, method, dc)
