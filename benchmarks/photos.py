@@ -164,6 +164,9 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                    ("OpenCV Navier-Stokes", lambda m=mask: opencv_inpaint(gt, m, cv2.INPAINT_NS))]
         if cm is not None:
             methods.append((f"CM ({names[0]})", lambda m=mask: tasks.inpaint(cm, gt, m, seeds, limits=UNLIMITED)))
+        if teacher is not None:
+            methods.append((f"teacher's D ({names[1]})",
+                            lambda m=mask: tasks.inpaint(teacher, gt, m, seeds, limits=UNLIMITED)))
         cases.append((task, Inpaint(mask), methods))
     tiles = np.load(folder / "images.npy", mmap_mode="r")
     chroma = luma_chroma_table(np.array(tiles[:: max(1, len(tiles) // 20000)]))  # a copy: the file is mapped read-only
@@ -171,6 +174,8 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                                                        lambda: mean_chroma(gt, chroma))]
     if cm is not None:
         methods.append((f"CM ({names[0]})", lambda: tasks.colorize(cm, gt, seeds, limits=UNLIMITED)))
+    if teacher is not None:
+        methods.append((f"teacher's D ({names[1]})", lambda: tasks.colorize(teacher, gt, seeds, limits=UNLIMITED)))
     cases.append(("colorization from luma", Colorize(), methods))
 
     for task, operator, methods in cases:
@@ -196,9 +201,9 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                        "not a studio request: no per-request limit). Colorization baseline: each pixel's luma kept, its"
                        " chroma the mean chroma of the training tiles at that luma.")
     if teacher is not None:
-        table.notes.append("Super-resolution with the teacher: Algorithm 4 with D(x, sigma) as the denoiser (the "
-                           "studio's default for photo models), one sample per crop; the mean of samples per crop (seeds "
-                           "k n .. k n + n - 1 for sample k) estimates the posterior mean E[x | block means] of the "
-                           "teacher's prior: how much PSNR sampling this prior can give at most, short of the spread "
-                           f"left by averaging {budget.posterior_samples} samples.")
+        table.notes.append("Edits with the teacher: Algorithm 4 with D(x, sigma) as the denoiser (the studio's "
+                           "default for photo models), one sample per crop. In super-resolution the mean of samples "
+                           "per crop (seeds k n .. k n + n - 1 for sample k) estimates the posterior mean E[x | block "
+                           "means] of the teacher's prior: how much PSNR sampling this prior can give at most, short "
+                           f"of the spread left by averaging {budget.posterior_samples} samples.")
     return [table]

@@ -169,12 +169,18 @@ def photos_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Path, d
         if cm is not None:
             methods.append(Method(f"CM ({names[0]}, Algorithm 4)",
                                   lambda: tasks.inpaint(cm, gt, mask, [SEED], limits=UNLIMITED)))
+        if teacher is not None:
+            methods.append(Method(f"teacher's D ({names[1]}, Algorithm 4)",
+                                  lambda: tasks.inpaint(teacher, gt, mask, [SEED], limits=UNLIMITED)))
         cases.append(("inpainting: centre box (1/64 of the area)", Inpaint(mask), methods, gt * ~mask))
         methods = [Method("grey image", lambda: grayscale(gt)),
                    Method("per-luma mean chroma (training tiles)", lambda: mean_chroma(gt, chroma))]
         if cm is not None:
             methods.append(Method(f"CM ({names[0]}, Algorithm 4)",
                                   lambda: tasks.colorize(cm, gt, [SEED], limits=UNLIMITED), 1))
+        if teacher is not None:
+            methods.append(Method(f"teacher's D ({names[1]}, Algorithm 4)",
+                                  lambda: tasks.colorize(teacher, gt, [SEED], limits=UNLIMITED), 1))
         cases.append(("colorization from luma", Colorize(), methods, grayscale(gt)))
 
         for task, operator, methods, given in cases:

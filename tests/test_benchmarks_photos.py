@@ -92,6 +92,10 @@ def test_photo_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypatc
     assert "CBM3D (true sigma)" in methods and "CM (photo-cm)" in methods
     assert "teacher, 1 evaluation (photo-edm)" in methods
     assert "teacher's D, mean of 2 samples (photo-edm)" in methods  # TINY_PHOTOS' posterior_samples
+    # every edit also runs with the teacher's D, the studio's default denoiser for photo models
+    assert {r[0] for r in rows if r[1] == "teacher's D (photo-edm)"} == {
+        "super-resolution x2", "super-resolution x4", "inpainting: centre box (1/4 of the area)",
+        "inpainting: random strokes", "colorization from luma"}
     # the CM and the teacher's D keep the measured part of every edit with an operator (Algorithm 4)
     for task, method, *_, dc, _, _ in rows:
         if method.startswith(("CM (photo-cm)", "teacher's D")):

@@ -60,6 +60,9 @@ def test_photos_section_runs_every_task_on_tiny_models(tmp_path: Path, monkeypat
     methods = {r[1] for r in rows}
     assert {"CBM3D (true sigma)", "faithful: teacher, 1 evaluation (photo-edm)", "Lanczos",
             "CM (photo-cm, Algorithm 4)", "teacher's D (photo-edm, Algorithm 4)"} <= methods
+    assert {r[0] for r in rows if r[1] == "teacher's D (photo-edm, Algorithm 4)"} == {
+        "super-resolution x2", "super-resolution x4", "inpainting: centre box (1/64 of the area)",
+        "colorization from luma"}  # every edit, as the studio runs them on photo models
     for task, method, p, _, dc, seam, seconds in rows:
         assert seconds > 0 and p > 0, (task, method)
         if "Algorithm 4" in method:  # the measured part is kept across the whole tiled image
