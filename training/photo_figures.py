@@ -1,6 +1,6 @@
-"""Figures for the photo models' cards, on held-out photos (never trained on): the teacher's 18-step Heun samples
-and its denoising next to CBM3D given the true sigma; with --cm, the consistency model's samples at 1 and 2 steps
-beside the teacher's, and before/after crops of each edit next to its classical baseline.
+"""Figures for the photo models' cards, on held-out photos (never trained on): the teacher's 18-step Heun samples,
+its denoising next to CBM3D given the true sigma, and before/after crops of each edit with its D next to the
+classical baseline; with --cm, the consistency model's samples at 1 and 2 steps beside the teacher's, and its edits.
 
     python -m training.photo_figures --teacher weights/photo64-edm --data data/photos --out weights/photo64-edm
     python -m training.photo_figures --teacher weights/photo64-edm --cm weights/photo64-cm --out weights/photo64-cm
@@ -84,8 +84,9 @@ def textured_crop(rgb: np.ndarray, rng: np.random.Generator, candidates: int = 1
     return rgb[y:y + CROP, x:x + CROP]
 
 
-def edit_crops(cm: Denoiser, folder: Path, count: int) -> Image.Image:
-    """Per held-out photo crop, a row per edit: truth, what the edit is given, the classical baseline, the CM."""
+def edit_crops(net: Denoiser, name: str, folder: Path, count: int) -> Image.Image:
+    """Per held-out photo crop, a row per edit: truth, what the edit is given, the classical baseline, and `net`
+    (captioned `name`): its one evaluation for denoising, Algorithm 4 with it for the other edits."""
     rng = np.random.default_rng(11)
     generator = torch.Generator().manual_seed(11)
     photos = load_heldout(folder)
@@ -99,16 +100,16 @@ def edit_crops(cm: Denoiser, folder: Path, count: int) -> Image.Image:
         with torch.inference_mode():
             edits = [
                 ("noisy 25/255", noisy.clamp(-1, 1), "CBM3D", cbm3d(noisy, sigma),
-                 "CM, 1 evaluation", tasks.denoise(cm, noisy, sigma=sigma)[0]),
-                ("x4 block means", tasks.upsample_nearest(low, 4), "Lanczos", opencv_resize(low, CROP, cv2.INTER_LANCZOS4),
-                 "CM, super-resolved", tasks.superresolve(cm, low, 4, [0])),
+                 tasks.denoise(net, noisy, sigma=sigma)[0]),
+                ("x4 block means", tasks.upsample_nearest(low, 4), "Lanczos",
+                 opencv_resize(low, CROP, cv2.INTER_LANCZOS4), tasks.superresolve(net, low, 4, [0])),
                 ("centre box", clean.masked_fill(box, 0.0), "OpenCV NS", opencv_inpaint(clean, box, cv2.INPAINT_NS),
-                 "CM, inpainted", tasks.inpaint(cm, clean, box, [0])),
-                ("luma", grayscale(clean), "grey", grayscale(clean), "CM, colorized", tasks.colorize(cm, clean, [0])),
+                 tasks.inpaint(net, clean, box, [0])),
+                ("luma", grayscale(clean), "grey", grayscale(clean), tasks.colorize(net, clean, [0])),
             ]
-        for given_label, given, base_label, base, ours_label, ours in edits:
+        for given_label, given, base_label, base, ours in edits:  # the given image names the edit
             images = [clean, given, base, ours]
-            labels = ["truth", given_label, with_psnr(base_label, base, clean), with_psnr(ours_label, ours, clean)]
+            labels = ["truth", given_label, with_psnr(base_label, base, clean), with_psnr(name, ours, clean)]
             rows.append(labelled_row([to_uint8(image)[0] for image in images], labels))
     return stack(rows)
 
@@ -147,12 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.cm is not None:
         cm = load_model(args.cm, resolve_runtime("cpu"))
         cm_samples(cm, teacher, list(range(8)), read_schedules(args.cm)).save(args.out / "samples.png")
-        edit_crops(cm, args.data, 2).save(args.out / "edits.png")
+        edit_crops(cm, "CM", args.data, 2).save(args.out / "edits.png")
         print(f"wrote {args.out / 'samples.png'} and {args.out / 'edits.png'}")
         return
     samples(teacher, list(range(16))).save(args.out / "samples.png")
     denoise_crops(teacher, args.data, args.sigma, 4).save(args.out / "denoise.png")
-    print(f"wrote {args.out / 'samples.png'} and {args.out / 'denoise.png'}")
+    edit_crops(teacher, "teacher's D", args.data, 2).save(args.out / "edits.png")  # the studio's photo edits
+    print(f"wrote {args.out / 'samples.png'}, {args.out / 'denoise.png'} and {args.out / 'edits.png'}")
 
 
 if __name__ == "__main__":
