@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import training.photo_figures as figures
 from editing.models import load_model, resolve_runtime
