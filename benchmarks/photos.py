@@ -144,16 +144,16 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
             methods.append((f"CM, 1 evaluation ({names[0]})",
                             lambda x=noisy, s=sigma: tasks.denoise(cm, x, sigma=s)[0]))
         cases.append((f"denoising sigma {s255}/255", None, methods))
+    # Algorithm 4 with each model as its denoiser: the CM, and the teacher's D(x, sigma) (the studio's photo default)
+    editors = [(name, net) for name, net in ((f"CM ({names[0]})", cm), (f"teacher's D ({names[1]})", teacher))
+               if net is not None]
     for factor in (2, 4):
         low = F.avg_pool2d(gt, factor)
         methods = [("bicubic", lambda lo=low: opencv_resize(lo, r, cv2.INTER_CUBIC)),
                    ("Lanczos", lambda lo=low: opencv_resize(lo, r, cv2.INTER_LANCZOS4))]
-        if cm is not None:
-            methods.append((f"CM ({names[0]})",
-                            lambda lo=low, f=factor: tasks.superresolve(cm, lo, f, seeds, limits=UNLIMITED)))
-        if teacher is not None:  # the same solver with the teacher's D(x, sigma), and the mean of its samples
-            methods.append((f"teacher's D ({names[1]})",
-                            lambda lo=low, f=factor: tasks.superresolve(teacher, lo, f, seeds, limits=UNLIMITED)))
+        methods += [(name, lambda lo=low, f=factor, m=net: tasks.superresolve(m, lo, f, seeds, limits=UNLIMITED))
+                    for name, net in editors]
+        if teacher is not None:  # and the mean of the teacher's samples
             k = budget.posterior_samples
             methods.append((f"teacher's D, mean of {k} samples ({names[1]})",
                             lambda lo=low, f=factor: posterior_mean_superresolve(teacher, lo, f, k)))
@@ -162,20 +162,14 @@ def photo_crops_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Pa
                        ("inpainting: random strokes", random_strokes(n, r, g))):
         methods = [("OpenCV Telea", lambda m=mask: opencv_inpaint(gt, m, cv2.INPAINT_TELEA)),
                    ("OpenCV Navier-Stokes", lambda m=mask: opencv_inpaint(gt, m, cv2.INPAINT_NS))]
-        if cm is not None:
-            methods.append((f"CM ({names[0]})", lambda m=mask: tasks.inpaint(cm, gt, m, seeds, limits=UNLIMITED)))
-        if teacher is not None:
-            methods.append((f"teacher's D ({names[1]})",
-                            lambda m=mask: tasks.inpaint(teacher, gt, m, seeds, limits=UNLIMITED)))
+        methods += [(name, lambda mk=mask, m=net: tasks.inpaint(m, gt, mk, seeds, limits=UNLIMITED))
+                    for name, net in editors]
         cases.append((task, Inpaint(mask), methods))
     tiles = np.load(folder / "images.npy", mmap_mode="r")
     chroma = luma_chroma_table(np.array(tiles[:: max(1, len(tiles) // 20000)]))  # a copy: the file is mapped read-only
     methods = [("grey image", lambda: grayscale(gt)), ("per-luma mean chroma (training tiles)",
                                                        lambda: mean_chroma(gt, chroma))]
-    if cm is not None:
-        methods.append((f"CM ({names[0]})", lambda: tasks.colorize(cm, gt, seeds, limits=UNLIMITED)))
-    if teacher is not None:
-        methods.append((f"teacher's D ({names[1]})", lambda: tasks.colorize(teacher, gt, seeds, limits=UNLIMITED)))
+    methods += [(name, lambda m=net: tasks.colorize(m, gt, seeds, limits=UNLIMITED)) for name, net in editors]
     cases.append(("colorization from luma", Colorize(), methods))
 
     for task, operator, methods in cases:

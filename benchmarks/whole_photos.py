@@ -126,6 +126,9 @@ def photos_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Path, d
     table = Table("photos", f"Every edit on {len(images)} whole held-out photos ({side}x{side}, native resolution)",
                   ["task", "method", "PSNR dB", "SSIM", "||Ax - Ay||", "seam: band - interior dB", "s / megapixel"])
     rows: dict[tuple[str, str], list[list[float]]] = {}
+    # Algorithm 4 with each model as its denoiser: the CM, and the teacher's D(x, sigma) (the studio's photo default)
+    editors = [(f"{label} ({name}, Algorithm 4)", net) for label, name, net in
+               (("CM", names[0], cm), ("teacher's D", names[1], teacher)) if net is not None]
     kept: dict[str, dict[str, torch.Tensor]] = {}
     nlm_h: dict[int, float] = {}
     for index, (name, gt) in enumerate(images):
@@ -154,33 +157,20 @@ def photos_tables(cm: Denoiser | None, teacher: Denoiser | None, folder: Path, d
             low = F.avg_pool2d(gt, factor)
             methods = [Method("bicubic", lambda lo=low: opencv_resize(lo, side, cv2.INTER_CUBIC)),
                        Method("Lanczos", lambda lo=low: opencv_resize(lo, side, cv2.INTER_LANCZOS4))]
-            if cm is not None:
-                methods.append(Method(f"CM ({names[0]}, Algorithm 4)", lambda lo=low, f=factor: tasks.superresolve(
-                    cm, lo, f, [SEED], limits=UNLIMITED), tasks.DEFAULT_EDIT.evaluations))
-            if teacher is not None:  # the same solver with the teacher's D(x, sigma) as the denoiser
-                methods.append(Method(f"teacher's D ({names[1]}, Algorithm 4)",
-                                      lambda lo=low, f=factor: tasks.superresolve(
-                    teacher, lo, f, [SEED], limits=UNLIMITED), tasks.DEFAULT_EDIT.evaluations))
+            methods += [Method(name, lambda lo=low, f=factor, m=net: tasks.superresolve(
+                m, lo, f, [SEED], limits=UNLIMITED), tasks.DEFAULT_EDIT.evaluations) for name, net in editors]
             cases.append((f"super-resolution x{factor}", SuperResolve(factor), methods, low))
         mask = torch.zeros(1, 1, side, side, dtype=torch.bool)
         mask[..., 7 * side // 16: 9 * side // 16, 7 * side // 16: 9 * side // 16] = True
         methods = [Method("OpenCV Telea", lambda: opencv_inpaint(gt, mask, cv2.INPAINT_TELEA)),
                    Method("OpenCV Navier-Stokes", lambda: opencv_inpaint(gt, mask, cv2.INPAINT_NS))]
-        if cm is not None:
-            methods.append(Method(f"CM ({names[0]}, Algorithm 4)",
-                                  lambda: tasks.inpaint(cm, gt, mask, [SEED], limits=UNLIMITED)))
-        if teacher is not None:
-            methods.append(Method(f"teacher's D ({names[1]}, Algorithm 4)",
-                                  lambda: tasks.inpaint(teacher, gt, mask, [SEED], limits=UNLIMITED)))
+        methods += [Method(name, lambda m=net: tasks.inpaint(m, gt, mask, [SEED], limits=UNLIMITED))
+                    for name, net in editors]
         cases.append(("inpainting: centre box (1/64 of the area)", Inpaint(mask), methods, gt * ~mask))
         methods = [Method("grey image", lambda: grayscale(gt)),
                    Method("per-luma mean chroma (training tiles)", lambda: mean_chroma(gt, chroma))]
-        if cm is not None:
-            methods.append(Method(f"CM ({names[0]}, Algorithm 4)",
-                                  lambda: tasks.colorize(cm, gt, [SEED], limits=UNLIMITED), 1))
-        if teacher is not None:
-            methods.append(Method(f"teacher's D ({names[1]}, Algorithm 4)",
-                                  lambda: tasks.colorize(teacher, gt, [SEED], limits=UNLIMITED), 1))
+        methods += [Method(name, lambda m=net: tasks.colorize(m, gt, [SEED], limits=UNLIMITED), 1)
+                    for name, net in editors]
         cases.append(("colorization from luma", Colorize(), methods, grayscale(gt)))
 
         for task, operator, methods, given in cases:
