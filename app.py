@@ -19,7 +19,7 @@ for _name, _value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", 
 from app.guard import GuardLimits  # noqa: E402
 from app.studio import REQUEST_TIMEOUT, Studio  # noqa: E402
 from app.ui import build_demo, launch  # noqa: E402
-from editing.limits import Limits  # noqa: E402
+from editing.limits import CPU_MEGAPIXELS, CUDA_MEGAPIXELS, Limits  # noqa: E402
 from editing.models import PRECISION_HELP, PRECISIONS, ModelLoadError, resolve_runtime  # noqa: E402
 from editing.runtimes import BACKENDS, DEFAULT_BACKEND  # noqa: E402
 
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"seconds of work one request may take before it stops (default: {REQUEST_TIMEOUT:g})")
     parser.add_argument("--max-megapixels", type=float, default=None,
                         help="megapixel-evaluations (outputs x evaluations x megapixels) one request may cost "
-                             "(default: 0.6 on a CPU, 12 on CUDA)")
+                             f"(default: {CPU_MEGAPIXELS:g} on a CPU, {CUDA_MEGAPIXELS:g} on CUDA)")
     defaults = GuardLimits()
     parser.add_argument("--per-session", type=int, default=defaults.per_session,
                         help=f"requests one session may have queued or running (default: {defaults.per_session})")

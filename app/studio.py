@@ -33,7 +33,7 @@ from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseRe
                          RequestFiles, Result, SuperresolveResult, step_callback, tile_callback, write_animation)
 from editing import images, metrics, tasks
 from editing.images import FullImage
-from editing.limits import Limits, check_request, device_limits
+from editing.limits import Limits, Pass, check_passes, device_limits
 from editing.models import ModelLoadError, Runtime, edits_use_teacher
 from editing.precond import Denoiser
 from editing.operators import grayscale
@@ -49,6 +49,8 @@ MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
+RESULT_MEGAPIXELS = 24.0  # result pixels x outputs per request (memory for the results and their files)
+Passes = Callable[[int, int], Sequence[Pass]]  # an output size -> what the solver runs for it (editing.limits)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -75,14 +77,16 @@ class Prepared:
     def resolution(self) -> int:
         return self.entry.param.resolution
 
-    def admit(self, evaluations: int, outputs: int | None = None, size: tuple[int, int] | None = None) -> list[int]:
+    def admit(self, evaluations: int, outputs: int | None = None, size: tuple[int, int] | None = None, *,
+              passes: Sequence[Pass] | None = None) -> list[int]:
         """Refuse, before any work, a request costing more than the studio's limits (editing.limits) or whose
         seeds would pass `forms.MAX_SEED`; the seeds of the outputs. `size`: the outputs' (height, width) when
-        they are not the model's square."""
+        they are not the model's square; `passes`: what each output runs, when not `evaluations` over it."""
         outputs = self.count if outputs is None else outputs
         height, width = size or (self.resolution, self.resolution)
         try:
-            check_request(self.studio.limits, self.studio.runtime.device, outputs, height, width, evaluations)
+            check_passes(self.studio.limits, self.studio.runtime.device, outputs,
+                         passes or [Pass(height, width, evaluations)])
         except ValueError as e:
             raise ValueError(f"too large for this studio: {e}") from None
         return [] if self.seed is None else forms.seed_range(self.seed, self.count, self.count_name)
@@ -98,36 +102,61 @@ class Prepared:
 
     def upload(self, value: Any, what: str, evaluations: int, *, factor: int = 1,
                own_size: bool | None = None) -> FullImage:
-        """The image an edit of `evaluations` evaluations runs on (its outputs `factor` x its size), with the
-        request admitted. At its own size on a tiled model (`own_size` None) or when `own_size`: downscaled,
-        with a note, to the largest size the studio's limit allows, its alpha kept to put back. Otherwise
-        fitted to the model's square (1 / factor of it), and the result is that square, without alpha."""
+        """The image an edit of `evaluations` evaluations over the whole image runs on (its outputs `factor` x
+        its size), with the request admitted. At its own size on a tiled model (`own_size` None) or when
+        `own_size`, `fit` to the studio's limits. Otherwise fitted to the model's square (1 / factor of it), and
+        the result is that square, without alpha."""
         tiled = self.entry.param.tiled if own_size is None else own_size
         if not tiled:
             x = self.image(value, what, self.resolution // factor)
             self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
             return FullImage(x, None, [])
+        return self.fit(self.full_upload(value, what), what, evaluations,
+                        lambda h, w: [Pass(h, w, evaluations)], factor=factor)
+
+    def full_upload(self, value: Any, what: str) -> FullImage:
+        """An upload at its own size, its alpha kept to put back; what was done to it joins the notes."""
         full = forms.load_upload_full(value, what)
         self.notes.extend(full.notes)
+        return FullImage(full.tensor, full.alpha, [])
+
+    def fit(self, full: FullImage, what: str, evaluations: int, passes: Passes, *, factor: int = 1) -> FullImage:
+        """`full` downscaled, with a note, to the largest size whose request (outputs `factor` x its size, each
+        costing `passes(height, width)`) the studio's limits allow (Studio.fitted_size), and admitted."""
         x, alpha = full.tensor, full.alpha
         h, w = x.shape[-2:]
-        out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, max(1, evaluations))
+        out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, passes)
         nh, nw = max(1, out_h // factor), max(1, out_w // factor)
         if (nh, nw) != (h, w):
             x = F.interpolate(x, size=(nh, nw), mode="area")
             if alpha is not None:
                 alpha = np.asarray(Image.fromarray(alpha).resize((nw, nh), Image.Resampling.BOX))
+            limits = self.studio.limits
             self.notes.append(f"{what}: downscaled {w}x{h} -> {nw}x{nh}, the largest this studio takes for "
                               f"{evaluations} evaluation(s) x {self.count} output(s) on its "
-                              f"{self.studio.runtime.device.type} (at most {self.studio.limits.megapixels:g} "
-                              "megapixel-evaluations and half the time limit per request); fewer steps or "
-                              "variations keep more of its size")
-        self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
+                              f"{self.studio.runtime.device.type} (at most {limits.megapixels:g} megapixel-"
+                              f"evaluations, {RESULT_MEGAPIXELS:g} megapixels of results and half the time limit "
+                              "per request); fewer steps or variations keep more of its size")
+        self.admit(evaluations, passes=passes(nh * factor, nw * factor))
         return FullImage(x, alpha, [])
 
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
         return tile_callback(self.on_step, self.deadline, evaluations)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A request's fitted output size and estimated seconds, and the line the tab shows ('' for none)."""
+
+    height: int = 0
+    width: int = 0
+    seconds: float = 0.0
+    text: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
 
 
 class Studio(Registry):
@@ -199,46 +228,94 @@ class Studio(Registry):
                 self._tile_seconds[name] = (time.perf_counter() - started) / tiling.batch
             return self._tile_seconds[name]
 
-    def fitted_size(self, name: str, height: int, width: int, outputs: int, evaluations: int) -> tuple[int, int]:
-        """The largest size, at the aspect of height x width (at most that), for a request of a tiled model that
-        fits the studio's megapixel-evaluation limit and, at the measured time per tile, half its timeout (the
-        CPU is shared by the requests running at once)."""
-        scale = min(1.0, math.sqrt(self.limits.megapixels * 1e6 / (outputs * evaluations * height * width)))
+    def fitted_size(self, name: str, height: int, width: int, outputs: int, passes: Passes) -> tuple[int, int]:
+        """The largest size, at the aspect of height x width (at most that), for a request of a tiled model whose
+        outputs of that size each cost `passes(h, w)`, that fits the studio's megapixel-evaluation limit,
+        RESULT_MEGAPIXELS of results and, at the measured time per tile, half its timeout (the CPU is shared by
+        the requests running at once)."""
+        scale = min(1.0, math.sqrt(RESULT_MEGAPIXELS * 1e6 / (outputs * height * width)))
         tiling = default_tiling(self.resolution(name), self.runtime.device)
-        for _ in range(4):  # tiles grow a little faster than pixels (overlap): shrink again if still over
+        for _ in range(16):  # the cost shrinks slower than the size (tile overlap, a mask's margin): shrink again
             h, w = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
-            if self.request_timeout is None:
+            runs = passes(h, w)
+            shrink = min(1.0, math.sqrt(self.limits.megapixels / (outputs * sum(
+                p.megapixel_evaluations for p in runs))))
+            tiles = [count_tiles(p.height, p.width, tiling) for p in runs]
+            if self.request_timeout is not None and max(tiles) > 1:
+                seconds = outputs * sum(t * p.evaluations for t, p in zip(tiles, runs)) * self.seconds_per_tile(name)
+                shrink = min(shrink, math.sqrt(0.5 * self.request_timeout / seconds))
+            if shrink >= 1.0 or (h, w) == (1, 1):
                 break
-            seconds = count_tiles(h, w, tiling) * outputs * evaluations * self.seconds_per_tile(name)
-            budget = 0.5 * self.request_timeout
-            if seconds <= budget or count_tiles(h, w, tiling) == 1:
-                break
-            scale *= 0.97 * math.sqrt(budget / seconds)
+            scale *= 0.97 * shrink
         return h, w
 
     def estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1, *,
                  evaluations: int | None = None, factor: int = 1) -> str:
-        """Before a request on a tiled model runs: its size, tiles and estimated time (tiles x evaluations x the
-        measured time per tile); '' where there is nothing to estimate yet. Never raises: bad input is the
-        run's to report."""
+        """Before an edit of the whole image runs on a tiled model: its size, tiles and estimated time (tiles x
+        evaluations x the measured time per tile); '' where there is nothing to estimate yet. Never raises: bad
+        input is the run's to report."""
+        try:
+            if evaluations is None:
+                evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
+        except ValueError:
+            return ""
+        return self._estimate(model, image, variations, lambda h, w: [Pass(h, w, evaluations)], factor).text
+
+    def colorize_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1) -> str:
+        """`estimate` for Colorize: its colours solved at a reduced size, then one pass at full size."""
+        try:
+            schedule, r = parse_schedule(steps, tasks.DEFAULT_EDIT), self.resolution(model)
+        except ValueError:
+            return ""
+        return self._estimate(model, image, variations, lambda h, w: tasks.colorize_passes(h, w, r, schedule)).text
+
+    def inpaint_estimate(self, model: str | None, image: Any, mask: Any, steps: str | None,
+                         variations: Any = 1) -> str:
+        """`estimate` for Inpaint, whose solver runs on the box around the mask (tasks.inpaint): for the uploaded
+        mask; without one (a mask painted in the editor), from a small mask's box to a mask over the whole image."""
+        try:
+            evaluations, r = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations, self.resolution(model)
+            size = images.image_size(image) if image else None
+            fill = images.load_mask_full(mask, *size).mask if size and mask else None
+        except (ValueError, OSError):
+            return ""
+        if fill is not None:
+            return self._estimate(model, image, variations,
+                                  lambda h, w: tasks.inpaint_passes(fill, r, evaluations, (h, w))).text
+        whole = self._estimate(model, image, variations, lambda h, w: [Pass(h, w, evaluations)])
+        if not whole.text:
+            return ""
+        dot = torch.zeros(1, 1, *size, dtype=torch.bool)
+        dot[..., size[0] // 2, size[1] // 2] = True  # the smallest mask: its box is the margin's
+        small = self._estimate(model, image, variations,
+                               lambda h, w: tasks.inpaint_passes(dot, r, evaluations, (h, w)))
+        shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
+        return (f"**About {small.seconds:.0f} to {whole.seconds:.0f} s** on this {self.runtime.device.type}: "
+                f"{small.width}x{small.height} output, the fill solved on the box around the mask ({r} px beyond "
+                f"it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for a mask over the whole "
+                f"image{shrunk}")
+
+    def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes,
+                  factor: int = 1) -> Estimate:
         try:
             entry = self.entry(model)
             if not entry.param.tiled or image is None or (isinstance(image, str) and not image):
-                return ""
-            if evaluations is None:
-                evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
+                return Estimate()
             outputs = parse_count(variations, "variations", 1, MAX_BATCH)
             size = images.image_size(image)
         except (ValueError, OSError):
-            return ""
-        h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, evaluations)
+            return Estimate()
+        h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, passes)
         tiling = default_tiling(entry.param.resolution, self.runtime.device)
-        tiles = count_tiles(h, w, tiling) * outputs * evaluations
-        seconds = tiles * self.seconds_per_tile(entry.name)
+        runs = passes(h, w)
+        per_tile = self.seconds_per_tile(entry.name)
+        seconds = outputs * sum(count_tiles(p.height, p.width, tiling) * p.evaluations for p in runs) * per_tile
         shrunk = " (downscaled to fit this studio's limits)" if (h, w) != (size[0] * factor, size[1] * factor) else ""
-        return (f"**About {seconds:.0f} s** on this {self.runtime.device.type}: {w}x{h} output{shrunk}, "
-                f"{count_tiles(h, w, tiling)} tiles x {evaluations} evaluation(s) x {outputs} output(s) at "
-                f"{1e3 * self.seconds_per_tile(entry.name):.0f} ms per tile")
+        work = " + ".join(f"{count_tiles(p.height, p.width, tiling)} tiles x {p.evaluations} evaluation(s)"
+                          for p in runs)
+        return Estimate(h, w, seconds, f"**About {seconds:.0f} s** on this {self.runtime.device.type}: {w}x{h} "
+                                       f"output{shrunk}, {work} x {outputs} output(s) at {1e3 * per_tile:.0f} ms "
+                                       "per tile")
 
     def benchmark_rows(self) -> tuple[list[dict[str, Any]], str]:
         if self.benchmarks is None:
@@ -277,20 +354,30 @@ class Studio(Registry):
         seeds = prep.admit(schedule.evaluations)
         if image is None and isinstance(editor, dict) and editor.get("background") is not None:
             image = editor["background"]
-        upload = prep.upload(image, "image", schedule.evaluations)
-        x = upload.tensor
-        h, w = x.shape[-2:]
+        tiled = prep.entry.param.tiled
+        # On a tiled model the upload is fitted by what the solver runs on, the box around the mask: the mask first.
+        upload = prep.full_upload(image, "image") if tiled else prep.upload(image, "image", schedule.evaluations)
+        h, w = upload.tensor.shape[-2:]
         if mask is not None and not (isinstance(mask, str) and not mask):
-            converted = images.load_mask_full(mask, h, w) if prep.entry.param.tiled else images.load_mask(mask, r)
+            converted = images.load_mask_full(mask, h, w) if tiled else images.load_mask(mask, r)
         elif isinstance(editor, dict):
-            converted = forms.mask_from_editor(editor, r, shape=(h, w) if prep.entry.param.tiled else None)
+            converted = forms.mask_from_editor(editor, r, shape=(h, w) if tiled else None)
         else:
             raise ValueError("no mask: paint over the image with the brush, or upload a mask (white = fill)")
         prep.notes.extend(f"mask: {n}" for n in converted.notes)
         fill = converted.mask
         if images.is_empty(fill):
             prep.notes.append("the mask is empty: nothing to fill, so the input is returned unchanged")
-            return self.files.write("inpaint", x, ["input (empty mask)"], ["input"], prep.notes, alpha=upload.alpha)
+            return self.files.write("inpaint", upload.tensor, ["input (empty mask)"], ["input"], prep.notes,
+                                    alpha=upload.alpha)
+        if tiled:
+            evaluations = schedule.evaluations
+            upload = prep.fit(upload, "image", evaluations,
+                              lambda height, width: tasks.inpaint_passes(fill, r, evaluations, (height, width)))
+            if upload.tensor.shape[-2:] != (h, w):
+                h, w = upload.tensor.shape[-2:]
+                fill = images.resize_mask(fill, h, w)
+        x = upload.tensor
         model_ = self.edit_model(prep, edit_with)
         if images.is_full(fill) and (h, w) == (r, r):
             prep.notes.append("the mask covers the whole image: this is generation from noise, not an edit")
@@ -309,7 +396,12 @@ class Studio(Registry):
         schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
         seeds = prep.admit(schedule.evaluations)
         evaluations = schedule.evaluations + tasks.COLOR_REFINE.evaluations
-        upload = prep.upload(image, "image", evaluations)
+        if prep.entry.param.tiled:  # colours chosen at a reduced size, then one pass at full size
+            r = prep.resolution
+            upload = prep.fit(prep.full_upload(image, "image"), "image", evaluations,
+                              lambda height, width: tasks.colorize_passes(height, width, r, schedule))
+        else:
+            upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
         model_, r = self.edit_model(prep, edit_with), prep.resolution
         out = padded_run(lambda padded: tasks.colorize(

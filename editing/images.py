@@ -482,8 +482,13 @@ def load_mask_full(value: Any, height: int, width: int, *, max_pixels: int = MAX
     if fill.shape[-2:] != (height, width):
         notes.append(f"mask resized {fill.shape[-1]}x{fill.shape[-2]} -> {width}x{height} to match the image "
                      "(a pixel is filled if any mask pixel in it is)")
-        fill = torch.nn.functional.adaptive_max_pool2d(fill.float(), (height, width)) > 0
+        fill = resize_mask(fill, height, width)
     return ConvertedMask(fill.contiguous(), notes)
+
+
+def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A (B, 1, H, W) bool mask at height x width; shrinking, a pixel is filled if any mask pixel in it is."""
+    return torch.nn.functional.adaptive_max_pool2d(mask.float(), (height, width)) > 0
 
 
 def _fill_from_array(array: np.ndarray, name: str, notes: list[str]) -> np.ndarray:

@@ -1,20 +1,23 @@
 """How much work one request may ask for, per device, so that it ends within the studio's timeout.
 
-An edit's cost grows with its output pixels times its network evaluations (the model runs on tiles that
-cover the image once per evaluation), so the limit is a budget of megapixel-evaluations: a one-evaluation
-denoise may take `megapixels` megapixels, an 18-evaluation edit an 18th of that. The defaults come from the
-measured speed of the shipped emoji model on tiles (README, "Any size") against the studio's default 120 s
-timeout.
+An edit's cost grows with the pixels its solver runs on times its network evaluations (the model runs on tiles
+that cover them once per evaluation), so the limit is a budget of megapixel-evaluations: a one-evaluation
+denoise may take `megapixels` megapixels, an 18-evaluation edit an 18th of that. A task may run on part of its
+output (inpainting: the box around the mask) or in several passes (colorization: a reduced size, then full
+size); `Pass` is one such run and a request costs their sum. The CPU default comes from the photo model's
+measured time per tile (README, "Limits") against the studio's default 120 s timeout; the studio also fits each
+request to half its timeout at the time per tile it measures, which binds on slower machines and models.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-CPU_MEGAPIXELS = 4.0  # megapixel-evaluations per request on a CPU (half the idle 2-core estimate: a busy CPU)
+CPU_MEGAPIXELS = 16.0  # megapixel-evaluations per request on a CPU (README, "Limits")
 CUDA_MEGAPIXELS = 200.0  # and on a CUDA GPU
 
 
@@ -37,20 +40,47 @@ def device_limits(device: torch.device | str) -> Limits:
     return Limits(CUDA_MEGAPIXELS if torch.device(device).type == "cuda" else CPU_MEGAPIXELS)
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One run of the solver within a request, per output: the image size it runs on and its evaluations (a
+    task may run on part of its output, as inpainting on the box around its mask, or several times, as
+    colorization at a reduced size and then at full size)."""
+
+    height: int
+    width: int
+    evaluations: int
+
+    @property
+    def megapixel_evaluations(self) -> float:
+        return self.height * self.width * self.evaluations / 1e6
+
+
 def check_request(
     limits: Limits | None, device: torch.device | str, outputs: int, height: int, width: int, evaluations: int,
 ) -> None:
     """Refuse, with a message that says what to change, a request beyond `limits` (None: the device's default)."""
+    check_passes(limits, device, outputs, [Pass(height, width, evaluations)])
+
+
+def check_passes(limits: Limits | None, device: torch.device | str, outputs: int, passes: Sequence[Pass]) -> None:
+    """`check_request` for a request of one or more passes per output: their megapixel-evaluations summed."""
     limits = device_limits(device) if limits is None else limits
-    megapixels = height * width / 1e6
-    cost = outputs * megapixels * evaluations
+    cost = outputs * sum(p.megapixel_evaluations for p in passes)
     if cost <= limits.megapixels:
         return
     kind = torch.device(device).type
-    allowed = limits.megapixels / max(1, outputs * evaluations)
+    if len(passes) == 1:
+        (one,) = passes
+        megapixels = one.height * one.width / 1e6
+        allowed = limits.megapixels / max(1, outputs * one.evaluations)
+        raise ValueError(
+            f"{one.width}x{one.height} ({megapixels:.2f} megapixels) x {one.evaluations} evaluation(s) x {outputs} "
+            f"output(s) is {cost:.1f} megapixel-evaluations, more than the {limits.megapixels:g} allowed per request "
+            f"on {kind}; at these settings the limit is {allowed:.2f} megapixels: use a smaller image, fewer steps "
+            "or outputs, or a GPU"
+        )
+    runs = " + ".join(f"{p.width}x{p.height} x {p.evaluations}" for p in passes)
     raise ValueError(
-        f"{width}x{height} ({megapixels:.2f} megapixels) x {evaluations} evaluation(s) x {outputs} output(s) is "
-        f"{cost:.1f} megapixel-evaluations, more than the {limits.megapixels:g} allowed per request on {kind}; "
-        f"at these settings the limit is {allowed:.2f} megapixels: use a smaller image, fewer steps or outputs, "
-        "or a GPU"
+        f"({runs}) evaluation(s) x {outputs} output(s) is {cost:.1f} megapixel-evaluations, more than the "
+        f"{limits.megapixels:g} allowed per request on {kind}: use a smaller image, fewer steps or outputs, or a GPU"
     )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
-from editing.limits import Limits, check_request
+from editing.limits import Limits, Pass, check_request
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
@@ -119,12 +119,19 @@ def mask_crop(mask: torch.Tensor, resolution: int, margin: int | None = None) ->
     """Rows and columns of the box around the mask's True pixels plus `margin` (default R) on each side,
     grown to at least R x R and clipped to the image; the whole image when nothing is masked."""
     h, w = mask.shape[-2:]
-    margin = resolution if margin is None else margin
     hit = mask.reshape(-1, h, w).any(0)
-    if not hit.any():
-        return slice(0, h), slice(0, w)
+    return _crop_around(hit.any(1), hit.any(0), resolution, margin)
+
+
+def _crop_around(rows_hit: torch.Tensor, cols_hit: torch.Tensor, resolution: int,
+                 margin: int | None = None) -> tuple[slice, slice]:
+    """`mask_crop` from the mask's projections: which rows and which columns hold a True pixel."""
+    if not rows_hit.any():
+        return slice(0, len(rows_hit)), slice(0, len(cols_hit))
+    margin = resolution if margin is None else margin
     spans = []
-    for along, size in ((hit.any(1), h), (hit.any(0), w)):
+    for along in (rows_hit, cols_hit):
+        size = len(along)
         where = torch.nonzero(along).flatten()
         lo, hi = int(where[0]) - margin, int(where[-1]) + 1 + margin
         short = max(0, resolution - (hi - lo))
@@ -132,6 +139,20 @@ def mask_crop(mask: torch.Tensor, resolution: int, margin: int | None = None) ->
         lo, hi = max(0, lo - max(0, hi - size)), min(size, hi + max(0, -lo))
         spans.append(slice(max(0, lo), min(size, hi)))
     return spans[0], spans[1]
+
+
+def inpaint_passes(mask: torch.Tensor, resolution: int, evaluations: int,
+                   size: tuple[int, int] | None = None) -> list[Pass]:
+    """What `inpaint` runs per output on an image of `size` (default the mask's) whose mask is `mask` shrunk to
+    it (a pixel filled if any mask pixel in it is, images.shrink_mask): the solver on `mask_crop`'s box."""
+    h, w = mask.shape[-2:]
+    height, width = size or (h, w)
+    hit = mask.reshape(-1, h, w).any(0)
+    # A shrunk mask's row is hit iff a row it pools holds a True pixel: pool the projections, not the mask.
+    rows_hit, cols_hit = (F.adaptive_max_pool1d(along.float()[None, None], n)[0, 0] > 0
+                          for along, n in ((hit.any(1), height), (hit.any(0), width)))
+    rows, cols = _crop_around(rows_hit, cols_hit, resolution)
+    return [Pass(rows.stop - rows.start, cols.stop - cols.start, evaluations)]
 
 
 def inpaint(
@@ -174,13 +195,12 @@ def colorize(
        the same operator (SDEdit, Meng et al. 2022, under Algorithm 4), for detail at the full resolution.
     """
     image = check_images(model, image)
-    side = chroma_side or model.param.resolution
     h, w = image.shape[-2:]
-    if min(h, w) <= side:
+    reduced = chroma_size(h, w, chroma_side or model.param.resolution)
+    if reduced is None:
         return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
                     tiling=tiling, on_tiles=on_tiles, limits=limits)
-    scale = side / min(h, w)
-    small = F.interpolate(image, size=(max(side, round(h * scale)), max(side, round(w * scale))), mode="area")
+    small = F.interpolate(image, size=reduced, mode="area")
     low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
                tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
@@ -194,6 +214,25 @@ def colorize(
     x = start + sigma0 * randn(start.shape, refine_noise, start.device)
     return edit(model, image, Colorize(), seeds, schedule=refine, label=label, x=x, callback=callback,
                 tiling=tiling, on_tiles=on_tiles, limits=limits)
+
+
+def chroma_size(height: int, width: int, chroma_side: int) -> tuple[int, int] | None:
+    """The reduced size `colorize` chooses its colours at (short side `chroma_side`), or None when the image's
+    short side is not above it (coloured in one pass)."""
+    if min(height, width) <= chroma_side:
+        return None
+    scale = chroma_side / min(height, width)
+    return max(chroma_side, round(height * scale)), max(chroma_side, round(width * scale))
+
+
+def colorize_passes(height: int, width: int, resolution: int, schedule: Schedule = DEFAULT_EDIT,
+                    refine: Schedule | None = COLOR_REFINE, chroma_side: int | None = None) -> list[Pass]:
+    """What `colorize` runs per output on a height x width image: `schedule` at the reduced size, then `refine`
+    at full size; or `schedule` at full size when the image is small."""
+    reduced = chroma_size(height, width, chroma_side or resolution)
+    if reduced is None:
+        return [Pass(height, width, schedule.evaluations)]
+    return [Pass(*reduced, schedule.evaluations)] + ([Pass(height, width, refine.evaluations)] if refine else [])
 
 
 def upsample_nearest(low: torch.Tensor, factor: int) -> torch.Tensor:

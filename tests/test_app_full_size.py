@@ -12,11 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+import app.studio as studio_module
 from app import forms
 from app.request import Cancels, Deadline, tile_callback
 from app.studio import Studio
 from app.tabs.canvas import CANVAS, load_canvas
-from editing.limits import Limits
+from editing import images, tasks
+from editing.limits import Limits, Pass
 from editing.models import Runtime
 from editing.tiling import TileProgress, count_tiles, default_tiling
 from tests.conftest import make_tiny_folder
@@ -104,13 +106,99 @@ def test_inpaint_on_the_canvas_changes_only_the_painted_part(studio: Studio, tmp
 def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, photo: Path) -> None:
     weights = tmp_path / "weights"
     make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    limit = 70 * 45 * 2 / 4 / 1e6
     small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
-                                limits=Limits(70 * 45 * 2 / 4 / 1e6), request_timeout=None)
-    result = small.colorize("photo-cm", None, str(photo), "1", 0, 1)  # 2 evaluations: half the pixels fit
+                                limits=Limits(limit), request_timeout=None)
+    result = small.stroke_edit("photo-cm", None, str(photo), None, 30, 2, 0, 1)  # 2 evaluations: half the pixels fit
     out = png(result.files)
     assert out.width * out.height <= 70 * 45 / 4 and abs(out.width / out.height - 70 / 45) < 0.1
     assert any("downscaled 70x45" in n for n in result.notes)
     assert "downscaled to fit" in small.estimate("photo-cm", str(photo), "1", 1, evaluations=2)
+    # Colorize chooses its colours at a reduced size and runs one evaluation at full size: it keeps more
+    colorized = small.colorize("photo-cm", None, str(photo), "1", 0, 1)
+    out = png(colorized.files)
+    passes = tasks.colorize_passes(out.height, out.width, R, forms.parse_schedule("1", tasks.DEFAULT_EDIT))
+    assert [p.evaluations for p in passes] == [1, 1] and passes[0].height == R
+    assert sum(p.megapixel_evaluations for p in passes) <= limit
+    assert 70 * 45 / 4 < out.width * out.height < 70 * 45 and any("downscaled 70x45" in n for n in colorized.notes)
+    line = small.colorize_estimate("photo-cm", str(photo), "1", 1)
+    assert f"{out.width}x{out.height} output (downscaled to fit" in line and " + " in line
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wide") / "wide.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def mask_file(folder: Path, box: tuple[slice, slice], shape: tuple[int, int] = (150, 200)) -> Path:
+    mask = np.zeros(shape, np.uint8)
+    mask[box] = 255
+    path = folder / f"mask-{box[0].start}-{box[0].stop}-{box[1].start}-{box[1].stop}.png"
+    Image.fromarray(mask).save(path)
+    return path
+
+
+def test_inpaint_fits_the_box_around_the_mask_not_the_whole_image(tmp_path: Path, wide: Path) -> None:
+    """The solver runs on the box around the mask (tasks.inpaint): a small mask keeps a photo at full size even
+    where the whole image at these settings is over the limit; a large one downscales the photo, mask with it."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    limit = 2 * 4000 / 1e6  # 2 evaluations of 4000 pixels: the whole 200x150 would need 30000
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(limit), request_timeout=None)
+    dot = mask_file(tmp_path, (slice(70, 75), slice(90, 96)))  # its box: 5x6 + 16 on each side = 37x38
+    result = small.inpaint("photo-cm", None, str(wide), str(dot), None, "2", 0, 1)
+    out = np.asarray(png(result.files))
+    assert out.shape == (150, 200, 3) and not any("downscaled" in n for n in result.notes)
+    before = np.array(Image.open(wide))
+    changed = (out != before).any(-1)
+    assert changed.any() and not changed[np.asarray(Image.open(dot)) == 0].any()
+    tiles = count_tiles(5 + 2 * R, 6 + 2 * R, default_tiling(R))
+    line = small.inpaint_estimate("photo-cm", str(wide), str(dot), "2", 1)
+    assert f"200x150 output, {tiles} tiles x 2 evaluation(s)" in line
+    assert tiles < count_tiles(150, 200, default_tiling(R))
+    # a mask over a 60x80 region: its box (92x112) is over the limit at full size, so the photo is downscaled
+    large = mask_file(tmp_path, (slice(40, 100), slice(50, 130)))
+    result = small.inpaint("photo-cm", None, str(wide), str(large), None, "2", 0, 1)
+    out = png(result.files)
+    assert out.width * out.height < 150 * 200 and abs(out.width / out.height - 200 / 150) < 0.05
+    assert any("downscaled 200x150" in n for n in result.notes)
+    fill = images.resize_mask(images.load_mask_full(str(large), 150, 200).mask, out.height, out.width)
+    assert sum(p.megapixel_evaluations for p in tasks.inpaint_passes(fill, R, 2)) <= limit
+    shrunk = images.to_uint8(torch.nn.functional.interpolate(images.from_uint8(before[None]),
+                                                             size=(out.height, out.width), mode="area"))[0]
+    changed = (np.asarray(out.convert("RGB")) != shrunk).any(-1)
+    assert changed.any() and not (changed & ~fill[0, 0].numpy()).any()  # area-downscaled bytes kept outside it
+
+
+def test_inpaint_estimate_without_a_mask_spans_a_small_mask_to_the_whole_image(tmp_path: Path, wide: Path) -> None:
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(2 * 4000 / 1e6), request_timeout=None)
+    line = small.inpaint_estimate("photo-cm", str(wide), None, "2", 1)
+    assert line.startswith("**About ") and "200x150 output" in line and "for a small mask" in line
+    assert "for a mask over the whole image (downscaled to" in line
+    assert small.inpaint_estimate("photo-cm", None, None, "2", 1) == ""
+    assert small.inpaint_estimate("photo-cm", str(wide), None, "not steps", 1) == ""
+
+
+def test_results_are_capped_in_megapixels(tmp_path: Path, wide: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cheap request (a small mask) on a huge photo with many variations is held to RESULT_MEGAPIXELS of
+    results: their memory and files."""
+    monkeypatch.setattr(studio_module, "RESULT_MEGAPIXELS", 0.01)
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    capped = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                 limits=Limits(50.0), request_timeout=None)
+    dot = mask_file(tmp_path, (slice(70, 75), slice(90, 96)))
+    result = capped.inpaint("photo-cm", None, str(wide), str(dot), None, "2", 0, 2)
+    for seed in (0, 1):
+        out = png(result.files, f"-seed{seed}.png")
+        assert 2 * out.width * out.height <= 0.01e6 and abs(out.width / out.height - 200 / 150) < 0.05
+    assert any("megapixels of results" in n for n in result.notes)
 
 
 def test_several_outputs_come_with_one_zip_and_photos_with_a_jpeg(studio: Studio, tmp_path: Path) -> None:
@@ -156,10 +244,10 @@ def test_an_upload_that_would_run_past_half_the_timeout_is_downscaled(tmp_path: 
     slow = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
                                limits=Limits(50.0), request_timeout=10.0)
     monkeypatch.setattr(slow, "seconds_per_tile", lambda name: 0.25)  # 20 tiles of work in the 5 s allowed
-    h, w = slow.fitted_size("photo-cm", 45, 70, 1, 2)
+    h, w = slow.fitted_size("photo-cm", 45, 70, 1, lambda height, width: [Pass(height, width, 2)])
     tiling = default_tiling(R)
     assert count_tiles(h, w, tiling) * 2 * 0.25 <= 5 and abs(w / h - 70 / 45) < 0.15 and h * w < 45 * 70
-    result = slow.colorize("photo-cm", None, str(photo), "1", 0, 1)
+    result = slow.stroke_edit("photo-cm", None, str(photo), None, 30, 2, 0, 1)
     assert png(result.files).size == (w, h) and any("half the time limit" in n for n in result.notes)
 
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from editing import tasks
-from editing.images import from_uint8, to_uint8
-from editing.limits import Limits, check_request
+from editing.images import from_uint8, resize_mask, to_uint8
+from editing.limits import Limits, Pass, check_passes, check_request
 from editing.precond import Denoiser
 from editing.samplers import bind
 from editing.schedules import Schedule
@@ -115,6 +115,40 @@ def test_inpaint_keeps_every_unmasked_byte(tiny_model: Denoiser) -> None:
     for image in to_uint8(out):
         assert (image[keep] == upload[0][keep]).all()
         assert (image[~keep] != upload[0][~keep]).any()
+
+
+def test_inpaint_passes_are_the_crop_of_the_shrunk_mask() -> None:
+    """What the studio fits an upload by: the box `inpaint` solves on when the mask is shrunk with the image
+    (images.resize_mask), computed from the mask's projections; it must equal the crop of the shrunk mask."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        h, w = (int(v) for v in torch.randint(20, 300, (2,), generator=g))
+        mask = torch.zeros(1, 1, h, w, dtype=torch.bool)
+        if trial % 10:  # a few masks are empty: the whole image
+            top, left = int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g))
+            mask[..., top:top + int(torch.randint(1, h, (1,), generator=g)),
+                 left:left + int(torch.randint(1, w, (1,), generator=g))] = True
+            mask &= torch.rand(1, 1, h, w, generator=g) < 0.3
+        for size in ((h, w), (max(1, h // 3), max(1, w // 2)), (max(1, h * 2 // 3), max(1, w * 3 // 4))):
+            rows, cols = tasks.mask_crop(resize_mask(mask, *size), 16)
+            assert tasks.inpaint_passes(mask, 16, 7, size) == [Pass(rows.stop - rows.start, cols.stop - cols.start, 7)]
+
+
+def test_colorize_passes_follow_its_reduced_size() -> None:
+    schedule = Schedule((0, 6, 12, 17), 18)
+    assert tasks.colorize_passes(16, 300, 16, schedule) == [Pass(16, 300, 3)]  # short side R: one pass
+    assert tasks.colorize_passes(45, 70, 16, schedule) == [Pass(16, 25, 3), Pass(45, 70, 1)]
+    assert tasks.colorize_passes(45, 70, 16, schedule, refine=None) == [Pass(16, 25, 3)]
+    assert tasks.chroma_size(700, 45, 16) == (249, 16)
+
+
+def test_a_request_of_several_passes_is_priced_by_their_sum() -> None:
+    passes = [Pass(100, 100, 2), Pass(200, 100, 1)]  # 0.02 + 0.02 megapixel-evaluations
+    check_passes(Limits(0.08), "cpu", 2, passes)
+    with pytest.raises(ValueError, match=r"\(100x100 x 2 \+ 100x200 x 1\) evaluation\(s\) x 3 output\(s\) is 0.1 "):
+        check_passes(Limits(0.08), "cpu", 3, passes)
+    with pytest.raises(ValueError, match="allowed per request on cpu"):
+        check_passes(Limits(0.03), "cpu", 1, passes[:1] * 2)
 
 
 @pytest.mark.parametrize("size", [(70, 100), (17, 3000)], ids=["100x70", "3000x17"])

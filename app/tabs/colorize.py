@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from app.errors import guarded
-from app.forms import parse_schedule
 from app.progress import progress_callback, session
 from app.tabs.examples import examples
 from app.tabs.inputs import edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
-from editing import tasks
 
 if TYPE_CHECKING:
     from app.studio import Studio
@@ -29,8 +27,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 edit_with = edit_with_radio()
                 seed = seed_row("colorize")
                 variations = variations_slider()
-                time_estimate(studio, "colorize", [image, steps, variations, model], lambda i, st, v, m: studio.estimate(
-                    m, i, None, v, evaluations=colorize_evaluations(st)))
+                time_estimate(studio, "colorize", [image, steps, variations, model],
+                              lambda i, st, v, m: studio.colorize_estimate(m, i, st, v))
                 with gr.Row():
                     run = gr.Button("Colorize", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
@@ -51,10 +49,3 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
     with stop_slot:
         stop_button(studio, "colorize", running)
 
-
-def colorize_evaluations(steps: str | None) -> int | None:
-    """Colorize's evaluations for a steps value (the solve and its full-size pass); None when not valid."""
-    try:
-        return parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations + tasks.COLOR_REFINE.evaluations
-    except ValueError:
-        return None

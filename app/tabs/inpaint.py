@@ -37,8 +37,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 edit_with = edit_with_radio()
                 seed = seed_row("inpaint")
                 variations = variations_slider()
-                time_estimate(studio, "inpaint", [image, steps, variations, model],
-                              lambda i, st, v, m: studio.estimate(m, i, st, v))
+                time_estimate(studio, "inpaint", [image, mask, steps, variations, model],
+                              lambda i, mk, st, v, m: studio.inpaint_estimate(m, i, mk, st, v))
                 with gr.Row():
                     run = gr.Button("Inpaint", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
