@@ -297,14 +297,15 @@ def full_size_mask(painted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return square[top:top + height, left:left + width]
 
 
-def strokes_over(image: torch.Tensor, editor_value: dict, resolution: int) -> tuple[torch.Tensor, list[str]]:
+def strokes_over(image: torch.Tensor, editor_value: dict, resolution: int) -> tuple[torch.Tensor, ConvertedMask]:
     """The editor's strokes painted over the full-size image (1, 3, H, W): where a layer is painted, the
-    composite's colour there (mapped back like `full_size_mask`), elsewhere the image's own pixels."""
+    composite's colour there (mapped back like `full_size_mask`), elsewhere the image's own pixels; and the
+    painted pixels, (1, 1, H, W)."""
     height, width = image.shape[-2:]
     converted = mask_from_editor(editor_value, resolution, shape=(height, width))
     painted = converted.mask[0, 0]
     if not painted.any():
-        return image, converted.notes
+        return image, converted
     if editor_value.get("composite") is None:
         raise InputError("the editor sent no composite image: paint on the canvas again")
     colours = load_full(editor_value["composite"]).tensor
@@ -315,7 +316,7 @@ def strokes_over(image: torch.Tensor, editor_value: dict, resolution: int) -> tu
         colours = colours[..., top:top + height, left:left + width]
     else:
         colours = torch.nn.functional.interpolate(colours, size=(height, width), mode="nearest")
-    return torch.where(painted, colours, image), converted.notes
+    return torch.where(painted, colours, image), converted
 
 
 def mask_from_editor(editor_value: dict, resolution: int, *, shape: tuple[int, int] | None = None,

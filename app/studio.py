@@ -38,7 +38,7 @@ from editing.models import ModelLoadError, Runtime, edits_use_teacher
 from editing.precond import Denoiser
 from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
-from editing.schedules import PRESETS, karras_sigmas, steps_schedule
+from editing.schedules import PRESETS, Schedule, karras_sigmas, steps_schedule
 from editing.tiling import TileCallback, count_tiles, default_tiling, pad_to, padded_run
 
 MAX_BATCH = 16
@@ -51,6 +51,22 @@ TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 =
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
 RESULT_MEGAPIXELS = 24.0  # result pixels x outputs per request (memory for the results and their files)
 Passes = Callable[[int, int], Sequence[Pass]]  # an output size -> what the solver runs for it (editing.limits)
+
+
+def whole_image(evaluations: int) -> Passes:
+    """The passes of an edit that runs `evaluations` over its whole output."""
+    return lambda height, width: [Pass(height, width, evaluations)]
+
+
+def around_mask(mask: torch.Tensor, resolution: int, evaluations: int) -> Passes:
+    """The passes of an edit that runs on the box around `mask` (tasks.inpaint_passes), the mask shrunk with
+    the image."""
+    return lambda height, width: tasks.inpaint_passes(mask, resolution, evaluations, (height, width))
+
+
+def colorized(resolution: int, schedule: Schedule) -> Passes:
+    """The passes of Colorize: its colours at a reduced size, then one pass at full size (tasks.colorize_passes)."""
+    return lambda height, width: tasks.colorize_passes(height, width, resolution, schedule)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -111,8 +127,7 @@ class Prepared:
             x = self.image(value, what, self.resolution // factor)
             self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
             return FullImage(x, None, [])
-        return self.fit(self.full_upload(value, what), what, evaluations,
-                        lambda h, w: [Pass(h, w, evaluations)], factor=factor)
+        return self.fit(self.full_upload(value, what), what, evaluations, whole_image(evaluations), factor=factor)
 
     def full_upload(self, value: Any, what: str) -> FullImage:
         """An upload at its own size, its alpha kept to put back; what was done to it joins the notes."""
@@ -259,7 +274,7 @@ class Studio(Registry):
                 evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
         except ValueError:
             return ""
-        return self._estimate(model, image, variations, lambda h, w: [Pass(h, w, evaluations)], factor).text
+        return self._estimate(model, image, variations, whole_image(evaluations), factor).text
 
     def colorize_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1) -> str:
         """`estimate` for Colorize: its colours solved at a reduced size, then one pass at full size."""
@@ -267,7 +282,7 @@ class Studio(Registry):
             schedule, r = parse_schedule(steps, tasks.DEFAULT_EDIT), self.resolution(model)
         except ValueError:
             return ""
-        return self._estimate(model, image, variations, lambda h, w: tasks.colorize_passes(h, w, r, schedule)).text
+        return self._estimate(model, image, variations, colorized(r, schedule)).text
 
     def inpaint_estimate(self, model: str | None, image: Any, mask: Any, steps: str | None,
                          variations: Any = 1) -> str:
@@ -280,15 +295,13 @@ class Studio(Registry):
         except (ValueError, OSError):
             return ""
         if fill is not None:
-            return self._estimate(model, image, variations,
-                                  lambda h, w: tasks.inpaint_passes(fill, r, evaluations, (h, w))).text
-        whole = self._estimate(model, image, variations, lambda h, w: [Pass(h, w, evaluations)])
+            return self._estimate(model, image, variations, around_mask(fill, r, evaluations)).text
+        whole = self._estimate(model, image, variations, whole_image(evaluations))
         if not whole.text:
             return ""
         dot = torch.zeros(1, 1, *size, dtype=torch.bool)
         dot[..., size[0] // 2, size[1] // 2] = True  # the smallest mask: its box is the margin's
-        small = self._estimate(model, image, variations,
-                               lambda h, w: tasks.inpaint_passes(dot, r, evaluations, (h, w)))
+        small = self._estimate(model, image, variations, around_mask(dot, r, evaluations))
         shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
         return (f"**About {small.seconds:.0f} to {whole.seconds:.0f} s** on this {self.runtime.device.type}: "
                 f"{small.width}x{small.height} output, the fill solved on the box around the mask ({r} px beyond "
@@ -371,9 +384,7 @@ class Studio(Registry):
             return self.files.write("inpaint", upload.tensor, ["input (empty mask)"], ["input"], prep.notes,
                                     alpha=upload.alpha)
         if tiled:
-            evaluations = schedule.evaluations
-            upload = prep.fit(upload, "image", evaluations,
-                              lambda height, width: tasks.inpaint_passes(fill, r, evaluations, (height, width)))
+            upload = prep.fit(upload, "image", schedule.evaluations, around_mask(fill, r, schedule.evaluations))
             if upload.tensor.shape[-2:] != (h, w):
                 h, w = upload.tensor.shape[-2:]
                 fill = images.resize_mask(fill, h, w)
@@ -398,8 +409,7 @@ class Studio(Registry):
         evaluations = schedule.evaluations + tasks.COLOR_REFINE.evaluations
         if prep.entry.param.tiled:  # colours chosen at a reduced size, then one pass at full size
             r = prep.resolution
-            upload = prep.fit(prep.full_upload(image, "image"), "image", evaluations,
-                              lambda height, width: tasks.colorize_passes(height, width, r, schedule))
+            upload = prep.fit(prep.full_upload(image, "image"), "image", evaluations, colorized(r, schedule))
         else:
             upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
@@ -472,17 +482,30 @@ class Studio(Registry):
             painting = start_image
         if painting is None:
             raise ValueError("nothing to edit: paint on the canvas or give a start image")
-        upload = prep.upload(painting, "painting", schedule.evaluations)
-        if full_size and isinstance(editor, dict):  # the strokes, painted on the fitted canvas, at full size
-            strokes, notes = forms.strokes_over(upload.tensor, editor, prep.resolution)
-            upload = FullImage(strokes, upload.alpha, [])
-            prep.notes.extend(f"strokes: {n}" for n in notes)
+        r, evaluations, strokes = prep.resolution, schedule.evaluations, None
+        if full_size:  # the strokes, painted on the fitted canvas, over the photo at full size
+            upload = prep.full_upload(painting, "painting")
+            if isinstance(editor, dict):
+                painted, converted = forms.strokes_over(upload.tensor, editor, r)
+                upload = FullImage(painted, upload.alpha, [])
+                prep.notes.extend(f"strokes: {n}" for n in converted.notes)
+                strokes = None if images.is_empty(converted.mask) else converted.mask
+            h, w = upload.tensor.shape[-2:]
+            upload = prep.fit(upload, "painting", evaluations, whole_image(evaluations) if strokes is None
+                              else around_mask(strokes, r, evaluations))
+            if strokes is not None and upload.tensor.shape[-2:] != (h, w):
+                strokes = images.resize_mask(strokes, *upload.tensor.shape[-2:])
+        else:
+            upload = prep.upload(painting, "painting", evaluations)
         model_ = self.load(prep.entry.name)
         out = padded_run(lambda padded: tasks.stroke_edit(
-            model_, padded, seeds, schedule=schedule, label=prep.label,
-            on_tiles=prep.tiles(schedule.evaluations), limits=self.limits), upload.tensor, prep.resolution)
+            model_, padded, seeds, schedule=schedule, label=prep.label, on_tiles=prep.tiles(evaluations),
+            limits=self.limits, strokes=None if strokes is None else pad_to(strokes, r, r)), upload.tensor, r)
         prep.notes.append(f"strength {strength}: {self.stroke_start_text(prep.entry.name, strength)}; "
-                          f"{schedule.evaluations} evaluation(s), ts = {list(schedule.ts)}")
+                          f"{evaluations} evaluation(s), ts = {list(schedule.ts)}")
+        if strokes is not None:
+            prep.notes.append(f"only the strokes and {r // 2} px around them change; every other pixel of the photo "
+                              "is kept exactly")
         return self._outputs("stroke", prep, out, seeds, upload)
 
     def stroke_start_text(self, model: str | None, strength: Any) -> str:

@@ -169,14 +169,25 @@ def inpaint(
         raise ValueError(f"mask must be (1, 1, {image.shape[-2]}, {image.shape[-1]}) like the image, "
                          f"got {tuple(mask.shape)}")
     rows, cols = mask_crop(mask, model.param.resolution)
-    crop = image[..., rows, cols]
-    filled = edit(model, crop, Inpaint(mask[..., rows, cols].to(device_of(model))), seeds, schedule=schedule,
-                  label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
-    if crop.shape == image.shape:
-        return filled
-    out = image.expand(len(filled), -1, -1, -1).clone()
-    out[..., rows, cols] = filled
+    filled = edit(model, image[..., rows, cols], Inpaint(mask[..., rows, cols].to(device_of(model))), seeds,
+                  schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    return paste(image, filled, rows, cols)
+
+
+def paste(image: torch.Tensor, edited: torch.Tensor, rows: slice, cols: slice) -> torch.Tensor:
+    """One copy of image (1, 3, H, W) per edited crop (B, 3, h, w), with the crop at rows, cols."""
+    if edited.shape[-2:] == image.shape[-2:]:
+        return edited
+    out = image.expand(len(edited), -1, -1, -1).clone()
+    out[..., rows, cols] = edited
     return out
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """A (B, 1, H, W) bool mask grown by `radius` pixels in every direction (a square; separable max pooling)."""
+    side = 2 * radius + 1
+    grown = F.max_pool2d(mask.float(), (1, side), stride=1, padding=(0, radius))
+    return F.max_pool2d(grown, (side, 1), stride=1, padding=(radius, 0)) > 0
 
 
 def colorize(
@@ -262,18 +273,45 @@ def stroke_edit(
     model: Denoiser, painting: torch.Tensor, seeds: Sequence[int], *, schedule: Schedule = PRESETS["strokes"],
     label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
+    strokes: torch.Tensor | None = None, margin: int | None = None,
 ) -> torch.Tensor:
     """SDEdit-style: noise the rough painting to the schedule's first sigma and run it (CM paper, Fig. 6).
 
-    A later first index of ts (a smaller starting sigma) stays closer to the painting.
+    A later first index of ts (a smaller starting sigma) stays closer to the painting. With `strokes`
+    (1, 1, H, W) bool, the pixels painted over a photo, only they and `margin` (default R / 2, at most R) pixels
+    around them change: Algorithm 4 with the inpainting operator outside that region keeps the photo exactly, on
+    the crop around the strokes (as `inpaint`), and the result fades into the photo across the margin (a linear
+    ramp from the strokes out), so that a few-step edit leaves no seam at the region's edge. Without (or with
+    none painted) the whole painting is re-noised.
     """
     seeds = check_seeds(seeds)
-    painting = check_images(model, painting, "painting").expand(len(seeds), -1, -1, -1)
+    painting = check_images(model, painting, "painting")
     sigma0 = float(schedule_sigmas(model, schedule)[0])
     start_noise = generators_for([stream_seed(s, START_STREAM) for s in seeds])
-    x = painting + sigma0 * randn(painting.shape, start_noise, painting.device)
-    return edit(model, painting[:1], Identity(), seeds, schedule=schedule, label=label, x=x, callback=callback,
-                tiling=tiling, on_tiles=on_tiles, limits=limits)
+    local = strokes is not None and bool(strokes.any())
+    operator: Operator = Identity()
+    rows, cols = slice(None), slice(None)
+    if local:
+        if strokes.ndim != 4 or strokes.shape[-2:] != painting.shape[-2:]:
+            raise ValueError(f"strokes must be (1, 1, {painting.shape[-2]}, {painting.shape[-1]}) like the "
+                             f"painting, got {tuple(strokes.shape)}")
+        r = model.param.resolution
+        margin = r // 2 if margin is None else margin
+        if not 0 <= margin <= r:
+            raise ValueError(f"the margin around the strokes must be 0 to {r} pixels, got {margin}")
+        rows, cols = mask_crop(strokes, r)  # R beyond the strokes: the region and context around it
+        near = strokes[..., rows, cols].float()
+        operator = Inpaint(dilate(near, margin).to(device_of(model)))
+        # 1 on the strokes down to 0 at `margin` from them: a box mean of the strokes grown by half of it
+        fade = F.avg_pool2d(dilate(near, margin // 2).float(), 2 * (margin // 2) + 1, stride=1,
+                            padding=margin // 2, count_include_pad=False) if margin > 1 else dilate(near, margin).float()
+    crop = painting[..., rows, cols].expand(len(seeds), -1, -1, -1)
+    x = crop + sigma0 * randn(crop.shape, start_noise, crop.device)
+    edited = edit(model, crop[:1], operator, seeds, schedule=schedule, label=label, x=x, callback=callback,
+                  tiling=tiling, on_tiles=on_tiles, limits=limits)
+    if local:
+        edited = torch.lerp(crop.to(edited), edited, fade.to(edited))
+    return paste(painting, edited, rows, cols)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

@@ -286,3 +286,25 @@ def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_pa
     inner[:, [cols.min(), cols.max()]] = False
     assert (shown[inner] == (0, 0, 255)).all()
     np.testing.assert_array_equal(shown[~painted], before[~painted])
+    # only the strokes and R / 2 around them change; the rest of the photo is its bytes
+    after = np.asarray(png(result.files).convert("RGB"))
+    near = tasks.dilate(torch.from_numpy(painted)[None, None], R // 2)[0, 0].numpy()
+    np.testing.assert_array_equal(after[~near], before[~near])
+    assert (after[painted] != before[painted]).any() and any("kept exactly" in n for n in result.notes)
+
+
+def test_strokes_over_a_photo_are_fitted_by_the_box_around_them(tmp_path: Path, wide: Path) -> None:
+    from app.tabs.canvas import painted_canvas
+
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    limit = 2 * 4000 / 1e6  # the whole 200x150 at 2 evaluations would need 60000 pixel-evaluations
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(limit), request_timeout=None)
+    strokes = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    strokes[250:260, 250:262] = (255, 0, 0, 255)  # near the middle: about 4x5 px of the photo
+    editor = painted_canvas(small, str(wide), "photo-cm", Image.fromarray(strokes, "RGBA"))
+    result = small.stroke_edit("photo-cm", None, str(wide), editor, 20, 2, 0, 1)
+    assert png(result.files).size == (200, 150) and not any("downscaled" in n for n in result.notes)
+    whole = small.stroke_edit("photo-cm", None, str(wide), None, 20, 2, 0, 1)  # no strokes: the whole photo
+    assert png(whole.files).size < (200, 150) and any("downscaled 200x150" in n for n in whole.notes)

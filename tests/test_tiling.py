@@ -117,6 +117,40 @@ def test_inpaint_keeps_every_unmasked_byte(tiny_model: Denoiser) -> None:
         assert (image[~keep] != upload[0][~keep]).any()
 
 
+def test_dilate_grows_a_mask_by_its_radius_in_chebyshev_distance() -> None:
+    mask = torch.rand(1, 1, 30, 41, generator=torch.Generator().manual_seed(1)) < 0.02
+    ys, xs = torch.nonzero(mask[0, 0], as_tuple=True)
+    rows, cols = torch.arange(30)[:, None, None], torch.arange(41)[None, :, None]
+    distance = torch.maximum((rows - ys).abs(), (cols - xs).abs()).min(-1).values  # to the nearest True pixel
+    for radius in (0, 1, 4):
+        assert torch.equal(tasks.dilate(mask, radius)[0, 0], distance <= radius)
+
+
+def test_strokes_over_a_photo_change_only_their_region(tiny_model: Denoiser) -> None:
+    """Strokes over a photo: Algorithm 4 with the inpainting operator keeps every pixel farther than the margin
+    from the strokes exactly (8-bit bytes), the strokes change, and the edit fades into the photo across the
+    margin. No strokes: the whole painting, as without the argument."""
+    upload = to_uint8(photo(70, 100, seed=6))
+    painting = from_uint8(upload)
+    strokes = torch.zeros(1, 1, 70, 100, dtype=torch.bool)
+    strokes[..., 30:36, 20:60] = True
+    out = tasks.stroke_edit(tiny_model, painting, [0, 1], schedule=SHORT, label=0, strokes=strokes, margin=6)
+    near = tasks.dilate(strokes, 6)[0, 0].numpy()
+    for image in to_uint8(out):
+        assert (image[~near] == upload[0][~near]).all()
+        assert (image[strokes[0, 0].numpy()] != upload[0][strokes[0, 0].numpy()]).any()
+    # the change fades: the mean change 1-2 px outside the strokes is larger than 5-6 px outside
+    change = (out - painting).abs().mean((0, 1))
+    inner, outer = tasks.dilate(strokes, 2) & ~strokes, tasks.dilate(strokes, 6) & ~tasks.dilate(strokes, 4)
+    assert change[inner[0, 0]].mean() > 2 * change[outer[0, 0]].mean()
+    whole = tasks.stroke_edit(tiny_model, painting, [0, 1], schedule=SHORT, label=0)
+    assert torch.equal(whole, tasks.stroke_edit(tiny_model, painting, [0, 1], schedule=SHORT, label=0,
+                                                strokes=torch.zeros_like(strokes)))
+    assert (to_uint8(whole)[0][~near] != upload[0][~near]).any()
+    with pytest.raises(ValueError, match="margin around the strokes must be 0 to 16"):
+        tasks.stroke_edit(tiny_model, painting, [0], schedule=SHORT, label=0, strokes=strokes, margin=17)
+
+
 def test_inpaint_passes_are_the_crop_of_the_shrunk_mask() -> None:
     """What the studio fits an upload by: the box `inpaint` solves on when the mask is shrunk with the image
     (images.resize_mask), computed from the mask's projections; it must equal the crop of the shrunk mask."""

@@ -39,8 +39,9 @@ def strength_info(studio: Studio, model_name: str | None, strength: Any) -> str:
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
     with gr.Tab("Stroke edit", id="stroke_edit", elem_id="tab-stroke_edit"):
-        gr.Markdown("Paint rough strokes; higher strength lets more of the picture change. "
-                    "Turn on live mode to re-render as you paint.")
+        gr.Markdown("Paint rough strokes; higher strength lets more of the picture change. Over a start image on a "
+                    "photo model only the strokes and their surroundings change. Turn on live mode to re-render as "
+                    "you paint.")
         with gr.Row():
             with gr.Column(scale=1, elem_id="stroke-left"):
                 canvas = StrokeCanvas(label="Canvas", palette=PALETTE, colour="#e53935", brush=40,
