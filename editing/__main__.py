@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description=TASKS["strokes"] + ". Default ts: 16,20,39 of 40 (sigma 5.38, 2.24); a later "
                                                       "first index stays closer to the painting.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="the painting(s)")
+    p.add_argument("--strokes", metavar="MASK",
+                   help="mask image: white (>= 128) where strokes were painted over a photo; then only they and R / 2 "
+                        "px around them change, the rest is kept exactly (default: the whole painting is re-noised)")
     _common(p, full_size=True)
 
     p = sub.add_parser("interpolate", help=TASKS["interpolate"],
@@ -376,10 +379,16 @@ def run(args: argparse.Namespace) -> list[Path]:
             if alpha is not None:
                 alpha = alpha.repeat(args.factor, 0).repeat(args.factor, 1)
         elif task == "strokes":
+            strokes = None
+            if args.strokes is not None:
+                converted = images.load_mask_full(args.strokes, h, w)
+                for note in converted.notes:
+                    print(f"{args.strokes}: {note}", file=sys.stderr)
+                strokes = pad_to(converted.mask, least, least)
             schedule = pick_schedule(args, PRESETS["strokes"])
             bar = Progress(Path(path).name, schedule.evaluations)
             out = padded_run(lambda padded: tasks.stroke_edit(
-                model, padded, seeds, schedule=schedule, on_tiles=bar.tiles, **common), x, least)
+                model, padded, seeds, schedule=schedule, on_tiles=bar.tiles, strokes=strokes, **common), x, least)
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []

@@ -241,6 +241,24 @@ def test_full_size_alpha_jpeg_and_several_inputs(files: dict[str, Path], tmp_pat
     assert code == 2 and "megapixel-evaluations" in err and "Traceback" not in err
 
 
+def test_strokes_with_a_mask_change_only_their_surroundings(files: dict[str, Path], tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    before = np.random.default_rng(7).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(before).save(photo)
+    painted = np.zeros((60, 80), bool)
+    painted[20:26, 30:40] = True
+    Image.fromarray(painted.astype(np.uint8) * 255).save(tmp_path / "strokes.png")
+    common = ["--model", str(files["model"]), "--device", "cpu", "--class", "noto", "--steps", "2"]
+    done = cli("strokes", str(photo), "--strokes", str(tmp_path / "strokes.png"), *common, "--out",
+               str(tmp_path / "out.png"))
+    assert done.returncode == 0, done.stderr
+    after = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    near = np.zeros_like(painted)
+    near[20 - RES // 2:26 + RES // 2, 30 - RES // 2:40 + RES // 2] = True  # the strokes grown by R / 2
+    np.testing.assert_array_equal(after[~near], before[~near])
+    assert (after[painted] != before[painted]).any()
+
+
 def test_denoise_with_a_teacher_folder_is_the_faithful_mode(files: dict[str, Path]) -> None:
     teacher = make_tiny_folder(files["dir"] / "teacher-edm", resolution=RES, boundary="edm", seed=2)
     out = files["dir"] / "teacher-out.png"
