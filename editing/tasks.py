@@ -144,7 +144,7 @@ def _crop_around(rows_hit: torch.Tensor, cols_hit: torch.Tensor, resolution: int
 def inpaint_passes(mask: torch.Tensor, resolution: int, evaluations: int,
                    size: tuple[int, int] | None = None) -> list[Pass]:
     """What `inpaint` runs per output on an image of `size` (default the mask's) whose mask is `mask` shrunk to
-    it (a pixel filled if any mask pixel in it is, images.shrink_mask): the solver on `mask_crop`'s box."""
+    it (a pixel filled if any mask pixel in it is, images.resize_mask): the solver on `mask_crop`'s box."""
     h, w = mask.shape[-2:]
     height, width = size or (h, w)
     hit = mask.reshape(-1, h, w).any(0)
@@ -300,11 +300,11 @@ def stroke_edit(
         if not 0 <= margin <= r:
             raise ValueError(f"the margin around the strokes must be 0 to {r} pixels, got {margin}")
         rows, cols = mask_crop(strokes, r)  # R beyond the strokes: the region and context around it
-        near = strokes[..., rows, cols].float()
+        near = strokes[..., rows, cols]
         operator = Inpaint(dilate(near, margin).to(device_of(model)))
         # 1 on the strokes down to 0 at `margin` from them: a box mean of the strokes grown by half of it
-        fade = F.avg_pool2d(dilate(near, margin // 2).float(), 2 * (margin // 2) + 1, stride=1,
-                            padding=margin // 2, count_include_pad=False) if margin > 1 else dilate(near, margin).float()
+        half = margin // 2
+        fade = F.avg_pool2d(dilate(near, half).float(), 2 * half + 1, stride=1, padding=half, count_include_pad=False)
     crop = painting[..., rows, cols].expand(len(seeds), -1, -1, -1)
     x = crop + sigma0 * randn(crop.shape, start_noise, crop.device)
     edited = edit(model, crop[:1], operator, seeds, schedule=schedule, label=label, x=x, callback=callback,
