@@ -1,5 +1,6 @@
 """The studio on your own photo, in headless Chromium (as tests/test_browser.py): a 2-megapixel photo denoised
-and super-resolved with full-size downloads, a transparent PNG that comes back transparent, and Stop."""
+and super-resolved with full-size downloads, inpainted and stroke-edited only where painted, a transparent PNG that
+comes back transparent, and Stop."""
 
 from __future__ import annotations
 
@@ -149,3 +150,32 @@ def test_a_mask_painted_on_a_2_megapixel_photo_inpaints_only_there(page: Any, ph
     # tests/test_app_full_size.py)
     assert rows.min() > 0.35 * side - top - 2 * brush and rows.max() < 0.35 * side - top + 2 * brush
     assert cols.min() > 0.3 * side - 2 * brush and cols.max() < 0.7 * side + 2 * brush
+
+
+def test_strokes_painted_over_a_2_megapixel_photo_change_only_their_surroundings(page: Any,
+                                                                                 photos: dict[str, Path]) -> None:
+    """The stroke canvas over a start photo: the full-size result changes where the stroke was drawn and keeps
+    every other pixel of the photo (tasks.stroke_edit with strokes: only they and R / 2 around them)."""
+    from tests.test_browser import drag
+
+    page.get_by_role("tab", name="Stroke edit").click()
+    tab = page.locator("#tab-stroke_edit")
+    tab.get_by_text("Start from an image").click()
+    tab.locator("input[type=file]").first.set_input_files(str(photos["photo"]))
+    page.wait_for_timeout(2000)  # the canvas shows the fitted photo
+    variations = tab.get_by_label("number input for Variations")
+    variations.fill("1")
+    variations.press("Enter")
+    drag(page, page.locator("#stroke-canvas canvas"), 0.45, 0.45)  # 8 moves of (8, 5) screen px from the centre
+    tab.get_by_role("button", name="Render", exact=True).click()
+    result = np.asarray(downloaded(page, tab, "stroke-seed0.png").convert("RGB")).astype(int)
+    assert result.shape == (HEIGHT, WIDTH, 3)
+    before = np.asarray(Image.open(photos["photo"]).convert("RGB")).astype(int)
+    rows, cols = np.nonzero((result != before).any(-1))
+    side, top = WIDTH, (WIDTH - HEIGHT) // 2  # the canvas square's side and the photo's top margin on it
+    assert len(rows) > 0
+    assert abs(rows.mean() - (0.45 * side - top)) < 0.15 * side and abs(cols.mean() - 0.45 * side) < 0.15 * side
+    # everything the stroke (a 40 px brush on the 512 px canvas, a short drag) cannot reach is the photo's
+    reach = 0.25 * side
+    assert rows.min() > 0.45 * side - top - reach and rows.max() < 0.45 * side - top + reach
+    assert cols.min() > 0.45 * side - reach and cols.max() < 0.45 * side + reach
