@@ -117,8 +117,18 @@ def photo_actions(photo: Path) -> Actions:
         page.wait_for_timeout(1500)
         run_and_wait(tab, "Super-resolve", "superresolve-seed")
 
+    def inpaint(page: Page, tab: Locator) -> None:
+        variations = tab.get_by_label("number input for Variations")
+        variations.fill("2")
+        variations.press("Enter")
+        upload(tab, photo)
+        page.wait_for_timeout(2500)
+        paint(page, tab, [(0.46, 0.69, 0.53, 0.69)])  # over the dark object on the sand of the README's photo
+        run_and_wait(tab, "Inpaint", "inpaint-seed")
+
     return {"denoise": ("Denoise", denoise_noisy_copy(photo, 1500, 4000)),
-            "superresolve": ("Super-resolve", superresolve)}
+            "superresolve": ("Super-resolve", superresolve),
+            "inpaint": ("Inpaint", inpaint)}
 
 
 def capture(url: str, out: Path, acts: Actions, *, model: str | None = None, suffix: str = "") -> list[Path]:
@@ -149,7 +159,7 @@ def capture(url: str, out: Path, acts: Actions, *, model: str | None = None, suf
 
 
 def take_photo_screenshots(url: str, out: Path, photo: Path, model: str) -> list[Path]:
-    """Denoise and Super-resolve on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
+    """Denoise, Super-resolve and Inpaint on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
     return capture(url, out, photo_actions(photo), model=model, suffix="-photo")
 
 
@@ -173,7 +183,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", nargs="*", help="tab ids to capture (default: all)")
     parser.add_argument("--photo", type=Path, default=None,
-                        help="also capture Denoise and Super-resolve on --photo-model with this photo")
+                        help="also capture Denoise, Super-resolve and Inpaint on --photo-model with this photo")
     parser.add_argument("--photo-model", default="photo64-cm")
     args = parser.parse_args()
     studio = Studio.from_weights(args.weights, resolve_runtime(args.device),

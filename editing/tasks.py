@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
+from editing.images import resize_mask
 from editing.limits import Limits, Pass, check_request
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
@@ -27,6 +28,7 @@ from editing.tiling import TileCallback, Tiling, default_tiling, stream_seed, ti
 
 DEFAULT_EDIT = PRESETS["editing 18"]
 COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
+INPAINT_REACH = 0.375  # x R: the farthest a hole may reach from known pixels and be filled at full size
 # Named random streams (stream_seed) beside a seed's own generator, so no two tasks' seeds draw the same noise.
 START_STREAM = "noised start"  # stroke_edit's (and interpolate_images') noise on the painting
 REFINE_STREAM = "colorize refine"  # colorize's re-noise before its full-size pass
@@ -119,19 +121,12 @@ def mask_crop(mask: torch.Tensor, resolution: int, margin: int | None = None) ->
     """Rows and columns of the box around the mask's True pixels plus `margin` (default R) on each side,
     grown to at least R x R and clipped to the image; the whole image when nothing is masked."""
     h, w = mask.shape[-2:]
-    hit = mask.reshape(-1, h, w).any(0)
-    return _crop_around(hit.any(1), hit.any(0), resolution, margin)
-
-
-def _crop_around(rows_hit: torch.Tensor, cols_hit: torch.Tensor, resolution: int,
-                 margin: int | None = None) -> tuple[slice, slice]:
-    """`mask_crop` from the mask's projections: which rows and which columns hold a True pixel."""
-    if not rows_hit.any():
-        return slice(0, len(rows_hit)), slice(0, len(cols_hit))
     margin = resolution if margin is None else margin
+    hit = mask.reshape(-1, h, w).any(0)
+    if not hit.any():
+        return slice(0, h), slice(0, w)
     spans = []
-    for along in (rows_hit, cols_hit):
-        size = len(along)
+    for along, size in ((hit.any(1), h), (hit.any(0), w)):
         where = torch.nonzero(along).flatten()
         lo, hi = int(where[0]) - margin, int(where[-1]) + 1 + margin
         short = max(0, resolution - (hi - lo))
@@ -141,18 +136,46 @@ def _crop_around(rows_hit: torch.Tensor, cols_hit: torch.Tensor, resolution: int
     return spans[0], spans[1]
 
 
+def hole_reach(mask: torch.Tensor, side: int = 256) -> int:
+    """How far (Chebyshev, in pixels) the masked pixel farthest from every unmasked one lies: the erosions that
+    empty the mask, counted on a copy at most `side` pixels on its long side whose cells are masked where all of
+    their pixels are (so a thin stroke stays thin). The image's border is not an unmasked pixel."""
+    h, w = mask.shape[-2:]
+    cell = max(1, math.ceil(max(h, w) / side))
+    hole = mask.reshape(-1, 1, h, w).any(0, keepdim=True).float()
+    hole = -F.max_pool2d(-hole, cell, ceil_mode=True) if cell > 1 else hole  # min pooling
+    if bool(hole.all()):
+        return max(h, w)  # nothing known to fill from
+    steps = 0
+    while bool(hole.any()):
+        hole = -F.max_pool2d(-hole, 3, stride=1, padding=1)  # erosion (the padding is -inf: no border)
+        steps += 1
+    return steps * cell
+
+
+def inpaint_plan(mask: torch.Tensor, resolution: int) -> tuple[slice, slice, tuple[int, int] | None]:
+    """Where `inpaint` solves: the crop's rows and columns, and the size it is solved at (None: its own).
+
+    A tile whose pixels are all masked sees nothing of the image, so a hole reaching farther than
+    INPAINT_REACH x R from every known pixel is filled at a reduced scale where it reaches that far, on a crop
+    whose margin is R at that scale."""
+    reach, target = hole_reach(mask), INPAINT_REACH * resolution
+    if reach <= target:
+        return (*mask_crop(mask, resolution), None)
+    scale = target / reach
+    rows, cols = mask_crop(mask, resolution, margin=math.ceil(resolution / scale))
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    return rows, cols, (min(h, max(resolution, round(h * scale))), min(w, max(resolution, round(w * scale))))
+
+
 def inpaint_passes(mask: torch.Tensor, resolution: int, evaluations: int,
                    size: tuple[int, int] | None = None) -> list[Pass]:
-    """What `inpaint` runs per output on an image of `size` (default the mask's) whose mask is `mask` shrunk to
-    it (a pixel filled if any mask pixel in it is, images.resize_mask): the solver on `mask_crop`'s box."""
-    h, w = mask.shape[-2:]
-    height, width = size or (h, w)
-    hit = mask.reshape(-1, h, w).any(0)
-    # A shrunk mask's row is hit iff a row it pools holds a True pixel: pool the projections, not the mask.
-    rows_hit, cols_hit = (F.adaptive_max_pool1d(along.float()[None, None], n)[0, 0] > 0
-                          for along, n in ((hit.any(1), height), (hit.any(0), width)))
-    rows, cols = _crop_around(rows_hit, cols_hit, resolution)
-    return [Pass(rows.stop - rows.start, cols.stop - cols.start, evaluations)]
+    """What `inpaint` runs per output on an image of `size` (default the mask's) whose mask is `mask` resized to
+    it (images.resize_mask: a pixel filled if any mask pixel in it is)."""
+    if size is not None and tuple(size) != tuple(mask.shape[-2:]):
+        mask = resize_mask(mask, *size)
+    rows, cols, reduced = inpaint_plan(mask, resolution)
+    return [Pass(*(reduced or (rows.stop - rows.start, cols.stop - cols.start)), evaluations)]
 
 
 def inpaint(
@@ -162,15 +185,23 @@ def inpaint(
 ) -> torch.Tensor:
     """Fill the pixels where mask (1, 1, H, W) is True; the others are kept exactly.
 
-    The solver runs on a crop around the mask (a margin of R, at least R x R), pasted back into the image.
+    The solver runs on a crop around the mask (a margin of R, at least R x R), pasted back into the image. A
+    large hole is solved at a reduced scale (`inpaint_plan`) and its fill upsampled (bilinear) into the hole.
     """
     image = check_images(model, image)
     if mask.ndim != 4 or mask.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"mask must be (1, 1, {image.shape[-2]}, {image.shape[-1]}) like the image, "
                          f"got {tuple(mask.shape)}")
-    rows, cols = mask_crop(mask, model.param.resolution)
-    filled = edit(model, image[..., rows, cols], Inpaint(mask[..., rows, cols].to(device_of(model))), seeds,
-                  schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    rows, cols, reduced = inpaint_plan(mask, model.param.resolution)
+    crop, hole = image[..., rows, cols], mask[..., rows, cols].to(device_of(model))
+    if reduced is None:
+        filled = edit(model, crop, Inpaint(hole), seeds, schedule=schedule, label=label, callback=callback,
+                      tiling=tiling, on_tiles=on_tiles, limits=limits)
+        return paste(image, filled, rows, cols)
+    low = edit(model, F.interpolate(crop, size=reduced, mode="area"), Inpaint(resize_mask(hole, *reduced)), seeds,
+               schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
+    up = F.interpolate(low, size=crop.shape[-2:], mode="bilinear", align_corners=False)
+    filled = project_feasible(Inpaint(hole), up, crop.expand(len(up), -1, -1, -1))
     return paste(image, filled, rows, cols)
 
 

@@ -159,8 +159,12 @@ def test_inpaint_fits_the_box_around_the_mask_not_the_whole_image(tmp_path: Path
     line = small.inpaint_estimate("photo-cm", str(wide), str(dot), "2", 1)
     assert f"200x150 output, {tiles} tiles x 2 evaluation(s)" in line
     assert tiles < count_tiles(150, 200, default_tiling(R))
-    # a mask over a 60x80 region: its box (92x112) is over the limit at full size, so the photo is downscaled
-    large = mask_file(tmp_path, (slice(40, 100), slice(50, 130)))
+    # a 60x80 hole reaches 30 px from the known pixels: solved at a reduced size, so cheap, at full size
+    hole = mask_file(tmp_path, (slice(40, 100), slice(50, 130)))
+    result = small.inpaint("photo-cm", None, str(wide), str(hole), None, "2", 0, 1)
+    assert png(result.files).size == (200, 150) and not any("downscaled" in n for n in result.notes)
+    # a long stroke 10 px wide is solved at full size on its box (42x212), over the limit: the photo is downscaled
+    large = mask_file(tmp_path, (slice(70, 80), slice(10, 190)))
     result = small.inpaint("photo-cm", None, str(wide), str(large), None, "2", 0, 1)
     out = png(result.files)
     assert out.width * out.height < 150 * 200 and abs(out.width / out.height - 200 / 150) < 0.05

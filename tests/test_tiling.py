@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from editing import tasks
 from editing.images import from_uint8, resize_mask, to_uint8
+from editing.operators import Inpaint
 from editing.limits import Limits, Pass, check_passes, check_request
 from editing.precond import Denoiser
 from editing.samplers import bind
@@ -151,21 +152,58 @@ def test_strokes_over_a_photo_change_only_their_region(tiny_model: Denoiser) -> 
         tasks.stroke_edit(tiny_model, painting, [0], schedule=SHORT, label=0, strokes=strokes, margin=17)
 
 
-def test_inpaint_passes_are_the_crop_of_the_shrunk_mask() -> None:
-    """What the studio fits an upload by: the box `inpaint` solves on when the mask is shrunk with the image
-    (images.resize_mask), computed from the mask's projections; it must equal the crop of the shrunk mask."""
-    g = torch.Generator().manual_seed(0)
-    for trial in range(40):
-        h, w = (int(v) for v in torch.randint(20, 300, (2,), generator=g))
-        mask = torch.zeros(1, 1, h, w, dtype=torch.bool)
-        if trial % 10:  # a few masks are empty: the whole image
-            top, left = int(torch.randint(0, h, (1,), generator=g)), int(torch.randint(0, w, (1,), generator=g))
-            mask[..., top:top + int(torch.randint(1, h, (1,), generator=g)),
-                 left:left + int(torch.randint(1, w, (1,), generator=g))] = True
-            mask &= torch.rand(1, 1, h, w, generator=g) < 0.3
-        for size in ((h, w), (max(1, h // 3), max(1, w // 2)), (max(1, h * 2 // 3), max(1, w * 3 // 4))):
-            rows, cols = tasks.mask_crop(resize_mask(mask, *size), 16)
-            assert tasks.inpaint_passes(mask, 16, 7, size) == [Pass(rows.stop - rows.start, cols.stop - cols.start, 7)]
+def test_hole_reach_is_the_farthest_masked_pixel_from_a_known_one() -> None:
+    mask = torch.zeros(1, 1, 300, 400, dtype=torch.bool)
+    mask[..., 100:164, 50:250] = True  # 64 rows: 32 erosions empty it
+    assert tasks.hole_reach(mask) == 32
+    mask[..., 100:164, 0:50] = True  # touching the image's left border: the border is not known
+    assert tasks.hole_reach(mask) == 32
+    stroke = torch.zeros(1, 1, 3000, 4000, dtype=torch.bool)
+    stroke[..., 1000:1006, 500:3500] = True  # thin on a copy of 16 px cells: not a hole at that scale
+    assert tasks.hole_reach(stroke) == 0
+    stroke[..., 1000:1400, 500:3500] = True  # 400 rows: 200, counted in whole cells
+    assert 200 - 16 <= tasks.hole_reach(stroke) <= 200
+    assert tasks.hole_reach(torch.ones(1, 1, 30, 50, dtype=torch.bool)) == 50
+
+
+def test_inpaint_passes_price_what_inpaint_runs(tiny_model: Denoiser) -> None:
+    """What the studio fits an upload by must be what `inpaint` runs: the engine's own check admits the request
+    at exactly that cost and refuses it just below; a hole reaching far from known pixels runs at a reduced
+    size, which costs less than its crop at full size."""
+    y = photo(70, 100, seed=8)
+    small, large = (torch.zeros(1, 1, 70, 100, dtype=torch.bool) for _ in range(2))
+    small[..., 30:38, 40:52] = True  # reaches 4 <= 0.375 x 16
+    large[..., 15:55, 20:80] = True  # reaches 20: solved at 0.3 of its size
+    for mask, reduced in ((small, False), (large, True)):
+        (run,) = tasks.inpaint_passes(mask, 16, SHORT.evaluations)
+        rows, cols = tasks.mask_crop(mask, 16)
+        assert ((run.height, run.width) != (rows.stop - rows.start, cols.stop - cols.start)) == reduced
+        cost = 2 * run.megapixel_evaluations
+        tasks.inpaint(tiny_model, y, mask, [0, 1], schedule=SHORT, label=0, limits=Limits(cost))
+        with pytest.raises(ValueError, match="allowed per request"):
+            tasks.inpaint(tiny_model, y, mask, [0, 1], schedule=SHORT, label=0,
+                          limits=Limits(0.999 * cost))
+        shrunk = resize_mask(mask, 35, 50)
+        assert tasks.inpaint_passes(mask, 16, 3, (35, 50)) == tasks.inpaint_passes(shrunk, 16, 3)
+
+
+def test_a_large_hole_is_filled_from_a_reduced_scale(tiny_model: Denoiser) -> None:
+    """The fill of a large hole is the bilinear upsampling of Algorithm 4 at the reduced size (tiles there see
+    known pixels), projected onto A x = A y: every known 8-bit pixel is the upload's."""
+    upload = to_uint8(photo(70, 100, seed=9))
+    y = from_uint8(upload)
+    mask = torch.zeros(1, 1, 70, 100, dtype=torch.bool)
+    mask[..., 15:55, 20:80] = True
+    out = tasks.inpaint(tiny_model, y, mask, [3], schedule=SHORT, label=0)
+    rows, cols, reduced = tasks.inpaint_plan(mask, 16)
+    assert reduced is not None and reduced[0] < rows.stop - rows.start
+    low = tasks.edit(tiny_model, F.interpolate(y[..., rows, cols], size=reduced, mode="area"),
+                     Inpaint(resize_mask(mask[..., rows, cols], *reduced)), [3], schedule=SHORT, label=0)
+    up = F.interpolate(low, size=(rows.stop - rows.start, cols.stop - cols.start), mode="bilinear")
+    hole = mask[0, 0, rows, cols]
+    assert torch.allclose(out[0][:, rows, cols][:, hole], up[0][:, hole].clamp(-1, 1), atol=1e-6)
+    keep = ~mask[0, 0].numpy()
+    assert (to_uint8(out)[0][keep] == upload[0][keep]).all()
 
 
 def test_colorize_passes_follow_its_reduced_size() -> None:
