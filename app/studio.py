@@ -287,7 +287,8 @@ class Studio(Registry):
     def inpaint_estimate(self, model: str | None, image: Any, mask: Any, steps: str | None,
                          variations: Any = 1) -> str:
         """`estimate` for Inpaint, whose solver runs on the box around the mask (tasks.inpaint): for the uploaded
-        mask; without one (a mask painted in the editor), from a small mask's box to a mask over the whole image."""
+        mask; without one (a mask painted in the editor), from a small mask's box to the whole image at full size
+        (thin strokes across it: a large hole is solved at a reduced scale, tasks.inpaint_plan)."""
         try:
             evaluations, r = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations, self.resolution(model)
             size = images.image_size(image) if image else None
@@ -305,8 +306,8 @@ class Studio(Registry):
         shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
         return (f"**About {small.seconds:.0f} to {whole.seconds:.0f} s** on this {self.runtime.device.type}: "
                 f"{small.width}x{small.height} output, the fill solved on the box around the mask ({r} px beyond "
-                f"it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for a mask over the whole "
-                f"image{shrunk}")
+                f"it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for thin strokes across the "
+                f"whole image{shrunk}")
 
     def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes,
                   factor: int = 1) -> Estimate:

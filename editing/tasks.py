@@ -201,7 +201,8 @@ def inpaint(
     low = edit(model, F.interpolate(crop, size=reduced, mode="area"), Inpaint(resize_mask(hole, *reduced)), seeds,
                schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=crop.shape[-2:], mode="bilinear", align_corners=False)
-    filled = project_feasible(Inpaint(hole), up, crop.expand(len(up), -1, -1, -1))
+    reference = crop.expand(len(up), -1, -1, -1)
+    filled = project_feasible(Inpaint(hole), replace(Inpaint(hole), up, reference), reference)  # feasible: as is
     return paste(image, filled, rows, cols)
 
 

@@ -184,7 +184,7 @@ def test_inpaint_estimate_without_a_mask_spans_a_small_mask_to_the_whole_image(t
                                 limits=Limits(2 * 4000 / 1e6), request_timeout=None)
     line = small.inpaint_estimate("photo-cm", str(wide), None, "2", 1)
     assert line.startswith("**About ") and "200x150 output" in line and "for a small mask" in line
-    assert "for a mask over the whole image (downscaled to" in line
+    assert "for thin strokes across the whole image (downscaled to" in line
     assert small.inpaint_estimate("photo-cm", None, None, "2", 1) == ""
     assert small.inpaint_estimate("photo-cm", str(wide), None, "not steps", 1) == ""
 
