@@ -58,10 +58,11 @@ def whole_image(evaluations: int) -> Passes:
     return lambda height, width: [Pass(height, width, evaluations)]
 
 
-def around_mask(mask: torch.Tensor, resolution: int, evaluations: int) -> Passes:
-    """The passes of an edit that runs on the box around `mask` (tasks.inpaint_passes), the mask shrunk with
-    the image."""
-    return lambda height, width: tasks.inpaint_passes(mask, resolution, evaluations, (height, width))
+def around_mask(mask: torch.Tensor, resolution: int, evaluations: int,
+                passes: Callable[..., list[Pass]] = tasks.inpaint_passes) -> Passes:
+    """The passes of an edit that runs around `mask` (tasks.inpaint_passes, or tasks.stroke_passes), the mask
+    shrunk with the image."""
+    return lambda height, width: passes(mask, resolution, evaluations, (height, width))
 
 
 def colorized(resolution: int, schedule: Schedule) -> Passes:
@@ -493,7 +494,7 @@ class Studio(Registry):
                 strokes = None if images.is_empty(converted.mask) else converted.mask
             h, w = upload.tensor.shape[-2:]
             upload = prep.fit(upload, "painting", evaluations, whole_image(evaluations) if strokes is None
-                              else around_mask(strokes, r, evaluations))
+                              else around_mask(strokes, r, evaluations, tasks.stroke_passes))
             if strokes is not None and upload.tensor.shape[-2:] != (h, w):
                 strokes = images.resize_mask(strokes, *upload.tensor.shape[-2:])
         else:

@@ -178,6 +178,16 @@ def inpaint_passes(mask: torch.Tensor, resolution: int, evaluations: int,
     return [Pass(*(reduced or (rows.stop - rows.start, cols.stop - cols.start)), evaluations)]
 
 
+def stroke_passes(strokes: torch.Tensor, resolution: int, evaluations: int,
+                  size: tuple[int, int] | None = None) -> list[Pass]:
+    """What `stroke_edit` with `strokes` runs per output on an image of `size` (default the mask's), the strokes
+    resized to it: the solver on `mask_crop`'s box around them, at full size."""
+    if size is not None and tuple(size) != tuple(strokes.shape[-2:]):
+        strokes = resize_mask(strokes, *size)
+    rows, cols = mask_crop(strokes, resolution)
+    return [Pass(rows.stop - rows.start, cols.stop - cols.start, evaluations)]
+
+
 def inpaint(
     model: Denoiser, image: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], *,
     schedule: Schedule = DEFAULT_EDIT, label: int | None = None, callback: Callback | None = None,

@@ -310,5 +310,10 @@ def test_strokes_over_a_photo_are_fitted_by_the_box_around_them(tmp_path: Path, 
     editor = painted_canvas(small, str(wide), "photo-cm", Image.fromarray(strokes, "RGBA"))
     result = small.stroke_edit("photo-cm", None, str(wide), editor, 20, 2, 0, 1)
     assert png(result.files).size == (200, 150) and not any("downscaled" in n for n in result.notes)
+    blob = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    blob[180:330, 180:330] = (255, 0, 0, 255)  # a wide blob runs at full size on its box: downscaled to fit
+    editor = painted_canvas(small, str(wide), "photo-cm", Image.fromarray(blob, "RGBA"))
+    result = small.stroke_edit("photo-cm", None, str(wide), editor, 20, 2, 0, 1)
+    assert png(result.files).size < (200, 150) and any("downscaled 200x150" in n for n in result.notes)
     whole = small.stroke_edit("photo-cm", None, str(wide), None, 20, 2, 0, 1)  # no strokes: the whole photo
     assert png(whole.files).size < (200, 150) and any("downscaled 200x150" in n for n in whole.notes)

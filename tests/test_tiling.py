@@ -187,6 +187,22 @@ def test_inpaint_passes_price_what_inpaint_runs(tiny_model: Denoiser) -> None:
         assert tasks.inpaint_passes(mask, 16, 3, (35, 50)) == tasks.inpaint_passes(shrunk, 16, 3)
 
 
+def test_stroke_passes_price_what_stroke_edit_runs(tiny_model: Denoiser) -> None:
+    """As for inpainting: strokes over a photo run at full size on the box around them, however wide they are
+    (the painting gives them their colours), and the engine admits exactly that cost."""
+    y = photo(70, 100, seed=10)
+    strokes = torch.zeros(1, 1, 70, 100, dtype=torch.bool)
+    strokes[..., 15:55, 20:80] = True  # a blob that inpainting would solve at a reduced scale
+    (run,) = tasks.stroke_passes(strokes, 16, SHORT.evaluations)
+    assert run.megapixel_evaluations > tasks.inpaint_passes(strokes, 16, SHORT.evaluations)[0].megapixel_evaluations
+    cost = run.megapixel_evaluations
+    tasks.stroke_edit(tiny_model, y, [0], schedule=SHORT, label=0, strokes=strokes, limits=Limits(cost))
+    with pytest.raises(ValueError, match="allowed per request"):
+        tasks.stroke_edit(tiny_model, y, [0], schedule=SHORT, label=0, strokes=strokes,
+                          limits=Limits(0.999 * cost))
+    assert tasks.stroke_passes(strokes, 16, 3, (35, 50)) == tasks.stroke_passes(resize_mask(strokes, 35, 50), 16, 3)
+
+
 def test_a_large_hole_is_filled_from_a_reduced_scale(tiny_model: Denoiser) -> None:
     """The fill of a large hole is the bilinear upsampling of Algorithm 4 at the reduced size (tiles there see
     known pixels), projected onto A x = A y: every known 8-bit pixel is the upload's."""
