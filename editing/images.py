@@ -487,7 +487,10 @@ def load_mask_full(value: Any, height: int, width: int, *, max_pixels: int = MAX
 
 
 def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """A (B, 1, H, W) bool mask at height x width; shrinking, a pixel is filled if any mask pixel in it is."""
+    """A (B, 1, H, W) bool mask at height x width (itself when it is that size already); shrinking, a pixel is
+    filled if any mask pixel in it is."""
+    if tuple(mask.shape[-2:]) == (height, width):
+        return mask
     return torch.nn.functional.adaptive_max_pool2d(mask.float(), (height, width)) > 0
 
 

@@ -172,9 +172,7 @@ def inpaint_passes(mask: torch.Tensor, resolution: int, evaluations: int,
                    size: tuple[int, int] | None = None) -> list[Pass]:
     """What `inpaint` runs per output on an image of `size` (default the mask's) whose mask is `mask` resized to
     it (images.resize_mask: a pixel filled if any mask pixel in it is)."""
-    if size is not None and tuple(size) != tuple(mask.shape[-2:]):
-        mask = resize_mask(mask, *size)
-    rows, cols, reduced = inpaint_plan(mask, resolution)
+    rows, cols, reduced = inpaint_plan(resize_mask(mask, *size) if size else mask, resolution)
     return [Pass(*(reduced or (rows.stop - rows.start, cols.stop - cols.start)), evaluations)]
 
 
@@ -182,9 +180,7 @@ def stroke_passes(strokes: torch.Tensor, resolution: int, evaluations: int,
                   size: tuple[int, int] | None = None) -> list[Pass]:
     """What `stroke_edit` with `strokes` runs per output on an image of `size` (default the mask's), the strokes
     resized to it: the solver on `mask_crop`'s box around them, at full size."""
-    if size is not None and tuple(size) != tuple(strokes.shape[-2:]):
-        strokes = resize_mask(strokes, *size)
-    rows, cols = mask_crop(strokes, resolution)
+    rows, cols = mask_crop(resize_mask(strokes, *size) if size else strokes, resolution)
     return [Pass(rows.stop - rows.start, cols.stop - cols.start, evaluations)]
 
 
