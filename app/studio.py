@@ -387,9 +387,8 @@ class Studio(Registry):
                                     alpha=upload.alpha)
         if tiled:
             upload = prep.fit(upload, "image", schedule.evaluations, around_mask(fill, r, schedule.evaluations))
-            if upload.tensor.shape[-2:] != (h, w):
-                h, w = upload.tensor.shape[-2:]
-                fill = images.resize_mask(fill, h, w)
+            h, w = upload.tensor.shape[-2:]
+            fill = images.resize_mask(fill, h, w)  # as it is, unless the upload was downscaled
         x = upload.tensor
         model_ = self.edit_model(prep, edit_with)
         if images.is_full(fill) and (h, w) == (r, r):
@@ -492,10 +491,9 @@ class Studio(Registry):
                 upload = FullImage(painted, upload.alpha, [])
                 prep.notes.extend(f"strokes: {n}" for n in converted.notes)
                 strokes = None if images.is_empty(converted.mask) else converted.mask
-            h, w = upload.tensor.shape[-2:]
             upload = prep.fit(upload, "painting", evaluations, whole_image(evaluations) if strokes is None
                               else around_mask(strokes, r, evaluations, tasks.stroke_passes))
-            if strokes is not None and upload.tensor.shape[-2:] != (h, w):
+            if strokes is not None:  # as they are, unless the upload was downscaled
                 strokes = images.resize_mask(strokes, *upload.tensor.shape[-2:])
         else:
             upload = prep.upload(painting, "painting", evaluations)
