@@ -33,9 +33,13 @@ NUMBER_LIST = re.compile(r"[\s\d_,.+-]+")  # text that reads as numbers (not a p
 # -- class labels ------------------------------------------------------------------------------------
 
 
+def _names_no_class(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in UNCONDITIONAL)
+
+
 def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
     """A class name (case-insensitive) or index -> its index; None/"" (or "(unconditional)") -> None."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in UNCONDITIONAL):
+    if _names_no_class(value):
         return None
     if not class_names:
         raise InputError(f"this model is unconditional: it takes no class (got {_echo(value)})")
@@ -59,11 +63,15 @@ def parse_class(value: Any, class_names: Sequence[str]) -> int | None:
 
 def parse_style(style: Any, class_names: Sequence[str]) -> tuple[int | None, list[str]]:
     """The studio's style box: the class index (`parse_class`; the first style when none is given), and a note
-    if defaulted. A digit outside ASCII ("²") is an unknown style, not a number."""
+    if defaulted. A digit outside ASCII ("²") is an unknown style, not a number. The box is shared by every
+    model, and the API's default is the first model's first style, so a model without styles ignores it, with
+    a note."""
+    if not class_names:
+        return None, [] if _names_no_class(style) else [f"this model has no styles: {_echo(style)} ignored"]
     if isinstance(style, str) and any(c.isdigit() and not c.isascii() for c in style):
-        raise InputError(f"unknown style {_echo(style)}; choose one of {', '.join(class_names) or NO_STYLE}")
+        raise InputError(f"unknown style {_echo(style)}; choose one of {', '.join(class_names)}")
     label = parse_class(style, class_names)
-    if label is None and class_names:
+    if label is None:
         return 0, [f"no style given: using {class_names[0]!r}"]
     return label, []
 

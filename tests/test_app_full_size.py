@@ -75,6 +75,12 @@ def test_every_edit_keeps_the_upload_size_and_alpha(studio: Studio, photo: Path)
     assert png(studio.denoise("emoji-cm", "a", str(photo), 0.2, 0, 0).files).size == (R, R)
 
 
+
+def test_the_api_s_default_style_is_ignored_by_a_model_without_styles(studio: Studio, photo: Path) -> None:
+    """An API call that names the photo model leaves the style box at its default, the first model's style."""
+    result = studio.denoise("photo-cm", "a", str(photo), 0.2, 0, 0)
+    assert png(result.files).size == (70, 45) and "this model has no styles: 'a' ignored" in result.notes
+
 def test_faithful_denoise_is_the_teacher_s_evaluation(studio: Studio, photo: Path) -> None:
     faithful = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="faithful")
     sharp = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="sharp")

@@ -76,6 +76,16 @@ def test_parse_class_unconditional_model_and_long_lists() -> None:
         forms.parse_class("zebra crossing", [f"class {i}" for i in range(1000)])
 
 
+
+def test_parse_style_defaults_and_a_model_without_styles() -> None:
+    assert forms.parse_style(None, CLASSES) == (0, ["no style given: using 'twemoji'"])
+    assert forms.parse_style("noto", CLASSES) == (1, [])
+    # the box is shared by every model: another model's style is ignored by a model without styles, and said so
+    assert forms.parse_style("twemoji", ()) == (None, ["this model has no styles: 'twemoji' ignored"])
+    assert forms.parse_style("(unconditional)", ()) == (None, []) and forms.parse_style(None, ()) == (None, [])
+    with pytest.raises(InputError, match="'emoji'; choose one of twemoji"):
+        forms.parse_style("emoji", CLASSES)
+
 @pytest.mark.parametrize("value,expected", [(0, 0), (42, 42), (42.0, 42), (" 7 ", 7), ("9e3", 9000),
                                             (MAX_SEED, MAX_SEED), (np.int32(5), 5)])
 def test_parse_seed(value: Any, expected: int) -> None:
