@@ -87,6 +87,15 @@ def test_every_task_has_an_api_name(client: Client) -> None:
     assert set(f"/{t}" for t in TASKS) <= set(endpoints)
 
 
+
+def test_every_choice_the_api_page_lists_is_accepted(client: Client) -> None:
+    """The API page lists every Radio's and Dropdown's choices as strings (Literal['2', '4']), and Gradio accepts
+    only the choices' own values, so each must be that string: an integer choice was refused as the page gave it."""
+    choices = [(c["props"].get("label"), value) for c in client.config["components"]
+               if c["type"] in ("radio", "dropdown") and c["props"].get("choices") for _, value in c["props"]["choices"]]
+    assert ("Factor", "4") in choices
+    assert [(label, value) for label, value in choices if not isinstance(value, str)] == []
+
 def test_generate_shapes_captions_and_reproducible_seeds(client: Client) -> None:
     gallery, notes, files = call(client, "generate", seed=5, batch=3, steps="2", **COMMON)
     assert [item["caption"] for item in gallery] == ["seed 5", "seed 6", "seed 7"]
@@ -155,7 +164,7 @@ def test_colorize_keeps_the_luma(client: Client, pngs: dict[str, Path]) -> None:
 
 
 def test_superresolve_keeps_block_means(client: Client, pngs: dict[str, Path]) -> None:
-    low_view, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(pngs["small"]), factor=4,
+    low_view, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(pngs["small"]), factor="4",
                                            mode="upscale", steps="4", seed=0, variations=2, **COMMON)
     low = pixels(pngs["small"])
     outputs = [f for f in model_res(files) if "superresolve-seed" in f]
@@ -171,7 +180,7 @@ def test_superresolve_keeps_block_means(client: Client, pngs: dict[str, Path]) -
 
 
 def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]) -> None:
-    _, gallery, _, files, _ = call(client, "superresolve", image=handle_file(pngs["image"]), factor=2, mode="restore",
+    _, gallery, _, files, _ = call(client, "superresolve", image=handle_file(pngs["image"]), factor="2", mode="restore",
                                 steps="2", seed=0, variations=1, **COMMON)
     assert "PSNR" in gallery[0]["caption"]
 
@@ -427,7 +436,7 @@ def test_upscale_keeps_the_upload_s_size(client: Client, tmp_path: Path) -> None
     rng = np.random.default_rng(1)
     upload = tmp_path / "wide.png"
     Image.fromarray(rng.integers(64, 192, (R, 2 * R, 3), dtype=np.uint8)).save(upload)
-    _, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(upload), factor=2, mode="upscale",
+    _, gallery, notes, files, _ = call(client, "superresolve", image=handle_file(upload), factor="2", mode="upscale",
                                     steps="2", seed=0, variations=1, **COMMON)
     out = [f for f in model_res(files) if "superresolve-seed" in f]
     assert Image.open(out[0]).size == (4 * R, 2 * R), notes

@@ -157,7 +157,7 @@ def file_fields(ref: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         ("add_noise", [ref, 0, 0, "tiny-cm"]),
         ("denoise", [ref, False, 0.2, 0, 0, "auto", *MODEL]),
         ("colorize", [ref, "2", 0, 1, *MODEL, "auto"]),
-        ("superresolve", [ref, "x4", "restore", "2", 0, 1, *MODEL, "auto"]),
+        ("superresolve", [ref, "4", "restore", "2", 0, 1, *MODEL, "auto"]),
         ("stroke_edit", [ref, None, 16, 2, 0, 1, *MODEL]),
         ("interpolate", ["images", 0, 1, ref, ref, 3, "1 step", 0, *MODEL]),
         ("compare", [0, ref, *MODEL]),

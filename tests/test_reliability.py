@@ -144,7 +144,7 @@ MALFORMED: list[tuple[str, str, Build, str]] = [
      "no image"),
     ("super-resolution factor 3", "superresolve", lambda f: dict(image=up(f["small.png"]), factor=3, mode="upscale",
                                                                  **IMAGE_TASK), "not in the list of choices"),
-    ("1x1000 image to super-resolve", "superresolve", lambda f: dict(image=up(f["line.png"]), factor=4,
+    ("1x1000 image to super-resolve", "superresolve", lambda f: dict(image=up(f["line.png"]), factor="4",
                                                                      mode="restore", **IMAGE_TASK), "aspect"),
     ("steps in words", "generate", lambda f: dict(seed=0, batch=1, steps="fast please"), "steps must be"),
     ("ts not ascending", "generate", lambda f: dict(seed=0, batch=1, steps="0,5,3"), "ascending"),
@@ -313,7 +313,7 @@ class Job:
         if self.task == "inpaint":
             return dict(image=up(image), editor=None, mask=up(inputs["mask"]), steps="2", seed=self.seed,
                         variations=1)
-        return dict(image=up(inputs[f"small{self.client}"]), factor=4, mode="upscale", steps="2", seed=self.seed,
+        return dict(image=up(inputs[f"small{self.client}"]), factor="4", mode="upscale", steps="2", seed=self.seed,
                     variations=1)
 
 

@@ -26,14 +26,17 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             with gr.Column(scale=1):
                 image = image_input("Image")
                 examples(example_paths, [image])
-                factor = gr.Radio([2, 4], value=4, label="Factor")
+                # String choices: the API's page lists a Radio's choices as strings, and Gradio accepts only
+                # the choices' own values.
+                factor = gr.Radio(["2", "4"], value="4", label="Factor")
                 mode = gr.Radio(MODES, value="restore", label="Mode")
                 steps = steps_picker("editing 18")
                 edit_with = edit_with_radio()
                 seed = seed_row("superresolve")
                 variations = variations_slider()
                 time_estimate(studio, "superresolve", [image, factor, mode, steps, variations, model],
-                              lambda i, f, md, st, v, m: studio.estimate(m, i, st, v, factor=1 if md == "restore" else f))
+                              lambda i, f, md, st, v, m: studio.estimate(m, i, st, v,
+                                                                          factor=1 if md == "restore" else int(f)))
                 with gr.Row():
                     run = gr.Button("Super-resolve", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
@@ -43,7 +46,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                 out = result_outputs("Super-resolved", columns=2, before_after="superresolve")
 
     @guarded
-    def superresolve(image: str | None, factor: int, mode: str, steps: str, seed: float, variations: float,
+    def superresolve(image: str | None, factor: str, mode: str, steps: str, seed: float, variations: float,
                      model_name: str, style_name: str, edit_with: str, request: gr.Request,
                      progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.superresolve(model_name, style_name, image, factor, mode, steps, seed, variations,
