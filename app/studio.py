@@ -594,6 +594,10 @@ class Studio(Registry):
         out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        if not override and images.is_jpeg(image):
+            prep.notes.append("a JPEG: its compression removed the noise's finest grain, which is what the estimate "
+                              "reads, so on a JPEG it reads low (python -m benchmarks --sections noise); if grain is "
+                              "left, tick the override and raise sigma")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
                                   alpha=upload.alpha, before=x)
         return DenoiseResult(**vars(result), estimated=estimated, used=used)

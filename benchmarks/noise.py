@@ -1,13 +1,18 @@
 """Section noise: the blind noise estimate (editing.noise) against the truth on 8-bit uploads of images the
-models never saw: held-out emoji (flat colours, hard edges, white backgrounds) and crops of the held-out photos."""
+models never saw: held-out emoji (flat colours, hard edges, white backgrounds) and crops of the held-out photos, the
+photos also as JPEG uploads (a camera's or a phone's photo), whose compression quantizes away the finest grain of
+the noise, which is what the estimate reads."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from benchmarks.common import Dataset, Table, label_for, subset
 from editing import tasks
@@ -19,12 +24,26 @@ from training.photos import load_heldout
 
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
 CROP = 128  # photo crops, pixels
+JPEG_QUALITIES = (90, 75)  # Pillow's quality (its default chroma subsampling, 4:2:0)
 
 
 def all_windows(images: torch.Tensor) -> torch.Tensor:
     """Baseline: Immerkaer's Laplacian median over every window that touches no clipped pixel (no flat test)."""
     clipped = ((images.abs() - 1).abs() <= SATURATED).float()
     return robust_sigma(windows(images, torch.tensor(LAPLACIAN)), F.max_pool2d(clipped, 3, stride=1) == 0)
+
+
+def upload(images: torch.Tensor, quality: int | None = None) -> torch.Tensor:
+    """The images as a user's file holds them: 8-bit (clipped, rounded), and JPEG-compressed at `quality`."""
+    arrays = to_uint8(images)
+    if quality is None:
+        return from_uint8(arrays)
+    decoded = []
+    for array in arrays:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=quality)
+        decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return from_uint8(np.stack(decoded))
 
 
 def photo_crops(folder: Path, per_photo: int, generator: torch.Generator) -> torch.Tensor:
@@ -44,32 +63,62 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
     table = Table("noise", "Noise estimate vs truth on 8-bit uploads of held-out images (0-255 levels)",
                   ["images", "true sigma", "estimator", "mean estimate", "mean |error|", "90% |error|",
                    "max |error|", "mean |error| / sigma"])
-    sets: list[tuple[str, torch.Tensor]] = []
+    sets: list[tuple[str, torch.Tensor, tuple[int | None, ...]]] = []
     if data is not None:
         styles = sorted(set(data.styles))
         emoji = torch.cat([subset(data.select("heldout", s), emoji_per_style, torch.Generator().manual_seed(70 + i))
                            for i, s in enumerate(styles)])
-        sets.append((f"{len(emoji)} held-out emoji, {data.resolution} px", emoji))
+        sets.append((f"{len(emoji)} held-out emoji, {data.resolution} px", emoji, (None,)))
     else:
         table.notes.append("emoji rows skipped: no data set (python -m training.data build)")
     if (photo_folder / "manifest.jsonl").is_file():
         crops = photo_crops(photo_folder, crops_per_photo, torch.Generator().manual_seed(71))
-        sets.append((f"{len(crops)} crops of the held-out photos, {CROP} px", crops))
+        sets.append((f"{len(crops)} crops of the held-out photos, {CROP} px", crops, (None, *JPEG_QUALITIES)))
     else:
         table.notes.append(f"photo rows skipped: no {photo_folder}")
     estimators: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
         ("editing.noise (flat windows)", estimate_noise_sigma), ("Immerkaer, all unclipped windows", all_windows)]
-    for name, clean in sets:
-        g = torch.Generator().manual_seed(72)
-        for s255 in SIGMAS_255:
-            upload = from_uint8(to_uint8(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g)))
-            for estimator, fn in estimators:
-                est = fn(upload) * 127.5
-                err = (est - s255).abs()
-                table.add(name, s255, estimator, float(est.mean()), float(err.mean()), float(err.quantile(0.9)),
-                          float(err.max()), float(err.mean() / s255))
+    for name, clean, qualities in sets:
+        for quality in qualities:
+            g = torch.Generator().manual_seed(72)  # the same noise in every format
+            for s255 in SIGMAS_255:
+                file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
+                for estimator, fn in estimators:
+                    est = fn(file) * 127.5
+                    err = (est - s255).abs()
+                    table.add(name if quality is None else f"{name}, as JPEG q{quality}", s255, estimator,
+                              float(est.mean()), float(err.mean()), float(err.quantile(0.9)), float(err.max()),
+                              float(err.mean() / s255))
     table.notes.append("Gaussian noise of the given std added to each clean image, clipped to 0..255 and rounded "
-                       "(an 8-bit upload); the clean images' own fine texture reads as a little noise too.")
+                       "(an 8-bit upload); the clean images' own fine texture reads as a little noise too. 'As JPEG': "
+                       "the same noisy image saved by Pillow at that quality (4:2:0 chroma); the true sigma is the "
+                       "noise's before compression.")
+    return table
+
+
+def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+    """What the estimate costs on photos: the photo teacher's one evaluation of noisy crops uploaded as PNG or
+    JPEG, at the true sigma and at the estimate."""
+    table = Table("photo_noise_psnr", "Denoising photo uploads (PNG or JPEG) at the estimated vs the true sigma",
+                  ["upload", "true sigma", "sigma used", "mean sigma used", "PSNR dB"])
+    if teacher is None or not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: {why if teacher is None else f'no {folder}'}")
+        return table
+    clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(71))
+    for quality in (None, JPEG_QUALITIES[0]):
+        g = torch.Generator().manual_seed(73)
+        for s255 in (10, 25):
+            file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
+            for name, used in (("true", torch.full((len(clean),), s255 / 127.5)),
+                               ("estimated", estimate_noise_sigma(file))):
+                # One image a call: the task takes one sigma per call.
+                out = torch.cat([tasks.denoise(teacher, file[i : i + 1], sigma=float(used[i]))[0].float().cpu()
+                                 for i in range(len(clean))])
+                table.add("PNG" if quality is None else f"JPEG q{quality}", s255, name, float(used.mean()) * 127.5,
+                          float(psnr(out, clean).mean()))
+    table.notes.append(f"{len(clean)} crops of the held-out photos ({CROP} px, the noise table's), Gaussian noise of "
+                       "the given std (0-255 levels), saved as an 8-bit PNG or by Pillow as a JPEG; one evaluation of "
+                       "the photo teacher (tasks.denoise, D(x, sigma)) at the sigma used; PSNR on the [-1, 1] scale.")
     return table
 
 
@@ -85,10 +134,10 @@ def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: in
         gt = subset(data.select("heldout", style), per_style, torch.Generator().manual_seed(30 + si))
         g = torch.Generator().manual_seed(40 + si)
         for sigma in (0.1, 0.2, 0.4):
-            upload = from_uint8(to_uint8(gt + sigma * torch.randn(gt.shape, generator=g)))
-            for name, used in (("true", torch.full((len(gt),), sigma)), ("estimated", estimate_noise_sigma(upload))):
+            file = upload(gt + sigma * torch.randn(gt.shape, generator=g))
+            for name, used in (("true", torch.full((len(gt),), sigma)), ("estimated", estimate_noise_sigma(file))):
                 # One image a call: the task estimates (or takes) one sigma per call.
-                out = torch.cat([tasks.denoise(model, upload[i : i + 1], sigma=float(used[i]),
+                out = torch.cat([tasks.denoise(model, file[i : i + 1], sigma=float(used[i]),
                                                label=label_for(model, style))[0].float().cpu()
                                  for i in range(len(gt))])
                 results.setdefault((sigma, name), []).append((used, psnr(out, gt)))

@@ -153,8 +153,8 @@ def run(options: Options) -> dict:
         from benchmarks.browser import browser_tables
 
         tables += browser_tables(options.model.parent if options.model else Path("weights"), options.photo_data)
-    if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops
-        from benchmarks.noise import denoise_table, noise_table
+    if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops (PNG and JPEG)
+        from benchmarks.noise import denoise_table, noise_table, photo_denoise_table
 
         try:
             noise_data = data or load_dataset(options.data)
@@ -164,6 +164,8 @@ def run(options: Options) -> dict:
         tables.append(noise_table(noise_data, options.photo_data, 16 if few else 64, 1 if few else 4))
         if noise_data is not None:
             tables.append(denoise_table(model, why_model, noise_data, 8 if few else 32))
+        photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
+        tables.append(photo_denoise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if few else 4))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table
 

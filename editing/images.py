@@ -454,6 +454,12 @@ def image_size(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # a quarter turn swaps the sides
 
 
+def is_jpeg(value: Any, *, max_bytes: int = MAX_BYTES) -> bool:
+    """Whether an upload is a JPEG file, from its header only (InputError as `load_full`)."""
+    source, _ = _read_source(value, max_bytes)
+    return isinstance(source, Image.Image) and source.format in ("JPEG", "MPO")
+
+
 def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FullImage:
     """An upload (path, bytes, PIL image or array) at full size, for edits that keep the user's size; or
     InputError. Sources, formats, modes and EXIF as `load_image`; any aspect ratio (nothing is padded)."""

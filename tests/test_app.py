@@ -96,6 +96,7 @@ def test_every_choice_the_api_page_lists_is_accepted(client: Client) -> None:
     assert ("Factor", "4") in choices
     assert [(label, value) for label, value in choices if not isinstance(value, str)] == []
 
+
 def test_generate_shapes_captions_and_reproducible_seeds(client: Client) -> None:
     gallery, notes, files = call(client, "generate", seed=5, batch=3, steps="2", **COMMON)
     assert [item["caption"] for item in gallery] == ["seed 5", "seed 6", "seed 7"]

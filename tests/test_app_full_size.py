@@ -81,6 +81,16 @@ def test_the_api_s_default_style_is_ignored_by_a_model_without_styles(studio: St
     result = studio.denoise("photo-cm", "a", str(photo), 0.2, 0, 0)
     assert png(result.files).size == (70, 45) and "this model has no styles: 'a' ignored" in result.notes
 
+
+def test_denoising_a_jpeg_says_the_estimate_reads_low(studio: Studio, photo: Path, tmp_path: Path) -> None:
+    jpeg = tmp_path / "photo.jpg"
+    Image.open(photo).convert("RGB").save(jpeg, quality=90)
+    said = "a JPEG: its compression removed the noise's finest grain"
+    assert any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(jpeg), None, 0, 0).notes)
+    assert not any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(jpeg), 0.2, 0, 0).notes)
+    assert not any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(photo), None, 0, 0).notes)
+
+
 def test_faithful_denoise_is_the_teacher_s_evaluation(studio: Studio, photo: Path) -> None:
     faithful = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="faithful")
     sharp = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="sharp")

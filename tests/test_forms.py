@@ -86,6 +86,7 @@ def test_parse_style_defaults_and_a_model_without_styles() -> None:
     with pytest.raises(InputError, match="'emoji'; choose one of twemoji"):
         forms.parse_style("emoji", CLASSES)
 
+
 @pytest.mark.parametrize("value,expected", [(0, 0), (42, 42), (42.0, 42), (" 7 ", 7), ("9e3", 9000),
                                             (MAX_SEED, MAX_SEED), (np.int32(5), 5)])
 def test_parse_seed(value: Any, expected: int) -> None:

@@ -124,3 +124,42 @@ def test_benchmark_denoise_table(tiny_model) -> None:
     assert [row[1] for row in table.rows] == ["true", "estimated"] * 3
     assert table.rows[0][2] == pytest.approx(0.1)
     assert denoise_table(None, "no model", Dataset(images, ["twemoji"] * 2, ["heldout"] * 2), 2).notes == ["skipped: no model"]
+
+
+def test_jpeg_uploads_hide_part_of_the_noise_from_the_estimate() -> None:
+    """benchmarks.noise.upload: PNG is the 8-bit image itself; JPEG quantizes away the noise's finest grain, which is
+    what the estimate reads (the finding the benchmark's JPEG rows measure)."""
+    from benchmarks.noise import upload
+
+    g = torch.Generator().manual_seed(12)
+    noisy = 20 / 127.5 * torch.randn(2, 3, 96, 96, generator=g)
+    assert torch.equal(upload(noisy), from_uint8(to_uint8(noisy)))
+    jpeg = upload(noisy, 75)
+    assert 0 < float((jpeg - upload(noisy)).abs().mean()) < 20 / 127.5  # lossy, and still this image
+    png_estimate, jpeg_estimate = estimate_noise_sigma(upload(noisy)), estimate_noise_sigma(jpeg)
+    assert torch.allclose(png_estimate * 127.5, torch.full((2,), 20.0), rtol=0.05)
+    assert (jpeg_estimate < 0.8 * png_estimate).all()
+
+
+def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
+    """The noise table's photo rows in every format, and the photo teacher's denoise at the true vs the estimate."""
+    from benchmarks.noise import JPEG_QUALITIES, SIGMAS_255, noise_table, photo_denoise_table
+    from editing.models import load_model, resolve_runtime
+    from tests.conftest import make_tiny_folder
+    from tests.test_benchmarks_photos import make_photos
+
+    photos = make_photos(tmp_path / "photos", size=130)
+    table = noise_table(None, photos, emoji_per_style=1, crops_per_photo=1)
+    names = [row[0] for row in table.rows]
+    assert len(table.rows) == 2 * len(SIGMAS_255) * (1 + len(JPEG_QUALITIES))
+    assert sorted(set(names)) == ["2 crops of the held-out photos, 128 px"] + [
+        f"2 crops of the held-out photos, 128 px, as JPEG q{q}" for q in sorted(JPEG_QUALITIES)]
+    teacher = load_model(make_tiny_folder(tmp_path / "edm", classes=(), boundary="edm", tiled=True),
+                         resolve_runtime("cpu"))
+    denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
+    assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
+                                                      ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
+    assert [row[0] for row in denoised.rows[4:]] == [f"JPEG q{JPEG_QUALITIES[0]}"] * 4
+    assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[6][3] == pytest.approx(25)
+    assert all(0 < row[4] < 60 for row in denoised.rows)
+    assert photo_denoise_table(None, "no teacher", photos, 1).notes == ["skipped: no teacher"]
