@@ -596,8 +596,8 @@ class Studio(Registry):
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
         if not override and images.is_jpeg(image):
             prep.notes.append("a JPEG: its compression removed the noise's finest grain, which is what the estimate "
-                              "reads, so on a JPEG it reads low (python -m benchmarks --sections noise); if grain is "
-                              "left, tick the override and raise sigma")
+                              "reads, so on a JPEG it reads low; if grain is left, tick 'Set the noise level myself' "
+                              "and raise the level (by about half for a JPEG saved at quality 90)")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
                                   alpha=upload.alpha, before=x)
         return DenoiseResult(**vars(result), estimated=estimated, used=used)
