@@ -269,11 +269,12 @@ def _parse_schedule(value: Any, n: int | None, max_grid: int, tuned: Mapping[int
 # -- images ---------------------------------------------------------------------------------------------
 
 
-def load_upload(value: Any, resolution: int, what: str) -> tuple[torch.Tensor, list[str]]:
-    """An image field's upload at `resolution` (editing.images.load_image), its notes prefixed with `what`."""
+def load_upload(value: Any, resolution: int, what: str, *, crop: bool = False) -> tuple[torch.Tensor, list[str]]:
+    """An image field's upload at `resolution` (editing.images.load_image, `crop` as there), its notes prefixed
+    with `what`."""
     if value is None or (isinstance(value, str) and not value):
         raise ValueError(f"{what}: no image given; upload one (or pick an example)")
-    converted = load_image(value, resolution)
+    converted = load_image(value, resolution, crop=crop)
     return converted.tensor, [f"{what}: {n}" for n in converted.notes]
 
 

@@ -112,8 +112,9 @@ class Prepared:
         return step_callback(self.on_step, self.deadline, offset, total)
 
     def image(self, value: Any, what: str, resolution: int | None = None) -> torch.Tensor:
-        """An upload at the model's (or `resolution`) size; what was done to it joins the notes."""
-        x, notes = forms.load_upload(value, resolution or self.resolution, what)
+        """An upload at the model's (or `resolution`) size, a tiled model's cut to its centre square (a model of
+        photo crops never saw the white bars an emoji is padded with); what was done to it joins the notes."""
+        x, notes = forms.load_upload(value, resolution or self.resolution, what, crop=self.entry.param.tiled)
         self.notes.extend(notes)
         return x
 

@@ -287,8 +287,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     tuned = optional_schedules(folder, lambda message: print(message, file=sys.stderr))  # for --steps N
 
     def load_image(path: str, resolution: int) -> Any:
-        """The studio's hardened conversion to the model's resolution (interpolation); notes go to stderr."""
-        converted = images.load_image(path, resolution)
+        """The studio's hardened conversion to the model's resolution (interpolation; a tiled model's input cut to
+        its centre square, as the studio does); notes go to stderr."""
+        converted = images.load_image(path, resolution, crop=model.param.tiled)
         for note in converted.notes:
             print(f"{path}: {note}", file=sys.stderr)
         return converted.tensor

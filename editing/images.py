@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -410,9 +410,11 @@ def _source_pixels(value: Any, resolution: int | None, max_pixels: int, max_byte
 # -- public -----------------------------------------------------------------------------------------
 
 
-def load_image(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS,
+def load_image(value: Any, resolution: int, *, crop: bool = False, max_pixels: int = MAX_PIXELS,
                max_bytes: int = MAX_BYTES) -> Converted:
-    """An upload (path, bytes, PIL image or array) -> (1, 3, R, R) float32 in [-1, 1] with notes; or InputError."""
+    """An upload (path, bytes, PIL image or array) -> (1, 3, R, R) float32 in [-1, 1] with notes; or InputError.
+    `crop`: a non-square image is cut to its centre square rather than padded with white (for a model of photo
+    crops, which never saw white bars)."""
     _check_resolution(resolution)
     notes: list[str] = []
     source, name = _source_pixels(value, resolution, max_pixels, max_bytes, notes)
@@ -422,6 +424,12 @@ def load_image(value: Any, resolution: int, *, max_pixels: int = MAX_PIXELS,
         raster = _pil_raster(source, name, notes)
     raster = _drop_opaque_alpha(raster, notes)
     height, width = raster.array.shape[:2]
+    if crop and height != width:
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        raster = replace(raster, array=raster.array[top:top + side, left:left + side])
+        notes.append(f"cut {width}x{height} to its centre {side}x{side} square")
+        height = width = side
     pixels = _area_resize(raster, resolution)
     note = _resize_note(width, height, resolution)
     if note:

@@ -91,6 +91,18 @@ def test_denoising_a_jpeg_says_the_estimate_reads_low(studio: Studio, photo: Pat
     assert not any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(photo), None, 0, 0).notes)
 
 
+def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:
+    """Interpolate and Compare take the model's square: a model of photo crops gets the centre square of a photo,
+    never white bars; the emoji-style model pads as before."""
+    frames = studio.interpolate("photo-cm", None, "images", 0, 1, str(photo), str(photo), 2, "2", 0)
+    assert any("cut 70x45 to its centre 45x45 square" in n for n in frames.notes)
+    assert not any("white" in n for n in frames.notes if "padding" in n)
+    compared = studio.compare("photo-cm", None, 0, str(photo))
+    assert any("reference: cut 70x45 to its centre 45x45 square" in n for n in compared.notes)
+    emoji = studio.interpolate("emoji-cm", "a", "images", 0, 1, str(photo), str(photo), 2, "2", 0)
+    assert any("padding to 70x70 with white" in n for n in emoji.notes)
+
+
 def test_faithful_denoise_is_the_teacher_s_evaluation(studio: Studio, photo: Path) -> None:
     faithful = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="faithful")
     sharp = studio.denoise("photo-cm", None, str(photo), 0.2, 0, 0, mode="sharp")

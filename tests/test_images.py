@@ -454,3 +454,16 @@ def test_image_size_reads_the_header_as_load_full_would_decode(orientation: int,
     assert images.image_size(str(jpeg)) == ((70, 30) if orientation in (6, 8) else (30, 70))
     with pytest.raises(InputError, match="not an image"):
         images.image_size(b"hello, this is text")
+
+
+def test_crop_cuts_the_centre_square_instead_of_padding_with_white() -> None:
+    rng = np.random.default_rng(3)
+    wide = rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)
+    cropped = load_image(encode(Image.fromarray(wide), "PNG"), R, crop=True)
+    centre = load_image(encode(Image.fromarray(wide[:, 10:30]), "PNG"), R)
+    torch.testing.assert_close(cropped.tensor, centre.tensor, rtol=0, atol=0)
+    assert cropped.notes[0] == "cut 40x20 to its centre 20x20 square"
+    padded = load_image(encode(Image.fromarray(wide), "PNG"), R)
+    assert "with white" in padded.notes[-1] and not torch.equal(padded.tensor, cropped.tensor)
+    square = load_image(encode(Image.fromarray(wide[:, :20]), "PNG"), R, crop=True)
+    assert not any("centre" in n for n in square.notes)  # a square is kept whole
