@@ -595,7 +595,7 @@ class Studio(Registry):
         out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
-        if not override and images.is_jpeg(image):
+        if not override and estimated > 0 and images.is_jpeg(image):  # a clean JPEG reads 0, rightly
             prep.notes.append("a JPEG: its compression removed the noise's finest grain, which is what the estimate "
                               "reads, so on a JPEG it reads low; if grain is left, tick 'Set the noise level myself' "
                               "and raise the level (by about half for a JPEG saved at quality 90)")

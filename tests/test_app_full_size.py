@@ -89,6 +89,10 @@ def test_denoising_a_jpeg_says_the_estimate_reads_low(studio: Studio, photo: Pat
     assert any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(jpeg), None, 0, 0).notes)
     assert not any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(jpeg), 0.2, 0, 0).notes)
     assert not any(n.startswith(said) for n in studio.denoise("photo-cm", None, str(photo), None, 0, 0).notes)
+    smooth = tmp_path / "smooth.jpg"
+    Image.fromarray(np.tile(np.linspace(40, 200, 70).astype(np.uint8)[None, :, None], (45, 1, 3))).save(smooth)
+    clean = studio.denoise("photo-cm", None, str(smooth), None, 0, 0)
+    assert clean.estimated == 0 and not any(n.startswith(said) for n in clean.notes)  # no noise read, none to raise
 
 
 def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:
