@@ -507,6 +507,9 @@ class Studio(Registry):
         if strokes is not None:
             prep.notes.append(f"only the strokes and {r // 2} px around them change; every other pixel of the photo "
                               "is kept exactly")
+        elif full_size:
+            prep.notes.append("no strokes on the canvas: the whole photo was re-imagined at this strength (paint "
+                              "strokes to change only them)")
         return self._outputs("stroke", prep, out, seeds, upload)
 
     def stroke_start_text(self, model: str | None, strength: Any) -> str:

@@ -327,6 +327,10 @@ def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_pa
     near = tasks.dilate(torch.from_numpy(painted)[None, None], R // 2)[0, 0].numpy()
     np.testing.assert_array_equal(after[~near], before[~near])
     assert (after[painted] != before[painted]).any() and any("kept exactly" in n for n in result.notes)
+    assert not any("no strokes" in n for n in result.notes)
+    # without strokes the whole photo is re-imagined, and the notes say so
+    unpainted = studio.stroke_edit("photo-cm", None, str(photo), None, 1, 1, 0, 1)
+    assert any(n.startswith("no strokes on the canvas: the whole photo") for n in unpainted.notes)
 
 
 def test_strokes_over_a_photo_are_fitted_by_the_box_around_them(tmp_path: Path, wide: Path) -> None:
