@@ -31,7 +31,7 @@ from app.forms import GRID, check_seed, parse_count, parse_schedule, stroke_sche
 from app.registry import ModelEntry, Registry, discover
 from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseResult, InterpolateResult, OnStep,
                          RequestFiles, Result, SuperresolveResult, step_callback, tile_callback, write_animation)
-from editing import images, metrics, tasks
+from editing import images, metrics, noise, tasks
 from editing.images import FullImage
 from editing.limits import Limits, Pass, check_passes, device_limits
 from editing.models import ModelLoadError, Runtime, edits_use_teacher
@@ -577,6 +577,10 @@ class Studio(Registry):
         upload = prep.upload(image, "image", evaluations)
         x = upload.tensor
         estimated = float(tasks.estimate_noise_sigma(x).mean())  # on the whole image, as it will be denoised
+        jpeg = images.jpeg_compression(image)
+        read_through = jpeg is not None and estimated > 0 and tuple(x.shape[-2:]) == images.image_size(image)
+        if read_through:  # a JPEG at its own size: the estimate read through its own compression (editing.noise)
+            read, estimated = estimated, noise.jpeg_noise_sigma(estimated, *jpeg, torch.Generator().manual_seed(0))
         override = sigma is not None and float(sigma) >= 0
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
@@ -598,10 +602,14 @@ class Studio(Registry):
         out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
-        if not override and estimated > 0 and images.is_jpeg(image):  # a clean JPEG reads 0, rightly
-            prep.notes.append("a JPEG: its compression removed the noise's finest grain, which is what the estimate "
-                              "reads, so on a JPEG it reads low; if grain is left, tick 'Set the noise level myself' "
-                              "and raise the level (by about half for a JPEG saved at quality 90)")
+        if read_through:
+            prep.notes.append(f"a JPEG: its compression removed most of the noise's finest grain, which is what the "
+                              f"estimate reads ({read:.4f}); read through the file's own compression it is "
+                              f"{estimated:.4f}")
+        elif not override and jpeg is not None and estimated > 0:  # a clean JPEG reads 0, rightly
+            prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "
+                              "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
+                              "'Set the noise level myself' and raise the level")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
                                   alpha=upload.alpha, before=x)
         return DenoiseResult(**vars(result), estimated=estimated, used=used)

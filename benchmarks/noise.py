@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from benchmarks.common import Dataset, Table, label_for, subset
 from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.metrics import psnr
-from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, robust_sigma, windows
+from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, jpeg_noise_sigma, robust_sigma, windows
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -44,6 +44,17 @@ def upload(images: torch.Tensor, quality: int | None = None) -> torch.Tensor:
         Image.fromarray(array).save(buffer, "JPEG", quality=quality)
         decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
     return from_uint8(np.stack(decoded))
+
+
+def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The estimate as the studio gives it for a JPEG at its own size: read through that quality's compression."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "grey").save(buffer, "JPEG", quality=quality)
+    jpeg = Image.open(buffer)
+    tables, subsampling = jpeg.quantization, JpegImagePlugin.get_sampling(jpeg)
+    return lambda images: torch.tensor([jpeg_noise_sigma(float(read), tables, subsampling,
+                                                          torch.Generator().manual_seed(0))
+                                        for read in estimate_noise_sigma(images)])
 
 
 def photo_crops(folder: Path, per_photo: int, generator: torch.Generator) -> torch.Tensor:
@@ -83,7 +94,8 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
             g = torch.Generator().manual_seed(72)  # the same noise in every format
             for s255 in SIGMAS_255:
                 file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
-                for estimator, fn in estimators:
+                through = [] if quality is None else [("editing.noise, read through the JPEG", read_through(quality))]
+                for estimator, fn in estimators + through:
                     est = fn(file) * 127.5
                     err = (est - s255).abs()
                     table.add(name if quality is None else f"{name}, as JPEG q{quality}", s255, estimator,
@@ -92,7 +104,8 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
     table.notes.append("Gaussian noise of the given std added to each clean image, clipped to 0..255 and rounded "
                        "(an 8-bit upload); the clean images' own fine texture reads as a little noise too. 'As JPEG': "
                        "the same noisy image saved by Pillow at that quality (4:2:0 chroma); the true sigma is the "
-                       "noise's before compression.")
+                       "noise's before compression; 'read through the JPEG' is the studio's estimate for a JPEG at its "
+                       "own size (editing.noise.jpeg_noise_sigma with the file's tables).")
     return table
 
 
@@ -109,8 +122,10 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
         g = torch.Generator().manual_seed(73)
         for s255 in (10, 25):
             file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
-            for name, used in (("true", torch.full((len(clean),), s255 / 127.5)),
-                               ("estimated", estimate_noise_sigma(file))):
+            choices = [("true", torch.full((len(clean),), s255 / 127.5)), ("estimated", estimate_noise_sigma(file))]
+            if quality is not None:
+                choices.append(("read through the JPEG", read_through(quality)(file)))
+            for name, used in choices:
                 # One image a call: the task takes one sigma per call.
                 out = torch.cat([tasks.denoise(teacher, file[i : i + 1], sigma=float(used[i]))[0].float().cpu()
                                  for i in range(len(clean))])

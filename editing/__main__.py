@@ -262,7 +262,9 @@ def run(args: argparse.Namespace) -> list[Path]:
         from editing.convert import convert_folder
 
         return convert_folder(args.folder, overwrite=args.overwrite)
-    from editing import images, io, tasks
+    import torch
+
+    from editing import images, io, noise, tasks
     from editing.limits import Limits
     from editing.models import edits_use_teacher, load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
@@ -393,9 +395,15 @@ def run(args: argparse.Namespace) -> list[Path]:
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []
+            given, jpeg = args.sigma, images.jpeg_compression(path)
+            if given is None and jpeg is not None:  # the input at its own size: as the studio does
+                read = float(tasks.estimate_noise_sigma(x).mean())
+                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0))
+                print(f"{path}: a JPEG: the noise estimate {read:.4f}, read through its own compression, is "
+                      f"{given:.4f}", file=sys.stderr)
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
-                result, sigma = tasks.denoise(denoiser, padded, sigma=args.sigma, refine_steps=args.refine,
+                result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
                                               seed=args.seed, on_tiles=bar.tiles, **common)
                 found.append(sigma)
                 return result

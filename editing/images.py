@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
@@ -462,10 +462,18 @@ def image_size(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # a quarter turn swaps the sides
 
 
-def is_jpeg(value: Any, *, max_bytes: int = MAX_BYTES) -> bool:
-    """Whether an upload is a JPEG file, from its header only (InputError as `load_full`)."""
+def jpeg_compression(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[dict[int, list[int]], int] | None:
+    """A JPEG upload's quantization tables and chroma subsampling (Pillow's 0, 1, 2 for 4:4:4, 4:2:2, 4:2:0),
+    from its header only; None for other files and for a subsampling Pillow cannot write. InputError as
+    `load_full`."""
     source, _ = _read_source(value, max_bytes)
-    return isinstance(source, Image.Image) and source.format in ("JPEG", "MPO")
+    if not isinstance(source, Image.Image) or source.format not in ("JPEG", "MPO"):
+        return None
+    subsampling = JpegImagePlugin.get_sampling(source)
+    tables = getattr(source, "quantization", None)
+    if subsampling not in (0, 1, 2) or not tables:
+        return None
+    return {k: list(v) for k, v in tables.items()}, subsampling
 
 
 def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FullImage:

@@ -21,15 +21,25 @@ weak-texture patches) by a gradient test whose threshold comes from the noise it
   values all lie on the 8-bit grid.
 
 The std is read robustly as median |response| / (6 * 0.6745) (a normal's median absolute value).
+
+A JPEG quantizes away most of the noise's finest grain, which is what the Laplacian reads, so on a JPEG the
+estimate reads low. `jpeg_noise_sigma` reads it through the file's own compression: noise of a trial std on flat
+grey (flat windows are what the estimator reads), saved with the file's quantization tables and chroma subsampling
+and read back by the same estimator, gives the read-out for that std; the std whose read-out matches is the
+estimate before compression.
 """
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 LEVEL = 2.0 / 255.0  # one 8-bit level on the [-1, 1] scale
 SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
@@ -40,6 +50,8 @@ ROUNDS = 4  # re-selections of the flat windows, each at the previous estimate
 MIN_WINDOWS = 64  # fewer flat windows than this: fall back to the wider selection
 LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))  # Immerkaer's kernel: N(0, 36 s^2) on noise
 SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) on noise; its transpose too
+JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
+JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
 
 def windows(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -86,3 +98,41 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     on_grid = ((levels - levels.round()).abs() < 1e-3).flatten(1).all(1)
     rounding = torch.where(on_grid, LEVEL**2 / 12.0, 0.0)
     return (sigma**2 - rounding).clamp_min(0.0).sqrt()
+
+
+def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, Sequence[int]],
+                      subsampling: int) -> float:
+    """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression."""
+    grey = ((sigma * normal + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(grey.permute(1, 2, 0).numpy()).save(buffer, "JPEG", qtables=dict(qtables),
+                                                        subsampling=subsampling)
+    decoded = np.asarray(Image.open(buffer).convert("RGB"))
+    x = torch.from_numpy(decoded.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    return float(estimate_noise_sigma(x)[0])
+
+
+def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subsampling: int,
+                     generator: torch.Generator) -> float:
+    """The noise std before a JPEG's compression whose estimate after it reads `observed` (both on [-1, 1]):
+    the trial read-outs (one normal draw from `generator`, scaled) rise with the std, so a bisection over
+    JPEG_TRIAL_SIGMAS and a linear step between two neighbours invert them. 0 (nothing read) stays 0."""
+    if observed <= 0:
+        return 0.0
+    normal = torch.randn(3, JPEG_TRIAL_SIDE, JPEG_TRIAL_SIDE, generator=generator)
+    sigmas = JPEG_TRIAL_SIGMAS.tolist()
+    reads: dict[int, float] = {}
+
+    def read(k: int) -> float:
+        if k not in reads:
+            reads[k] = read_through_jpeg(sigmas[k], normal, qtables, subsampling)
+        return reads[k]
+
+    if read(len(sigmas) - 1) <= observed:  # beyond the trials: the read-out is near proportional there
+        return sigmas[-1] * observed / max(read(len(sigmas) - 1), 1e-12)
+    lo, hi = -1, len(sigmas) - 1  # read(hi) > observed; read(lo) <= observed (lo = -1: the std 0, read 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if read(mid) <= observed else (lo, mid)
+    low_sigma, low_read = (0.0, 0.0) if lo < 0 else (sigmas[lo], read(lo))
+    return low_sigma + (sigmas[hi] - low_sigma) * (observed - low_read) / (read(hi) - low_read)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +290,21 @@ def test_edits_of_a_photo_model_run_with_its_teacher_unless_asked_otherwise(file
     refused = cli("colorize", str(files["photo"]), "--model", str(files["model"]), "--device", "cpu", "--class",
                   "noto", "--denoiser", "teacher", "--out", str(files["dir"] / "c.png"))
     assert refused.returncode == 2 and "no diffusion teacher" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_denoise_reads_a_jpeg_s_noise_through_its_compression(files: dict[str, Path]) -> None:
+    """As the studio: on a JPEG the estimate (which reads the grain the compression left) is read through the file's
+    own compression, and the sigma used is that; a PNG of the same pixels is denoised at the estimate itself."""
+    teacher = make_tiny_folder(files["dir"] / "jpeg-edm", resolution=RES, classes=(), boundary="edm", seed=4,
+                               tiled=True)
+    ramp = np.tile(np.linspace(40, 200, 96)[None, :, None], (96, 1, 3))
+    noisy = np.clip(ramp + 10 * np.random.default_rng(6).standard_normal(ramp.shape), 0, 255).round()
+    jpeg = files["dir"] / "noisy.jpg"
+    Image.fromarray(noisy.astype(np.uint8)).save(jpeg, quality=90)
+    ok = cli("denoise", str(jpeg), "--model", str(teacher), "--device", "cpu", "--out", str(files["dir"] / "d.png"))
+    assert ok.returncode == 0, ok.stderr
+    said = re.search(r"a JPEG: the noise estimate ([\d.]+), read through its own compression, is ([\d.]+)", ok.stderr)
+    assert said, ok.stderr
+    read, through = float(said[1]), float(said[2])
+    assert read * 127.5 < 8 and abs(through * 127.5 - 10) < 1.5
+    assert f"noise sigma {through:.4f}" in ok.stderr  # the sigma used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -151,7 +152,10 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     photos = make_photos(tmp_path / "photos", size=130)
     table = noise_table(None, photos, emoji_per_style=1, crops_per_photo=1)
     names = [row[0] for row in table.rows]
-    assert len(table.rows) == 2 * len(SIGMAS_255) * (1 + len(JPEG_QUALITIES))
+    # PNG: two estimators; JPEG: those and the estimate read through the file's compression
+    assert len(table.rows) == 2 * len(SIGMAS_255) + 3 * len(SIGMAS_255) * len(JPEG_QUALITIES)
+    through = [row for row in table.rows if row[2] == "editing.noise, read through the JPEG"]
+    assert len(through) == len(SIGMAS_255) * len(JPEG_QUALITIES) and all("JPEG" in row[0] for row in through)
     assert sorted(set(names)) == ["2 crops of the held-out photos, 128 px"] + [
         f"2 crops of the held-out photos, 128 px, as JPEG q{q}" for q in sorted(JPEG_QUALITIES)]
     teacher = load_model(make_tiny_folder(tmp_path / "edm", classes=(), boundary="edm", tiled=True),
@@ -159,7 +163,35 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
-    assert [row[0] for row in denoised.rows[4:]] == [f"JPEG q{JPEG_QUALITIES[0]}"] * 4
-    assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[6][3] == pytest.approx(25)
+    assert [row[:3] for row in denoised.rows[4:]] == [[f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
+                                                      for choice in ("true", "estimated", "read through the JPEG")]
+    assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[7][3] == pytest.approx(25)
     assert all(0 < row[4] < 60 for row in denoised.rows)
     assert photo_denoise_table(None, "no teacher", photos, 1).notes == ["skipped: no teacher"]
+
+
+
+def test_a_jpeg_s_noise_read_through_its_own_compression() -> None:
+    """editing.noise.jpeg_noise_sigma inverts what the file's compression does to the estimate: JPEG'd noise reads
+    low, and read through the same tables it is the noise before compression again."""
+    import io
+
+    from PIL import Image, JpegImagePlugin
+
+    from editing.noise import jpeg_noise_sigma
+
+    g = torch.Generator().manual_seed(13)
+    ramp = torch.linspace(-0.6, 0.6, 160).view(1, 1, 1, 160).expand(1, 3, 160, 160)
+    for quality, sigma255 in ((90, 10), (90, 25), (75, 25)):
+        noisy = to_uint8(ramp + sigma255 / 127.5 * torch.randn(1, 3, 160, 160, generator=g))[0]
+        buffer = io.BytesIO()
+        Image.fromarray(noisy).save(buffer, "JPEG", quality=quality)
+        jpeg = Image.open(buffer)
+        tables, subsampling = jpeg.quantization, JpegImagePlugin.get_sampling(jpeg)
+        read = float(estimate_noise_sigma(from_uint8(np.array(jpeg.convert("RGB"))[None]))[0])
+        assert read * 127.5 < 0.8 * sigma255
+        through = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))
+        assert abs(through * 127.5 - sigma255) < 0.15 * sigma255, (quality, sigma255, read * 127.5, through * 127.5)
+        assert through == jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))  # its draw
+        assert jpeg_noise_sigma(read * 1.2, tables, subsampling, torch.Generator().manual_seed(0)) > through
+    assert jpeg_noise_sigma(0.0, tables, subsampling, torch.Generator().manual_seed(0)) == 0.0
