@@ -82,7 +82,7 @@ def test_the_api_s_default_style_is_ignored_by_a_model_without_styles(studio: St
     assert png(result.files).size == (70, 45) and "this model has no styles: 'a' ignored" in result.notes
 
 
-def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio, photo: Path, tmp_path: Path) -> None:
+def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio, tmp_path: Path) -> None:
     """JPEG quantizes away the noise's finest grain, which the estimate reads: the studio reads it through the
     file's own compression (editing.noise.jpeg_noise_sigma), and says so."""
     g = np.random.default_rng(5)

@@ -163,8 +163,9 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
-    assert [row[:3] for row in denoised.rows[4:]] == [[f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
-                                                      for choice in ("true", "estimated", "read through the JPEG")]
+    assert [row[:3] for row in denoised.rows[4:]] == [
+        [f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
+        for choice in ("true", "estimated", "read through the JPEG")]
     assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[7][3] == pytest.approx(25)
     assert all(0 < row[4] < 60 for row in denoised.rows)
     assert photo_denoise_table(None, "no teacher", photos, 1).notes == ["skipped: no teacher"]
