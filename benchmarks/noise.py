@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, JpegImagePlugin
+from PIL import Image
 
 from benchmarks.common import Dataset, Table, label_for, subset
 from editing import tasks
-from editing.images import from_uint8, to_uint8
+from editing.images import from_uint8, jpeg_compression, to_uint8
 from editing.metrics import psnr
 from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, jpeg_noise_sigma, robust_sigma, windows
 from editing.precond import Denoiser
@@ -50,8 +50,7 @@ def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The estimate as the studio gives it for a JPEG at its own size: read through that quality's compression."""
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), "grey").save(buffer, "JPEG", quality=quality)
-    jpeg = Image.open(buffer)
-    tables, subsampling = jpeg.quantization, JpegImagePlugin.get_sampling(jpeg)
+    tables, subsampling = jpeg_compression(buffer.getvalue())
     return lambda images: torch.tensor([jpeg_noise_sigma(float(read), tables, subsampling,
                                                           torch.Generator().manual_seed(0))
                                         for read in estimate_noise_sigma(images)])

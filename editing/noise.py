@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from editing.images import from_uint8, to_uint8
+
 LEVEL = 2.0 / 255.0  # one 8-bit level on the [-1, 1] scale
 SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
 NORMAL_QUARTILE = NormalDist().inv_cdf(0.75)  # median |z| of a standard normal, 0.6745
@@ -103,13 +105,11 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
 def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, Sequence[int]],
                       subsampling: int) -> float:
     """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression."""
-    grey = ((sigma * normal + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(grey.permute(1, 2, 0).numpy()).save(buffer, "JPEG", qtables=dict(qtables),
-                                                        subsampling=subsampling)
-    decoded = np.asarray(Image.open(buffer).convert("RGB"))
-    x = torch.from_numpy(decoded.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-    return float(estimate_noise_sigma(x)[0])
+    Image.fromarray(to_uint8((sigma * normal)[None])[0]).save(buffer, "JPEG", qtables=dict(qtables),
+                                                             subsampling=subsampling)
+    decoded = np.array(Image.open(buffer).convert("RGB"))
+    return float(estimate_noise_sigma(from_uint8(decoded[None]))[0])
 
 
 def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subsampling: int,
