@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from app import forms
 from app.benchmark_file import read_benchmarks
@@ -145,9 +143,9 @@ class Prepared:
         out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, passes)
         nh, nw = max(1, out_h // factor), max(1, out_w // factor)
         if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="area")
+            x = images.area_resize(x, nh, nw)
             if alpha is not None:
-                alpha = np.asarray(Image.fromarray(alpha).resize((nw, nh), Image.Resampling.BOX))
+                alpha = images.area_resize(torch.from_numpy(alpha).float(), nh, nw).round().to(torch.uint8).numpy()
             limits = self.studio.limits
             self.notes.append(f"{what}: downscaled {w}x{h} -> {nw}x{nh}, the largest this studio takes for "
                               f"{evaluations} evaluation(s) x {self.count} output(s) on its "
@@ -574,13 +572,24 @@ class Studio(Registry):
         refine_steps = parse_count(refine_steps, "refinement steps", 0, MAX_REFINE_STEPS)
         evaluations = 1 + refine_steps
         prep.admit(evaluations)
-        upload = prep.upload(image, "image", evaluations)
+        # The noise is estimated on the upload at its own size: a downscale averages it down and, where it shares a
+        # source pixel between two outputs, correlates neighbours, which the estimate reads low (editing.noise).
+        if prep.entry.param.tiled:
+            full = prep.full_upload(image, "image")
+            upload = prep.fit(full, "image", evaluations, whole_image(evaluations))
+        else:
+            full = upload = prep.upload(image, "image", evaluations)
         x = upload.tensor
-        estimated = float(tasks.estimate_noise_sigma(x).mean())  # on the whole image, as it will be denoised
+        own_size = tuple(full.tensor.shape[-2:]) == images.image_size(image)
+        read = estimated = float(tasks.estimate_noise_sigma(full.tensor).mean())
         jpeg = images.jpeg_compression(image)
-        read_through = jpeg is not None and estimated > 0 and tuple(x.shape[-2:]) == images.image_size(image)
-        if read_through:  # a JPEG at its own size: the estimate read through its own compression (editing.noise)
-            read, estimated = estimated, noise.jpeg_noise_sigma(estimated, *jpeg, torch.Generator().manual_seed(0))
+        read_through = jpeg is not None and read > 0 and own_size
+        if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
+            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0))
+        at_own_size = estimated
+        downscaled = x.shape != full.tensor.shape
+        if downscaled:
+            estimated *= noise.area_resize_std(tuple(full.tensor.shape[-2:]), tuple(x.shape[-2:]))
         override = sigma is not None and float(sigma) >= 0
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
@@ -605,8 +614,11 @@ class Studio(Registry):
         if read_through:
             prep.notes.append(f"a JPEG: its compression removed most of the noise's finest grain, which is what the "
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "
-                              f"{estimated:.4f}")
-        elif not override and jpeg is not None and estimated > 0:  # a clean JPEG reads 0, rightly
+                              f"{at_own_size:.4f}")
+        if downscaled and estimated > 0:
+            prep.notes.append(f"the noise was estimated at the upload's own size ({at_own_size:.4f}); the downscale "
+                              f"averages it down to {estimated:.4f}")
+        elif not own_size and not override and jpeg is not None and estimated > 0:  # a clean JPEG reads 0, rightly
             prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "
                               "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
                               "'Set the noise level myself' and raise the level")

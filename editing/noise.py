@@ -27,6 +27,10 @@ estimate reads low. `jpeg_noise_sigma` reads it through the file's own compressi
 grey (flat windows are what the estimator reads), saved with the file's quantization tables and chroma subsampling
 and read back by the same estimator, gives the read-out for that std; the std whose read-out matches is the
 estimate before compression.
+
+An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
+source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
+own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from editing.images import from_uint8, to_uint8
+from editing.images import area_weights, from_uint8, to_uint8
 
 LEVEL = 2.0 / 255.0  # one 8-bit level on the [-1, 1] scale
 SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
@@ -110,6 +114,14 @@ def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, 
                                                              subsampling=subsampling)
     decoded = np.array(Image.open(buffer).convert("RGB"))
     return float(estimate_noise_sigma(from_uint8(decoded[None]))[0])
+
+
+def area_resize_std(size: tuple[int, int], to: tuple[int, int]) -> float:
+    """The std (rms over the output) of unit white noise after `editing.images.area_resize` from `size` to `to`,
+    both (height, width): an output's variance is the sum of its squared area weights, and rows and columns
+    factor."""
+    mean_square = [float((area_weights(n, m)[1] ** 2).sum(1).mean()) for n, m in zip(size, to)]
+    return math.sqrt(mean_square[0] * mean_square[1])
 
 
 def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subsampling: int,

@@ -17,7 +17,7 @@ from app import forms
 from app.request import Cancels, Deadline, tile_callback
 from app.studio import Studio
 from app.tabs.canvas import CANVAS, load_canvas
-from editing import images, tasks
+from editing import images, noise, tasks
 from editing.limits import Limits, Pass
 from editing.models import Runtime
 from editing.tiling import TileProgress, count_tiles, default_tiling
@@ -101,6 +101,31 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     Image.fromarray(ramp.astype(np.uint8)).save(smooth)
     clean = studio.denoise("photo-cm", None, str(smooth), None, 0, 0)
     assert clean.estimated == 0 and not any("JPEG" in n for n in clean.notes)  # no noise read, none to correct
+
+
+def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> None:
+    """A downscale averages the noise down and correlates neighbours, which the estimate then reads low (at 160 ->
+    153 px, under half the noise left): the studio reads it at the upload's own size (a JPEG through its own
+    compression) and carries it through the downscale (editing.noise.area_resize_std), and says so."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(0.025), request_timeout=None)
+    g = np.random.default_rng(5)
+    ramp = np.tile(np.linspace(40, 200, 160)[None, :, None], (160, 1, 3))
+    noisy = np.clip(ramp + 10 * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8)
+    for suffix in ("png", "jpg"):
+        path = tmp_path / f"noisy.{suffix}"
+        Image.fromarray(noisy).save(path, quality=90)
+        result = small.denoise("photo-cm", None, str(path), None, 0, 0)
+        w, h = png(result.files).size
+        assert 140 < w == h < 160 and any("downscaled 160x160" in n for n in result.notes)
+        left = 10 * noise.area_resize_std((160, 160), (h, w))
+        read_after = tasks.estimate_noise_sigma(images.area_resize(images.load_full(str(path)).tensor, h, w)).item()
+        assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
+        assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
+        assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
 
 
 def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:
@@ -211,8 +236,7 @@ def test_inpaint_fits_the_box_around_the_mask_not_the_whole_image(tmp_path: Path
     assert any("downscaled 200x150" in n for n in result.notes)
     fill = images.resize_mask(images.load_mask_full(str(large), 150, 200).mask, out.height, out.width)
     assert sum(p.megapixel_evaluations for p in tasks.inpaint_passes(fill, R, 2)) <= limit
-    shrunk = images.to_uint8(torch.nn.functional.interpolate(images.from_uint8(before[None]),
-                                                             size=(out.height, out.width), mode="area"))[0]
+    shrunk = images.to_uint8(images.area_resize(images.from_uint8(before[None]), out.height, out.width))[0]
     changed = (np.asarray(out.convert("RGB")) != shrunk).any(-1)
     assert changed.any() and not (changed & ~fill[0, 0].numpy()).any()  # area-downscaled bytes kept outside it
 

@@ -467,3 +467,26 @@ def test_crop_cuts_the_centre_square_instead_of_padding_with_white() -> None:
     assert "with white" in padded.notes[-1] and not torch.equal(padded.tensor, cropped.tensor)
     square = load_image(encode(Image.fromarray(wide[:, :20]), "PNG"), R, crop=True)
     assert not any("centre" in n for n in square.notes)  # a square is kept whole
+
+
+@pytest.mark.parametrize("size, to", [((64, 48), (32, 24)), ((45, 70), (44, 67)), ((50, 37), (13, 29)), ((9, 9), (9, 9))])
+def test_area_resize_is_the_exact_area_mean(size: tuple[int, int], to: tuple[int, int]) -> None:
+    """images.area_resize against an independent exact form: each source pixel repeated `to` times along each axis
+    puts every output's area on whole pixels, so a plain block mean of them is the area mean."""
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = images.area_resize(x, *to)
+    fine = x.repeat_interleave(to[0], -2).repeat_interleave(to[1], -1)
+    expected = torch.nn.functional.avg_pool2d(fine, kernel_size=size)
+    assert out.shape == (2, 3, *to)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.mean((-2, -1)), x.mean((-2, -1)), rtol=0, atol=1e-12)  # the mean is kept
+
+
+def test_a_slight_area_downscale_stays_sharp() -> None:
+    """Adaptive pooling (F.interpolate's 'area') averages two or three whole columns for every output at 70 -> 67,
+    so a one-pixel line keeps half its contrast at most; the exact area resize splits it by its overlaps only."""
+    lines = torch.eye(70, dtype=torch.float64).view(70, 1, 1, 70).expand(70, 1, 4, 70)  # a line at each column
+    exact = images.area_resize(lines, 4, 67).amax((-3, -2, -1))
+    pooled = torch.nn.functional.interpolate(lines, size=(4, 67), mode="area").amax((-3, -2, -1))
+    assert float(exact.min()) > 0.48 and float(exact.mean()) > 0.7 and float(exact.max()) > 0.95
+    assert float(pooled.max()) == 0.5

@@ -196,3 +196,21 @@ def test_a_jpeg_s_noise_read_through_its_own_compression() -> None:
         assert through == jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))  # its draw
         assert jpeg_noise_sigma(read * 1.2, tables, subsampling, torch.Generator().manual_seed(0)) > through
     assert jpeg_noise_sigma(0.0, tables, subsampling, torch.Generator().manual_seed(0)) == 0.0
+
+
+@pytest.mark.parametrize("size, to", [((256, 256), (128, 128)), ((192, 160), (128, 127)), ((300, 400), (283, 377))])
+def test_area_resize_std_is_the_std_of_white_noise_after_it(size: tuple[int, int], to: tuple[int, int]) -> None:
+    """editing.noise.area_resize_std against white noise pushed through editing.images.area_resize; at a whole
+    factor it is 1 / the factor. The estimate read after a slight downscale is far below it (the reason the studio
+    reads the noise at the upload's own size and carries it through)."""
+    from editing.images import area_resize
+    from editing.noise import area_resize_std
+
+    noise = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(21))
+    after = area_resize(noise, *to)
+    assert abs(area_resize_std(size, to) - float(after.std())) < 0.01
+    if size == (256, 256):
+        assert area_resize_std(size, to) == 0.5
+    if size == (300, 400):
+        assert float(estimate_noise_sigma(0.05 * after)[0]) / 0.05 < 0.7 * area_resize_std(size, to)
+    assert area_resize_std(size, size) == 1.0
