@@ -6,6 +6,7 @@ the noise, which is what the estimate reads."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,15 +17,17 @@ from PIL import Image
 
 from benchmarks.common import Dataset, Table, label_for, subset
 from editing import tasks
-from editing.images import from_uint8, jpeg_compression, to_uint8
+from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from editing.metrics import psnr
-from editing.noise import LAPLACIAN, SATURATED, estimate_noise_sigma, jpeg_noise_sigma, robust_sigma, windows
+from editing.noise import (LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE, SATURATED, area_resize_std,
+                           estimate_noise_sigma, jpeg_noise_sigma, robust_sigma, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
 CROP = 128  # photo crops, pixels
 JPEG_QUALITIES = (90, 75)  # Pillow's quality (its default chroma subsampling, 4:2:0)
+DOWNSCALED_FROM = 136  # uploads the studio's fit shrinks to CROP: a slight downscale, as a request a little over limits
 
 
 def all_windows(images: torch.Tensor) -> torch.Tensor:
@@ -56,15 +59,15 @@ def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
                                         for read in estimate_noise_sigma(images)])
 
 
-def photo_crops(folder: Path, per_photo: int, generator: torch.Generator) -> torch.Tensor:
+def photo_crops(folder: Path, per_photo: int, generator: torch.Generator, side: int = CROP) -> torch.Tensor:
     crops = []
     for _, array in load_heldout(folder):
         image = from_uint8(array[None].copy())
         h, w = image.shape[-2:]
         for _ in range(per_photo):
-            i = int(torch.randint(0, h - CROP + 1, (1,), generator=generator))
-            j = int(torch.randint(0, w - CROP + 1, (1,), generator=generator))
-            crops.append(image[..., i : i + CROP, j : j + CROP])
+            i = int(torch.randint(0, h - side + 1, (1,), generator=generator))
+            j = int(torch.randint(0, w - side + 1, (1,), generator=generator))
+            crops.append(image[..., i : i + side, j : j + side])
     return torch.cat(crops)
 
 
@@ -110,12 +113,21 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
 
 def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
     """What the estimate costs on photos: the photo teacher's one evaluation of noisy crops uploaded as PNG or
-    JPEG, at the true sigma and at the estimate."""
+    JPEG, at the true sigma and at the estimate; and of uploads the studio downscales before denoising."""
     table = Table("photo_noise_psnr", "Denoising photo uploads (PNG or JPEG) at the estimated vs the true sigma",
                   ["upload", "true sigma", "sigma used", "mean sigma used", "PSNR dB"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():
         table.notes.append(f"skipped: {why if teacher is None else f'no {folder}'}")
         return table
+
+    def add(name: str, s255: int, choices: list[tuple[str, torch.Tensor]], noisy: torch.Tensor,
+            clean: torch.Tensor) -> None:
+        for choice, used in choices:
+            # One image a call: the task takes one sigma per call.
+            out = torch.cat([tasks.denoise(teacher, noisy[i : i + 1], sigma=float(used[i]))[0].float().cpu()
+                             for i in range(len(clean))])
+            table.add(name, s255, choice, float(used.mean()) * 127.5, float(psnr(out, clean).mean()))
+
     clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(71))
     for quality in (None, JPEG_QUALITIES[0]):
         g = torch.Generator().manual_seed(73)
@@ -124,15 +136,59 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
             choices = [("true", torch.full((len(clean),), s255 / 127.5)), ("estimated", estimate_noise_sigma(file))]
             if quality is not None:
                 choices.append(("read through the JPEG", read_through(quality)(file)))
-            for name, used in choices:
-                # One image a call: the task takes one sigma per call.
-                out = torch.cat([tasks.denoise(teacher, file[i : i + 1], sigma=float(used[i]))[0].float().cpu()
-                                 for i in range(len(clean))])
-                table.add("PNG" if quality is None else f"JPEG q{quality}", s255, name, float(used.mean()) * 127.5,
-                          float(psnr(out, clean).mean()))
+            add("PNG" if quality is None else f"JPEG q{quality}", s255, choices, file, clean)
+    # The studio's fit: an upload downscaled (exact area, editing.images.area_resize) before it is denoised.
+    large = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(74), DOWNSCALED_FROM)
+    small = area_resize(large, CROP, CROP)
+    left = area_resize_std((DOWNSCALED_FROM,) * 2, (CROP,) * 2)  # the noise's std after it, per unit before
+    for quality in (None, JPEG_QUALITIES[0]):
+        g = torch.Generator().manual_seed(75)
+        for s255 in (10, 25):
+            file = upload(large + s255 / 127.5 * torch.randn(large.shape, generator=g), quality)
+            at_own_size = estimate_noise_sigma(file) if quality is None else read_through(quality)(file)
+            choices = [("true (x its std after the downscale)", torch.full((len(large),), s255 / 127.5 * left)),
+                       ("estimated after the downscale", estimate_noise_sigma(area_resize(file, CROP, CROP))),
+                       ("at its own size, carried through the downscale (the studio)", at_own_size * left)]
+            add(f"{'PNG' if quality is None else f'JPEG q{quality}'}, downscaled {DOWNSCALED_FROM} -> {CROP} px",
+                s255, choices, area_resize(file, CROP, CROP), small)
     table.notes.append(f"{len(clean)} crops of the held-out photos ({CROP} px, the noise table's), Gaussian noise of "
                        "the given std (0-255 levels), saved as an 8-bit PNG or by Pillow as a JPEG; one evaluation of "
-                       "the photo teacher (tasks.denoise, D(x, sigma)) at the sigma used; PSNR on the [-1, 1] scale.")
+                       "the photo teacher (tasks.denoise, D(x, sigma)) at the sigma used; PSNR on the [-1, 1] scale. "
+                       f"'Downscaled': {len(large)} crops of {DOWNSCALED_FROM} px uploaded so, then resized to {CROP} "
+                       "px by exact area as the studio's fit does (a request over its limits), PSNR against the clean "
+                       f"crop resized alike; the noise's std after the resize is {left:.3f} of its std before "
+                       "(editing.noise.area_resize_std).")
+    return table
+
+
+def large_photo_table(folder: Path) -> Table:
+    """The estimate on a large image reads a sample of squares (editing.noise.sample_squares): against the same
+    estimator on every square of the image, and the seconds each takes."""
+    table = Table("noise_large", "Noise estimate on whole held-out photos: the sample of squares vs every square",
+                  ["photo", "megapixels", "true sigma", "on every square", "s", "on the sample (the estimate)", "s"])
+    if not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: no {folder}")
+        return table
+    g = torch.Generator().manual_seed(76)
+    for name, array in load_heldout(folder):
+        h, w = array.shape[:2]
+        if h * w <= SAMPLE_PIXELS:
+            continue
+        clean = from_uint8(array[None].copy())
+        for s255 in (0, 5, 15):
+            file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g))
+            started = time.perf_counter()
+            cut = file[..., : h // SAMPLE_SIDE * SAMPLE_SIDE, : w // SAMPLE_SIDE * SAMPLE_SIDE]
+            squares = cut.unfold(2, SAMPLE_SIDE, SAMPLE_SIDE).unfold(3, SAMPLE_SIDE, SAMPLE_SIDE)
+            every = float(estimate_noise_sigma(squares.reshape(1, -1, SAMPLE_SIDE, SAMPLE_SIDE))[0]) * 127.5
+            every_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            sampled = float(estimate_noise_sigma(file)[0]) * 127.5
+            table.add(name, h * w / 1e6, s255, every, every_seconds, sampled, time.perf_counter() - started)
+    table.notes.append(f"The held-out photos over {SAMPLE_PIXELS / 1e6:g} megapixels, 8-bit, with Gaussian noise of "
+                       f"the given std (0-255 levels; 0: the photo as it is); 'every square': the estimator on all the "
+                       f"disjoint {SAMPLE_SIDE} px squares the photo cuts into, pooled; 'the sample': the "
+                       f"{SAMPLE_GRID}x{SAMPLE_GRID} squares, one in each cell of a grid, that editing.noise reads.")
     return table
 
 

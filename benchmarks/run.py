@@ -154,7 +154,7 @@ def run(options: Options) -> dict:
 
         tables += browser_tables(options.model.parent if options.model else Path("weights"), options.photo_data)
     if section("noise"):  # issue 34: the blind noise estimate on held-out emoji and photo crops (PNG and JPEG)
-        from benchmarks.noise import denoise_table, noise_table, photo_denoise_table
+        from benchmarks.noise import denoise_table, large_photo_table, noise_table, photo_denoise_table
 
         try:
             noise_data = data or load_dataset(options.data)
@@ -166,6 +166,7 @@ def run(options: Options) -> dict:
             tables.append(denoise_table(model, why_model, noise_data, 8 if few else 32))
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(photo_denoise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if few else 4))
+        tables.append(large_photo_table(options.photo_data))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table
 

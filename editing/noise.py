@@ -22,6 +22,10 @@ weak-texture patches) by a gradient test whose threshold comes from the noise it
 
 The std is read robustly as median |response| / (6 * 0.6745) (a normal's median absolute value).
 
+An image over SAMPLE_PIXELS is read on a sample of it, SAMPLE_GRID x SAMPLE_GRID squares of at most SAMPLE_SIDE
+centred on a grid over it, stacked as channels: every step treats a channel as its own plane and pools the planes
+of an image, so that is the same statistic on the sample, at a bounded cost (the cost is linear in the pixels).
+
 A JPEG quantizes away most of the noise's finest grain, which is what the Laplacian reads, so on a JPEG the
 estimate reads low. `jpeg_noise_sigma` reads it through the file's own compression: noise of a trial std on flat
 grey (flat windows are what the estimator reads), saved with the file's quantization tables and chroma subsampling
@@ -56,6 +60,8 @@ ROUNDS = 4  # re-selections of the flat windows, each at the previous estimate
 MIN_WINDOWS = 64  # fewer flat windows than this: fall back to the wider selection
 LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))  # Immerkaer's kernel: N(0, 36 s^2) on noise
 SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) on noise; its transpose too
+SAMPLE_GRID, SAMPLE_SIDE = 4, 256  # a large image is read on 4 x 4 squares of 256 px spread over it
+SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels, read on the sample
 JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
@@ -77,11 +83,25 @@ def _fallback(keep: torch.Tensor, wider: torch.Tensor) -> torch.Tensor:
     return torch.where(enough.view(-1, 1, 1, 1), keep, wider)
 
 
+def sample_squares(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images over SAMPLE_PIXELS as (B, C * SAMPLE_GRID^2, s, s): squares of side s = SAMPLE_SIDE (less
+    where a side is short), one centred in each cell of a SAMPLE_GRID x SAMPLE_GRID grid, so none overlap; smaller
+    images as they are."""
+    b, c, h, w = images.shape
+    if h * w <= SAMPLE_PIXELS:
+        return images
+    n, side = SAMPLE_GRID, min(SAMPLE_SIDE, h // SAMPLE_GRID, w // SAMPLE_GRID)
+    tops = [int((i + 0.5) * h / n) - side // 2 for i in range(n)]
+    lefts = [int((j + 0.5) * w / n) - side // 2 for j in range(n)]
+    return torch.cat([images[..., t : t + side, left : left + side] for t in tops for left in lefts], dim=1)
+
+
 def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
-    """Per-image std of additive Gaussian noise on the [-1, 1] scale (Immerkaer 1996 on flat windows)."""
+    """Per-image std of additive Gaussian noise on the [-1, 1] scale (Immerkaer 1996 on flat windows); an image
+    over SAMPLE_PIXELS read on `sample_squares`."""
     if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
         raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
-    images = images.to(torch.float32)
+    images = sample_squares(images.to(torch.float32))
     laplacian = windows(images, torch.tensor(LAPLACIAN))
     sobel = torch.tensor(SOBEL)
     gradient2 = windows(images, sobel) ** 2 + windows(images, sobel.T) ** 2

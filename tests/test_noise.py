@@ -143,13 +143,15 @@ def test_jpeg_uploads_hide_part_of_the_noise_from_the_estimate() -> None:
 
 
 def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
-    """The noise table's photo rows in every format, and the photo teacher's denoise at the true vs the estimate."""
-    from benchmarks.noise import JPEG_QUALITIES, SIGMAS_255, noise_table, photo_denoise_table
+    """The noise table's photo rows in every format, and the photo teacher's denoise at the true vs the estimate,
+    as uploaded and downscaled by the studio's fit."""
+    from benchmarks.noise import CROP, DOWNSCALED_FROM, JPEG_QUALITIES, SIGMAS_255, noise_table, photo_denoise_table
     from editing.models import load_model, resolve_runtime
+    from editing.noise import area_resize_std
     from tests.conftest import make_tiny_folder
     from tests.test_benchmarks_photos import make_photos
 
-    photos = make_photos(tmp_path / "photos", size=130)
+    photos = make_photos(tmp_path / "photos", size=140)
     table = noise_table(None, photos, emoji_per_style=1, crops_per_photo=1)
     names = [row[0] for row in table.rows]
     # PNG: two estimators; JPEG: those and the estimate read through the file's compression
@@ -163,13 +165,33 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
-    assert [row[:3] for row in denoised.rows[4:]] == [
+    assert [row[:3] for row in denoised.rows[4:10]] == [
         [f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
         for choice in ("true", "estimated", "read through the JPEG")]
+    downscaled = denoised.rows[10:]
+    assert [row[:2] for row in downscaled[::3]] == [
+        [f"{upload}, downscaled {DOWNSCALED_FROM} -> {CROP} px", sigma]
+        for upload in ("PNG", f"JPEG q{JPEG_QUALITIES[0]}") for sigma in (10, 25)]
+    left = area_resize_std((DOWNSCALED_FROM,) * 2, (CROP,) * 2)
+    for k in range(0, len(downscaled), 3):  # true x left; read after the downscale: low; carried: about true
+        true, after, carried = (row[3] for row in downscaled[k : k + 3])
+        assert true == pytest.approx(downscaled[k][1] * left) and after < 0.75 * true
+        assert abs(carried - true) < 0.15 * true
     assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[7][3] == pytest.approx(25)
     assert all(0 < row[4] < 60 for row in denoised.rows)
     assert photo_denoise_table(None, "no teacher", photos, 1).notes == ["skipped: no teacher"]
 
+
+def test_benchmark_large_photo_table(tmp_path) -> None:
+    """The held-out photos over SAMPLE_PIXELS, read on every square and on the sample: both near the truth."""
+    from benchmarks.noise import large_photo_table
+    from tests.test_benchmarks_photos import make_photos
+
+    table = large_photo_table(make_photos(tmp_path / "photos", size=1050))
+    assert [row[:3] for row in table.rows] == [[f"p{i}", 1050 * 2100 / 1e6, s] for i in (1, 2) for s in (0, 5, 15)]
+    for row in table.rows:
+        assert abs(row[3] - row[2]) < 0.1 * row[2] + 0.3 and abs(row[5] - row[2]) < 0.1 * row[2] + 0.3, row
+    assert large_photo_table(tmp_path / "none").notes == [f"skipped: no {tmp_path / 'none'}"]
 
 
 def test_a_jpeg_s_noise_read_through_its_own_compression() -> None:
@@ -214,3 +236,28 @@ def test_area_resize_std_is_the_std_of_white_noise_after_it(size: tuple[int, int
     if size == (300, 400):
         assert float(estimate_noise_sigma(0.05 * after)[0]) / 0.05 < 0.7 * area_resize_std(size, to)
     assert area_resize_std(size, size) == 1.0
+
+
+def test_a_large_image_is_read_on_squares_spread_over_it() -> None:
+    """Over SAMPLE_PIXELS the estimate reads SAMPLE_GRID^2 squares, disjoint and one in each cell of the grid,
+    pooled as one image (the estimate is the estimator's on the squares), which reads the noise as the whole would."""
+    from editing.noise import SAMPLE_GRID, SAMPLE_PIXELS, sample_squares
+
+    h, w = 1536, 2048
+    index = torch.arange(h * w, dtype=torch.float64).view(1, 1, h, w)
+    squares = sample_squares(index)
+    side = squares.shape[-1]
+    assert squares.shape == (1, SAMPLE_GRID**2, side, side) and side * SAMPLE_GRID <= min(h, w)
+    assert squares.unique().numel() == squares.numel()  # disjoint
+    rows, cols = squares // w, squares % w
+    cells = (rows // (h / SAMPLE_GRID)) * SAMPLE_GRID + cols // (w / SAMPLE_GRID)
+    assert cells.flatten(2).amin(2).tolist() == cells.flatten(2).amax(2).tolist() == [list(range(SAMPLE_GRID**2))]
+    small = torch.zeros(1, 3, 100, SAMPLE_PIXELS // 100)
+    assert sample_squares(small) is small
+    g = torch.Generator().manual_seed(22)
+    clean = textures(1, 256, g)
+    clean = F.interpolate(clean, size=(h, w), mode="bilinear", align_corners=False)
+    noisy = upload(clean, 10 / 127.5, g)
+    whole = float(estimate_noise_sigma(noisy)[0])
+    assert whole == float(estimate_noise_sigma(sample_squares(noisy))[0])
+    assert abs(whole * 127.5 - 10) < RELATIVE_BOUND * 10
