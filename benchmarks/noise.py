@@ -185,7 +185,7 @@ def large_photo_table(folder: Path) -> Table:
             started = time.perf_counter()
             sampled = float(estimate_noise_sigma(file)[0]) * 127.5
             table.add(name, h * w / 1e6, s255, every, every_seconds, sampled, time.perf_counter() - started)
-    table.notes.append(f"The held-out photos over {SAMPLE_PIXELS / 1e6:g} megapixels, 8-bit, with Gaussian noise of "
+    table.notes.append(f"The held-out photos over {SAMPLE_PIXELS / 1e6:.1f} megapixels, 8-bit, with Gaussian noise of "
                        f"the given std (0-255 levels; 0: the photo as it is); 'every square': the estimator on all the "
                        f"disjoint {SAMPLE_SIDE} px squares the photo cuts into, pooled; 'the sample': the "
                        f"{SAMPLE_GRID}x{SAMPLE_GRID} squares, one in each cell of a grid, that editing.noise reads.")
