@@ -463,15 +463,15 @@ def image_size(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
 
 
 def jpeg_compression(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[dict[int, list[int]], int] | None:
-    """A JPEG upload's quantization tables and chroma subsampling (Pillow's 0, 1, 2 for 4:4:4, 4:2:2, 4:2:0),
-    from its header only; None for other files and for a subsampling Pillow cannot write. InputError as
-    `load_full`."""
+    """A JPEG upload's quantization tables and chroma subsampling (Pillow's 0, 1, 2 for 4:4:4, 4:2:2, 4:2:0; its -1
+    for a greyscale JPEG, which has no chroma), from its header only; None for other files and for a subsampling
+    Pillow cannot write (CMYK). InputError as `load_full`."""
     source, _ = _read_source(value, max_bytes)
     if not isinstance(source, Image.Image) or source.format not in ("JPEG", "MPO"):
         return None
-    subsampling = JpegImagePlugin.get_sampling(source)
+    subsampling = -1 if source.mode == "L" else JpegImagePlugin.get_sampling(source)
     tables = getattr(source, "quantization", None)
-    if subsampling not in (0, 1, 2) or not tables:
+    if subsampling not in (-1, 0, 1, 2) or not tables:
         return None
     return {k: list(v) for k, v in tables.items()}, subsampling
 

@@ -128,10 +128,14 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
 
 def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, Sequence[int]],
                       subsampling: int) -> float:
-    """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression."""
+    """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression
+    (`subsampling` -1: a greyscale JPEG, whose one channel is decoded into all three, as an upload is)."""
     buffer = io.BytesIO()
-    Image.fromarray(to_uint8((sigma * normal)[None])[0]).save(buffer, "JPEG", qtables=dict(qtables),
-                                                             subsampling=subsampling)
+    trial = Image.fromarray(to_uint8((sigma * normal)[None])[0])
+    if subsampling == -1:
+        trial.getchannel(0).save(buffer, "JPEG", qtables=dict(qtables))
+    else:
+        trial.save(buffer, "JPEG", qtables=dict(qtables), subsampling=subsampling)
     decoded = np.array(Image.open(buffer).convert("RGB"))
     return float(estimate_noise_sigma(from_uint8(decoded[None]))[0])
 

@@ -261,3 +261,27 @@ def test_a_large_image_is_read_on_squares_spread_over_it() -> None:
     whole = float(estimate_noise_sigma(noisy)[0])
     assert whole == float(estimate_noise_sigma(sample_squares(noisy))[0])
     assert abs(whole * 127.5 - 10) < RELATIVE_BOUND * 10
+
+
+def test_a_greyscale_jpeg_s_noise_read_through_its_one_channel() -> None:
+    """A greyscale JPEG (no chroma: Pillow's subsampling -1) is read through its one table, its channel decoded into
+    all three as an upload is."""
+    import io
+
+    from PIL import Image
+
+    from editing.images import jpeg_compression, load_full
+    from editing.noise import jpeg_noise_sigma
+
+    g = np.random.default_rng(14)
+    ramp = np.tile(np.linspace(40, 200, 200)[None, :], (200, 1))
+    for sigma255 in (10, 25):
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(ramp + sigma255 * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8),
+                        "L").save(buffer, "JPEG", quality=75)
+        tables, subsampling = jpeg_compression(buffer.getvalue())
+        assert subsampling == -1 and len(tables) == 1
+        read = float(estimate_noise_sigma(load_full(buffer.getvalue()).tensor)[0])
+        through = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))
+        error, error_before = abs(through * 127.5 - sigma255), abs(read * 127.5 - sigma255)
+        assert error < 0.15 * sigma255 and error < error_before, (read, through)
