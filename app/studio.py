@@ -612,7 +612,7 @@ class Studio(Registry):
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
         if read_through:
-            prep.notes.append(f"a JPEG: its compression removed most of the noise's finest grain, which is what the "
+            prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "
                               f"{at_own_size:.4f}")
         if downscaled and estimated > 0:
