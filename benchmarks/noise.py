@@ -27,6 +27,7 @@ from training.photos import load_heldout
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
 CROP = 128  # photo crops, pixels
 JPEG_QUALITIES = (90, 75)  # Pillow's quality (its default chroma subsampling, 4:2:0)
+SIGNAL_DEPENDENT = (0.004, 0.0002)  # noise variance a x + b on [0, 1]: a raw-like camera noise
 DOWNSCALED_FROM = 136  # uploads the studio's fit shrinks to CROP: a slight downscale, as a request a little over limits
 
 
@@ -165,7 +166,8 @@ def large_photo_table(folder: Path) -> Table:
     """The estimate on a large image reads a sample of squares (editing.noise.sample_squares): against the same
     estimator on every square of the image, and the seconds each takes."""
     table = Table("noise_large", "Noise estimate on whole held-out photos: the sample of squares vs every square",
-                  ["photo", "megapixels", "true sigma", "on every square", "s", "on the sample (the estimate)", "s"])
+                  ["photo", "megapixels", "noise", "rms noise", "on every square", "s", "on the sample (the estimate)",
+                   "s"])
     if not (folder / "manifest.jsonl").is_file():
         table.notes.append(f"skipped: no {folder}")
         return table
@@ -175,8 +177,11 @@ def large_photo_table(folder: Path) -> Table:
         if h * w <= SAMPLE_PIXELS:
             continue
         clean = from_uint8(array[None].copy())
-        for s255 in (0, 5, 15):
-            file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g))
+        unit = (clean + 1) / 2  # [0, 1], where a camera's noise variance is about a x + b
+        for kind, std in (("none", torch.zeros(())), ("Gaussian", torch.tensor(5 / 255)),
+                          ("Gaussian", torch.tensor(15 / 255)), ("signal-dependent", (SIGNAL_DEPENDENT[0] * unit
+                                                                                     + SIGNAL_DEPENDENT[1]).sqrt())):
+            file = upload(clean + 2 * std * torch.randn(clean.shape, generator=g))
             started = time.perf_counter()
             cut = file[..., : h // SAMPLE_SIDE * SAMPLE_SIDE, : w // SAMPLE_SIDE * SAMPLE_SIDE]
             squares = cut.unfold(2, SAMPLE_SIDE, SAMPLE_SIDE).unfold(3, SAMPLE_SIDE, SAMPLE_SIDE)
@@ -184,11 +189,15 @@ def large_photo_table(folder: Path) -> Table:
             every_seconds = time.perf_counter() - started
             started = time.perf_counter()
             sampled = float(estimate_noise_sigma(file)[0]) * 127.5
-            table.add(name, h * w / 1e6, s255, every, every_seconds, sampled, time.perf_counter() - started)
-    table.notes.append(f"The held-out photos over {SAMPLE_PIXELS / 1e6:.1f} megapixels, 8-bit, with Gaussian noise of "
-                       f"the given std (0-255 levels; 0: the photo as it is); 'every square': the estimator on all the "
-                       f"disjoint {SAMPLE_SIDE} px squares the photo cuts into, pooled; 'the sample': the "
-                       f"{SAMPLE_GRID}x{SAMPLE_GRID} squares, one in each cell of a grid, that editing.noise reads.")
+            table.add(name, h * w / 1e6, kind, float(std.square().mean().sqrt()) * 255, every, every_seconds, sampled,
+                      time.perf_counter() - started)
+    table.notes.append(f"The held-out photos over {SAMPLE_PIXELS / 1e6:.1f} megapixels, 8-bit, as they are ('none') "
+                       "or with Gaussian noise, or noise whose variance on [0, 1] is "
+                       f"{SIGNAL_DEPENDENT[0]:g} x + {SIGNAL_DEPENDENT[1]:g} (signal-dependent, as a camera's; one "
+                       "sigma cannot follow it, and the flat windows read it where they lie), in 0-255 levels; "
+                       f"'every square': the estimator on all the disjoint {SAMPLE_SIDE} px squares the photo cuts "
+                       f"into, pooled; 'the sample': the {SAMPLE_GRID}x{SAMPLE_GRID} squares, one in each cell of a "
+                       "grid, that editing.noise reads.")
     return table
 
 

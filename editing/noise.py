@@ -60,8 +60,8 @@ ROUNDS = 4  # re-selections of the flat windows, each at the previous estimate
 MIN_WINDOWS = 64  # fewer flat windows than this: fall back to the wider selection
 LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))  # Immerkaer's kernel: N(0, 36 s^2) on noise
 SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) on noise; its transpose too
-SAMPLE_GRID, SAMPLE_SIDE = 4, 256  # a large image is read on 4 x 4 squares of 256 px spread over it
-SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels, read on the sample
+SAMPLE_GRID, SAMPLE_SIDE = 16, 64  # a large image is read on 16 x 16 squares of 64 px spread over it
+SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels (2.1 M), read on the sample
 JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
@@ -87,7 +87,7 @@ def sample_squares(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) images over SAMPLE_PIXELS as (B, C * SAMPLE_GRID^2, s, s): squares of side s = SAMPLE_SIDE (less
     where a side is short), one centred in each cell of a SAMPLE_GRID x SAMPLE_GRID grid, so none overlap; smaller
     images as they are."""
-    b, c, h, w = images.shape
+    h, w = images.shape[-2:]
     if h * w <= SAMPLE_PIXELS:
         return images
     n, side = SAMPLE_GRID, min(SAMPLE_SIDE, h // SAMPLE_GRID, w // SAMPLE_GRID)
