@@ -178,9 +178,9 @@ def large_photo_table(folder: Path) -> Table:
             continue
         clean = from_uint8(array[None].copy())
         unit = (clean + 1) / 2  # [0, 1], where a camera's noise variance is about a x + b
-        for kind, std in (("none", torch.zeros(())), ("Gaussian", torch.tensor(5 / 255)),
-                          ("Gaussian", torch.tensor(15 / 255)), ("signal-dependent", (SIGNAL_DEPENDENT[0] * unit
-                                                                                     + SIGNAL_DEPENDENT[1]).sqrt())):
+        noises = (("none", torch.zeros(())), ("Gaussian", torch.tensor(5 / 255)), ("Gaussian", torch.tensor(15 / 255)),
+                  ("signal-dependent", (SIGNAL_DEPENDENT[0] * unit + SIGNAL_DEPENDENT[1]).sqrt()))
+        for kind, std in noises:  # std on [0, 1]
             file = upload(clean + 2 * std * torch.randn(clean.shape, generator=g))
             started = time.perf_counter()
             cut = file[..., : h // SAMPLE_SIDE * SAMPLE_SIDE, : w // SAMPLE_SIDE * SAMPLE_SIDE]

@@ -469,7 +469,8 @@ def test_crop_cuts_the_centre_square_instead_of_padding_with_white() -> None:
     assert not any("centre" in n for n in square.notes)  # a square is kept whole
 
 
-@pytest.mark.parametrize("size, to", [((64, 48), (32, 24)), ((45, 70), (44, 67)), ((50, 37), (13, 29)), ((9, 9), (9, 9))])
+@pytest.mark.parametrize("size, to", [((64, 48), (32, 24)), ((45, 70), (44, 67)), ((50, 37), (13, 29)),
+                                      ((9, 9), (9, 9))])
 def test_area_resize_is_the_exact_area_mean(size: tuple[int, int], to: tuple[int, int]) -> None:
     """images.area_resize against an independent exact form: each source pixel repeated `to` times along each axis
     puts every output's area on whole pixels, so a plain block mean of them is the area mean."""
