@@ -611,6 +611,10 @@ class Studio(Registry):
         out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        if noise.is_grey(x):
+            prep.notes.append("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its "
+                              "level per channel, so the model (trained on independent channels) ran at sqrt(3) x the "
+                              "level; the result is grey")
         if read_through:
             prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "

@@ -122,11 +122,11 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
         return table
 
     def add(name: str, s255: int, choices: list[tuple[str, torch.Tensor]], noisy: torch.Tensor,
-            clean: torch.Tensor) -> None:
+            clean: torch.Tensor, grey: bool | None = None) -> None:
         for choice, used in choices:
             # One image a call: the task takes one sigma per call.
-            out = torch.cat([tasks.denoise(teacher, noisy[i : i + 1], sigma=float(used[i]))[0].float().cpu()
-                             for i in range(len(clean))])
+            out = torch.cat([tasks.denoise(teacher, noisy[i : i + 1], sigma=float(used[i]), grey=grey)[0]
+                             for i in range(len(clean))]).float().cpu()
             table.add(name, s255, choice, float(used.mean()) * 127.5, float(psnr(out, clean).mean()))
 
     clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(71))
@@ -152,13 +152,26 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        ("at its own size, carried through the downscale (the studio)", at_own_size * left)]
             add(f"{'PNG' if quality is None else f'JPEG q{quality}'}, downscaled {DOWNSCALED_FROM} -> {CROP} px",
                 s255, choices, area_resize(file, CROP, CROP), small)
+    # A greyscale upload: its noise lies along the grey direction, sqrt(3) x its std per channel there.
+    luma = (clean * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    g = torch.Generator().manual_seed(77)
+    for s255 in (10, 25):
+        file = upload((luma + s255 / 127.5 * torch.randn(luma.shape, generator=g)).expand(-1, 3, -1, -1))
+        true = [("true", torch.full((len(clean),), s255 / 127.5))]
+        add("greyscale PNG, as independent channels (before)", s255, true, file, luma.expand_as(clean), grey=False)
+        add("greyscale PNG, along the grey direction (the engine)", s255,
+            true + [("estimated", estimate_noise_sigma(file))], file, luma.expand_as(clean))
     table.notes.append(f"{len(clean)} crops of the held-out photos ({CROP} px, the noise table's), Gaussian noise of "
                        "the given std (0-255 levels), saved as an 8-bit PNG or by Pillow as a JPEG; one evaluation of "
                        "the photo teacher (tasks.denoise, D(x, sigma)) at the sigma used; PSNR on the [-1, 1] scale. "
                        f"'Downscaled': {len(large)} crops of {DOWNSCALED_FROM} px uploaded so, then resized to {CROP} "
                        "px by exact area as the studio's fit does (a request over its limits), PSNR against the clean "
                        f"crop resized alike; the noise's std after the resize is {left:.3f} of its std before "
-                       "(editing.noise.area_resize_std).")
+                       "(editing.noise.area_resize_std). 'Greyscale': the crops' luma with noise of the given std "
+                       "per pixel, the same in the three channels (a greyscale upload), denoised at that std as if "
+                       "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
+                       "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "
+                       "noise's std per channel.")
     return table
 
 

@@ -410,7 +410,9 @@ def run(args: argparse.Namespace) -> list[Path]:
 
             out = padded_run(denoise, x, least)
             sigma = found[0]
-            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale)", file=sys.stderr)
+            grey = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
+            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale){grey if noise.is_grey(x) else ''}",
+                  file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()

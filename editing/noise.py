@@ -32,6 +32,10 @@ grey (flat windows are what the estimator reads), saved with the file's quantiza
 and read back by the same estimator, gives the read-out for that std; the std whose read-out matches is the
 estimate before compression.
 
+A grey image (its three channels equal) carries its noise along the grey direction (1, 1, 1) / sqrt(3) only, where
+the std is sqrt(3) x the noise's per channel; independent noise has there the std it has per channel. So a denoiser
+trained on independent channels is handed sqrt(3) x the estimate (`denoiser_sigma`).
+
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
 own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
@@ -138,6 +142,17 @@ def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, 
         trial.save(buffer, "JPEG", qtables=dict(qtables), subsampling=subsampling)
     decoded = np.array(Image.open(buffer).convert("RGB"))
     return float(estimate_noise_sigma(from_uint8(decoded[None]))[0])
+
+
+def is_grey(images: torch.Tensor) -> bool:
+    """Every image's three channels equal everywhere (a greyscale upload)."""
+    return images.shape[1] == 3 and bool((images[:, :1] == images[:, 1:]).all())
+
+
+def denoiser_sigma(sigma: float, grey: bool) -> float:
+    """The level to hand a denoiser trained on independent channels for noise of std `sigma` per channel: on a grey
+    image the noise lies along (1, 1, 1) / sqrt(3), with std sqrt(3) sigma there."""
+    return math.sqrt(3.0) * sigma if grey else sigma
 
 
 def area_resize_std(size: tuple[int, int], to: tuple[int, int]) -> float:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from editing.feasible import project_feasible
 from editing.images import resize_mask
 from editing.limits import Limits, Pass, check_request
+from editing.noise import denoiser_sigma, is_grey
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
@@ -401,10 +402,13 @@ def denoise(
     model: Denoiser, noisy: torch.Tensor, *, sigma: float | None = None, refine_steps: int = 0, seed: int = 0,
     label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
+    grey: bool | None = None,
 ) -> tuple[torch.Tensor, float]:
     """One evaluation of f at the upload's noise level (estimated on the whole image unless given), then
     optional refinement steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the
-    sigma used. With the EDM teacher as `model` the one evaluation is D(x, sigma), the MMSE estimate."""
+    sigma used. With the EDM teacher as `model` the one evaluation is D(x, sigma), the MMSE estimate. `sigma` is the
+    noise's std per channel; on a grey image (`grey` None: every image's channels equal) the model runs at
+    `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels)."""
     noisy = check_images(model, noisy, "noisy image")
     p = model.param
     if sigma is None:
@@ -413,7 +417,8 @@ def denoise(
         raise ValueError(f"noise level must be a finite number >= 0, got {sigma}")
     if refine_steps < 0 or refine_steps > 16:
         raise ValueError(f"refinement steps must be between 0 and 16, got {refine_steps}")
-    sigma = min(max(sigma, p.sigma_min), p.sigma_max)
+    grey = is_grey(noisy) if grey is None else grey
+    sigma = min(max(denoiser_sigma(sigma, grey), p.sigma_min), p.sigma_max)
     grid = karras_sigmas(40, p.sigma_min, p.sigma_max, p.rho)
     lower = grid[(grid < sigma) & (grid > p.sigma_min)]
     pick = lower[torch.linspace(0, len(lower) - 1, refine_steps).round().long()] if refine_steps and len(lower) else lower[:0]
@@ -425,6 +430,8 @@ def denoise(
     # f(x, sigma) with x the upload itself: it lies on a trajectory at that sigma (CM paper, Sec. 6).
     out = sample_consistency(denoise_fn, noisy, sigmas.to(torch.float32), generators, sigma_min=p.sigma_min,
                              callback=callback)
+    if grey:
+        out = out.mean(1, keepdim=True).expand_as(out).contiguous()
     return out, sigma
 
 

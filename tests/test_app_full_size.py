@@ -128,6 +128,22 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
 
 
+def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio, tmp_path: Path) -> None:
+    """A greyscale upload's noise lies along the grey direction: the model runs at sqrt(3) x its level, the result
+    is grey, and the note says why."""
+    g = np.random.default_rng(6)
+    ramp = np.tile(np.linspace(40, 200, 64)[None, :], (48, 1))
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.clip(ramp + 10 * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8)).save(path)
+    result = studio.denoise("photo-cm", None, str(path), None, 0, 0)
+    out = np.asarray(png(result.files).convert("RGB"))
+    assert out.shape == (48, 64, 3) and (out == out[..., :1]).all()
+    assert result.used == pytest.approx(3**0.5 * result.estimated) and abs(result.estimated * 127.5 - 10) < 1.5
+    assert any(n.startswith("a grey image: its noise lies along the grey direction") for n in result.notes)
+    override = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)  # a level set by hand is per channel too
+    assert override.used == pytest.approx(0.1 * 3**0.5)
+
+
 def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:
     """Interpolate and Compare take the model's square: a model of photo crops gets the centre square of a photo,
     never white bars; the emoji-style model pads as before."""

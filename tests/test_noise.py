@@ -168,7 +168,14 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     assert [row[:3] for row in denoised.rows[4:10]] == [
         [f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
         for choice in ("true", "estimated", "read through the JPEG")]
-    downscaled = denoised.rows[10:]
+    downscaled, grey = denoised.rows[10:22], denoised.rows[22:]
+    assert [row[:3] for row in grey] == [
+        ["greyscale PNG, as independent channels (before)", 10, "true"],
+        ["greyscale PNG, along the grey direction (the engine)", 10, "true"],
+        ["greyscale PNG, along the grey direction (the engine)", 10, "estimated"],
+        ["greyscale PNG, as independent channels (before)", 25, "true"],
+        ["greyscale PNG, along the grey direction (the engine)", 25, "true"],
+        ["greyscale PNG, along the grey direction (the engine)", 25, "estimated"]]
     assert [row[:2] for row in downscaled[::3]] == [
         [f"{upload}, downscaled {DOWNSCALED_FROM} -> {CROP} px", sigma]
         for upload in ("PNG", f"JPEG q{JPEG_QUALITIES[0]}") for sigma in (10, 25)]

@@ -196,3 +196,23 @@ def test_generate_callback_and_validation(tiny_model: Denoiser) -> None:
         tasks.superresolve(tiny_model, torch.zeros(1, 3, 8, 8), 3, [0], label=0)
     with pytest.raises(ValueError):
         tasks.superresolve(tiny_model, torch.zeros(1, 3, 4, 4), 2, [0], label=0)
+
+
+def test_a_grey_image_is_denoised_at_sqrt_3_times_its_level_and_stays_grey(tiny_model: Denoiser) -> None:
+    """A grey image's noise lies along (1, 1, 1) / sqrt(3), with std sqrt(3) sigma there: the network sees the
+    upload at sqrt(3) sigma, and the result is its channels' mean. A colour image, or grey=False, runs at sigma."""
+    from editing.noise import denoiser_sigma, is_grey
+
+    g = torch.Generator().manual_seed(3)
+    grey = (painting(2).mean(1, keepdim=True) + 0.1 * torch.randn(1, 1, 16, 16, generator=g)).expand(1, 3, 16, 16)
+    assert is_grey(grey) and not is_grey(painting(2)) and denoiser_sigma(0.1, True) == pytest.approx(0.1 * 3**0.5)
+    x, sigma = first_inputs(tiny_model, lambda m: tasks.denoise(m, grey, sigma=0.1, label=0))
+    assert torch.equal(x, grey) and sigma == pytest.approx(0.1 * 3**0.5)
+    out, used = tasks.denoise(tiny_model, grey, sigma=0.1, label=0)
+    assert used == pytest.approx(0.1 * 3**0.5) and is_grey(out)
+    as_colour, _ = tasks.denoise(tiny_model, grey, sigma=0.1 * 3**0.5, label=0, grey=False)
+    torch.testing.assert_close(out, as_colour.mean(1, keepdim=True).expand_as(as_colour))
+    assert first_inputs(tiny_model, lambda m: tasks.denoise(m, grey, sigma=0.1, label=0, grey=False))[1] == \
+        pytest.approx(0.1)
+    assert first_inputs(tiny_model, lambda m: tasks.denoise(m, painting(2), sigma=0.1, label=0))[1] == \
+        pytest.approx(0.1)
