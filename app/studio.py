@@ -585,7 +585,8 @@ class Studio(Registry):
         jpeg = images.jpeg_compression(image)
         read_through = jpeg is not None and read > 0 and own_size
         if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
-            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0))
+            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0),
+                                               grey=noise.is_grey(full.tensor))
         at_own_size = estimated
         downscaled = x.shape != full.tensor.shape
         if downscaled:

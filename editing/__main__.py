@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             given, jpeg = args.sigma, images.jpeg_compression(path)
             if given is None and jpeg is not None:  # the input at its own size: as the studio does
                 read = float(tasks.estimate_noise_sigma(x).mean())
-                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0))
+                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=noise.is_grey(x))
                 print(f"{path}: a JPEG: the noise estimate {read:.4f}, read through its own compression, is "
                       f"{given:.4f}", file=sys.stderr)
 

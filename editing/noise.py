@@ -164,13 +164,17 @@ def area_resize_std(size: tuple[int, int], to: tuple[int, int]) -> float:
 
 
 def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subsampling: int,
-                     generator: torch.Generator) -> float:
+                     generator: torch.Generator, *, grey: bool = False) -> float:
     """The noise std before a JPEG's compression whose estimate after it reads `observed` (both on [-1, 1]):
     the trial read-outs (one normal draw from `generator`, scaled) rise with the std, so a bisection over
-    JPEG_TRIAL_SIGMAS and a linear step between two neighbours invert them. 0 (nothing read) stays 0."""
+    JPEG_TRIAL_SIGMAS and a linear step between two neighbours invert them. 0 (nothing read) stays 0. `grey`: the
+    image is grey, so its noise is the same in the three channels, and so is the trial's (chroma subsampling leaves
+    such noise whole, where it averages independent channels' noise down)."""
     if observed <= 0:
         return 0.0
     normal = torch.randn(3, JPEG_TRIAL_SIDE, JPEG_TRIAL_SIDE, generator=generator)
+    if grey:
+        normal = normal[:1].expand(3, -1, -1)
     sigmas = JPEG_TRIAL_SIGMAS.tolist()
     reads: dict[int, float] = {}
 

@@ -142,6 +142,10 @@ def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio,
     assert any(n.startswith("a grey image: its noise lies along the grey direction") for n in result.notes)
     override = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)  # a level set by hand is per channel too
     assert override.used == pytest.approx(0.1 * 3**0.5)
+    as_jpeg = tmp_path / "grey.jpg"  # saved in colour: its channels decode equal, its noise read through grey trials
+    Image.open(path).convert("RGB").save(as_jpeg, quality=90)
+    jpeg = studio.denoise("photo-cm", None, str(as_jpeg), None, 0, 0)
+    assert abs(jpeg.estimated * 127.5 - 10) < 1.5 and jpeg.used == pytest.approx(3**0.5 * jpeg.estimated)
 
 
 def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:

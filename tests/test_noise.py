@@ -295,3 +295,29 @@ def test_a_greyscale_jpeg_s_noise_read_through_its_one_channel() -> None:
         through = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))
         error, error_before = abs(through * 127.5 - sigma255), abs(read * 127.5 - sigma255)
         assert error < 0.15 * sigma255 and error < error_before, (read, through)
+
+
+def test_a_grey_image_in_a_colour_jpeg_is_read_through_grey_trial_noise() -> None:
+    """A grey image saved as a colour JPEG: its noise is the same in the three channels, which chroma subsampling
+    leaves whole, so the trial noise must be grey too; independent trial noise, which 4:2:0 averages down, reads
+    the compression as stronger and over-inverts by half."""
+    import io
+
+    from PIL import Image
+
+    from editing.images import jpeg_compression, load_full
+    from editing.noise import is_grey, jpeg_noise_sigma
+
+    g = np.random.default_rng(15)
+    ramp = np.tile(np.linspace(40, 200, 256)[None, :], (256, 1))
+    for quality, sigma255 in ((90, 10), (75, 25)):
+        grey = np.clip(ramp + sigma255 * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(np.stack([grey] * 3, -1)).save(buffer, "JPEG", quality=quality)
+        tables, subsampling = jpeg_compression(buffer.getvalue())
+        image = load_full(buffer.getvalue()).tensor
+        assert subsampling == 2 and is_grey(image)
+        read = float(estimate_noise_sigma(image)[0])
+        through = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0), grey=True)
+        as_colour = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))
+        assert abs(through * 127.5 - sigma255) < 0.1 * sigma255 and as_colour * 127.5 > 1.3 * sigma255
