@@ -582,11 +582,11 @@ class Studio(Registry):
         x = upload.tensor
         own_size = tuple(full.tensor.shape[-2:]) == images.image_size(image)
         read = estimated = float(tasks.estimate_noise_sigma(full.tensor).mean())
+        grey = noise.is_grey(full.tensor)  # area_resize keeps it so
         jpeg = images.jpeg_compression(image)
         read_through = jpeg is not None and read > 0 and own_size
         if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
-            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0),
-                                               grey=noise.is_grey(full.tensor))
+            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
         at_own_size = estimated
         downscaled = x.shape != full.tensor.shape
         if downscaled:
@@ -608,11 +608,11 @@ class Studio(Registry):
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
                                   sigma=float(sigma) if override else estimated, refine_steps=refine_steps,
                                   seed=prep.seed, label=prep.label, on_tiles=prep.tiles(evaluations),
-                                  limits=self.limits)
+                                  limits=self.limits, grey=grey)
         out = out[..., : x.shape[-2], : x.shape[-1]]
         prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
-        if noise.is_grey(x):
+        if grey:
             prep.notes.append("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its "
                               "level per channel, so the model (trained on independent channels) ran at sqrt(3) x the "
                               "level; the result is grey")

@@ -395,24 +395,23 @@ def run(args: argparse.Namespace) -> list[Path]:
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []
-            given, jpeg = args.sigma, images.jpeg_compression(path)
+            given, jpeg, grey = args.sigma, images.jpeg_compression(path), noise.is_grey(x)
             if given is None and jpeg is not None:  # the input at its own size: as the studio does
                 read = float(tasks.estimate_noise_sigma(x).mean())
-                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=noise.is_grey(x))
+                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
                 print(f"{path}: a JPEG: the noise estimate {read:.4f}, read through its own compression, is "
                       f"{given:.4f}", file=sys.stderr)
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
                 result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
-                                              seed=args.seed, on_tiles=bar.tiles, **common)
+                                              seed=args.seed, on_tiles=bar.tiles, grey=grey, **common)
                 found.append(sigma)
                 return result
 
             out = padded_run(denoise, x, least)
             sigma = found[0]
-            grey = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
-            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale){grey if noise.is_grey(x) else ''}",
-                  file=sys.stderr)
+            why = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
+            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale){why if grey else ''}", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()
