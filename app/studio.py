@@ -604,9 +604,24 @@ class Studio(Registry):
         model_ = self.load(teacher.name if faithful else prep.entry.name)
         prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
                           else "sharp: the consistency model")
+        scale = 1.0
+        if read_through and not override and estimated > 0:
+            # What the JPEG left of the noise is best denoised at a multiple of its level (editing.noise): measured
+            # by denoising squares of the upload re-noised and compressed as the file was, when the studio takes it.
+            bootstrap = tasks.jpeg_bootstrap_passes(*full.tensor.shape[-2:], evaluations)
+            try:
+                prep.admit(evaluations, passes=[Pass(*x.shape[-2:], evaluations), *bootstrap])
+            except ValueError:
+                prep.notes.append("a JPEG: the level its noise is best denoised at was not measured (over this "
+                                  "studio's limits with the image); denoised at the noise's level")
+            else:
+                scale = tasks.jpeg_denoise_scale(
+                    model_, full.tensor, at_own_size, jpeg, size=tuple(x.shape[-2:]) if downscaled else None,
+                    refine_steps=refine_steps, seed=prep.seed, label=prep.label, grey=grey,
+                    on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))), limits=self.limits)
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
-                                  sigma=float(sigma) if override else estimated, refine_steps=refine_steps,
+                                  sigma=float(sigma) if override else estimated * scale, refine_steps=refine_steps,
                                   seed=prep.seed, label=prep.label, on_tiles=prep.tiles(evaluations),
                                   limits=self.limits, grey=grey)
         out = out[..., : x.shape[-2], : x.shape[-1]]
@@ -620,6 +635,9 @@ class Studio(Registry):
             prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "
                               f"{at_own_size:.4f}")
+        if scale != 1.0:
+            prep.notes.append(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x its "
+                              "level, measured on squares of the upload re-noised and compressed as the file was")
         if downscaled and estimated > 0:
             prep.notes.append(f"the noise was estimated at the upload's own size ({at_own_size:.4f}); the downscale "
                               f"averages it down to {estimated:.4f}")
@@ -629,7 +647,7 @@ class Studio(Registry):
                               "'Set the noise level myself' and raise the level")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
                                   alpha=upload.alpha, before=x)
-        return DenoiseResult(**vars(result), estimated=estimated, used=used)
+        return DenoiseResult(**vars(result), estimated=estimated, used=used, scale=scale)
 
     def compare(self, model: str | None, style: str | None, seed: float, reference: Any,
                 on_step: OnStep | None = None) -> CompareResult:

@@ -50,14 +50,29 @@ def upload(images: torch.Tensor, quality: int | None = None) -> torch.Tensor:
     return from_uint8(np.stack(decoded))
 
 
-def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The estimate as the studio gives it for a JPEG at its own size: read through that quality's compression."""
+def compression(quality: int) -> tuple[dict[int, list[int]], int]:
+    """The quantization tables and chroma subsampling of Pillow's JPEG at `quality` (as `upload` saves)."""
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), "grey").save(buffer, "JPEG", quality=quality)
-    tables, subsampling = jpeg_compression(buffer.getvalue())
+    found = jpeg_compression(buffer.getvalue())
+    assert found is not None
+    return found
+
+
+def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The estimate as the studio gives it for a JPEG at its own size: read through that quality's compression."""
+    tables, subsampling = compression(quality)
     return lambda images: torch.tensor([jpeg_noise_sigma(float(read), tables, subsampling,
                                                           torch.Generator().manual_seed(0))
                                         for read in estimate_noise_sigma(images)])
+
+
+def bootstrap_scales(teacher: Denoiser, uploads: torch.Tensor, sigmas: torch.Tensor, quality: int,
+                     size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Per upload (at its own size), the multiple of its level the studio denoises a JPEG at
+    (tasks.jpeg_denoise_scale; `size`: the size it is downscaled to first)."""
+    return torch.tensor([tasks.jpeg_denoise_scale(teacher, uploads[i : i + 1], float(sigmas[i]), compression(quality),
+                                                  size=size) for i in range(len(uploads))])
 
 
 def photo_crops(folder: Path, per_photo: int, generator: torch.Generator, side: int = CROP) -> torch.Tensor:
@@ -114,7 +129,8 @@ def noise_table(data: Dataset | None, photo_folder: Path, emoji_per_style: int, 
 
 def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
     """What the estimate costs on photos: the photo teacher's one evaluation of noisy crops uploaded as PNG or
-    JPEG, at the true sigma and at the estimate; and of uploads the studio downscales before denoising."""
+    JPEG, at the true sigma, at the estimate and (a JPEG) at the bootstrap's multiple of it; and of uploads the
+    studio downscales before denoising."""
     table = Table("photo_noise_psnr", "Denoising photo uploads (PNG or JPEG) at the estimated vs the true sigma",
                   ["upload", "true sigma", "sigma used", "mean sigma used", "PSNR dB"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():
@@ -130,13 +146,16 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
             table.add(name, s255, choice, float(used.mean()) * 127.5, float(psnr(out, clean).mean()))
 
     clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(71))
-    for quality in (None, JPEG_QUALITIES[0]):
+    for quality in (None, *JPEG_QUALITIES):
         g = torch.Generator().manual_seed(73)
         for s255 in (10, 25):
             file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
             choices = [("true", torch.full((len(clean),), s255 / 127.5)), ("estimated", estimate_noise_sigma(file))]
             if quality is not None:
-                choices.append(("read through the JPEG", read_through(quality)(file)))
+                through = read_through(quality)(file)
+                choices += [("read through the JPEG", through),
+                            ("read through, x the bootstrap's multiple (the studio)",
+                             through * bootstrap_scales(teacher, file, through, quality))]
             add("PNG" if quality is None else f"JPEG q{quality}", s255, choices, file, clean)
     # The studio's fit: an upload downscaled (exact area, editing.images.area_resize) before it is denoised.
     large = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(74), DOWNSCALED_FROM)
@@ -149,7 +168,11 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
             at_own_size = estimate_noise_sigma(file) if quality is None else read_through(quality)(file)
             choices = [("true (x its std after the downscale)", torch.full((len(large),), s255 / 127.5 * left)),
                        ("estimated after the downscale", estimate_noise_sigma(area_resize(file, CROP, CROP))),
-                       ("at its own size, carried through the downscale (the studio)", at_own_size * left)]
+                       ("at its own size, carried through the downscale" + (" (the studio)" if quality is None else ""),
+                        at_own_size * left)]
+            if quality is not None:
+                choices.append(("carried through the downscale, x the bootstrap's multiple (the studio)",
+                                at_own_size * left * bootstrap_scales(teacher, file, at_own_size, quality, (CROP, CROP))))
             add(f"{'PNG' if quality is None else f'JPEG q{quality}'}, downscaled {DOWNSCALED_FROM} -> {CROP} px",
                 s255, choices, area_resize(file, CROP, CROP), small)
     # A greyscale upload: its noise lies along the grey direction, sqrt(3) x its std per channel there.
@@ -167,7 +190,10 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        f"'Downscaled': {len(large)} crops of {DOWNSCALED_FROM} px uploaded so, then resized to {CROP} "
                        "px by exact area as the studio's fit does (a request over its limits), PSNR against the clean "
                        f"crop resized alike; the noise's std after the resize is {left:.3f} of its std before "
-                       "(editing.noise.area_resize_std). 'Greyscale': the crops' luma with noise of the given std "
+                       "(editing.noise.area_resize_std). 'x the bootstrap's multiple': the estimate times the multiple "
+                       "tasks.jpeg_denoise_scale measures on the upload (re-noised first denoises of squares of it, "
+                       "compressed and resized as it was; editing.noise.bootstrap_scale), as the studio and the CLI "
+                       "denoise a JPEG. 'Greyscale': the crops' luma with noise of the given std "
                        "per pixel, the same in the three channels (a greyscale upload), denoised at that std as if "
                        "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
                        "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "

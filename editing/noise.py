@@ -36,6 +36,13 @@ A grey image (its three channels equal) carries its noise along the grey directi
 the std is sqrt(3) x the noise's per channel; independent noise has there the std it has per channel. So a denoiser
 trained on independent channels is handed sqrt(3) x the estimate (`denoiser_sigma`).
 
+What a JPEG leaves of the noise, a denoiser trained on white noise is best handed at more than the noise's std
+before compression: 4:2:0 chroma subsampling averages the chroma noise away and leaves it mostly grey, larger along the
+grey direction (as on a grey image), and how much more depends on the tables, the level and the content. So
+`bootstrap_scale` measures it, a parametric bootstrap (Efron 1979): noise of the estimated std is added to a first
+denoise of squares of the upload, put through the file's own compression (`jpeg_roundtrip`) and denoised at a few
+multiples of the level; the multiple that best recovers the first denoise is used.
+
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
 own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
@@ -45,7 +52,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -67,6 +74,9 @@ SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) o
 SAMPLE_GRID, SAMPLE_SIDE = 16, 64  # a large image is read on 16 x 16 squares of 64 px spread over it
 SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels (2.1 M), read on the sample
 JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
+BOOTSTRAP_SCALES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0)  # multiples of the level the bootstrap tries
+BOOTSTRAP_GRID, BOOTSTRAP_SIDE = 3, 128  # it runs on 3 x 3 squares of 128 px spread over the upload
+JPEG_BLOCK = 16  # a JPEG's largest coding unit (4:2:0): the squares start on its grid, so they compress as the file did
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
 
@@ -130,18 +140,25 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     return (sigma**2 - rounding).clamp_min(0.0).sqrt()
 
 
+def jpeg_roundtrip(images: torch.Tensor, qtables: Mapping[int, Sequence[int]], subsampling: int) -> torch.Tensor:
+    """(B, 3, H, W) images on [-1, 1] as 8-bit JPEGs with these quantization tables and chroma subsampling
+    (`subsampling` -1: a greyscale JPEG of the first channel), decoded into three channels as an upload is."""
+    decoded = []
+    for array in to_uint8(images.detach().float().cpu()):
+        buffer = io.BytesIO()
+        image = Image.fromarray(array)
+        if subsampling == -1:
+            image.getchannel(0).save(buffer, "JPEG", qtables=dict(qtables))
+        else:
+            image.save(buffer, "JPEG", qtables=dict(qtables), subsampling=subsampling)
+        decoded.append(np.array(Image.open(buffer).convert("RGB")))
+    return from_uint8(np.stack(decoded)).to(images.device)
+
+
 def read_through_jpeg(sigma: float, normal: torch.Tensor, qtables: Mapping[int, Sequence[int]],
                       subsampling: int) -> float:
-    """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression
-    (`subsampling` -1: a greyscale JPEG, whose one channel is decoded into all three, as an upload is)."""
-    buffer = io.BytesIO()
-    trial = Image.fromarray(to_uint8((sigma * normal)[None])[0])
-    if subsampling == -1:
-        trial.getchannel(0).save(buffer, "JPEG", qtables=dict(qtables))
-    else:
-        trial.save(buffer, "JPEG", qtables=dict(qtables), subsampling=subsampling)
-    decoded = np.array(Image.open(buffer).convert("RGB"))
-    return float(estimate_noise_sigma(from_uint8(decoded[None]))[0])
+    """The estimate of noise `sigma * normal` on flat mid-grey after 8-bit rounding and this JPEG compression."""
+    return float(estimate_noise_sigma(jpeg_roundtrip((sigma * normal)[None], qtables, subsampling))[0])
 
 
 def is_grey(images: torch.Tensor) -> bool:
@@ -191,3 +208,51 @@ def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subs
         lo, hi = (mid, hi) if read(mid) <= observed else (lo, mid)
     low_sigma, low_read = (0.0, 0.0) if lo < 0 else (sigmas[lo], read(lo))
     return low_sigma + (sigmas[hi] - low_sigma) * (observed - low_read) / (read(hi) - low_read)
+
+
+def bootstrap_squares(images: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(B, C, H, W) images as (B * n, C, s, s) squares of side s = BOOTSTRAP_SIDE (less, a multiple of JPEG_BLOCK,
+    where a side is short), one in each cell of an up to BOOTSTRAP_GRID x BOOTSTRAP_GRID grid, starting on the
+    JPEG_BLOCK grid; and s. An image under JPEG_BLOCK on a side gives none (s = 0)."""
+    h, w = images.shape[-2:]
+    side = min(BOOTSTRAP_SIDE, h - h % JPEG_BLOCK, w - w % JPEG_BLOCK)
+    if side <= 0:
+        return images[:0], 0
+
+    def starts(length: int) -> list[int]:
+        n = min(BOOTSTRAP_GRID, length // side)
+        return [min(int((i + 0.5) * length / n - side / 2), length - side) // JPEG_BLOCK * JPEG_BLOCK for i in range(n)]
+
+    squares = [images[..., t : t + side, left : left + side] for t in starts(h) for left in starts(w)]
+    return torch.cat(squares), side
+
+
+def bootstrap_scale(denoise: Callable[[torch.Tensor, float], torch.Tensor], squares: torch.Tensor, sigma: float,
+                    degrade: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator, *,
+                    level: float | None = None, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    grey: bool = False, scales: Sequence[float] = BOOTSTRAP_SCALES) -> float:
+    """The multiple of `level` (default `sigma`) at which `denoise(x, level)` best removes noise of std `sigma` that
+    went through `degrade` (the upload's compression, and any resize after it): a parametric bootstrap. The first
+    denoise of `squares` (noisy, at their own size) stands in for the clean image; noise of std `sigma` (one draw
+    from `generator`, the same in the three channels when `grey`) is added to it, degraded, and denoised at each
+    of `scales` x `level`; the squared error to the first denoise (`reduce`d as `degrade` resizes) is least at the
+    multiple returned, refined between the best scale's neighbours by a parabola in log scale."""
+    if not scales or any(b <= a for a, b in zip(scales, scales[1:])):
+        raise ValueError(f"scales must rise, got {list(scales)}")
+    level = sigma if level is None else level
+    if sigma <= 0 or level <= 0 or len(squares) == 0:
+        return 1.0
+    reference = denoise(squares, sigma).float()
+    normal = torch.randn(reference.shape, generator=generator, dtype=torch.float32)
+    if grey:
+        normal = normal[:, :1].expand_as(normal)
+    noisy = degrade(reference + sigma * normal.to(reference.device))
+    target = reference if reduce is None else reduce(reference)
+    errors = [float((denoise(noisy, level * s).float() - target).square().mean()) for s in scales]
+    k = min(range(len(scales)), key=errors.__getitem__)
+    if k in (0, len(scales) - 1):
+        return float(scales[k])
+    x = np.log(scales[k - 1 : k + 2])
+    a, b, _ = np.polyfit(x, errors[k - 1 : k + 2], 2)
+    vertex = -b / (2 * a) if a > 0 else x[1]  # through three points with the middle lowest, a > 0
+    return float(np.exp(np.clip(vertex, x[0], x[2])))

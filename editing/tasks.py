@@ -10,22 +10,23 @@ interpolation stay at R. Each edit refuses work beyond its device's limit (editi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
-from editing.images import resize_mask
+from editing.images import area_resize, resize_mask
 from editing.limits import Limits, Pass, check_request
-from editing.noise import denoiser_sigma, is_grey
+from editing.noise import (BOOTSTRAP_SCALES, area_resize_std, bootstrap_scale, bootstrap_squares, denoiser_sigma,
+                           is_grey, jpeg_roundtrip)
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
 from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun
 from editing.schedules import PRESETS, Schedule, karras_sigmas
 from editing.solver import iterative_replacement
-from editing.tiling import TileCallback, Tiling, default_tiling, stream_seed, tile_generators, tiled
+from editing.tiling import TileCallback, Tiling, default_tiling, pad_to, stream_seed, tile_generators, tiled
 
 DEFAULT_EDIT = PRESETS["editing 18"]
 COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
@@ -433,6 +434,47 @@ def denoise(
     if grey:
         out = out.mean(1, keepdim=True).expand_as(out).contiguous()
     return out, sigma
+
+
+def jpeg_denoise_scale(
+    model: Denoiser, upload: torch.Tensor, sigma: float, compression: tuple[Mapping[int, Sequence[int]], int], *,
+    size: tuple[int, int] | None = None, refine_steps: int = 0, seed: int = 0, label: int | None = None,
+    grey: bool | None = None, tiling: Tiling | None = None, on_tiles: TileCallback | None = None,
+    limits: Limits | None = None,
+) -> float:
+    """The multiple of its level at which `denoise` best cleans a JPEG upload (editing.noise.bootstrap_scale on
+    `noise.bootstrap_squares` of it): `upload` (1, 3, H, W) at its own size, `sigma` its noise's std before the
+    compression (`noise.jpeg_noise_sigma`), `compression` the file's (tables, subsampling); `size` the (height,
+    width) it is denoised at, when it is downscaled to it first. The other arguments as `denoise`'s, with which
+    the bootstrap denoises; its noise is drawn from `seed`."""
+    grey = is_grey(upload) if grey is None else grey
+    squares, side = bootstrap_squares(upload)
+    if side == 0:
+        return 1.0
+    height, width = upload.shape[-2:]
+    to = (side, side) if size is None else (max(1, round(side * size[0] / height)),
+                                            max(1, round(side * size[1] / width)))
+
+    def reduce(images: torch.Tensor) -> torch.Tensor:
+        return area_resize(images, *to)
+
+    def run(images: torch.Tensor, level: float) -> torch.Tensor:  # squares under the model's tile: reflected to it
+        h, w = images.shape[-2:]
+        r = model.param.resolution
+        out, _ = denoise(model, pad_to(images, r, r), sigma=level, refine_steps=refine_steps, seed=seed, label=label,
+                         grey=grey, tiling=tiling, on_tiles=on_tiles, limits=limits)
+        return out[..., :h, :w]
+
+    return bootstrap_scale(run, squares, sigma, lambda images: reduce(jpeg_roundtrip(images, *compression)),
+                           torch.Generator().manual_seed(seed), level=sigma * area_resize_std((side, side), to),
+                           reduce=reduce, grey=grey)
+
+
+def jpeg_bootstrap_passes(height: int, width: int, evaluations: int) -> list[Pass]:
+    """What `jpeg_denoise_scale` runs on an upload of height x width (at most): per square, a first denoise and
+    one per scale, each of `evaluations`."""
+    squares, side = bootstrap_squares(torch.empty(1, 0, height, width))
+    return [Pass(side, side, evaluations)] * (len(squares) * (1 + len(BOOTSTRAP_SCALES)))
 
 
 def heun_baseline(

@@ -94,6 +94,13 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     read = tasks.estimate_noise_sigma(images.load_full(str(jpeg)).tensor).item()
     assert read * 127.5 < 8 and abs(result.estimated * 127.5 - 10) < 1.5  # reads low; read through: about 10
     assert any(n.startswith("a JPEG: its compression quantized") and f"({read:.4f})" in n for n in result.notes)
+    # denoised at the multiple of the level the bootstrap measures on it (editing.noise.bootstrap_scale), as the engine
+    upload = images.load_full(str(jpeg)).tensor
+    scale = tasks.jpeg_denoise_scale(studio.load("photo-cm"), upload, result.estimated,
+                                     images.jpeg_compression(str(jpeg)))
+    assert result.scale == scale and result.used == pytest.approx(result.estimated * scale)
+    assert any(n.startswith(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x")
+               for n in result.notes) == (scale != 1.0)
     Image.fromarray(noisy).save(png_path)
     as_png = studio.denoise("photo-cm", None, str(png_path), None, 0, 0)
     assert abs(as_png.estimated * 127.5 - 10) < 1 and not any("JPEG" in n for n in as_png.notes)
@@ -126,6 +133,9 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
         assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
+        # the bootstrap (a square of 128 px, 7 evaluations) is over these limits: not run, and said so
+        assert any("was not measured (over this studio's limits" in n for n in result.notes) == (suffix == "jpg")
+        assert result.scale == 1.0
 
 
 def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio, tmp_path: Path) -> None:
@@ -145,7 +155,7 @@ def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio,
     as_jpeg = tmp_path / "grey.jpg"  # saved in colour: its channels decode equal, its noise read through grey trials
     Image.open(path).convert("RGB").save(as_jpeg, quality=90)
     jpeg = studio.denoise("photo-cm", None, str(as_jpeg), None, 0, 0)
-    assert abs(jpeg.estimated * 127.5 - 10) < 1.5 and jpeg.used == pytest.approx(3**0.5 * jpeg.estimated)
+    assert abs(jpeg.estimated * 127.5 - 10) < 1.5 and jpeg.used == pytest.approx(3**0.5 * jpeg.estimated * jpeg.scale)
 
 
 def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studio, photo: Path) -> None:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from editing import tasks
 from editing.images import from_uint8, to_uint8
-from editing.noise import LAPLACIAN, estimate_noise_sigma, robust_sigma, windows
+from editing.noise import LAPLACIAN, estimate_noise_sigma, is_grey, robust_sigma, windows
 
 SIGMAS_255 = (5, 10, 15, 25, 50)
 RELATIVE_BOUND = 0.12  # per image, |estimate - sigma| / sigma, for sigma <= 25 levels
@@ -165,10 +165,13 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
-    assert [row[:3] for row in denoised.rows[4:10]] == [
-        [f"JPEG q{JPEG_QUALITIES[0]}", sigma, choice] for sigma in (10, 25)
-        for choice in ("true", "estimated", "read through the JPEG")]
-    downscaled, grey = denoised.rows[10:22], denoised.rows[22:]
+    jpeg_choices = ("true", "estimated", "read through the JPEG", "read through, x the bootstrap's multiple (the studio)")
+    jpeg = denoised.rows[4:20]
+    assert [row[:3] for row in jpeg] == [[f"JPEG q{q}", sigma, choice] for q in JPEG_QUALITIES for sigma in (10, 25)
+                                         for choice in jpeg_choices]
+    for k in range(0, len(jpeg), 4):  # the bootstrap's multiples are at least 1
+        assert jpeg[k + 3][3] >= jpeg[k + 2][3] - 1e-6
+    downscaled, grey = denoised.rows[20:34], denoised.rows[34:]
     assert [row[:3] for row in grey] == [
         ["greyscale PNG, as independent channels (before)", 10, "true"],
         ["greyscale PNG, along the grey direction (the engine)", 10, "true"],
@@ -176,15 +179,19 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
         ["greyscale PNG, as independent channels (before)", 25, "true"],
         ["greyscale PNG, along the grey direction (the engine)", 25, "true"],
         ["greyscale PNG, along the grey direction (the engine)", 25, "estimated"]]
-    assert [row[:2] for row in downscaled[::3]] == [
+    starts = [0, 3, 6, 10]  # PNG: three choices per sigma; JPEG: and the bootstrap's multiple
+    assert [downscaled[k][:2] for k in starts] == [
         [f"{upload}, downscaled {DOWNSCALED_FROM} -> {CROP} px", sigma]
         for upload in ("PNG", f"JPEG q{JPEG_QUALITIES[0]}") for sigma in (10, 25)]
     left = area_resize_std((DOWNSCALED_FROM,) * 2, (CROP,) * 2)
-    for k in range(0, len(downscaled), 3):  # true x left; read after the downscale: low; carried: about true
+    for k in starts:  # true x left; read after the downscale: low; carried: about true
         true, after, carried = (row[3] for row in downscaled[k : k + 3])
         assert true == pytest.approx(downscaled[k][1] * left) and after < 0.75 * true
         assert abs(carried - true) < 0.15 * true
-    assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[7][3] == pytest.approx(25)
+    for k in starts[2:]:
+        assert downscaled[k + 3][2].endswith("x the bootstrap's multiple (the studio)")
+        assert downscaled[k + 3][3] >= downscaled[k + 2][3] - 1e-6
+    assert denoised.rows[0][3] == pytest.approx(10) and denoised.rows[8][3] == pytest.approx(25)
     assert all(0 < row[4] < 60 for row in denoised.rows)
     assert photo_denoise_table(None, "no teacher", photos, 1).notes == ["skipped: no teacher"]
 
@@ -321,3 +328,70 @@ def test_a_grey_image_in_a_colour_jpeg_is_read_through_grey_trial_noise() -> Non
         through = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0), grey=True)
         as_colour = jpeg_noise_sigma(read, tables, subsampling, torch.Generator().manual_seed(0))
         assert abs(through * 127.5 - sigma255) < 0.1 * sigma255 and as_colour * 127.5 > 1.3 * sigma255
+
+
+def test_bootstrap_scale_finds_the_level_a_degradation_leaves() -> None:
+    """The bootstrap on a case with a closed form: a white Gaussian signal of variance v, its MMSE denoiser
+    x v / (v + s^2), and a degradation that adds noise up to g x sigma. The first denoise shrinks the signal to
+    variance v^2 / (v + sigma^2), and the denoiser shrinks as MMSE for it at s = g sigma sqrt(1 + sigma^2 / v)."""
+    from editing.noise import bootstrap_scale
+
+    v, sigma = 0.25, 0.1
+    g = torch.Generator().manual_seed(20)
+    squares = v**0.5 * torch.randn(9, 3, 128, 128, generator=g)
+    noisy = squares + sigma * torch.randn(squares.shape, generator=g)
+
+    def wiener(x: torch.Tensor, s: float) -> torch.Tensor:
+        return x * v / (v + s**2)
+
+    for gain in (1.2, 1.6):
+        extra = torch.Generator().manual_seed(21)
+
+        def degrade(x: torch.Tensor) -> torch.Tensor:
+            return x + sigma * (gain**2 - 1) ** 0.5 * torch.randn(x.shape, generator=extra)
+
+        found = bootstrap_scale(wiener, noisy, sigma, degrade, torch.Generator().manual_seed(22))
+        assert found == pytest.approx(gain * (1 + sigma**2 / v) ** 0.5, abs=0.03), gain
+    # nothing added: the least multiple; a level handed to the denoiser other than the noise's scales the answer
+    assert bootstrap_scale(wiener, noisy, sigma, lambda x: x, torch.Generator().manual_seed(22)) == 1.0
+    halved = bootstrap_scale(wiener, noisy, sigma, lambda x: x, torch.Generator().manual_seed(22), level=sigma / 2,
+                             scales=(1.0, 1.8, 1.95, 2.1, 2.25, 3.0))
+    assert halved == pytest.approx(2 * (1 + sigma**2 / v) ** 0.5, abs=0.03)
+    with pytest.raises(ValueError, match="scales must rise"):
+        bootstrap_scale(wiener, noisy, sigma, lambda x: x, g, scales=(1.3, 1.0))
+
+
+def test_bootstrap_squares_start_on_the_jpeg_grid_inside_the_image() -> None:
+    from editing.noise import BOOTSTRAP_GRID, BOOTSTRAP_SIDE, JPEG_BLOCK, bootstrap_squares
+
+    for h, w, count in ((1600, 2560, BOOTSTRAP_GRID**2), (300, 130, 2), (128, 128, 1), (70, 40, 2)):
+        image = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w)
+        squares, side = bootstrap_squares(image)
+        assert side == min(BOOTSTRAP_SIDE, h // JPEG_BLOCK * JPEG_BLOCK, w // JPEG_BLOCK * JPEG_BLOCK)
+        assert squares.shape == (count, 1, side, side)
+        corners = squares[:, 0, 0, 0].long()  # the pixel's index gives where each square starts
+        assert ((corners // w) % JPEG_BLOCK == 0).all() and ((corners % w) % JPEG_BLOCK == 0).all()
+        assert len(set(corners.tolist())) == count  # none repeated
+    assert bootstrap_squares(torch.zeros(1, 3, 10, 500))[1] == 0
+
+
+def test_jpeg_roundtrip_compresses_as_the_file_was() -> None:
+    """The round trip with a file's own tables and subsampling gives back the file's pixels from its source."""
+    import io
+
+    from PIL import Image
+
+    from editing.images import jpeg_compression, load_full
+    from editing.noise import jpeg_roundtrip
+
+    g = np.random.default_rng(16)
+    source = np.clip(128 + 30 * g.standard_normal((48, 64, 3)), 0, 255).round().astype(np.uint8)
+    for subsampling in (0, 2):
+        buffer = io.BytesIO()
+        Image.fromarray(source).save(buffer, "JPEG", quality=80, subsampling=subsampling)
+        tables, read = jpeg_compression(buffer.getvalue())
+        assert read == subsampling
+        again = jpeg_roundtrip(from_uint8(source[None]), tables, read)
+        assert torch.equal(again, load_full(buffer.getvalue()).tensor)
+    grey = jpeg_roundtrip(from_uint8(source[None]), {0: tables[0]}, -1)
+    assert is_grey(grey) and not torch.equal(grey, from_uint8(source[None]))
