@@ -604,19 +604,21 @@ class Studio(Registry):
         model_ = self.load(teacher.name if faithful else prep.entry.name)
         prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
                           else "sharp: the consistency model")
-        scale = 1.0
-        if read_through and not override and estimated > 0:
-            # What the JPEG left of the noise is best denoised at a multiple of its level (editing.noise): measured
-            # by denoising squares of the upload re-noised and compressed as the file was, when the studio takes it.
-            bootstrap = tasks.jpeg_bootstrap_passes(*full.tensor.shape[-2:], evaluations)
+        scale, kind = 1.0, "a JPEG" if read_through else "a grey image"
+        if not override and estimated > 0 and (read_through or (grey and jpeg is None)):
+            # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best
+            # denoised at a multiple of its level (editing.noise.bootstrap_scale): measured on squares of the upload
+            # re-noised and saved as the file was, when the studio's limits take it.
+            bootstrap = tasks.denoise_scale_passes(*full.tensor.shape[-2:], evaluations)
             try:
                 prep.admit(evaluations, passes=[Pass(*x.shape[-2:], evaluations), *bootstrap])
             except ValueError:
-                prep.notes.append("a JPEG: the level its noise is best denoised at was not measured (over this "
+                prep.notes.append(f"{kind}: the level its noise is best denoised at was not measured (over this "
                                   "studio's limits with the image); denoised at the noise's level")
             else:
-                scale = tasks.jpeg_denoise_scale(
-                    model_, full.tensor, at_own_size, jpeg, size=tuple(x.shape[-2:]) if downscaled else None,
+                scale = tasks.denoise_scale(
+                    model_, full.tensor, at_own_size, jpeg if read_through else None,
+                    size=tuple(x.shape[-2:]) if downscaled else None,
                     refine_steps=refine_steps, seed=prep.seed, label=prep.label, grey=grey,
                     on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))), limits=self.limits)
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
@@ -636,8 +638,10 @@ class Studio(Registry):
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "
                               f"{at_own_size:.4f}")
         if scale != 1.0:
-            prep.notes.append(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x its "
-                              "level, measured on squares of the upload re-noised and compressed as the file was")
+            left = "what its compression left of the noise" if read_through else "its noise"
+            saved = "compressed as the file was" if read_through else "saved as 8-bit"
+            prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x its level, measured on squares of the "
+                              f"upload re-noised and {saved}")
         if downscaled and estimated > 0:
             prep.notes.append(f"the noise was estimated at the upload's own size ({at_own_size:.4f}); the downscale "
                               f"averages it down to {estimated:.4f}")

@@ -67,12 +67,13 @@ def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
                                         for read in estimate_noise_sigma(images)])
 
 
-def bootstrap_scales(teacher: Denoiser, uploads: torch.Tensor, sigmas: torch.Tensor, quality: int,
+def bootstrap_scales(teacher: Denoiser, uploads: torch.Tensor, sigmas: torch.Tensor, quality: int | None = None,
                      size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Per upload (at its own size), the multiple of its level the studio denoises a JPEG at
-    (tasks.jpeg_denoise_scale; `size`: the size it is downscaled to first)."""
-    return torch.tensor([tasks.jpeg_denoise_scale(teacher, uploads[i : i + 1], float(sigmas[i]), compression(quality),
-                                                  size=size) for i in range(len(uploads))])
+    """Per upload (at its own size), the multiple of its level the studio denoises a JPEG (of `quality`) or a grey
+    image at (tasks.denoise_scale; `size`: the size it is downscaled to first)."""
+    saved = None if quality is None else compression(quality)
+    return torch.tensor([tasks.denoise_scale(teacher, uploads[i : i + 1], float(sigmas[i]), saved, size=size)
+                         for i in range(len(uploads))])
 
 
 def photo_crops(folder: Path, per_photo: int, generator: torch.Generator, side: int = CROP) -> torch.Tensor:
@@ -171,8 +172,9 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        ("at its own size, carried through the downscale" + (" (the studio)" if quality is None else ""),
                         at_own_size * left)]
             if quality is not None:
+                scales = bootstrap_scales(teacher, file, at_own_size, quality, (CROP, CROP))
                 choices.append(("carried through the downscale, x the bootstrap's multiple (the studio)",
-                                at_own_size * left * bootstrap_scales(teacher, file, at_own_size, quality, (CROP, CROP))))
+                                at_own_size * left * scales))
             add(f"{'PNG' if quality is None else f'JPEG q{quality}'}, downscaled {DOWNSCALED_FROM} -> {CROP} px",
                 s255, choices, area_resize(file, CROP, CROP), small)
     # A greyscale upload: its noise lies along the grey direction, sqrt(3) x its std per channel there.
@@ -182,8 +184,11 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
         file = upload((luma + s255 / 127.5 * torch.randn(luma.shape, generator=g)).expand(-1, 3, -1, -1))
         true = [("true", torch.full((len(clean),), s255 / 127.5))]
         add("greyscale PNG, as independent channels (before)", s255, true, file, luma.expand_as(clean), grey=False)
+        estimated = estimate_noise_sigma(file)
         add("greyscale PNG, along the grey direction (the engine)", s255,
-            true + [("estimated", estimate_noise_sigma(file))], file, luma.expand_as(clean))
+            true + [("estimated", estimated), ("estimated, x the bootstrap's multiple (the studio)",
+                                                estimated * bootstrap_scales(teacher, file, estimated))],
+            file, luma.expand_as(clean))
     table.notes.append(f"{len(clean)} crops of the held-out photos ({CROP} px, the noise table's), Gaussian noise of "
                        "the given std (0-255 levels), saved as an 8-bit PNG or by Pillow as a JPEG; one evaluation of "
                        "the photo teacher (tasks.denoise, D(x, sigma)) at the sigma used; PSNR on the [-1, 1] scale. "
@@ -191,9 +196,9 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        "px by exact area as the studio's fit does (a request over its limits), PSNR against the clean "
                        f"crop resized alike; the noise's std after the resize is {left:.3f} of its std before "
                        "(editing.noise.area_resize_std). 'x the bootstrap's multiple': the estimate times the multiple "
-                       "tasks.jpeg_denoise_scale measures on the upload (re-noised first denoises of squares of it, "
+                       "tasks.denoise_scale measures on the upload (re-noised first denoises of squares of it, "
                        "compressed and resized as it was; editing.noise.bootstrap_scale), as the studio and the CLI "
-                       "denoise a JPEG. 'Greyscale': the crops' luma with noise of the given std "
+                       "denoise a JPEG and a grey image. 'Greyscale': the crops' luma with noise of the given std "
                        "per pixel, the same in the three channels (a greyscale upload), denoised at that std as if "
                        "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
                        "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "

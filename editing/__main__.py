@@ -401,11 +401,16 @@ def run(args: argparse.Namespace) -> list[Path]:
                 given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
                 print(f"{path}: a JPEG: the noise estimate {read:.4f}, read through its own compression, is "
                       f"{given:.4f}", file=sys.stderr)
-                scale = tasks.jpeg_denoise_scale(denoiser, x, given, jpeg, refine_steps=args.refine, seed=args.seed,
-                                                 grey=grey, **common)
-                if scale != 1.0 and given > 0:
-                    print(f"{path}: what its compression left of the noise is best denoised at {scale:.2f} x that "
-                          "level (measured on squares of it re-noised and compressed as the file was)", file=sys.stderr)
+            elif given is None and grey:
+                given = float(tasks.estimate_noise_sigma(x).mean())
+            if args.sigma is None and (jpeg is not None or grey) and given > 0:  # noise unlike the models' (studio)
+                scale = tasks.denoise_scale(denoiser, x, given, jpeg, refine_steps=args.refine, seed=args.seed,
+                                            grey=grey, **common)
+                if scale != 1.0:
+                    left = "what its compression left of the noise" if jpeg is not None else "its noise"
+                    saved = "compressed as the file was" if jpeg is not None else "saved as 8-bit"
+                    print(f"{path}: {left} is best denoised at {scale:.2f} x that level (measured on squares of it "
+                          f"re-noised and {saved})", file=sys.stderr)
                     given *= scale
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
-from editing.images import area_resize, resize_mask
+from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
 from editing.noise import (BOOTSTRAP_SCALES, area_resize_std, bootstrap_scale, bootstrap_squares, denoiser_sigma,
                            is_grey, jpeg_roundtrip)
@@ -436,17 +436,18 @@ def denoise(
     return out, sigma
 
 
-def jpeg_denoise_scale(
-    model: Denoiser, upload: torch.Tensor, sigma: float, compression: tuple[Mapping[int, Sequence[int]], int], *,
-    size: tuple[int, int] | None = None, refine_steps: int = 0, seed: int = 0, label: int | None = None,
-    grey: bool | None = None, tiling: Tiling | None = None, on_tiles: TileCallback | None = None,
-    limits: Limits | None = None,
+def denoise_scale(
+    model: Denoiser, upload: torch.Tensor, sigma: float,
+    compression: tuple[Mapping[int, Sequence[int]], int] | None = None, *, size: tuple[int, int] | None = None,
+    refine_steps: int = 0, seed: int = 0, label: int | None = None, grey: bool | None = None,
+    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> float:
-    """The multiple of its level at which `denoise` best cleans a JPEG upload (editing.noise.bootstrap_scale on
-    `noise.bootstrap_squares` of it): `upload` (1, 3, H, W) at its own size, `sigma` its noise's std before the
-    compression (`noise.jpeg_noise_sigma`), `compression` the file's (tables, subsampling); `size` the (height,
-    width) it is denoised at, when it is downscaled to it first. The other arguments as `denoise`'s, with which
-    the bootstrap denoises; its noise is drawn from `seed`."""
+    """The multiple of its level at which `denoise` best cleans an 8-bit upload whose noise is not what the model
+    was trained on, a JPEG's or a grey image's (editing.noise.bootstrap_scale on `noise.bootstrap_squares` of it):
+    `upload` (1, 3, H, W) at its own size, `sigma` its noise's std (a JPEG's before its compression,
+    `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file; `size` the
+    (height, width) it is denoised at, when it is downscaled to it first. The other arguments as `denoise`'s,
+    with which the bootstrap denoises; its noise is drawn from `seed`."""
     grey = is_grey(upload) if grey is None else grey
     squares, side = bootstrap_squares(upload)
     if side == 0:
@@ -454,6 +455,11 @@ def jpeg_denoise_scale(
     height, width = upload.shape[-2:]
     to = (side, side) if size is None else (max(1, round(side * size[0] / height)),
                                             max(1, round(side * size[1] / width)))
+
+    def degrade(images: torch.Tensor) -> torch.Tensor:  # as the file holds it, then as the studio's fit resizes it
+        saved = (from_uint8(to_uint8(images.detach().float().cpu())) if compression is None
+                 else jpeg_roundtrip(images, *compression))
+        return reduce(saved.to(images))
 
     def reduce(images: torch.Tensor) -> torch.Tensor:
         return area_resize(images, *to)
@@ -465,14 +471,13 @@ def jpeg_denoise_scale(
                          grey=grey, tiling=tiling, on_tiles=on_tiles, limits=limits)
         return out[..., :h, :w]
 
-    return bootstrap_scale(run, squares, sigma, lambda images: reduce(jpeg_roundtrip(images, *compression)),
-                           torch.Generator().manual_seed(seed), level=sigma * area_resize_std((side, side), to),
-                           reduce=reduce, grey=grey)
+    return bootstrap_scale(run, squares, sigma, degrade, torch.Generator().manual_seed(seed),
+                           level=sigma * area_resize_std((side, side), to), reduce=reduce, grey=grey)
 
 
-def jpeg_bootstrap_passes(height: int, width: int, evaluations: int) -> list[Pass]:
-    """What `jpeg_denoise_scale` runs on an upload of height x width (at most): per square, a first denoise and
-    one per scale, each of `evaluations`."""
+def denoise_scale_passes(height: int, width: int, evaluations: int) -> list[Pass]:
+    """What `denoise_scale` runs on an upload of height x width (at most): per square, a first denoise and one
+    per scale, each of `evaluations`."""
     squares, side = bootstrap_squares(torch.empty(1, 0, height, width))
     return [Pass(side, side, evaluations)] * (len(squares) * (1 + len(BOOTSTRAP_SCALES)))
 

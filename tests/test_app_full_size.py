@@ -96,7 +96,7 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     assert any(n.startswith("a JPEG: its compression quantized") and f"({read:.4f})" in n for n in result.notes)
     # denoised at the multiple of the level the bootstrap measures on it (editing.noise.bootstrap_scale), as the engine
     upload = images.load_full(str(jpeg)).tensor
-    scale = tasks.jpeg_denoise_scale(studio.load("photo-cm"), upload, result.estimated,
+    scale = tasks.denoise_scale(studio.load("photo-cm"), upload, result.estimated,
                                      images.jpeg_compression(str(jpeg)))
     assert result.scale == scale and result.used == pytest.approx(result.estimated * scale)
     assert any(n.startswith(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x")
@@ -148,8 +148,14 @@ def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio,
     result = studio.denoise("photo-cm", None, str(path), None, 0, 0)
     out = np.asarray(png(result.files).convert("RGB"))
     assert out.shape == (48, 64, 3) and (out == out[..., :1]).all()
-    assert result.used == pytest.approx(3**0.5 * result.estimated) and abs(result.estimated * 127.5 - 10) < 1.5
+    assert result.used == pytest.approx(3**0.5 * result.estimated * result.scale)
+    assert abs(result.estimated * 127.5 - 10) < 1.5
     assert any(n.startswith("a grey image: its noise lies along the grey direction") for n in result.notes)
+    # and at the multiple the bootstrap measures on it, as the engine (noise saved as 8-bit, no compression)
+    scale = tasks.denoise_scale(studio.load("photo-cm"), images.load_full(str(path)).tensor, result.estimated)
+    assert result.scale == scale and any(
+        n.startswith(f"a grey image: its noise is best denoised at {scale:.2f} x its level") for n in result.notes
+    ) == (scale != 1.0)
     override = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)  # a level set by hand is per channel too
     assert override.used == pytest.approx(0.1 * 3**0.5)
     as_jpeg = tmp_path / "grey.jpg"  # saved in colour: its channels decode equal, its noise read through grey trials

@@ -310,3 +310,25 @@ def test_denoise_reads_a_jpeg_s_noise_through_its_compression(files: dict[str, P
     scaled = re.search(r"best denoised at ([\d.]+) x that level", ok.stderr)  # the bootstrap's multiple, if not 1
     used = float(re.search(r"noise sigma ([\d.]+) \(on the", ok.stderr)[1])  # the sigma used
     assert used == pytest.approx(through * (float(scaled[1]) if scaled else 1.0), rel=5e-3, abs=1e-4)
+
+
+def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, Path]) -> None:
+    """As the studio: a grey image's noise, the same in R, G and B, is denoised at sqrt(3) x its level (along the
+    grey direction) times the multiple the bootstrap measures on it; the output is grey."""
+    from editing import images, tasks
+
+    teacher = make_tiny_folder(files["dir"] / "grey-edm", resolution=RES, classes=(), boundary="edm", seed=5,
+                               tiled=True)
+    ramp = np.tile(np.linspace(40, 200, 96)[None, :], (80, 1))
+    path = files["dir"] / "grey.png"
+    Image.fromarray(np.clip(ramp + 10 * np.random.default_rng(7).standard_normal(ramp.shape), 0, 255).round()
+                    .astype(np.uint8)).save(path)
+    out = files["dir"] / "grey-out.png"
+    ok = cli("denoise", str(path), "--model", str(teacher), "--device", "cpu", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    estimate = float(tasks.estimate_noise_sigma(images.load_full(str(path)).tensor).mean())
+    scaled = re.search(r"its noise is best denoised at ([\d.]+) x that level", ok.stderr)
+    used = float(re.search(r"noise sigma ([\d.]+) \(on the", ok.stderr)[1])
+    assert used == pytest.approx(3**0.5 * estimate * (float(scaled[1]) if scaled else 1.0), rel=5e-3, abs=1e-4)
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    assert pixels.shape == (80, 96, 3) and (pixels == pixels[..., :1]).all()

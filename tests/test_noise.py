@@ -165,20 +165,22 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     denoised = photo_denoise_table(teacher, "", photos, crops_per_photo=1)
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
-    jpeg_choices = ("true", "estimated", "read through the JPEG", "read through, x the bootstrap's multiple (the studio)")
+    jpeg_choices = ("true", "estimated", "read through the JPEG",
+                    "read through, x the bootstrap's multiple (the studio)")
     jpeg = denoised.rows[4:20]
     assert [row[:3] for row in jpeg] == [[f"JPEG q{q}", sigma, choice] for q in JPEG_QUALITIES for sigma in (10, 25)
                                          for choice in jpeg_choices]
     for k in range(0, len(jpeg), 4):  # the bootstrap's multiples are at least 1
         assert jpeg[k + 3][3] >= jpeg[k + 2][3] - 1e-6
     downscaled, grey = denoised.rows[20:34], denoised.rows[34:]
+    engine = "greyscale PNG, along the grey direction (the engine)"
+    before = "greyscale PNG, as independent channels (before)"
     assert [row[:3] for row in grey] == [
-        ["greyscale PNG, as independent channels (before)", 10, "true"],
-        ["greyscale PNG, along the grey direction (the engine)", 10, "true"],
-        ["greyscale PNG, along the grey direction (the engine)", 10, "estimated"],
-        ["greyscale PNG, as independent channels (before)", 25, "true"],
-        ["greyscale PNG, along the grey direction (the engine)", 25, "true"],
-        ["greyscale PNG, along the grey direction (the engine)", 25, "estimated"]]
+        row for sigma in (10, 25) for row in ([before, sigma, "true"], [engine, sigma, "true"],
+                                               [engine, sigma, "estimated"],
+                                               [engine, sigma, "estimated, x the bootstrap's multiple (the studio)"])]
+    for k in (3, 7):  # the bootstrap's multiples are at least 1
+        assert grey[k][3] >= grey[k - 1][3] - 1e-6
     starts = [0, 3, 6, 10]  # PNG: three choices per sigma; JPEG: and the bootstrap's multiple
     assert [downscaled[k][:2] for k in starts] == [
         [f"{upload}, downscaled {DOWNSCALED_FROM} -> {CROP} px", sigma]

@@ -139,7 +139,7 @@ def test_photo_teacher_denoises_a_jpeg_at_the_level_the_bootstrap_measures(runti
         compression = jpeg_compression(buffer.getvalue())
         upload = load_full(buffer.getvalue()).tensor
         sigma = jpeg_noise_sigma(float(estimate_noise_sigma(upload)[0]), *compression, torch.Generator().manual_seed(0))
-        scale = tasks.jpeg_denoise_scale(teacher, upload, sigma, compression)
+        scale = tasks.denoise_scale(teacher, upload, sigma, compression)
         at_level, at_scale = (float(psnr(tasks.denoise(teacher, upload, sigma=sigma * k)[0], clean)[0])
                               for k in (1.0, scale))
         assert scale >= least and at_scale - at_level > gain, (subsampling, scale, at_level, at_scale)

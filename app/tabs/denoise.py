@@ -67,8 +67,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         result = studio.denoise(model_name, style_name, image, sigma if use_override else None, refine, seed,
                                 progress_callback(progress, "denoising", studio.cancels.watch(session(request))),
                                 mode=mode)
-        summary = (f"**Estimated noise sigma: {result.estimated:.4f}** · "
-                   f"used: {result.used:.4f}" + (f" ({result.scale:.2f} x for the JPEG)" if result.scale != 1 else ""))
+        measured = f" ({result.scale:.2f} x, measured on the upload)" if result.scale != 1 else ""
+        summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
         return summary, *out.values(result)
 
     add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[noisy, estimate],
