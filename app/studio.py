@@ -574,24 +574,45 @@ class Studio(Registry):
         prep.admit(evaluations)
         # The noise is estimated on the upload at its own size: a downscale averages it down and, where it shares a
         # source pixel between two outputs, correlates neighbours, which the estimate reads low (editing.noise).
-        if prep.entry.param.tiled:
-            full = prep.full_upload(image, "image")
-            upload = prep.fit(full, "image", evaluations, whole_image(evaluations))
-        else:
-            full = upload = prep.upload(image, "image", evaluations)
-        x = upload.tensor
+        tiled = prep.entry.param.tiled
+        full = prep.full_upload(image, "image") if tiled else prep.upload(image, "image", evaluations)
         own_size = tuple(full.tensor.shape[-2:]) == images.image_size(image)
-        read = estimated = float(tasks.estimate_noise_sigma(full.tensor).mean())
+        read = at_own_size = float(tasks.estimate_noise_sigma(full.tensor).mean())
         grey = noise.is_grey(full.tensor)  # area_resize keeps it so
         jpeg = images.jpeg_compression(image)
         read_through = jpeg is not None and read > 0 and own_size
         if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
-            estimated = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
-        at_own_size = estimated
-        downscaled = x.shape != full.tensor.shape
-        if downscaled:
-            estimated *= noise.area_resize_std(tuple(full.tensor.shape[-2:]), tuple(x.shape[-2:]))
+            at_own_size = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
         override = sigma is not None and float(sigma) >= 0
+        # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
+        # a multiple of its level (editing.noise.bootstrap_scale), measured on squares of the upload re-noised and
+        # saved as the file was: when the studio's limits take it beside the image at its own size, never at the
+        # cost of the image's size.
+        kind = "a JPEG" if read_through else "a grey image"
+        size = tuple(full.tensor.shape[-2:])
+        bootstrap: list[Pass] = []
+        if not override and at_own_size > 0 and (read_through or (grey and jpeg is None)):
+            bootstrap = tasks.denoise_scale_passes(*size, evaluations)
+            with_bootstrap = [Pass(*size, evaluations), *bootstrap]
+            try:
+                prep.admit(evaluations, passes=with_bootstrap)
+                room = not tiled or self.fitted_size(prep.entry.name, *size, prep.count,
+                                                     lambda h, w: with_bootstrap) == size
+            except ValueError:
+                room = False
+            if not room:
+                prep.notes.append(f"{kind}: the level its noise is best denoised at was not measured (this studio's "
+                                  "limits leave no room for it beside the image at its own size); denoised at the "
+                                  "noise's level")
+                bootstrap = []
+        if tiled:
+            upload = prep.fit(full, "image", evaluations, lambda h, w: [Pass(h, w, evaluations), *bootstrap])
+        else:
+            upload = full
+        x = upload.tensor
+        downscaled = x.shape != full.tensor.shape
+        estimated = at_own_size * (noise.area_resize_std(tuple(full.tensor.shape[-2:]), tuple(x.shape[-2:]))
+                                   if downscaled else 1.0)
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
             raise ValueError(f"mode must be one of {', '.join(DENOISE_MODES)}, got {mode!r}")
@@ -604,23 +625,12 @@ class Studio(Registry):
         model_ = self.load(teacher.name if faithful else prep.entry.name)
         prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
                           else "sharp: the consistency model")
-        scale, kind = 1.0, "a JPEG" if read_through else "a grey image"
-        if not override and estimated > 0 and (read_through or (grey and jpeg is None)):
-            # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best
-            # denoised at a multiple of its level (editing.noise.bootstrap_scale): measured on squares of the upload
-            # re-noised and saved as the file was, when the studio's limits take it.
-            bootstrap = tasks.denoise_scale_passes(*full.tensor.shape[-2:], evaluations)
-            try:
-                prep.admit(evaluations, passes=[Pass(*x.shape[-2:], evaluations), *bootstrap])
-            except ValueError:
-                prep.notes.append(f"{kind}: the level its noise is best denoised at was not measured (over this "
-                                  "studio's limits with the image); denoised at the noise's level")
-            else:
-                scale = tasks.denoise_scale(
-                    model_, full.tensor, at_own_size, jpeg if read_through else None,
-                    size=tuple(x.shape[-2:]) if downscaled else None,
-                    refine_steps=refine_steps, seed=prep.seed, label=prep.label, grey=grey,
-                    on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))), limits=self.limits)
+        scale = 1.0
+        if bootstrap:
+            scale = tasks.denoise_scale(
+                model_, x, at_own_size, jpeg if read_through else None, refine_steps=refine_steps, seed=prep.seed,
+                label=prep.label, grey=grey, on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))),
+                limits=self.limits)
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
                                   sigma=float(sigma) if override else estimated * scale, refine_steps=refine_steps,

@@ -67,12 +67,12 @@ def read_through(quality: int) -> Callable[[torch.Tensor], torch.Tensor]:
                                         for read in estimate_noise_sigma(images)])
 
 
-def bootstrap_scales(teacher: Denoiser, uploads: torch.Tensor, sigmas: torch.Tensor, quality: int | None = None,
-                     size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Per upload (at its own size), the multiple of its level the studio denoises a JPEG (of `quality`) or a grey
-    image at (tasks.denoise_scale; `size`: the size it is downscaled to first)."""
+def bootstrap_scales(teacher: Denoiser, uploads: torch.Tensor, sigmas: torch.Tensor,
+                     quality: int | None = None) -> torch.Tensor:
+    """Per upload, the multiple of its level the studio denoises a JPEG (of `quality`) or a grey image at when it
+    takes it at its own size (tasks.denoise_scale)."""
     saved = None if quality is None else compression(quality)
-    return torch.tensor([tasks.denoise_scale(teacher, uploads[i : i + 1], float(sigmas[i]), saved, size=size)
+    return torch.tensor([tasks.denoise_scale(teacher, uploads[i : i + 1], float(sigmas[i]), saved)
                          for i in range(len(uploads))])
 
 
@@ -169,12 +169,7 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
             at_own_size = estimate_noise_sigma(file) if quality is None else read_through(quality)(file)
             choices = [("true (x its std after the downscale)", torch.full((len(large),), s255 / 127.5 * left)),
                        ("estimated after the downscale", estimate_noise_sigma(area_resize(file, CROP, CROP))),
-                       ("at its own size, carried through the downscale" + (" (the studio)" if quality is None else ""),
-                        at_own_size * left)]
-            if quality is not None:
-                scales = bootstrap_scales(teacher, file, at_own_size, quality, (CROP, CROP))
-                choices.append(("carried through the downscale, x the bootstrap's multiple (the studio)",
-                                at_own_size * left * scales))
+                       ("at its own size, carried through the downscale (the studio)", at_own_size * left)]
             add(f"{'PNG' if quality is None else f'JPEG q{quality}'}, downscaled {DOWNSCALED_FROM} -> {CROP} px",
                 s255, choices, area_resize(file, CROP, CROP), small)
     # A greyscale upload: its noise lies along the grey direction, sqrt(3) x its std per channel there.
@@ -197,8 +192,8 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        f"crop resized alike; the noise's std after the resize is {left:.3f} of its std before "
                        "(editing.noise.area_resize_std). 'x the bootstrap's multiple': the estimate times the multiple "
                        "tasks.denoise_scale measures on the upload (re-noised first denoises of squares of it, "
-                       "compressed and resized as it was; editing.noise.bootstrap_scale), as the studio and the CLI "
-                       "denoise a JPEG and a grey image. 'Greyscale': the crops' luma with noise of the given std "
+                       "saved as it was; editing.noise.bootstrap_scale), as the studio (at the upload's own size) and "
+                       "the CLI denoise a JPEG and a grey image. 'Greyscale': the crops' luma with noise of the given std "
                        "per pixel, the same in the three channels (a greyscale upload), denoised at that std as if "
                        "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
                        "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "

@@ -41,7 +41,7 @@ before compression: 4:2:0 chroma subsampling averages the chroma noise away and 
 grey direction (as on a grey image), and how much more depends on the tables, the level and the content. So
 `bootstrap_scale` measures it, a parametric bootstrap (Efron 1979): noise of the estimated std is added to a first
 denoise of squares of the upload, put through the file's own compression (`jpeg_roundtrip`) and denoised at a few
-multiples of the level; the multiple that best recovers the first denoise is used.
+multiples of the level; the multiple that best recovers the first denoise is used. The same serves a grey image.
 
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
@@ -229,26 +229,23 @@ def bootstrap_squares(images: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 def bootstrap_scale(denoise: Callable[[torch.Tensor, float], torch.Tensor], squares: torch.Tensor, sigma: float,
                     degrade: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator, *,
-                    level: float | None = None, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
                     grey: bool = False, scales: Sequence[float] = BOOTSTRAP_SCALES) -> float:
-    """The multiple of `level` (default `sigma`) at which `denoise(x, level)` best removes noise of std `sigma` that
-    went through `degrade` (the upload's compression, and any resize after it): a parametric bootstrap. The first
-    denoise of `squares` (noisy, at their own size) stands in for the clean image; noise of std `sigma` (one draw
-    from `generator`, the same in the three channels when `grey`) is added to it, degraded, and denoised at each
-    of `scales` x `level`; the squared error to the first denoise (`reduce`d as `degrade` resizes) is least at the
-    multiple returned, refined between the best scale's neighbours by a parabola in log scale."""
+    """The multiple of `sigma` at which `denoise(x, level)` best removes noise of std `sigma` that went through
+    `degrade` (the upload's 8-bit file, its compression): a parametric bootstrap. The first denoise of `squares`
+    (noisy) stands in for the clean image; noise of std `sigma` (one draw from `generator`, the same in the three
+    channels when `grey`) is added to it, degraded, and denoised at each of `scales` x `sigma`; the squared error
+    to the first denoise is least at the multiple returned, refined between the best scale's neighbours by a
+    parabola in log scale."""
     if not scales or any(b <= a for a, b in zip(scales, scales[1:])):
         raise ValueError(f"scales must rise, got {list(scales)}")
-    level = sigma if level is None else level
-    if sigma <= 0 or level <= 0 or len(squares) == 0:
+    if sigma <= 0 or len(squares) == 0:
         return 1.0
     reference = denoise(squares, sigma).float()
     normal = torch.randn(reference.shape, generator=generator, dtype=torch.float32)
     if grey:
         normal = normal[:, :1].expand_as(normal)
     noisy = degrade(reference + sigma * normal.to(reference.device))
-    target = reference if reduce is None else reduce(reference)
-    errors = [float((denoise(noisy, level * s).float() - target).square().mean()) for s in scales]
+    errors = [float((denoise(noisy, sigma * s).float() - reference).square().mean()) for s in scales]
     k = min(range(len(scales)), key=errors.__getitem__)
     if k in (0, len(scales) - 1):
         return float(scales[k])

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
-from editing.images import area_resize, from_uint8, resize_mask, to_uint8
+from editing.images import from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
-from editing.noise import (BOOTSTRAP_SCALES, area_resize_std, bootstrap_scale, bootstrap_squares, denoiser_sigma,
-                           is_grey, jpeg_roundtrip)
+from editing.noise import (BOOTSTRAP_SCALES, bootstrap_scale, bootstrap_squares, denoiser_sigma, is_grey,
+                           jpeg_roundtrip)
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser
@@ -438,31 +438,22 @@ def denoise(
 
 def denoise_scale(
     model: Denoiser, upload: torch.Tensor, sigma: float,
-    compression: tuple[Mapping[int, Sequence[int]], int] | None = None, *, size: tuple[int, int] | None = None,
-    refine_steps: int = 0, seed: int = 0, label: int | None = None, grey: bool | None = None,
-    tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
+    compression: tuple[Mapping[int, Sequence[int]], int] | None = None, *, refine_steps: int = 0, seed: int = 0,
+    label: int | None = None, grey: bool | None = None, tiling: Tiling | None = None,
+    on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> float:
     """The multiple of its level at which `denoise` best cleans an 8-bit upload whose noise is not what the model
     was trained on, a JPEG's or a grey image's (editing.noise.bootstrap_scale on `noise.bootstrap_squares` of it):
     `upload` (1, 3, H, W) at its own size, `sigma` its noise's std (a JPEG's before its compression,
-    `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file; `size` the
-    (height, width) it is denoised at, when it is downscaled to it first. The other arguments as `denoise`'s,
-    with which the bootstrap denoises; its noise is drawn from `seed`."""
+    `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file. The other
+    arguments as `denoise`'s, with which the bootstrap denoises; its noise is drawn from `seed`."""
     grey = is_grey(upload) if grey is None else grey
     squares, side = bootstrap_squares(upload)
-    if side == 0:
-        return 1.0
-    height, width = upload.shape[-2:]
-    to = (side, side) if size is None else (max(1, round(side * size[0] / height)),
-                                            max(1, round(side * size[1] / width)))
 
-    def degrade(images: torch.Tensor) -> torch.Tensor:  # as the file holds it, then as the studio's fit resizes it
-        saved = (from_uint8(to_uint8(images.detach().float().cpu())) if compression is None
-                 else jpeg_roundtrip(images, *compression))
-        return reduce(saved.to(images))
-
-    def reduce(images: torch.Tensor) -> torch.Tensor:
-        return area_resize(images, *to)
+    def save(images: torch.Tensor) -> torch.Tensor:  # as the file holds it
+        if compression is None:
+            return from_uint8(to_uint8(images.detach().float().cpu())).to(images)
+        return jpeg_roundtrip(images, *compression).to(images)
 
     def run(images: torch.Tensor, level: float) -> torch.Tensor:  # squares under the model's tile: reflected to it
         h, w = images.shape[-2:]
@@ -471,8 +462,7 @@ def denoise_scale(
                          grey=grey, tiling=tiling, on_tiles=on_tiles, limits=limits)
         return out[..., :h, :w]
 
-    return bootstrap_scale(run, squares, sigma, degrade, torch.Generator().manual_seed(seed),
-                           level=sigma * area_resize_std((side, side), to), reduce=reduce, grey=grey)
+    return bootstrap_scale(run, squares, sigma, save, torch.Generator().manual_seed(seed), grey=grey)
 
 
 def denoise_scale_passes(height: int, width: int, evaluations: int) -> list[Pass]:

@@ -220,38 +220,35 @@ def test_a_grey_image_is_denoised_at_sqrt_3_times_its_level_and_stays_grey(tiny_
 
 def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denoiser,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """tasks.denoise_scale: a first denoise of squares of the upload at its own size and level, then, on the
-    squares re-noised, compressed with the file's tables and downscaled as the upload is (`size`), one denoise per
-    scale at the level the downscale leaves (editing.noise.area_resize_std) times the scale; a lossless file's
+    """tasks.denoise_scale: a first denoise of squares of the upload at its level, then, on the squares re-noised
+    and compressed with the file's tables, one denoise per scale at the level times the scale; a lossless file's
     squares are saved as 8-bit, a grey image's re-noised along the grey direction."""
-    from editing.noise import BOOTSTRAP_SCALES, area_resize_std, is_grey
+    from editing.noise import BOOTSTRAP_SCALES, is_grey
 
     tables = {0: [8] * 64, 1: [12] * 64}
     upload = painting(2).repeat(1, 1, 20, 24)[..., :300, :360]  # 300 x 360: 2 x 2 squares of 128 px
-    calls: list[tuple[tuple[int, ...], float]] = []
+    calls: list[tuple[torch.Tensor, float]] = []
     denoise = tasks.denoise
 
     def spy(model: Denoiser, x: torch.Tensor, **kwargs) -> tuple[torch.Tensor, float]:
-        calls.append((tuple(x.shape), kwargs["sigma"]))
+        calls.append((x, kwargs["sigma"]))
         return denoise(model, x, **kwargs)
 
     monkeypatch.setattr(tasks, "denoise", spy)
-    scale = tasks.denoise_scale(tiny_model, upload, 0.1, (tables, 2), size=(150, 180), label=0)
+    scale = tasks.denoise_scale(tiny_model, upload, 0.1, (tables, 2), label=0)
     assert BOOTSTRAP_SCALES[0] <= scale <= BOOTSTRAP_SCALES[-1]
-    assert calls[0] == ((4, 3, 128, 128), 0.1)
-    left = 0.1 * area_resize_std((128, 128), (64, 64))
-    assert [c[0] for c in calls[1:]] == [(4, 3, 64, 64)] * len(BOOTSTRAP_SCALES)
-    assert [c[1] for c in calls[1:]] == pytest.approx([left * s for s in BOOTSTRAP_SCALES])
+    assert [(tuple(x.shape), s) for x, s in calls] == [((4, 3, 128, 128), pytest.approx(0.1 * s))
+                                                        for s in (1.0, *BOOTSTRAP_SCALES)]
+    first, renoised = calls[0][0], calls[1][0]
+    assert torch.equal(first[0], upload[0, :, 0:128, 16:144])  # the first square, on the 16 px grid
+    assert all(torch.equal(renoised, x) for x, _ in calls[2:]) and not torch.equal(renoised, first)
     assert tasks.denoise_scale(tiny_model, upload, 0.0, (tables, 2), label=0) == 1.0  # no noise, nothing to scale
     small = upload[..., :12, :40]  # under a JPEG block on a side: no squares
     assert tasks.denoise_scale(tiny_model, small, 0.1, (tables, 2), label=0) == 1.0
-    # a grey image in a lossless file: its squares re-noised with grey noise, saved as 8-bit, at their own size
-    seen: list[torch.Tensor] = []
-    monkeypatch.setattr(tasks, "denoise", lambda model, x, **kwargs: seen.append(x) or denoise(model, x, **kwargs))
+    # a grey image in a lossless file: its squares re-noised with grey noise and saved as 8-bit
+    calls.clear()
     grey = upload.mean(1, keepdim=True).expand_as(upload)
     tasks.denoise_scale(tiny_model, grey, 0.1, label=0)
-    renoised = seen[1]
-    assert renoised.shape == (4, 3, 128, 128) and all(torch.equal(renoised, x) for x in seen[2:])
+    renoised = calls[1][0]
     levels = (renoised + 1) * 127.5
     assert is_grey(renoised) and torch.allclose(levels, levels.round(), atol=1e-4)
-    assert not torch.equal(renoised, seen[0])  # re-noised
