@@ -142,7 +142,7 @@ class InterpolateResult(Result):
 class DenoiseResult(Result):
     estimated: float = 0.0  # the noise sigma estimated from the input
     used: float = 0.0  # the sigma denoised at (the estimate, or the override)
-    scale: float = 1.0  # the multiple of the estimate a JPEG's noise was measured best denoised at
+    scale: float = 1.0  # the multiple of the estimate a JPEG's or a grey image's noise was measured best at
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,13 @@ A grey image (its three channels equal) carries its noise along the grey directi
 the std is sqrt(3) x the noise's per channel; independent noise has there the std it has per channel. So a denoiser
 trained on independent channels is handed sqrt(3) x the estimate (`denoiser_sigma`).
 
-What a JPEG leaves of the noise, a denoiser trained on white noise is best handed at more than the noise's std
-before compression: 4:2:0 chroma subsampling averages the chroma noise away and leaves it mostly grey, larger along the
-grey direction (as on a grey image), and how much more depends on the tables, the level and the content. So
-`bootstrap_scale` measures it, a parametric bootstrap (Efron 1979): noise of the estimated std is added to a first
-denoise of squares of the upload, put through the file's own compression (`jpeg_roundtrip`) and denoised at a few
-multiples of the level; the multiple that best recovers the first denoise is used. The same serves a grey image.
+A denoiser trained on white noise is best handed more than a JPEG's noise level (its std before compression): 4:2:0
+chroma subsampling averages the chroma noise away and leaves the rest mostly grey, larger along the grey direction
+(as on a grey image), and how much more depends on the tables, the level and the content. So `bootstrap_scale`
+measures it, a parametric bootstrap (Efron 1979): noise of the estimated std is added to a first denoise of squares
+of the upload, put through the file's own compression (`jpeg_roundtrip`) and denoised at a few multiples of the
+level; the multiple that best recovers the first denoise is used. The same serves a grey image, which the models
+denoise best above sqrt(3) x its level too.
 
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's

@@ -448,7 +448,7 @@ def denoise_scale(
     `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file. The other
     arguments as `denoise`'s, with which the bootstrap denoises; its noise is drawn from `seed`."""
     grey = is_grey(upload) if grey is None else grey
-    squares, side = bootstrap_squares(upload)
+    squares, _ = bootstrap_squares(upload)
 
     def save(images: torch.Tensor) -> torch.Tensor:  # as the file holds it
         if compression is None:
