@@ -641,8 +641,8 @@ class Studio(Registry):
                           f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
         if grey:
             prep.notes.append("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its "
-                              "level per channel, so the model (trained on independent channels) ran at sqrt(3) x the "
-                              "level; the result is grey")
+                              "level per channel, so the model (trained on independent channels) is handed sqrt(3) x "
+                              "the level; the result is grey")
         if read_through:
             prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
                               f"estimate reads ({read:.4f}); read through the file's own compression it is "
@@ -650,7 +650,8 @@ class Studio(Registry):
         if scale != 1.0:
             left = "what its compression left of the noise" if read_through else "its noise"
             saved = "compressed as the file was" if read_through else "saved as 8-bit"
-            prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x its level, measured on squares of the "
+            level = "that" if grey else "its level"
+            prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x {level}, measured on squares of the "
                               f"upload re-noised and {saved}")
         if downscaled and estimated > 0:
             prep.notes.append(f"the noise was estimated at the upload's own size ({at_own_size:.4f}); the downscale "

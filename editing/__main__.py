@@ -407,7 +407,8 @@ def run(args: argparse.Namespace) -> list[Path]:
                 scale = tasks.denoise_scale(denoiser, x, given, jpeg, refine_steps=args.refine, seed=args.seed,
                                             grey=grey, **common)
                 if scale != 1.0:
-                    left = "what its compression left of the noise" if jpeg is not None else "its noise"
+                    left = ("what its compression left of the noise" if jpeg is not None
+                            else f"its noise (estimated {given:.4f})")
                     saved = "compressed as the file was" if jpeg is not None else "saved as 8-bit"
                     print(f"{path}: {left} is best denoised at {scale:.2f} x that level (measured on squares of it "
                           f"re-noised and {saved})", file=sys.stderr)

@@ -314,11 +314,11 @@ def test_denoise_reads_a_jpeg_s_noise_through_its_compression(files: dict[str, P
 
 def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, Path]) -> None:
     """As the studio: a grey image's noise, the same in R, G and B, is denoised at sqrt(3) x its level (along the
-    grey direction) times the multiple the bootstrap measures on it; the output is grey."""
+    grey direction) times the multiple the bootstrap measures on it (the shipped photo teacher: on a smooth ramp,
+    more than 1); the output is grey."""
     from editing import images, tasks
 
-    teacher = make_tiny_folder(files["dir"] / "grey-edm", resolution=RES, classes=(), boundary="edm", seed=5,
-                               tiled=True)
+    teacher = Path(__file__).resolve().parents[1] / "weights" / "photo64-edm"
     ramp = np.tile(np.linspace(40, 200, 96)[None, :], (80, 1))
     path = files["dir"] / "grey.png"
     Image.fromarray(np.clip(ramp + 10 * np.random.default_rng(7).standard_normal(ramp.shape), 0, 255).round()
@@ -327,8 +327,9 @@ def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, P
     ok = cli("denoise", str(path), "--model", str(teacher), "--device", "cpu", "--out", str(out))
     assert ok.returncode == 0, ok.stderr
     estimate = float(tasks.estimate_noise_sigma(images.load_full(str(path)).tensor).mean())
-    scaled = re.search(r"its noise is best denoised at ([\d.]+) x that level", ok.stderr)
+    scaled = re.search(r"its noise \(estimated ([\d.]+)\) is best denoised at ([\d.]+) x that level", ok.stderr)
+    assert scaled and float(scaled[1]) == pytest.approx(estimate, abs=1e-4) and float(scaled[2]) > 1, ok.stderr
     used = float(re.search(r"noise sigma ([\d.]+) \(on the", ok.stderr)[1])
-    assert used == pytest.approx(3**0.5 * estimate * (float(scaled[1]) if scaled else 1.0), rel=5e-3, abs=1e-4)
+    assert used == pytest.approx(3**0.5 * estimate * float(scaled[2]), rel=5e-3, abs=1e-4)
     pixels = np.asarray(Image.open(out).convert("RGB"))
     assert pixels.shape == (80, 96, 3) and (pixels == pixels[..., :1]).all()

@@ -67,7 +67,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
         result = studio.denoise(model_name, style_name, image, sigma if use_override else None, refine, seed,
                                 progress_callback(progress, "denoising", studio.cancels.watch(session(request))),
                                 mode=mode)
-        measured = f" ({result.scale:.2f} x, measured on the upload)" if result.scale != 1 else ""
+        measured = f" (x {result.scale:.2f} measured on the upload: see the notes)" if result.scale != 1 else ""
         summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
         return summary, *out.values(result)
 
