@@ -76,7 +76,7 @@ SAMPLE_GRID, SAMPLE_SIDE = 16, 64  # a large image is read on 16 x 16 squares of
 SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels (2.1 M), read on the sample
 JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
 BOOTSTRAP_SCALES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0)  # multiples of the level the bootstrap tries
-BOOTSTRAP_GRID, BOOTSTRAP_SIDE = 3, 128  # it runs on 3 x 3 squares of 128 px spread over the upload
+BOOTSTRAP_GRID, BOOTSTRAP_SIDE = 6, 64  # it runs on 6 x 6 squares of 64 px spread over the upload (a tile each)
 JPEG_BLOCK = 16  # a JPEG's largest coding unit (4:2:0): the squares start on its grid, so they compress as the file did
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 

@@ -133,13 +133,14 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
         assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
-        # the bootstrap of a JPEG's level is not run at the cost of the image's size, and the note says so
+        # the bootstrap of a JPEG's level (4 squares of 64 px, 7 evaluations) is not run at the cost of the image's
+        # size, and the note says so
         assert any("was not measured (this studio's limits" in n for n in result.notes) == (suffix == "jpg")
         assert result.scale == 1.0
 
 
 def test_the_bootstrap_never_costs_an_upload_its_size(tmp_path: Path) -> None:
-    """The bootstrap of a JPEG's level (3 x 3 squares of 128 px, 7 evaluations each: 1.03 megapixel-evaluations)
+    """The bootstrap of a JPEG's level (6 x 6 squares of 64 px, 7 evaluations each: 1.03 megapixel-evaluations)
     runs when the studio's limits take it beside the image at its own size; where they would not, the image keeps
     its size and is denoised at the noise's level, with a note."""
     weights = tmp_path / "weights"
@@ -149,7 +150,7 @@ def test_the_bootstrap_never_costs_an_upload_its_size(tmp_path: Path) -> None:
     Image.fromarray(np.clip(ramp + 10 * np.random.default_rng(8).standard_normal(ramp.shape), 0, 255).round()
                     .astype(np.uint8)).save(path, quality=90)
     bootstrap = sum(p.megapixel_evaluations for p in tasks.denoise_scale_passes(600, 600, 1))
-    assert bootstrap == pytest.approx(9 * 7 * 128**2 / 1e6)
+    assert bootstrap == pytest.approx(36 * 7 * 64**2 / 1e6)
     for limit, measured in ((0.36 + bootstrap + 0.01, True), (0.36 + bootstrap - 0.01, False)):
         studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None),
                                      out_dir=tmp_path / "o", limits=Limits(limit), request_timeout=None)

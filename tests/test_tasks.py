@@ -226,7 +226,7 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     from editing.noise import BOOTSTRAP_SCALES, is_grey
 
     tables = {0: [8] * 64, 1: [12] * 64}
-    upload = painting(2).repeat(1, 1, 20, 24)[..., :300, :360]  # 300 x 360: 2 x 2 squares of 128 px
+    upload = painting(2).repeat(1, 1, 20, 24)[..., :300, :360]  # 300 x 360: 4 x 5 squares of 64 px
     calls: list[tuple[torch.Tensor, float]] = []
     denoise = tasks.denoise
 
@@ -237,10 +237,10 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     monkeypatch.setattr(tasks, "denoise", spy)
     scale = tasks.denoise_scale(tiny_model, upload, 0.1, (tables, 2), label=0)
     assert BOOTSTRAP_SCALES[0] <= scale <= BOOTSTRAP_SCALES[-1]
-    assert [(tuple(x.shape), s) for x, s in calls] == [((4, 3, 128, 128), pytest.approx(0.1 * s))
+    assert [(tuple(x.shape), s) for x, s in calls] == [((20, 3, 64, 64), pytest.approx(0.1 * s))
                                                         for s in (1.0, *BOOTSTRAP_SCALES)]
     first, renoised = calls[0][0], calls[1][0]
-    assert torch.equal(first[0], upload[0, :, 0:128, 16:144])  # the first square, on the 16 px grid
+    assert torch.equal(first[0], upload[0, :, 0:64, 0:64]) and torch.equal(first[6], upload[0, :, 80:144, 64:128])
     assert all(torch.equal(renoised, x) for x, _ in calls[2:]) and not torch.equal(renoised, first)
     assert tasks.denoise_scale(tiny_model, upload, 0.0, (tables, 2), label=0) == 1.0  # no noise, nothing to scale
     small = upload[..., :12, :40]  # under a JPEG block on a side: no squares
