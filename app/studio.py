@@ -576,7 +576,8 @@ class Studio(Registry):
         # source pixel between two outputs, correlates neighbours, which the estimate reads low (editing.noise).
         tiled = prep.entry.param.tiled
         full = prep.full_upload(image, "image") if tiled else prep.upload(image, "image", evaluations)
-        own_size = tuple(full.tensor.shape[-2:]) == images.image_size(image)
+        size = tuple(full.tensor.shape[-2:])
+        own_size = size == images.image_size(image)
         read = at_own_size = float(tasks.estimate_noise_sigma(full.tensor).mean())
         grey = noise.is_grey(full.tensor)  # area_resize keeps it so
         jpeg = images.jpeg_compression(image)
@@ -589,7 +590,6 @@ class Studio(Registry):
         # saved as the file was: when the studio's limits take it beside the image at its own size, never at the
         # cost of the image's size.
         kind = "a JPEG" if read_through else "a grey image"
-        size = tuple(full.tensor.shape[-2:])
         bootstrap: list[Pass] = []
         if not override and at_own_size > 0 and (read_through or (grey and jpeg is None)):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
@@ -611,8 +611,7 @@ class Studio(Registry):
             upload = full
         x = upload.tensor
         downscaled = x.shape != full.tensor.shape
-        estimated = at_own_size * (noise.area_resize_std(tuple(full.tensor.shape[-2:]), tuple(x.shape[-2:]))
-                                   if downscaled else 1.0)
+        estimated = at_own_size * (noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
             raise ValueError(f"mode must be one of {', '.join(DENOISE_MODES)}, got {mode!r}")

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -20,7 +19,7 @@ from editing import tasks
 from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from editing.metrics import psnr
 from editing.noise import (LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE, SATURATED, area_resize_std,
-                           estimate_noise_sigma, jpeg_noise_sigma, robust_sigma, windows)
+                           estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, robust_sigma, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -39,15 +38,9 @@ def all_windows(images: torch.Tensor) -> torch.Tensor:
 
 def upload(images: torch.Tensor, quality: int | None = None) -> torch.Tensor:
     """The images as a user's file holds them: 8-bit (clipped, rounded), and JPEG-compressed at `quality`."""
-    arrays = to_uint8(images)
     if quality is None:
-        return from_uint8(arrays)
-    decoded = []
-    for array in arrays:
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, "JPEG", quality=quality)
-        decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
-    return from_uint8(np.stack(decoded))
+        return from_uint8(to_uint8(images))
+    return jpeg_roundtrip(images, *compression(quality))
 
 
 def compression(quality: int) -> tuple[dict[int, list[int]], int]:
