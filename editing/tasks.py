@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from editing.feasible import project_feasible
-from editing.images import from_uint8, resize_mask, to_uint8
+from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
 from editing.noise import (BOOTSTRAP_SCALES, bootstrap_scale, bootstrap_squares, denoiser_sigma, is_grey,
                            jpeg_roundtrip)
@@ -206,7 +206,7 @@ def inpaint(
         filled = edit(model, crop, Inpaint(hole), seeds, schedule=schedule, label=label, callback=callback,
                       tiling=tiling, on_tiles=on_tiles, limits=limits)
         return paste(image, filled, rows, cols)
-    low = edit(model, F.interpolate(crop, size=reduced, mode="area"), Inpaint(resize_mask(hole, *reduced)), seeds,
+    low = edit(model, area_resize(crop, *reduced), Inpaint(resize_mask(hole, *reduced)), seeds,
                schedule=schedule, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=crop.shape[-2:], mode="bilinear", align_corners=False)
     reference = crop.expand(len(up), -1, -1, -1)
@@ -251,7 +251,7 @@ def colorize(
     if reduced is None:
         return edit(model, image, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
                     tiling=tiling, on_tiles=on_tiles, limits=limits)
-    small = F.interpolate(image, size=reduced, mode="area")
+    small = area_resize(image, *reduced)
     low = edit(model, small, Colorize(), seeds, schedule=schedule, label=label, callback=callback,
                tiling=tiling, on_tiles=on_tiles, limits=limits)
     up = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from editing import tasks
-from editing.images import from_uint8, resize_mask, to_uint8
+from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.operators import Inpaint
 from editing.limits import Limits, Pass, check_passes, check_request
 from editing.precond import Denoiser
@@ -213,7 +213,7 @@ def test_a_large_hole_is_filled_from_a_reduced_scale(tiny_model: Denoiser) -> No
     out = tasks.inpaint(tiny_model, y, mask, [3], schedule=SHORT, label=0)
     rows, cols, reduced = tasks.inpaint_plan(mask, 16)
     assert reduced is not None and reduced[0] < rows.stop - rows.start
-    low = tasks.edit(tiny_model, F.interpolate(y[..., rows, cols], size=reduced, mode="area"),
+    low = tasks.edit(tiny_model, area_resize(y[..., rows, cols], *reduced),
                      Inpaint(resize_mask(mask[..., rows, cols], *reduced)), [3], schedule=SHORT, label=0)
     up = F.interpolate(low, size=(rows.stop - rows.start, cols.stop - cols.start), mode="bilinear")
     hole = mask[0, 0, rows, cols]
