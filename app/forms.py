@@ -198,10 +198,13 @@ def stroke_schedule(start: int, steps: int) -> Schedule:
     return uniform(steps, GRID, start)
 
 
+AUTO_STEPS = "auto"  # the steps box's "the task's default for its denoiser" (tasks.inpaint_schedule)
+
+
 def parse_steps_or_ts(value: Any, n: int | None = GRID, *, default: Schedule | None = None,
                       max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID,
                       tuned: Mapping[int, Schedule] | None = None) -> Schedule:
-    """A preset name, a step count or a ts list "0,22,39" -> Schedule.
+    """A preset name, a step count or a ts list "0,22,39" -> Schedule; `default` for none or AUTO_STEPS.
 
     A step count k takes the model's tuned ts for k (`tuned`, from its schedules.json) where it has one,
     else k indices spread evenly on an n-point grid.
@@ -209,7 +212,7 @@ def parse_steps_or_ts(value: Any, n: int | None = GRID, *, default: Schedule | N
     For a ts list, `n=None` takes the grid from the list (its last index + 1, at most `max_grid` points).
     At most `max_evaluations` network evaluations, so one request cannot occupy the device for long.
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", AUTO_STEPS)):
         if default is None:
             raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
         return default

@@ -211,19 +211,22 @@ class Studio(Registry):
         count = parse_count(count, count_name, *count_range)
         return Prepared(self, entry, label, notes, seed, count, count_name, deadline, on_step)
 
-    def edit_model(self, prep: Prepared, edit_with: str | None) -> Denoiser:
-        """The denoiser Algorithm 4 runs with (editing.models.edits_use_teacher): the consistency model or its
-        diffusion teacher's D(x, sigma)."""
-        teacher = self.teacher_for(prep.entry.name)
+    def edit_entry(self, name: str | None, edit_with: str | None) -> ModelEntry:
+        """The model whose denoiser Algorithm 4 runs with in an edit on `name` (editing.models.edits_use_teacher):
+        the consistency model itself or its diffusion teacher."""
+        entry, teacher = self.entry(name), self.teacher_for(name)
         try:
-            use_teacher = edits_use_teacher(edit_with, prep.entry.param, teacher is not None)
+            use_teacher = edits_use_teacher(edit_with, entry.param, teacher is not None)
         except ValueError as e:
-            raise ValueError(f"{prep.entry.name}: {e}") from None
-        if use_teacher:
-            prep.notes.append(f"the solver's denoiser: the diffusion teacher {teacher.name}'s D(x, sigma)")
-            return self.load(teacher.name)
-        prep.notes.append(f"the solver's denoiser: the consistency model {prep.entry.name}")
-        return self.load(prep.entry.name)
+            raise ValueError(f"{entry.name}: {e}") from None
+        return teacher if use_teacher else entry
+
+    def edit_model(self, prep: Prepared, edit_with: str | None) -> Denoiser:
+        """`edit_entry`'s denoiser, loaded, with a note naming it."""
+        entry = self.edit_entry(prep.entry.name, edit_with)
+        prep.notes.append(f"the solver's denoiser: the diffusion teacher {entry.name}'s D(x, sigma)" if entry.is_teacher
+                          else f"the solver's denoiser: the consistency model {entry.name}")
+        return self.load(entry.name)
 
     def seconds_per_tile(self, name: str) -> float:
         """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
@@ -285,12 +288,13 @@ class Studio(Registry):
         return self._estimate(model, image, variations, colorized(r, schedule)).text
 
     def inpaint_estimate(self, model: str | None, image: Any, mask: Any, steps: str | None,
-                         variations: Any = 1) -> str:
+                         variations: Any = 1, edit_with: str | None = "auto") -> str:
         """`estimate` for Inpaint, whose solver runs on the box around the mask (tasks.inpaint): for the uploaded
         mask; without one (a mask painted in the editor), from a small mask's box to the whole image at full size
         (thin strokes across it: a large hole is solved at a reduced scale, tasks.inpaint_plan)."""
         try:
-            evaluations, r = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations, self.resolution(model)
+            default = tasks.inpaint_schedule(self.edit_entry(model, edit_with).param)
+            evaluations, r = parse_schedule(steps, default).evaluations, self.resolution(model)
             size = images.image_size(image) if image else None
             fill = images.load_mask_full(mask, *size).mask if size and mask else None
         except (ValueError, OSError):
@@ -364,7 +368,8 @@ class Studio(Registry):
                 ) -> Result:
         prep = self.prepare(model, style, seed, on_step, count=variations)
         r = prep.resolution
-        schedule = parse_schedule(steps, tasks.DEFAULT_EDIT)
+        model_ = self.edit_model(prep, edit_with)
+        schedule = parse_schedule(steps, tasks.inpaint_schedule(model_.param))
         seeds = prep.admit(schedule.evaluations)
         if image is None and isinstance(editor, dict) and editor.get("background") is not None:
             image = editor["background"]
@@ -389,7 +394,6 @@ class Studio(Registry):
             h, w = upload.tensor.shape[-2:]
             fill = images.resize_mask(fill, h, w)  # as it is, unless the upload was downscaled
         x = upload.tensor
-        model_ = self.edit_model(prep, edit_with)
         if images.is_full(fill) and (h, w) == (r, r):
             prep.notes.append("the mask covers the whole image: this is generation from noise, not an edit")
             out = tasks.generate(model_, seeds, schedule=schedule, label=prep.label, callback=prep.callback())

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help=TASKS["generate"], description=TASKS["generate"] + ". Default: 1 step.")
     _common(p)
 
-    p = sub.add_parser("inpaint", help=TASKS["inpaint"], description=TASKS["inpaint"] + ". Default ts: 0..17 of 18.")
+    p = sub.add_parser("inpaint", help=TASKS["inpaint"], description=TASKS["inpaint"] + ". Default ts: 0..39 of 40 "
+                       "with a diffusion teacher's D (a photo model's default), else 0..17 of 18.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="the image(s) to complete")
     p.add_argument("--mask", required=True, help="mask image: white (>= 128) where the model fills in; "
                                                  "stretched to each image's size")
@@ -363,7 +364,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 print(f"{args.mask}: {note}", file=sys.stderr)
             if not converted.mask.any():
                 raise UsageError(f"{args.mask}: the mask has no white pixels, so there is nothing to fill in")
-            schedule = pick_schedule(args, tasks.DEFAULT_EDIT)
+            schedule = pick_schedule(args, tasks.inpaint_schedule(model.param))
             bar = Progress(Path(path).name, schedule.evaluations)
             out = padded_run(lambda padded: tasks.inpaint(
                 model, padded, pad_to(converted.mask, least, least), seeds, schedule=schedule, on_tiles=bar.tiles,

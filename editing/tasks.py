@@ -22,13 +22,16 @@ from editing.noise import (BOOTSTRAP_SCALES, bootstrap_scale, bootstrap_squares,
                            jpeg_roundtrip)
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
-from editing.precond import Denoiser
+from editing.precond import Denoiser, Parameterization
 from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun
 from editing.schedules import PRESETS, Schedule, karras_sigmas
 from editing.solver import iterative_replacement
 from editing.tiling import TileCallback, Tiling, default_tiling, pad_to, stream_seed, tile_generators, tiled
 
 DEFAULT_EDIT = PRESETS["editing 18"]
+# Algorithm 4 with a diffusion denoiser D(x, sigma) fills a hole better on the full 40-point grid (its fills keep
+# their realism); a consistency model's fills of large holes lose theirs there, so it keeps DEFAULT_EDIT.
+INPAINT_EDM = PRESETS["editing 40"]
 COLOR_REFINE = Schedule((26, 39), 40)  # colorize's full-size pass: one evaluation at sigma 0.47
 INPAINT_REACH = 0.375  # x R: the farthest a hole may reach from known pixels and be filled at full size
 # Named random streams (stream_seed) beside a seed's own generator, so no two tasks' seeds draw the same noise.
@@ -186,17 +189,25 @@ def stroke_passes(strokes: torch.Tensor, resolution: int, evaluations: int,
     return [Pass(rows.stop - rows.start, cols.stop - cols.start, evaluations)]
 
 
+def inpaint_schedule(param: Parameterization) -> Schedule:
+    """`inpaint`'s default schedule for a denoiser of this parameterization: INPAINT_EDM for a diffusion
+    denoiser, else DEFAULT_EDIT."""
+    return INPAINT_EDM if param.boundary == "edm" else DEFAULT_EDIT
+
+
 def inpaint(
     model: Denoiser, image: torch.Tensor, mask: torch.Tensor, seeds: Sequence[int], *,
-    schedule: Schedule = DEFAULT_EDIT, label: int | None = None, callback: Callback | None = None,
+    schedule: Schedule | None = None, label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> torch.Tensor:
     """Fill the pixels where mask (1, 1, H, W) is True; the others are kept exactly.
 
     The solver runs on a crop around the mask (a margin of R, at least R x R), pasted back into the image. A
     large hole is solved at a reduced scale (`inpaint_plan`) and its fill upsampled (bilinear) into the hole.
+    `schedule` None: `inpaint_schedule` for this denoiser.
     """
     image = check_images(model, image)
+    schedule = schedule or inpaint_schedule(model.param)
     if mask.ndim != 4 or mask.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"mask must be (1, 1, {image.shape[-2]}, {image.shape[-1]}) like the image, "
                          f"got {tuple(mask.shape)}")

@@ -391,6 +391,22 @@ def test_photo_edits_run_with_the_teacher_unless_asked_otherwise(studio: Studio,
         studio.colorize("emoji-cm", "a", str(photo), "2", 0, 1, edit_with="teacher")
 
 
+def test_inpaint_s_default_steps_follow_its_denoiser(studio: Studio, photo: Path, tmp_path: Path) -> None:
+    """Steps "auto" (the tab's default; also none): tasks.inpaint_schedule of the denoiser that runs, 39
+    evaluations with the teacher's D, 17 with a consistency model; the estimate counts the same."""
+    mask = mask_file(tmp_path, (slice(10, 30), slice(20, 50)), shape=(45, 70))
+    for edit_with, evaluations in (("auto", 39), ("teacher", 39), ("cm", 17)):
+        for steps in ("auto", None):
+            result = studio.inpaint("photo-cm", None, str(photo), str(mask), None, steps, 0, 1, edit_with=edit_with)
+            assert f"{evaluations} evaluations per image" in result.notes_markdown()
+        assert f"x {evaluations} evaluation(s)" in studio.inpaint_estimate("photo-cm", str(photo), str(mask), "auto", 1,
+                                                                          edit_with)
+    named = studio.inpaint("photo-cm", None, str(photo), str(mask), None, "editing 18", 0, 1)
+    assert "17 evaluations per image" in named.notes_markdown()  # a schedule asked for is kept
+    assert "17 evaluations per image" in studio.inpaint("emoji-cm", "a", str(photo), str(mask), None, "auto", 0,
+                                                        1).notes_markdown()
+
+
 def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_path: Path) -> None:
     """The stroke canvas sends only its strokes layer; over a photo (fitted, centred on the square canvas) they
     are painted at full size where they were drawn, and the rest of the edit's input is the photo's pixels."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from editing import tasks
 from editing.images import from_uint8, to_uint8
-from editing.precond import Denoiser
+from editing.precond import Denoiser, Parameterization
 from editing.schedules import PRESETS, Schedule
 
 
@@ -252,3 +252,23 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     renoised = calls[1][0]
     levels = (renoised + 1) * 127.5
     assert is_grey(renoised) and torch.allclose(levels, levels.round(), atol=1e-4)
+
+
+def test_inpaint_defaults_to_the_full_grid_with_a_diffusion_denoiser(tmp_path, cpu_runtime) -> None:
+    """tasks.inpaint without a schedule runs inpaint_schedule(param): the 40-point grid's 39 evaluations with an
+    EDM D(x, sigma), editing 18's 17 with a consistency model; the same pixels as that schedule given."""
+    from editing.models import load_model
+    from tests.conftest import make_tiny_folder
+
+    assert tasks.inpaint_schedule(Parameterization(boundary="edm")) == PRESETS["editing 40"]
+    assert tasks.inpaint_schedule(Parameterization(boundary="cm")) == tasks.DEFAULT_EDIT
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    mask[..., 4:12, 4:12] = True
+    for boundary, evaluations in (("edm", 39), ("cm", 17)):
+        model = load_model(make_tiny_folder(tmp_path / boundary, 16, classes=(), boundary=boundary), cpu_runtime)
+        calls: list[int] = []
+        out = tasks.inpaint(model, image, mask, [1], callback=lambda step: calls.append(step.index))
+        assert len(calls) == evaluations
+        given = tasks.inpaint(model, image, mask, [1], schedule=tasks.inpaint_schedule(model.param))
+        assert torch.equal(out, given)

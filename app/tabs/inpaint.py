@@ -11,7 +11,8 @@ from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
-from app.tabs.inputs import UNDOCUMENTED, edit_with_radio, image_input, seed_row, steps_picker, variations_slider
+from app.tabs.inputs import (UNDOCUMENTED, auto_steps_picker, edit_with_radio, image_input, seed_row,
+                             variations_slider)
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
@@ -33,12 +34,12 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     height=EDITOR_HEIGHT)
                 with gr.Accordion("...or upload a mask (white = fill)", open=False):
                     mask = image_input("Mask", height=180)
-                steps = steps_picker("editing 18")
+                steps = auto_steps_picker()
                 edit_with = edit_with_radio()
                 seed = seed_row("inpaint")
                 variations = variations_slider()
-                time_estimate(studio, "inpaint", [image, mask, steps, variations, model],
-                              lambda i, mk, st, v, m: studio.inpaint_estimate(m, i, mk, st, v))
+                time_estimate(studio, "inpaint", [image, mask, steps, variations, model, edit_with],
+                              lambda i, mk, st, v, m, ew: studio.inpaint_estimate(m, i, mk, st, v, ew))
                 with gr.Row():
                     run = gr.Button("Inpaint", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)

@@ -107,9 +107,19 @@ def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInpu
     return seed
 
 
+# The steps box's first choice where the default depends on the edit's denoiser (tasks.inpaint_schedule).
+AUTO_STEP_CHOICE = ("Auto: 40 steps with the diffusion teacher, 18 with the consistency model", forms.AUTO_STEPS)
+
+
 def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO) -> gr.Dropdown:
     """The steps box: the choices of STEP_CHOICES (with `default` first when it is not one of them)."""
     return gr.Dropdown(choices=step_choices(default), value=default, label=label, allow_custom_value=True, info=info)
+
+
+def auto_steps_picker() -> gr.Dropdown:
+    """The steps box whose default is the denoiser's own (AUTO_STEP_CHOICE), then STEP_CHOICES."""
+    return gr.Dropdown(choices=[AUTO_STEP_CHOICE, *STEP_CHOICES], value=forms.AUTO_STEPS, label="Steps",
+                       allow_custom_value=True, info=STEPS_INFO)
 
 
 def step_choices(value: str) -> list[tuple[str, str]]:
