@@ -399,8 +399,8 @@ def test_inpaint_s_default_steps_follow_its_denoiser(studio: Studio, photo: Path
         for steps in ("auto", None):
             result = studio.inpaint("photo-cm", None, str(photo), str(mask), None, steps, 0, 1, edit_with=edit_with)
             assert f"{evaluations} evaluations per image" in result.notes_markdown()
-        assert f"x {evaluations} evaluation(s)" in studio.inpaint_estimate("photo-cm", str(photo), str(mask), "auto", 1,
-                                                                          edit_with)
+        line = studio.inpaint_estimate("photo-cm", str(photo), str(mask), "auto", 1, edit_with)
+        assert f"x {evaluations} evaluation(s)" in line
     named = studio.inpaint("photo-cm", None, str(photo), str(mask), None, "editing 18", 0, 1)
     assert "17 evaluations per image" in named.notes_markdown()  # a schedule asked for is kept
     assert "17 evaluations per image" in studio.inpaint("emoji-cm", "a", str(photo), str(mask), None, "auto", 0,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from editing import tasks
 from editing.images import from_uint8, to_uint8
+from editing.models import Runtime, load_model
 from editing.precond import Denoiser, Parameterization
 from editing.schedules import PRESETS, Schedule
+from tests.conftest import make_tiny_folder
 
 
 def painting(seed: int = 0) -> torch.Tensor:
@@ -254,12 +258,9 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     assert is_grey(renoised) and torch.allclose(levels, levels.round(), atol=1e-4)
 
 
-def test_inpaint_defaults_to_the_full_grid_with_a_diffusion_denoiser(tmp_path, cpu_runtime) -> None:
+def test_inpaint_defaults_to_the_full_grid_with_a_diffusion_denoiser(tmp_path: Path, cpu_runtime: Runtime) -> None:
     """tasks.inpaint without a schedule runs inpaint_schedule(param): the 40-point grid's 39 evaluations with an
     EDM D(x, sigma), editing 18's 17 with a consistency model; the same pixels as that schedule given."""
-    from editing.models import load_model
-    from tests.conftest import make_tiny_folder
-
     assert tasks.inpaint_schedule(Parameterization(boundary="edm")) == PRESETS["editing 40"]
     assert tasks.inpaint_schedule(Parameterization(boundary="cm")) == tasks.DEFAULT_EDIT
     image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
