@@ -207,7 +207,7 @@ def inpaint(
     `schedule` None: `inpaint_schedule` for this denoiser.
     """
     image = check_images(model, image)
-    schedule = schedule or inpaint_schedule(model.param)
+    schedule = inpaint_schedule(model.param) if schedule is None else schedule
     if mask.ndim != 4 or mask.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"mask must be (1, 1, {image.shape[-2]}, {image.shape[-1]}) like the image, "
                          f"got {tuple(mask.shape)}")
