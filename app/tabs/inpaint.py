@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from app import forms
 from app.errors import guarded
 from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
 from app.tabs.editor import DrawingEditor
 from app.tabs.examples import examples
-from app.tabs.inputs import (UNDOCUMENTED, auto_steps_picker, edit_with_radio, image_input, seed_row,
-                             variations_slider)
+from app.tabs.inputs import UNDOCUMENTED, edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     height=EDITOR_HEIGHT)
                 with gr.Accordion("...or upload a mask (white = fill)", open=False):
                     mask = image_input("Mask", height=180)
-                steps = auto_steps_picker()
+                steps = steps_picker(forms.AUTO_STEPS)
                 edit_with = edit_with_radio()
                 seed = seed_row("inpaint")
                 variations = variations_slider()

@@ -116,16 +116,12 @@ def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO) -> 
     return gr.Dropdown(choices=step_choices(default), value=default, label=label, allow_custom_value=True, info=info)
 
 
-def auto_steps_picker() -> gr.Dropdown:
-    """The steps box whose default is the denoiser's own (AUTO_STEP_CHOICE), then STEP_CHOICES."""
-    return gr.Dropdown(choices=[AUTO_STEP_CHOICE, *STEP_CHOICES], value=forms.AUTO_STEPS, label="Steps",
-                       allow_custom_value=True, info=STEPS_INFO)
-
-
 def step_choices(value: str) -> list[tuple[str, str]]:
-    """STEP_CHOICES, with `value` first when it is not one of them. (Not a component: one built while the page is
-    laid out would be drawn as a stray box.)"""
-    return STEP_CHOICES if value in [v for _, v in STEP_CHOICES] else [(value, value), *STEP_CHOICES]
+    """STEP_CHOICES, with `value` first when it is not one of them (AUTO_STEPS under its label). (Not a component:
+    one built while the page is laid out would be drawn as a stray box.)"""
+    if value in [v for _, v in STEP_CHOICES]:
+        return STEP_CHOICES
+    return [AUTO_STEP_CHOICE if value == forms.AUTO_STEPS else (value, value), *STEP_CHOICES]
 
 
 def steps_picker_update(value: str) -> gr.Dropdown:
