@@ -9,6 +9,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from app.guard import Guard, GuardLimits, bind_sessions
+from app.request import ENLARGED
 from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
 from app.tabs.inputs import UNDOCUMENTED
 from editing.images import MAX_BYTES
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 TABS = (generate, inpaint, colorize, superresolve, stroke_edit, interpolate, denoise, compare)
 CSS = """
-.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.pixelated img.small-image, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .studio-upload img { width: 100%; height: 100%; object-fit: contain; }
 .studio-notes ul { margin-top: 0; }
 /* Gallery tiles may shrink below Gradio's 100px minimum: on a narrow window every column stays on screen. */
@@ -33,6 +34,20 @@ CSS = """
 }
 """
 MAX_FILE_SIZE = MAX_BYTES  # a file the browser may upload: what the engine (and the CLI) reads
+
+# Nearest-neighbour rendering keeps a small image crisp when it is shown enlarged, but a photo shown smaller than
+# its size would be subsampled: its grain and fine texture alias into the preview (a noisy upload looks noisier than
+# it is, and the before/after misleads). So only small images (their own size, read when each one loads) are
+# pixelated: the enlarged views of small results (app.request.ENLARGED) and small uploads; the browser's smooth
+# scaling shows the rest.
+JS = """() => {
+  const mark = (img) => img.classList.toggle('small-image',
+    img.naturalWidth > 0 && img.naturalWidth <= %d && img.naturalHeight <= %d);
+  document.addEventListener('load', (event) => {
+    if (event.target instanceof HTMLImageElement) mark(event.target);
+  }, true);
+  document.querySelectorAll('img').forEach((img) => { if (img.complete) mark(img); });
+}""" % (ENLARGED, ENLARGED)
 
 
 def example_images(folder: Path = EXAMPLES_DIR) -> list[str]:
@@ -90,6 +105,6 @@ def launch(demo: gr.Blocks, studio: Studio, host: str = "127.0.0.1", port: int |
     demo.queue(default_concurrency_limit=concurrency_limit(studio.runtime.device.type), max_size=64)
     bind_sessions(demo)
     middleware = [Middleware(Guard, demo=demo, limits=guard or GuardLimits())]
-    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS,
+    return demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS, js=JS,
                        show_error=False, ssr_mode=False, footer_links=["api"], app_kwargs={"middleware": middleware},
                        **kwargs)

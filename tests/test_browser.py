@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.request import ENLARGED
 from app.screenshots import CHROMIUM_ARGS
 from app.screenshots import CHROMIUM as CHROMIUM_PATH
 
@@ -143,6 +144,18 @@ def test_a_full_batch_is_shown_whole_in_the_gallery(page: Any) -> None:
     gallery = tab.locator(".pixelated").first.bounding_box()
     for i in range(16):
         assert_inside(images.nth(i).bounding_box(), gallery, f"sample {i}")
+
+
+def test_small_results_are_shown_crisp(page: Any) -> None:
+    """The model's 16 px samples, in their enlarged views, keep their pixels (nearest-neighbour) once loaded."""
+    tab = page.locator("#tab-generate")
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    tab.locator(".pixelated img[src*='generate-seed']").first.wait_for(state="attached", timeout=60_000)
+    page.wait_for_function("""() => {
+        const shown = [...document.querySelectorAll("#tab-generate .pixelated img[src*='generate-seed']")];
+        return shown.length > 0 && shown.every((img) => img.complete && img.naturalWidth === %d
+                                                       && getComputedStyle(img).imageRendering !== 'auto');
+    }""" % ENLARGED, timeout=30_000)
 
 
 def test_the_denoise_before_after_view_shows_the_whole_image(page: Any, example_png: Path) -> None:

@@ -78,6 +78,12 @@ def test_a_2_megapixel_photo_is_denoised_at_full_size(page: Any, photos: dict[st
     assert downloaded(page, tab, "denoise-seed0.jpg").size == (WIDTH, HEIGHT)
     slider = tab.locator("#denoise-slider img")
     slider.nth(1).wait_for(state="visible", timeout=30_000)
+    # Shown smaller than its size, a photo is scaled smoothly: nearest-neighbour would alias its grain.
+    page.wait_for_function("""() => {
+        const shown = [...document.querySelectorAll('#denoise-slider img')];
+        return shown.length === 2 && shown.every((img) => img.complete && img.naturalWidth === %d);
+    }""" % WIDTH, timeout=30_000)
+    assert slider.evaluate_all("all => all.map((img) => getComputedStyle(img).imageRendering)") == ["auto", "auto"]
     print(f"2 MP denoise in the browser: {time.monotonic() - started:.1f} s")
 
 
