@@ -123,10 +123,12 @@ class UploadQuota:
 
 
 def _api_path(path: str) -> tuple[str, str | None]:
-    """('call' | 'join' | 'upload' | 'component_server' | '', api name for call routes)."""
-    match = re.search(r"/gradio_api/(?:call/v2|call|run|api)/([^/]+)/?$", path)
+    """('call' | 'run' | 'join' | 'upload' | 'component_server' | '', api name for call and run routes).
+    'run' (run/ and api/) reads the body's fn_index before its own api name, as Gradio does (route_utils.get_fn):
+    the page's example galleries post to run/predict with the index of their load event."""
+    match = re.search(r"/gradio_api/(call/v2|call|run|api)/([^/]+)/?$", path)
     if match:
-        return "call", match.group(1)
+        return "call" if match.group(1).startswith("call") else "run", match.group(2)
     for kind in ("queue/join", "upload", "component_server"):
         if re.search(rf"/gradio_api/{kind}/?$", path):
             return kind.replace("queue/", ""), None
@@ -154,8 +156,8 @@ class Guard:
             body = await _read_body(scope, receive, limit)
             if kind == "upload":
                 self._check_upload(scope, body)
-            elif kind in ("call", "join"):
-                keys = self._check_call(scope, body, api)
+            elif kind in ("call", "run", "join"):
+                keys = self._check_call(scope, body, api, by_index=kind != "call")
         except Refused as e:
             return await _reply(send, e.status, e.message)
         for key in keys:
@@ -189,14 +191,14 @@ class Guard:
             raise Refused(413, f"{parts} files in one upload; at most {self.limits.upload_files} are accepted")
         self.quota.admit(len(body))
 
-    def _check_call(self, scope: Scope, body: bytes, api: str | None) -> list[str]:
+    def _check_call(self, scope: Scope, body: bytes, api: str | None, by_index: bool) -> list[str]:
         try:
             payload = json.loads(body or b"null")
         except (UnicodeDecodeError, ValueError):
             raise Refused(400, "the request body is not JSON") from None
         if not isinstance(payload, dict):
             raise Refused(400, 'the request body must be a JSON object like {"data": [...]}')
-        fn = self._function(api, payload)
+        fn = self._function(api, payload, by_index)
         data = payload.get("data")
         if not isinstance(data, list):
             raise Refused(400, 'the request must carry "data": a list with one value per input')
@@ -215,16 +217,18 @@ class Guard:
                 raise Refused(400, NOT_UPLOADED)
         return self._admit(scope, payload, _is_task(fn))
 
-    def _function(self, api: str | None, payload: dict[str, Any]) -> Any:
+    def _function(self, api: str | None, payload: dict[str, Any], by_index: bool) -> Any:
+        """The function Gradio will run: the body's fn_index where the route reads it first (`by_index`), else the
+        route's api name, else the body's."""
         fns = {fn.api_name: fn for fn in self.demo.fns.values() if fn.api_name}
         public = sorted(name for name, fn in fns.items() if getattr(fn, "api_visibility", "public") == "public")
-        if api is not None:
-            if api not in fns:
-                raise Refused(404, f"unknown api_name {api[:60]!r}; this studio has: {', '.join(public)}")
-            return fns[api]
-        index = payload.get("fn_index")
-        if index is None and isinstance(payload.get("api_name"), str):
-            return self._function(payload["api_name"].lstrip("/"), {})
+        index = payload.get("fn_index") if by_index else None
+        if index is None:
+            name = api if api is not None else payload.get("api_name")
+            if isinstance(name, str) and name.lstrip("/") in fns:
+                return fns[name.lstrip("/")]
+            if isinstance(name, str):
+                raise Refused(404, f"unknown api_name {name[:60]!r}; this studio has: {', '.join(public)}")
         if isinstance(index, bool) or not isinstance(index, int) or index not in self.demo.fns:
             raise Refused(404, f"unknown function {str(index)[:20]!r}; this studio's api names are: "
                                f"{', '.join(public)}")

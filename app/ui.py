@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -11,13 +10,13 @@ from starlette.middleware import Middleware
 from app.guard import Guard, GuardLimits, bind_sessions
 from app.request import ENLARGED
 from app.tabs import colorize, compare, denoise, generate, inpaint, interpolate, stroke_edit, superresolve
+from app.tabs.examples import ExampleGalleries, ExampleSets
 from app.tabs.inputs import UNDOCUMENTED
 from editing.images import MAX_BYTES
 
 if TYPE_CHECKING:
     from app.studio import Studio
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
 TABS = (generate, inpaint, colorize, superresolve, stroke_edit, interpolate, denoise, compare)
 CSS = """
 .pixelated img.small-image, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
@@ -50,15 +49,12 @@ JS = """() => {
 }""" % (ENLARGED, ENLARGED)
 
 
-def example_images(folder: Path = EXAMPLES_DIR) -> list[str]:
-    """The held-out example PNGs shipped in app/examples (none when the folder is empty or missing)."""
-    return [str(p) for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
-
-
-def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blocks:
-    """The whole page; nothing is loaded here beyond what `studio` already holds."""
-    example_paths = example_images() if example_paths is None else example_paths
+def build_demo(studio: Studio, examples: ExampleSets | None = None) -> gr.Blocks:
+    """The whole page; nothing is loaded here beyond what `studio` already holds. `examples`: the uploads offered
+    under the inputs (default: those shipped in app/examples)."""
     default = studio.default_model
+    galleries = ExampleGalleries(ExampleSets.from_folder() if examples is None else examples,
+                                 tiled=studio.entry(default).param.tiled)
     with gr.Blocks(title="Consistency Studio", delete_cache=(900, 3600), analytics_enabled=False) as demo:
         gr.Markdown("# Consistency Studio\nEdit images with a consistency model (Song et al. 2023) in 1-18 "
                     "network evaluations: every edit is the paper's Algorithm 4 with a different operator.")
@@ -71,18 +67,19 @@ def build_demo(studio: Studio, example_paths: list[str] | None = None) -> gr.Blo
                 info = gr.Markdown(studio.describe(default))
         with gr.Tabs():
             for tab in TABS:
-                tab.create_tab(studio, model, style, example_paths)
+                tab.create_tab(studio, model, style, galleries)
 
-        def select_model(name: str) -> tuple[Any, str]:
-            """The chosen model's styles and description; a name typed that is no model gets a note in place of
-            the description (and the style box is left as it is), never an error."""
+        def select_model(name: str) -> tuple[Any, ...]:
+            """The chosen model's styles, description and examples (photos for a photo model); a name typed that
+            is no model gets a note in place of the description (the rest is left as it is), never an error."""
             try:
                 styles = studio.styles(name)
             except ValueError:
-                return gr.skip(), unknown_model_note(studio, name)
-            return gr.Dropdown(choices=styles, value=styles[0]), studio.describe(name)
+                return gr.skip(), unknown_model_note(studio, name), *[gr.skip()] * len(galleries.components)
+            return (gr.Dropdown(choices=styles, value=styles[0]), studio.describe(name),
+                    *galleries.shown_for(studio.entry(name).param.tiled))
 
-        model.change(select_model, inputs=model, outputs=[style, info], api_name="select_model",
+        model.change(select_model, inputs=model, outputs=[style, info, *galleries.components], api_name="select_model",
                      api_visibility=UNDOCUMENTED)
     return demo
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from app.tabs.examples import ExampleSets
 from tests.conftest import TEST_CACHE_HOME, make_tiny_folder
 
 RESOLUTION = 16
@@ -65,7 +66,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(weights: Path, example_paths: list[str] | None = None, **studio_options: Any) -> tuple[Any, str]:
+def start_app(weights: Path, examples: ExampleSets | None = None, **studio_options: Any) -> tuple[Any, str]:
     """Serve the studio on 127.0.0.1 in a background thread; returns (demo, url)."""
     from app.studio import Studio
     from app.ui import build_demo, launch
@@ -73,7 +74,7 @@ def start_app(weights: Path, example_paths: list[str] | None = None, **studio_op
 
     studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None),
                                  benchmarks=weights / "RESULTS.json", **studio_options)
-    demo = build_demo(studio, example_paths)
+    demo = build_demo(studio, examples)
     _, url, _ = launch(demo, studio, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo, url
 

@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from app.tabs.examples import ExampleSets  # noqa: E402
 from tests.app_server import RESOLUTION, make_weights, start_app  # noqa: E402
 
 R = RESOLUTION
@@ -33,7 +34,7 @@ TASKS = ("generate", "inpaint", "colorize", "superresolve", "stroke_edit", "inte
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     weights = make_weights(tmp_path_factory.mktemp("studio") / "weights")
-    demo, url = start_app(weights, example_paths=[])
+    demo, url = start_app(weights, examples=ExampleSets())
     try:
         yield Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
     finally:
@@ -356,7 +357,7 @@ def test_requests_past_the_time_limit_stop_between_evaluations(tmp_path: Path) -
 
 
 def test_a_timed_out_request_is_a_clear_api_error(tmp_path: Path) -> None:
-    demo, url = start_app(make_weights(tmp_path / "weights"), example_paths=[], request_timeout=1e-9)
+    demo, url = start_app(make_weights(tmp_path / "weights"), examples=ExampleSets(), request_timeout=1e-9)
     try:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
         for _ in range(2):  # the worker is free again after the first time-out

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.tabs.examples import ExampleSets
 from tests.conftest import make_tiny_folder
 # browser and page come from the studio tests' own fixtures, on this module's studio_url
 from tests.test_browser import CHROMIUM, browser, page  # noqa: F401
@@ -33,7 +34,8 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     make_tiny_folder(weights / "tiny-photo-edm", resolution=16, classes=(), boundary="edm", tiled=True)
     make_tiny_folder(weights / "tiny-cm", resolution=16)
     # No time limit: the size a request keeps then depends on the megapixel limit only, not on this CPU's speed.
-    demo, url = start_app(weights, example_paths=[], default="tiny-photo-cm", request_timeout=None)
+    demo, url = start_app(weights, examples=ExampleSets.from_folder(), default="tiny-photo-cm",
+                          request_timeout=None)  # the shipped examples
     try:
         yield url
     finally:
@@ -185,3 +187,38 @@ def test_strokes_painted_over_a_2_megapixel_photo_change_only_their_surroundings
     reach = 0.25 * side
     assert rows.min() > 0.45 * side - top - reach and rows.max() < 0.45 * side - top + reach
     assert cols.min() > 0.45 * side - reach and cols.max() < 0.45 * side + reach
+
+
+def choose_model(page: Any, name: str) -> None:
+    box = page.get_by_label("Model", exact=True)
+    box.click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def test_the_examples_follow_the_chosen_model_s_kind(page: Any) -> None:
+    """A photo model offers held-out photographs (on Denoise, noisy ones first) and no emoji; a square model its
+    emoji and no photographs; clicking an example uploads it."""
+    sets = ExampleSets.from_folder()
+    assert sets.emoji and sets.photos and sets.noisy_photos
+    page.get_by_role("tab", name="Denoise").click()
+    tab = page.locator("#tab-denoise")
+
+    def shown(path: str) -> Any:
+        return tab.locator(f"img[src*='{Path(path).stem}']")
+
+    noisy = shown(sets.noisy_photos[0])
+    noisy.first.wait_for(state="visible", timeout=10_000)
+    assert shown(sets.photos[0]).first.is_visible()
+    assert not shown(sets.emoji[0]).first.is_visible()
+    choose_model(page, "tiny-cm")
+    shown(sets.emoji[0]).first.wait_for(state="visible", timeout=10_000)
+    noisy.first.wait_for(state="hidden", timeout=10_000)
+    choose_model(page, "tiny-photo-cm")
+    noisy.first.wait_for(state="visible", timeout=10_000)
+    assert not shown(sets.emoji[0]).first.is_visible()
+    noisy.first.click()
+    upload = tab.locator(".studio-upload img").first
+    upload.wait_for(state="visible", timeout=10_000)
+    width, height = Image.open(sets.noisy_photos[0]).size
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=upload.element_handle())
+    assert upload.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [width, height]

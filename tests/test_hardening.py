@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from app.tabs.examples import ExampleSets
 from editing.images import MAX_BYTES
 from tests.app_server import AppProcess, make_weights
 
@@ -346,6 +347,25 @@ def test_malformed_requests_get_a_clear_message(app: AppProcess, api: str, data:
     outcome, message = call(app, api, data)
     assert outcome in ("error", "refused") and expected in message, (outcome, message)
     assert message not in ("None", "null", "")
+
+
+def test_run_routes_are_checked_as_the_function_gradio_runs(app: AppProcess) -> None:
+    """run/ and api/ routes run the body's fn_index, not the name in their path (gradio.route_utils.get_fn): the
+    guard checks that function, and serves the page's example galleries, which post run/predict with the index of
+    their load event (refused as 'unknown api_name predict' before)."""
+    config = json.loads(urllib.request.urlopen(app.url + "config", timeout=10).read())
+    datasets = {c["id"] for c in config["components"] if c["type"] == "dataset"}
+    loads = [i for i, d in enumerate(config["dependencies"]) if any(t[0] in datasets for t in d["targets"])]
+    assert loads, "no example gallery on the page"
+    status, text = post(app, "gradio_api/run/predict",
+                        json.dumps({"data": [0], "fn_index": loads[0], "session_hash": "run-route"}).encode())
+    shipped = ExampleSets.from_folder()
+    assert status == 200 and any(Path(f).name in text for f in shipped.emoji + shipped.photos), (status, text[:300])
+    body = {"data": [0], "fn_index": fn_index(app, "generate"), "session_hash": "run-route"}
+    status, text = post(app, "gradio_api/run/colorize", json.dumps(body).encode())
+    assert status == 400 and "generate takes 5 values" in message_of(text), (status, text[:300])
+    status, text = post(app, "gradio_api/run/predict", json.dumps({"data": [0], "fn_index": 10**6}).encode())
+    assert status == 404 and "unknown function" in message_of(text), (status, text[:300])
 
 
 # -- 9. precise parse messages, no silent coercion -----------------------------------------------------------

@@ -263,12 +263,13 @@ def test_launch_sets_queue_limits_upload_limit_and_loopback(server: Server, monk
     import gradio as gr
 
     from app.studio import Studio
+    from app.tabs.examples import ExampleSets
     from app.ui import build_demo, launch
     from editing.models import resolve_runtime
 
     captured: dict[str, Any] = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: captured.update(kwargs))
-    demo = build_demo(Studio.from_weights(server.weights, resolve_runtime("cpu")), [])
+    demo = build_demo(Studio.from_weights(server.weights, resolve_runtime("cpu")), ExampleSets())
     launch(demo, Studio.from_weights(server.weights, resolve_runtime("cpu")), port=None)
     limit = demo._queue.default_concurrency_limit
     assert isinstance(limit, int) and 1 <= limit <= 4, limit

@@ -1,1 +1,1 @@
-"""One module per tab, each with `create_tab(studio, model, style, example_paths)`."""
+"""One module per tab, each with `create_tab(studio, model, style, examples)`."""

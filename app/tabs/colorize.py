@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback, session
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Colorize", id="colorize", elem_id="tab-colorize"):
         gr.Markdown("The luma of the upload is kept exactly; the model chooses the colours.")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Grayscale or colour image")
-                examples(example_paths, [image])
+                examples.under([image])
                 steps = steps_picker("editing 18")
                 edit_with = edit_with_radio()
                 seed = seed_row("colorize")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from app.errors import guarded
 from app.progress import progress_callback
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import image_input, seed_row
 from app.tabs.outputs import PIXELATED, result_outputs
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     rows, plot_note = studio.benchmark_rows()
     with gr.Tab("Steps vs quality", id="compare", elem_id="tab-compare"):
         gr.Markdown("The same input rendered with more network evaluations. Without a reference image: generation "
@@ -28,7 +28,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
             with gr.Column(scale=1):
                 seed = seed_row("compare")
                 reference = image_input("Reference image (optional)", height=180)
-                examples(example_paths, [reference])
+                examples.under([reference])
                 run = gr.Button("Compare", variant="primary")
             with gr.Column(scale=1, min_width=160):
                 shown_reference = gr.Image(label="Reference (what each result is compared with)",

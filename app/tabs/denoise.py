@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback, session
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, NumberInput, SliderInput, image_input, seed_row
 from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
 
@@ -19,14 +19,14 @@ MODES = [("Auto (faithful where there is a teacher)", "auto"), ("Faithful", "fai
 NOISE_INFO = "0.1 is light grain, 0.5 heavy. Technical: the noise's standard deviation on the [-1, 1] pixel scale"
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Denoise", id="denoise", elem_id="tab-denoise"):
         gr.Markdown("One evaluation at the image's noise level: the diffusion teacher's (faithful) or the "
                     "consistency model's (sharp, optionally refined).")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Noisy image")
-                examples(example_paths, [image])
+                examples.under([image], photos=examples.sets.noisy_photos + examples.sets.photos)
                 with gr.Accordion("Add noise (to try it on a clean image)", open=False):
                     noise_sigma = SliderInput(0.0, 1.0, value=0.2, step=0.01, label="Noise to add",
                                               info=NOISE_INFO)

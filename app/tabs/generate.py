@@ -8,6 +8,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import SliderInput, seed_row, steps_picker
 from app.tabs.outputs import result_outputs
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
         gr.Markdown("Sample images from noise in 1-8 network evaluations (Algorithm 1). "
                     "Batch images use seeds seed, seed+1, ...")

@@ -11,7 +11,7 @@ from app.errors import guarded
 from app.progress import progress_callback, session
 from app.tabs.canvas import CANVAS, EDITOR_HEIGHT, load_canvas
 from app.tabs.editor import DrawingEditor
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import UNDOCUMENTED, edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import result_outputs, stop_button, time_estimate
 
@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Inpaint", id="inpaint", elem_id="tab-inpaint"):
         gr.Markdown("Upload an image, paint over what should be replaced (any brush colour), and fill it in. "
                     "Pixels outside the mask are kept exactly (Algorithm 4).")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Image")
-                examples(example_paths, [image])
+                examples.under([image])
                 editor = DrawingEditor(
                     label="Paint the mask", type="pil", image_mode="RGBA", format="png", sources=[],
                     brush=gr.Brush(default_size=48, colors=["#ff00ff"], color_mode="fixed"),

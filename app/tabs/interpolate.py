@@ -8,6 +8,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import (UNDOCUMENTED, NumberInput, SliderInput, image_input, seed_row, steps_picker,
                              steps_picker_update)
 from app.tabs.outputs import PIXELATED, result_outputs
@@ -23,7 +24,7 @@ MODES = [("Two seeds", "seeds"), ("Two images", "images")]
 DEFAULT_STEPS = {"seeds": "1 step", "images": ",".join(map(str, PRESETS["strokes"].ts))}
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Interpolate", id="interpolate", elem_id="tab-interpolate"):
         gr.Markdown("Two seeds: the noises are slerped and each frame is sampled. Two images: both are noised "
                     "with one shared noise, blended, and denoised.")
@@ -37,10 +38,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     with gr.Row():
                         image_a = image_input("First image", height=180)
                         image_b = image_input("Second image", height=180)
-                    if len(example_paths) >= 2:
-                        pairs = [[a, b] for a, b in zip(example_paths, example_paths[1:] + example_paths[:1])]
-                        gr.Examples(examples=pairs, inputs=[image_a, image_b], label="Held-out example pairs",
-                                    cache_examples=False, examples_per_page=6)
+                    examples.pairs_under([image_a, image_b])
                     seed = seed_row("interpolate", label="Noise seed")
                 frames = SliderInput(2, 16, value=8, step=1, label="Frames")
                 steps = steps_picker(DEFAULT_STEPS["seeds"])

@@ -16,7 +16,7 @@ from app.errors import guarded
 from app.forms import GRID, STROKE_STRENGTH
 from app.progress import progress_callback, session
 from app.tabs.canvas import canvas_background, painted_canvas
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, SliderInput, image_input, seed_row, variations_slider
 from app.tabs.outputs import result_outputs, stop_button
 from app.tabs.stroke_canvas import StrokeCanvas
@@ -37,7 +37,7 @@ def strength_info(studio: Studio, model_name: str | None, strength: Any) -> str:
     return f"1: a touch-up; {GRID - 1}: a new image from pure noise. Technical: {technical}"
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Stroke edit", id="stroke_edit", elem_id="tab-stroke_edit"):
         gr.Markdown("Paint rough strokes; higher strength lets more of the picture change. Over a start image on a "
                     "photo model only the strokes and their surroundings change. Turn on live mode to re-render as "
@@ -54,7 +54,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_p
                     blank = gr.Button("Blank canvas", size="sm")
                 with gr.Accordion("Start from an image", open=False):
                     start_image = image_input("Start image", height=180)
-                    examples(example_paths, [start_image])
+                    examples.under([start_image])
                 strength = SliderInput(1, GRID - 1, value=STROKE_STRENGTH, step=1,
                                        label="Strength: how much may change",
                                        info=strength_info(studio, studio.default_model, STROKE_STRENGTH),

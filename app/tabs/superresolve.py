@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback, session
-from app.tabs.examples import examples
+from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import edit_with_radio, image_input, seed_row, steps_picker, variations_slider
 from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
 
@@ -18,14 +18,14 @@ if TYPE_CHECKING:
 MODES = [("Upscale a small image", "upscale"), ("Downsample, then restore (shows the effect)", "restore")]
 
 
-def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, example_paths: list[str]) -> None:
+def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     with gr.Tab("Super-resolve", id="superresolve", elem_id="tab-superresolve"):
         gr.Markdown("Every factor x factor block mean of the small image is kept exactly; "
                     "the model invents the detail inside the blocks.")
         with gr.Row():
             with gr.Column(scale=1):
                 image = image_input("Image")
-                examples(example_paths, [image])
+                examples.under([image])
                 # String choices: the API's page lists a Radio's choices as strings, and Gradio accepts only
                 # the choices' own values.
                 factor = gr.Radio(["2", "4"], value="4", label="Factor")
