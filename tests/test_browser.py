@@ -259,7 +259,9 @@ def stroke_results(page: Any) -> str:
 
 
 def drag(page: Any, canvas: Any, x0: float, y0: float, moves: int = 8) -> None:
-    """A stroke from (x0, y0), in fractions of the canvas, down and to the right."""
+    """A stroke from (x0, y0), in fractions of the canvas, down and to the right (scrolled into view first: the
+    mouse acts inside the window only)."""
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None, "the stroke canvas is not shown"
     x, y = box["x"] + box["width"] * x0, box["y"] + box["height"] * y0
