@@ -201,6 +201,11 @@ def stroke_schedule(start: int, steps: int) -> Schedule:
 AUTO_STEPS = "auto"  # the steps box's "the task's default for its denoiser" (tasks.inpaint_schedule)
 
 
+def is_auto(value: Any) -> bool:
+    """Whether a steps value asks for the task's default: none, empty or AUTO_STEPS."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", AUTO_STEPS))
+
+
 def parse_steps_or_ts(value: Any, n: int | None = GRID, *, default: Schedule | None = None,
                       max_evaluations: int = MAX_EVALUATIONS, max_grid: int = MAX_GRID,
                       tuned: Mapping[int, Schedule] | None = None) -> Schedule:
@@ -212,7 +217,7 @@ def parse_steps_or_ts(value: Any, n: int | None = GRID, *, default: Schedule | N
     For a ts list, `n=None` takes the grid from the list (its last index + 1, at most `max_grid` points).
     At most `max_evaluations` network evaluations, so one request cannot occupy the device for long.
     """
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", AUTO_STEPS)):
+    if is_auto(value):
         if default is None:
             raise InputError("steps are missing: give a number of steps like 4, or a ts list like 0,22,39")
         return default

@@ -33,7 +33,7 @@ from editing import images, metrics, noise, tasks
 from editing.images import FullImage
 from editing.limits import Limits, Pass, check_passes, device_limits
 from editing.models import ModelLoadError, Runtime, edits_use_teacher
-from editing.precond import Denoiser
+from editing.precond import Denoiser, Parameterization
 from editing.operators import grayscale
 from editing.samplers import Step, generators_for, randn
 from editing.schedules import PRESETS, Schedule, karras_sigmas, steps_schedule
@@ -228,6 +228,25 @@ class Studio(Registry):
                           else f"the solver's denoiser: the consistency model {entry.name}")
         return self.load(entry.name)
 
+    def inpaint_steps(self, name: str, param: Parameterization, steps: str | None, fill: torch.Tensor,
+                      outputs: int) -> tuple[Schedule, str]:
+        """Inpaint's schedule for `fill` (the mask at the upload's size), and a note where Auto chose it: the
+        denoiser's default (tasks.inpaint_schedule), but on a tiled model DEFAULT_EDIT where the default's extra
+        evaluations would make this studio's limits (`fitted_size`) downscale the image more: the user's image at
+        its own size comes before a finer grid."""
+        default = tasks.inpaint_schedule(param)
+        schedule = parse_schedule(steps, default)
+        fewer = tasks.DEFAULT_EDIT
+        if not forms.is_auto(steps) or not self.entry(name).param.tiled or default.evaluations <= fewer.evaluations:
+            return schedule, ""
+        r, (h, w) = self.resolution(name), fill.shape[-2:]
+        kept = self.fitted_size(name, h, w, outputs, around_mask(fill, r, default.evaluations))
+        kept_fewer = self.fitted_size(name, h, w, outputs, around_mask(fill, r, fewer.evaluations))
+        if kept[0] * kept[1] >= kept_fewer[0] * kept_fewer[1]:
+            return schedule, ""
+        return fewer, (f"steps: Auto took {fewer.evaluations} evaluations, not {default.evaluations}: those would "
+                       f"have downscaled the image to {kept[1]}x{kept[0]} to fit this studio's limits")
+
     def seconds_per_tile(self, name: str) -> float:
         """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
         timed call after a warm-up; both are a few seconds on a CPU)."""
@@ -293,25 +312,29 @@ class Studio(Registry):
         mask; without one (a mask painted in the editor), from a small mask's box to the whole image at full size
         (thin strokes across it: a large hole is solved at a reduced scale, tasks.inpaint_plan)."""
         try:
-            default = tasks.inpaint_schedule(self.edit_entry(model, edit_with).param)
-            evaluations, r = parse_schedule(steps, default).evaluations, self.resolution(model)
+            param, r = self.edit_entry(model, edit_with).param, self.resolution(model)
+            outputs = parse_count(variations, "variations", 1, MAX_BATCH)
             size = images.image_size(image) if image else None
             fill = images.load_mask_full(mask, *size).mask if size and mask else None
+            if size is not None and fill is None:
+                fill = torch.zeros(1, 1, *size, dtype=torch.bool)
+                fill[..., size[0] // 2, size[1] // 2] = True  # the smallest mask: its box is the margin's
+            evaluations = (self.inpaint_steps(self.entry(model).name, param, steps, fill, outputs)[0] if size
+                           else parse_schedule(steps, tasks.inpaint_schedule(param))).evaluations
         except (ValueError, OSError):
             return ""
-        if fill is not None:
+        if mask:
             return self._estimate(model, image, variations, around_mask(fill, r, evaluations)).text
         whole = self._estimate(model, image, variations, whole_image(evaluations))
         if not whole.text:
             return ""
-        dot = torch.zeros(1, 1, *size, dtype=torch.bool)
-        dot[..., size[0] // 2, size[1] // 2] = True  # the smallest mask: its box is the margin's
-        small = self._estimate(model, image, variations, around_mask(dot, r, evaluations))
+        small = self._estimate(model, image, variations, around_mask(fill, r, evaluations))
         shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
-        return (f"**About {small.seconds:.0f} to {whole.seconds:.0f} s** on this {self.runtime.device.type}: "
-                f"{small.width}x{small.height} output, the fill solved on the box around the mask ({r} px beyond "
-                f"it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for thin strokes across the "
-                f"whole image{shrunk}")
+        low, high = sorted((small.seconds, whole.seconds))
+        return (f"**About {low:.0f} to {high:.0f} s** on this {self.runtime.device.type} ({evaluations} evaluations "
+                f"per image): {small.width}x{small.height} output, the fill solved on the box around the mask ({r} px "
+                f"beyond it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for thin strokes across "
+                f"the whole image{shrunk}")
 
     def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes,
                   factor: int = 1) -> Estimate:
@@ -390,6 +413,8 @@ class Studio(Registry):
             return self.files.write("inpaint", upload.tensor, ["input (empty mask)"], ["input"], prep.notes,
                                     alpha=upload.alpha)
         if tiled:
+            schedule, auto_note = self.inpaint_steps(prep.entry.name, model_.param, steps, fill, prep.count)
+            prep.notes.extend([auto_note] if auto_note else [])
             upload = prep.fit(upload, "image", schedule.evaluations, around_mask(fill, r, schedule.evaluations))
             h, w = upload.tensor.shape[-2:]
             fill = images.resize_mask(fill, h, w)  # as it is, unless the upload was downscaled

@@ -407,6 +407,31 @@ def test_inpaint_s_default_steps_follow_its_denoiser(studio: Studio, photo: Path
                                                         1).notes_markdown()
 
 
+def test_auto_steps_keep_the_image_s_size_before_the_finer_grid(tmp_path: Path, wide: Path) -> None:
+    """Where the teacher's 39 evaluations would make the studio's limits downscale the photo and 17 would not,
+    Auto takes 17 and says why (at full size); 40 steps asked for are kept, at the cost of the size."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
+    dot = mask_file(tmp_path, (slice(70, 75), slice(90, 96)))
+    fill = images.load_mask_full(str(dot), 150, 200).mask
+    cost = {e: sum(p.megapixel_evaluations for p in tasks.inpaint_passes(fill, R, e)) for e in (17, 39)}
+    limit = 1.5 * cost[17]
+    assert limit < cost[39]
+    studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                 limits=Limits(limit), request_timeout=None)
+    for steps in ("auto", None):
+        result = studio.inpaint("photo-cm", None, str(wide), str(dot), None, steps, 0, 1)
+        assert png(result.files).size == (200, 150)
+        assert "17 evaluations per image" in result.notes_markdown()
+        assert "Auto took 17 evaluations, not 39" in result.notes_markdown()
+    assert "(17 evaluations per image)" in studio.inpaint_estimate("photo-cm", str(wide), None, "auto", 1)
+    assert "x 17 evaluation(s)" in studio.inpaint_estimate("photo-cm", str(wide), str(dot), "auto", 1)
+    asked = studio.inpaint("photo-cm", None, str(wide), str(dot), None, "editing 40", 0, 1)
+    assert "39 evaluations per image" in asked.notes_markdown() and png(asked.files).width < 200
+    assert "Auto took" not in asked.notes_markdown()
+
+
 def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_path: Path) -> None:
     """The stroke canvas sends only its strokes layer; over a photo (fitted, centred on the square canvas) they
     are painted at full size where they were drawn, and the rest of the edit's input is the photo's pixels."""
