@@ -47,6 +47,9 @@ MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
+# Super-resolve's Auto steps on a photo model, most first (Studio.auto_schedule): where 17 evaluations over the
+# upscaled photo would not fit the studio's limits, fewer keep it whole, for a little fidelity (the teacher's card).
+SUPERRESOLVE_AUTO = (tasks.DEFAULT_EDIT, steps_schedule(8, {}), steps_schedule(4, {}))
 RESULT_MEGAPIXELS = 24.0  # result pixels x outputs per request (memory for the results and their files)
 Passes = Callable[[int, int], Sequence[Pass]]  # an output size -> what the solver runs for it (editing.limits)
 
@@ -228,24 +231,32 @@ class Studio(Registry):
                           else f"the solver's denoiser: the consistency model {entry.name}")
         return self.load(entry.name)
 
+    def auto_schedule(self, name: str, steps: str | None, ladder: Sequence[Schedule], height: int, width: int,
+                      outputs: int, passes: Callable[[int], Passes], what: str = "image") -> tuple[Schedule, str]:
+        """The schedule a request runs, and a note where Auto chose it. Steps asked for run as asked (none or
+        Auto: ladder[0]); Auto on a tiled model takes the first of `ladder` (most evaluations first) whose request
+        keeps its output at height x width under this studio's limits (`fitted_size`), else the one that keeps most
+        of it: the user's image at its own size comes before more steps. `passes(evaluations)`: one output's cost."""
+        first = parse_schedule(steps, ladder[0])
+        if not forms.is_auto(steps) or not self.entry(name).param.tiled or len(ladder) < 2:
+            return first, ""
+        kept = [self.fitted_size(name, height, width, outputs, passes(s.evaluations)) for s in ladder]
+        chosen = next((i for i, size in enumerate(kept) if size == (height, width)),
+                      max(range(len(ladder)), key=lambda i: (kept[i][0] * kept[i][1], -i)))
+        if chosen == 0:
+            return first, ""
+        return ladder[chosen], (f"steps: Auto took {ladder[chosen].evaluations} evaluations, not "
+                                f"{ladder[0].evaluations}: those would have downscaled the {what} to "
+                                f"{kept[0][1]}x{kept[0][0]} to fit this studio's limits")
+
     def inpaint_steps(self, name: str, param: Parameterization, steps: str | None, fill: torch.Tensor,
                       outputs: int) -> tuple[Schedule, str]:
-        """Inpaint's schedule for `fill` (the mask at the upload's size), and a note where Auto chose it: the
-        denoiser's default (tasks.inpaint_schedule), but on a tiled model DEFAULT_EDIT where the default's extra
-        evaluations would make this studio's limits (`fitted_size`) downscale the image more: the user's image at
-        its own size comes before a finer grid."""
-        default = tasks.inpaint_schedule(param)
-        schedule = parse_schedule(steps, default)
-        fewer = tasks.DEFAULT_EDIT
-        if not forms.is_auto(steps) or not self.entry(name).param.tiled or default.evaluations <= fewer.evaluations:
-            return schedule, ""
-        r, (h, w) = self.resolution(name), fill.shape[-2:]
-        kept = self.fitted_size(name, h, w, outputs, around_mask(fill, r, default.evaluations))
-        kept_fewer = self.fitted_size(name, h, w, outputs, around_mask(fill, r, fewer.evaluations))
-        if kept[0] * kept[1] >= kept_fewer[0] * kept_fewer[1]:
-            return schedule, ""
-        return fewer, (f"steps: Auto took {fewer.evaluations} evaluations, not {default.evaluations}: those would "
-                       f"have downscaled the image to {kept[1]}x{kept[0]} to fit this studio's limits")
+        """Inpaint's schedule for `fill` (the mask at the upload's size): Auto is the denoiser's default
+        (tasks.inpaint_schedule), or DEFAULT_EDIT where that keeps more of the image (`auto_schedule`)."""
+        ladder = list(dict.fromkeys((tasks.inpaint_schedule(param), tasks.DEFAULT_EDIT)))
+        r = self.resolution(name)
+        return self.auto_schedule(name, steps, ladder, *fill.shape[-2:], outputs,
+                                  lambda evaluations: around_mask(fill, r, evaluations))
 
     def seconds_per_tile(self, name: str) -> float:
         """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
@@ -297,6 +308,22 @@ class Studio(Registry):
         except ValueError:
             return ""
         return self._estimate(model, image, variations, whole_image(evaluations), factor).text
+
+    def superresolve_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any,
+                              factor: Any, mode: str | None) -> str:
+        """`estimate` for Super-resolve: restore runs at the upload's size; upscale at `factor` x it, with the
+        steps Auto would take there (SUPERRESOLVE_AUTO, `auto_schedule`)."""
+        if (mode or "upscale").lower() == "restore":
+            return self.estimate(model, image, steps, variations)
+        try:
+            factor = int(str(factor).lower().rstrip("x"))
+            entry, outputs = self.entry(model), parse_count(variations, "variations", 1, MAX_BATCH)
+            h, w = images.image_size(image) if image else (0, 0)
+            ladder = SUPERRESOLVE_AUTO if entry.param.tiled and h else SUPERRESOLVE_AUTO[:1]
+            schedule, _ = self.auto_schedule(entry.name, steps, ladder, h * factor, w * factor, outputs, whole_image)
+        except (ValueError, OSError):
+            return ""
+        return self.estimate(model, image, steps, variations, evaluations=schedule.evaluations, factor=factor)
 
     def colorize_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1) -> str:
         """`estimate` for Colorize: its colours solved at a reduced size, then one pass at full size."""
@@ -468,7 +495,14 @@ class Studio(Registry):
         seeds = prep.admit(schedule.evaluations)  # at the model's square, before decoding; the upload at its size
         reference = None
         if mode == "upscale":  # the upload at its own size, whatever the model
-            upload = prep.upload(image, "small image", schedule.evaluations, factor=factor, own_size=True)
+            full = prep.full_upload(image, "small image")
+            if prep.entry.param.tiled:
+                h, w = full.tensor.shape[-2:]
+                schedule, auto_note = self.auto_schedule(prep.entry.name, steps, SUPERRESOLVE_AUTO, h * factor,
+                                                         w * factor, prep.count, whole_image, "result")
+                prep.notes.extend([auto_note] if auto_note else [])
+            upload = prep.fit(full, "small image", schedule.evaluations, whole_image(schedule.evaluations),
+                              factor=factor)
             low, alpha = upload.tensor, upload.alpha
             if alpha is not None:
                 alpha = alpha.repeat(factor, 0).repeat(factor, 1)

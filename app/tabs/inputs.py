@@ -107,22 +107,19 @@ def seed_row(api_prefix: str, label: str = "Seed", value: int = 0) -> NumberInpu
     return seed
 
 
-# The steps box's first choice where the default depends on the edit's denoiser (tasks.inpaint_schedule).
-AUTO_STEP_CHOICE = ("Auto: 40 steps with the diffusion teacher (18 where 40 would shrink a photo), 18 with the "
-                    "consistency model", forms.AUTO_STEPS)
+def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO, auto: str = "Auto") -> gr.Dropdown:
+    """The steps box: the choices of STEP_CHOICES (with `default` first when it is not one of them; AUTO_STEPS,
+    the task's own choice, under the label `auto`)."""
+    return gr.Dropdown(choices=step_choices(default, auto), value=default, label=label, allow_custom_value=True,
+                       info=info)
 
 
-def steps_picker(default: str, label: str = "Steps", info: str = STEPS_INFO) -> gr.Dropdown:
-    """The steps box: the choices of STEP_CHOICES (with `default` first when it is not one of them)."""
-    return gr.Dropdown(choices=step_choices(default), value=default, label=label, allow_custom_value=True, info=info)
-
-
-def step_choices(value: str) -> list[tuple[str, str]]:
-    """STEP_CHOICES, with `value` first when it is not one of them (AUTO_STEPS under its label). (Not a component:
-    one built while the page is laid out would be drawn as a stray box.)"""
+def step_choices(value: str, auto: str = "Auto") -> list[tuple[str, str]]:
+    """STEP_CHOICES, with `value` first when it is not one of them (AUTO_STEPS under the label `auto`). (Not a
+    component: one built while the page is laid out would be drawn as a stray box.)"""
     if value in [v for _, v in STEP_CHOICES]:
         return STEP_CHOICES
-    return [AUTO_STEP_CHOICE if value == forms.AUTO_STEPS else (value, value), *STEP_CHOICES]
+    return [(auto, value) if value == forms.AUTO_STEPS else (value, value), *STEP_CHOICES]
 
 
 def steps_picker_update(value: str) -> gr.Dropdown:

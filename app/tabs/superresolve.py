@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from app import forms
 from app.errors import guarded
 from app.progress import progress_callback, session
 from app.tabs.examples import ExampleGalleries
@@ -30,13 +31,13 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                 # the choices' own values.
                 factor = gr.Radio(["2", "4"], value="4", label="Factor")
                 mode = gr.Radio(MODES, value="restore", label="Mode")
-                steps = steps_picker("editing 18")
+                steps = steps_picker(forms.AUTO_STEPS, auto="Auto: 18 steps (8 or 4 where 18 would shrink an "
+                                     "upscaled photo)")
                 edit_with = edit_with_radio()
                 seed = seed_row("superresolve")
                 variations = variations_slider()
                 time_estimate(studio, "superresolve", [image, factor, mode, steps, variations, model],
-                              lambda i, f, md, st, v, m: studio.estimate(m, i, st, v,
-                                                                          factor=1 if md == "restore" else int(f)))
+                              lambda i, f, md, st, v, m: studio.superresolve_estimate(m, i, st, v, f, md))
                 with gr.Row():
                     run = gr.Button("Super-resolve", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
