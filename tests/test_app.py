@@ -86,7 +86,9 @@ COMMON = dict(model_name="tiny-cm", style_name="noto")
 def test_every_task_has_an_api_name(client: Client) -> None:
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(f"/{t}" for t in TASKS) <= set(endpoints)
-
+    # every value a task returns is named for what it is on the API page (an unlabelled one reads 'value_23')
+    returns = [r["label"] for t in TASKS for r in endpoints[f"/{t}"]["returns"]]
+    assert "notes" in returns and not [r for r in returns if re.fullmatch(r"value_\d+", str(r))], returns
 
 
 def test_every_choice_the_api_page_lists_is_accepted(client: Client) -> None:

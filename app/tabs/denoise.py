@@ -52,7 +52,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                     run = gr.Button("Denoise", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
-                estimate = gr.Markdown()
+                estimate = gr.Markdown(label="noise estimate")  # named so in the HTTP API
                 out = result_outputs("Denoised", columns=2, before_after="denoise")
 
     @guarded

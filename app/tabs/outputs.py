@@ -45,7 +45,7 @@ def result_outputs(label: str = "Results", columns: int = 4, before_after: str |
     # "fit-content": the gallery grows to show every result (Gradio's "auto" is a fixed 55vh box that scrolls).
     gallery = gr.Gallery(label=label, columns=columns, height="fit-content", object_fit="contain", format="png",
                          elem_classes=[PIXELATED], interactive=False, buttons=["download", "fullscreen"])
-    notes = gr.Markdown(elem_classes=["studio-notes"])
+    notes = gr.Markdown(label="notes", elem_classes=["studio-notes"])  # named so in the HTTP API
     # Several results come with one zip of them all, first in the list; the list scrolls past a few files.
     files = gr.File(label="Downloads (full size: PNG with the upload's transparency, JPEG for photos; "
                     "a zip of all)", file_count="multiple", interactive=False, height=220)
