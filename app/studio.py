@@ -313,14 +313,14 @@ class Studio(Registry):
                               factor: Any, mode: str | None) -> str:
         """`estimate` for Super-resolve: restore runs at the upload's size; upscale at `factor` x it, with the
         steps Auto would take there (SUPERRESOLVE_AUTO, `auto_schedule`)."""
-        if (mode or "upscale").lower() == "restore":
+        if (mode or "upscale").lower() == "restore" or not image:
             return self.estimate(model, image, steps, variations)
         try:
             factor = int(str(factor).lower().rstrip("x"))
-            entry, outputs = self.entry(model), parse_count(variations, "variations", 1, MAX_BATCH)
-            h, w = images.image_size(image) if image else (0, 0)
-            ladder = SUPERRESOLVE_AUTO if entry.param.tiled and h else SUPERRESOLVE_AUTO[:1]
-            schedule, _ = self.auto_schedule(entry.name, steps, ladder, h * factor, w * factor, outputs, whole_image)
+            outputs = parse_count(variations, "variations", 1, MAX_BATCH)
+            h, w = images.image_size(image)
+            schedule, _ = self.auto_schedule(self.entry(model).name, steps, SUPERRESOLVE_AUTO, h * factor, w * factor,
+                                             outputs, whole_image)
         except (ValueError, OSError):
             return ""
         return self.estimate(model, image, steps, variations, evaluations=schedule.evaluations, factor=factor)
@@ -350,7 +350,7 @@ class Studio(Registry):
                            else parse_schedule(steps, tasks.inpaint_schedule(param))).evaluations
         except (ValueError, OSError):
             return ""
-        if mask:
+        if size and mask:
             return self._estimate(model, image, variations, around_mask(fill, r, evaluations)).text
         whole = self._estimate(model, image, variations, whole_image(evaluations))
         if not whole.text:
