@@ -432,24 +432,25 @@ def test_auto_steps_keep_the_image_s_size_before_the_finer_grid(tmp_path: Path, 
     assert "Auto took" not in asked.notes_markdown()
 
 
-def test_auto_steps_upscale_the_whole_photo_with_fewer_evaluations(tmp_path: Path, wide: Path) -> None:
+def test_auto_steps_upscale_the_whole_photo_with_fewer_evaluations(tmp_path: Path) -> None:
     """Upscaling x2, where 17 evaluations over the result would make the limits downscale it and 8 would not,
     Auto takes 8 (studio.SUPERRESOLVE_AUTO) and says why, at full size; 18 steps asked for are kept, downscaled."""
     weights = tmp_path / "weights"
     make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
-    result_mp = 300 * 400 / 1e6
+    small = tmp_path / "small.png"
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (36, 48, 3), dtype=np.uint8)).save(small)
     studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
-                                 limits=Limits(1.5 * 8 * result_mp), request_timeout=None)
+                                 limits=Limits(1.5 * 8 * 72 * 96 / 1e6), request_timeout=None)
     assert [s.evaluations for s in studio_module.SUPERRESOLVE_AUTO] == [17, 8, 4]
     for steps in ("auto", None):
-        result = studio.superresolve("photo-cm", None, str(wide), 2, "upscale", steps, 0, 1)
-        assert png(result.files).size == (400, 300)
+        result = studio.superresolve("photo-cm", None, str(small), 2, "upscale", steps, 0, 1)
+        assert png(result.files).size == (96, 72)
         assert "steps: Auto took 8 evaluations, not 17" in result.notes_markdown()
-    line = studio.superresolve_estimate("photo-cm", str(wide), "auto", 1, "2", "upscale")
-    assert "400x300 output" in line and "x 8 evaluation(s)" in line
-    asked = studio.superresolve("photo-cm", None, str(wide), 2, "upscale", "editing 18", 0, 1)
-    assert png(asked.files).width < 400 and "Auto took" not in asked.notes_markdown()
-    assert "x 17 evaluation(s)" in studio.superresolve_estimate("photo-cm", str(wide), "editing 18", 1, "2",
+    line = studio.superresolve_estimate("photo-cm", str(small), "auto", 1, "2", "upscale")
+    assert "96x72 output" in line and "x 8 evaluation(s)" in line
+    asked = studio.superresolve("photo-cm", None, str(small), 2, "upscale", "editing 18", 0, 1)
+    assert png(asked.files).width < 96 and "Auto took" not in asked.notes_markdown()
+    assert "x 17 evaluation(s)" in studio.superresolve_estimate("photo-cm", str(small), "editing 18", 1, "2",
                                                                   "upscale")
 
 
