@@ -309,6 +309,13 @@ class Studio(Registry):
             return ""
         return self._estimate(model, image, variations, whole_image(evaluations), factor).text
 
+    def superresolve_steps(self, name: str, steps: str | None, height: int, width: int, factor: int,
+                           outputs: int) -> tuple[Schedule, str]:
+        """Super-resolve's schedule for upscaling a height x width image by `factor`: Auto takes the most of
+        SUPERRESOLVE_AUTO that keeps the result whole (`auto_schedule`)."""
+        return self.auto_schedule(name, steps, SUPERRESOLVE_AUTO, height * factor, width * factor, outputs,
+                                  whole_image, "result")
+
     def superresolve_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any,
                               factor: Any, mode: str | None) -> str:
         """`estimate` for Super-resolve: restore runs at the upload's size; upscale at `factor` x it, with the
@@ -318,9 +325,8 @@ class Studio(Registry):
         try:
             factor = int(str(factor).lower().rstrip("x"))
             outputs = parse_count(variations, "variations", 1, MAX_BATCH)
-            h, w = images.image_size(image)
-            schedule, _ = self.auto_schedule(self.entry(model).name, steps, SUPERRESOLVE_AUTO, h * factor, w * factor,
-                                             outputs, whole_image)
+            schedule, _ = self.superresolve_steps(self.entry(model).name, steps, *images.image_size(image), factor,
+                                                  outputs)
         except (ValueError, OSError):
             return ""
         return self.estimate(model, image, steps, variations, evaluations=schedule.evaluations, factor=factor)
@@ -496,11 +502,9 @@ class Studio(Registry):
         reference = None
         if mode == "upscale":  # the upload at its own size, whatever the model
             full = prep.full_upload(image, "small image")
-            if prep.entry.param.tiled:
-                h, w = full.tensor.shape[-2:]
-                schedule, auto_note = self.auto_schedule(prep.entry.name, steps, SUPERRESOLVE_AUTO, h * factor,
-                                                         w * factor, prep.count, whole_image, "result")
-                prep.notes.extend([auto_note] if auto_note else [])
+            schedule, auto_note = self.superresolve_steps(prep.entry.name, steps, *full.tensor.shape[-2:], factor,
+                                                          prep.count)
+            prep.notes.extend([auto_note] if auto_note else [])
             upload = prep.fit(full, "small image", schedule.evaluations, whole_image(schedule.evaluations),
                               factor=factor)
             low, alpha = upload.tensor, upload.alpha
