@@ -77,25 +77,35 @@ def count_flops(fn) -> int:
 
 
 MATMUL_SIDES = {"cpu": (1024, 2048), "cuda": (8192,)}  # a 1024 matmul alone stayed below oneDNN's conv rate
+# A matmul this long already fills the machine: a larger side only costs time (8 x per doubling). Where a dtype is
+# emulated (bf16 without AVX512-BF16 or AMX) one 2048 matmul takes many seconds.
+SATURATED_SECONDS = 0.5
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int) -> float:
-    """Best GFLOP/s of a square matmul (of the sizes MATMUL_SIDES), the roofline's compute ceiling for `dtype`."""
+    """Best GFLOP/s of a square matmul (of the sizes MATMUL_SIDES, up to the first whose call takes
+    SATURATED_SECONDS; one timed call at such a side), the roofline's compute ceiling for `dtype`."""
     g = torch.Generator().manual_seed(0)
     rate = 0.0
     for n in MATMUL_SIDES[device.type]:
         a = torch.randn(n, n, generator=g).to(device, dtype)
         b = torch.randn(n, n, generator=g).to(device, dtype)
-        best = float("inf")
         with torch.inference_mode():
-            torch.mm(a, b)
-            for _ in range(max(3, reps // 2)):
+            sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b)  # the warm-up, timed only to size what follows
+            sync(device)
+            saturated = time.perf_counter() - start >= SATURATED_SECONDS
+            best = float("inf")
+            for _ in range(1 if saturated else max(3, reps // 2)):
                 sync(device)
                 start = time.perf_counter()
                 torch.mm(a, b)
                 sync(device)
                 best = min(best, time.perf_counter() - start)
         rate = max(rate, 2 * n**3 / best / 1e9)
+        if saturated:
+            break
     return rate
 
 
@@ -202,7 +212,8 @@ def speed_table(model: Denoiser, device: torch.device, budget: Budget, model_nam
     table.notes.append("Measured peaks: " + "; ".join(
         f"{str(k).replace('torch.', '')} matmul {v[0]:.0f} GFLOP/s, 3x3 conv {v[1]:.0f} GFLOP/s (width {v[2]})"
         for k, v in peaks.items())
-        + f" (matmul: torch.mm, best of sides {', '.join(map(str, MATMUL_SIDES[device.type]))}"
+        + f" (matmul: torch.mm, best of sides {', '.join(map(str, MATMUL_SIDES[device.type]))} up to the first that "
+        f"takes {SATURATED_SECONDS:g} s"
         + f"; conv: c -> c at the net's widths {widths}, channels_last, best of reps).")
     eager = with_variant(model, Variant("fp32", torch.float32, None))
     converted = converted_denoisers(model, budget) if device.type == "cpu" else []

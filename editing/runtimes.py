@@ -221,7 +221,7 @@ class OpenVINOUNet(ConvertedUNet):
             with torch.no_grad():
                 model = ov.convert_model(_EmbeddedTimeBody(unet).eval(), example_input=tuple(example), input=shapes)
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = xml.with_suffix(".tmp.xml")
+            tmp = xml.with_name(f"{xml.stem}.{os.getpid()}.tmp.xml")  # per process, as _atomic_write's
             ov.save_model(model, tmp, compress_to_fp16=False)
             tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
             tmp.replace(xml)
