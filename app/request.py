@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import shutil
+import statistics
 import threading
 import time
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ KEEP_REQUESTS = 256  # request folders kept on disk before the oldest are remove
 GIF_FRAME_MS = 120  # the interpolation GIF's time per frame
 MAX_SESSIONS = 4096  # Stop presses remembered before old ones are forgotten
 FORGET_AFTER_S = 3600.0
+TILE_SPEED_WINDOW = 15  # batches of tiles whose median time per tile the studio's estimates use
 
 
 class Cancelled(ValueError):
@@ -89,12 +92,40 @@ def step_callback(on_step: OnStep | None, deadline: Deadline, offset: int = 0,
     return callback
 
 
-def tile_callback(on_step: OnStep | None, deadline: Deadline, evaluations: int) -> TileCallback:
+class TileSpeeds:
+    """Seconds per model tile, per model: the median over the latest TILE_SPEED_WINDOW batches of tiles seen, so
+    that estimates follow the machine as it is now (a measurement taken while the CPU was busy, or idle, is
+    outvoted by the batches that run after it). Safe to share between request threads."""
+
+    def __init__(self, window: int = TILE_SPEED_WINDOW):
+        self._seen: dict[str, deque[float]] = {}
+        self._window = window
+        self._lock = threading.Lock()
+
+    def record(self, model: str, seconds: float, tiles: int) -> None:
+        if tiles > 0 and seconds > 0:
+            with self._lock:
+                self._seen.setdefault(model, deque(maxlen=self._window)).append(seconds / tiles)
+
+    def seconds_per_tile(self, model: str) -> float | None:
+        """The median time per tile of `model`'s latest batches, or None before any."""
+        with self._lock:
+            seen = self._seen.get(model)
+            return statistics.median(seen) if seen else None
+
+
+def tile_callback(on_step: OnStep | None, deadline: Deadline, evaluations: int,
+                  timed: Callable[[float, int], None] | None = None) -> TileCallback:
     """Progress in batches of tiles over the whole request, and its time limit, after every batch of tiles:
-    on a large image one evaluation is many network calls, and the request can stop between any two."""
-    state = {"evaluation": -1}  # the evaluation now running (0-based): each starts again at batch 1
+    on a large image one evaluation is many network calls, and the request can stop between any two.
+    `timed(seconds, tiles)`: each batch's wall time (from the batch before it: the first of a run has none)."""
+    state = {"evaluation": -1, "last": None}  # the evaluation now running (0-based): each starts again at batch 1
 
     def callback(tiles: TileProgress) -> None:
+        now = time.perf_counter()
+        if timed is not None and state["last"] is not None:
+            timed(now - state["last"], tiles.tiles)
+        state["last"] = now
         if tiles.done == 1:
             state["evaluation"] = min(state["evaluation"] + 1, evaluations - 1)
         done, whole = state["evaluation"] * tiles.total + tiles.done, evaluations * tiles.total

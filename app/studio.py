@@ -28,7 +28,8 @@ from app.benchmark_file import read_benchmarks
 from app.forms import GRID, check_seed, parse_count, parse_schedule, stroke_schedule
 from app.registry import ModelEntry, Registry, discover
 from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseResult, InterpolateResult, OnStep,
-                         RequestFiles, Result, SuperresolveResult, step_callback, tile_callback, write_animation)
+                         RequestFiles, Result, SuperresolveResult, TileSpeeds, step_callback, tile_callback,
+                         write_animation)
 from editing import images, metrics, noise, tasks
 from editing.images import FullImage
 from editing.limits import Limits, Pass, check_passes, device_limits
@@ -160,7 +161,8 @@ class Prepared:
 
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
-        return tile_callback(self.on_step, self.deadline, evaluations)
+        return tile_callback(self.on_step, self.deadline, evaluations,
+                             lambda seconds, tiles: self.studio.tile_speeds.record(self.entry.name, seconds, tiles))
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ class Studio(Registry):
         self.request_timeout = request_timeout
         self.limits = limits or device_limits(runtime.device)  # the engine's, as for the CLI
         self.cancels = Cancels()
-        self._tile_seconds: dict[str, float] = {}
+        self.tile_speeds = TileSpeeds()
         self._speed_lock = threading.Lock()
 
     @classmethod
@@ -259,22 +261,26 @@ class Studio(Registry):
                                   lambda evaluations: around_mask(fill, r, evaluations))
 
     def seconds_per_tile(self, name: str) -> float:
-        """This machine's wall time per model tile at the engine's tile batch, measured once per model (one
-        timed call after a warm-up; both are a few seconds on a CPU)."""
+        """This machine's wall time per model tile at the engine's tile batch: the median of the latest batches of
+        tiles run (`TileSpeeds`, every tiled request adds its own), and before any, one timed call after a
+        warm-up (a few seconds on a CPU)."""
         with self._speed_lock:
-            if name not in self._tile_seconds:
-                model, r = self.load(name), self.resolution(name)
-                tiling = default_tiling(r, self.runtime.device)
-                x = torch.zeros(tiling.batch, 3, r, r, device=self.runtime.device)
-                sigma = torch.full((tiling.batch,), 0.5, device=self.runtime.device)
-                labels = (torch.zeros(tiling.batch, dtype=torch.long, device=self.runtime.device)
-                          if model.param.class_names else None)
-                with torch.inference_mode():
-                    model(x[:2], sigma[:2], None if labels is None else labels[:2])  # a fresh model's one-time costs
-                    started = time.perf_counter()
-                    model(x, sigma, labels)
-                self._tile_seconds[name] = (time.perf_counter() - started) / tiling.batch
-            return self._tile_seconds[name]
+            seen = self.tile_speeds.seconds_per_tile(name)
+            if seen is not None:
+                return seen
+            model, r = self.load(name), self.resolution(name)
+            tiling = default_tiling(r, self.runtime.device)
+            x = torch.zeros(tiling.batch, 3, r, r, device=self.runtime.device)
+            sigma = torch.full((tiling.batch,), 0.5, device=self.runtime.device)
+            labels = (torch.zeros(tiling.batch, dtype=torch.long, device=self.runtime.device)
+                      if model.param.class_names else None)
+            with torch.inference_mode():
+                model(x[:2], sigma[:2], None if labels is None else labels[:2])  # a fresh model's one-time costs
+                started = time.perf_counter()
+                model(x, sigma, labels)
+            seconds = time.perf_counter() - started
+            self.tile_speeds.record(name, seconds, tiling.batch)
+            return seconds / tiling.batch
 
     def fitted_size(self, name: str, height: int, width: int, outputs: int, passes: Passes) -> tuple[int, int]:
         """The largest size, at the aspect of height x width (at most that), for a request of a tiled model whose

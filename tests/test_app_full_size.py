@@ -14,7 +14,7 @@ from PIL import Image
 
 import app.studio as studio_module
 from app import forms
-from app.request import Cancels, Deadline, tile_callback
+from app.request import TILE_SPEED_WINDOW, Cancels, Deadline, TileSpeeds, tile_callback
 from app.studio import Studio
 from app.tabs.canvas import CANVAS, load_canvas
 from editing import images, noise, tasks
@@ -252,7 +252,7 @@ def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, phot
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wide") / "wide.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
     return path
 
 
@@ -347,6 +347,41 @@ def test_tile_progress_counts_batches_over_the_whole_request() -> None:
             callback(TileProgress(k + 1, 3, 64))
     assert [d for d, *_ in seen] == [1, 2, 3, 4, 5, 6] and {t for _, t, _ in seen} == {6}
     assert seen[0][2] == "tile batches"
+
+
+def test_tile_speeds_are_the_median_of_the_latest_batches() -> None:
+    speeds = TileSpeeds(window=5)
+    assert speeds.seconds_per_tile("m") is None
+    for seconds in (3.0, 3.0, 3.0, 90.0):
+        speeds.record("m", seconds * 32, 32)  # per tile: the batch's seconds over its tiles
+    speeds.record("m", 1.0, 0)  # a batch of no tiles says nothing
+    assert speeds.seconds_per_tile("m") == 3.0 and speeds.seconds_per_tile("other") is None
+    for _ in range(3):
+        speeds.record("m", 0.5, 1)
+    assert speeds.seconds_per_tile("m") == 0.5  # the window keeps 3.0, 90.0 and three 0.5
+
+
+def test_the_time_per_tile_follows_the_batches_that_ran(tmp_path: Path) -> None:
+    """A time per tile measured while the CPU was busy (planted here: 100 s) is outvoted by the batches of the
+    next tiled request, and the estimates follow."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                 limits=Limits(50.0), request_timeout=None)
+    measured = studio.seconds_per_tile("photo-cm")
+    assert 0 < measured < 1 and studio.seconds_per_tile("photo-cm") == measured  # measured once
+    for _ in range(TILE_SPEED_WINDOW):
+        studio.tile_speeds.record("photo-cm", 100.0, 1)
+    assert studio.seconds_per_tile("photo-cm") == 100.0
+    path = tmp_path / "large.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+    slow = studio.estimate("photo-cm", str(path), "2")
+    batches = -(-count_tiles(300, 400, default_tiling(R)) // default_tiling(R).batch)
+    assert 2 * batches - 1 > TILE_SPEED_WINDOW // 2  # enough timed batches to outvote the planted ones
+    studio.stroke_edit("photo-cm", None, str(path), None, 30, 2, 0, 1)
+    assert studio.seconds_per_tile("photo-cm") < 1
+    fast = studio.estimate("photo-cm", str(path), "2")
+    assert float(fast.split()[1]) < float(slow.split()[1]) / 100, (slow, fast)
 
 
 def test_stop_stops_only_requests_that_started_before_it(studio: Studio, photo: Path) -> None:
