@@ -145,6 +145,12 @@ class Prepared:
         x, alpha = full.tensor, full.alpha
         h, w = x.shape[-2:]
         out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, passes)
+        if min(out_h, out_w) < min(self.resolution, h * factor, w * factor):
+            # The cost stopped falling with the size (a mask's fixed margin, tile overlap): a thumbnail of the
+            # request is no answer to it.
+            raise ValueError(f"too large for this studio: {evaluations} evaluation(s) x {self.count} output(s) fit "
+                             f"its limits only downscaled to {out_w}x{out_h}, smaller than the model's "
+                             f"{self.resolution} px crops; ask for fewer steps or variations")
         nh, nw = max(1, out_h // factor), max(1, out_w // factor)
         if (nh, nw) != (h, w):
             x = images.area_resize(x, nh, nw)
@@ -173,6 +179,7 @@ class Estimate:
     width: int = 0
     seconds: float = 0.0
     text: str = ""
+    refused: bool = False  # it fits the studio's limits only as a thumbnail, which Prepared.fit refuses
 
     @property
     def size(self) -> tuple[int, int]:
@@ -368,6 +375,10 @@ class Studio(Registry):
         if not whole.text:
             return ""
         small = self._estimate(model, image, variations, around_mask(fill, r, evaluations))
+        if small.refused or whole.refused:
+            return small.text if small.refused else (
+                f"{small.text}; thin strokes across the whole image would be too large for this studio at these "
+                "steps and variations")
         shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
         low, high = sorted((small.seconds, whole.seconds))
         return (f"**About {low:.0f} to {high:.0f} s** on this {self.runtime.device.type} ({evaluations} evaluations "
@@ -386,7 +397,12 @@ class Studio(Registry):
         except (ValueError, OSError):
             return Estimate()
         h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, passes)
-        tiling = default_tiling(entry.param.resolution, self.runtime.device)
+        r = entry.param.resolution
+        if min(h, w) < min(r, size[0] * factor, size[1] * factor):  # Prepared.fit refuses it
+            return Estimate(h, w, 0.0, f"**Too large for this studio** at these steps and variations: it fits only "
+                                       f"downscaled to {w}x{h}, smaller than the model's {r} px crops; ask for fewer",
+                            refused=True)
+        tiling = default_tiling(r, self.runtime.device)
         runs = passes(h, w)
         per_tile = self.seconds_per_tile(entry.name)
         seconds = outputs * sum(count_tiles(p.height, p.width, tiling) * p.evaluations for p in runs) * per_tile

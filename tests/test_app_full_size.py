@@ -252,7 +252,7 @@ def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, phot
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wide") / "wide.png"
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(path)
     return path
 
 
@@ -411,6 +411,27 @@ def test_an_upload_that_would_run_past_half_the_timeout_is_downscaled(tmp_path: 
     assert count_tiles(h, w, tiling) * 2 * 0.25 <= 5 and abs(w / h - 70 / 45) < 0.15 and h * w < 45 * 70
     result = slow.stroke_edit("photo-cm", None, str(photo), None, 30, 2, 0, 1)
     assert png(result.files).size == (w, h) and any("half the time limit" in n for n in result.notes)
+
+
+def test_a_request_that_fits_only_as_a_thumbnail_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box around a mask keeps its margin however small the image gets, so the cost stops falling with the
+    size: steps that fit only below the model's crop size are refused with a clear message (the estimate says
+    so first), not run on a thumbnail; fewer steps run."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    slow = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                               limits=Limits(50.0), request_timeout=10.0)
+    monkeypatch.setattr(slow, "seconds_per_tile", lambda name: 0.25)  # 20 tiles of work in the 5 s allowed
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(photo)
+    mask = mask_file(tmp_path, (slice(140, 160), slice(190, 210)), shape=(300, 400))
+    assert slow.inpaint_estimate("photo-cm", str(photo), str(mask), "editing 40", 1).startswith("**Too large")
+    for steps in ("editing 40", "auto"):
+        with pytest.raises(ValueError, match=r"too large for this studio: .* smaller than the model's 16 px crops; "
+                                             "ask for fewer steps"):
+            slow.inpaint("photo-cm", None, str(photo), str(mask), None, steps, 0, 1)
+    one = slow.inpaint("photo-cm", None, str(photo), str(mask), None, "1", 0, 1)
+    assert min(png(one.files).size) >= R and any("downscaled 400x300" in n for n in one.notes)
 
 
 def test_photo_edits_run_with_the_teacher_unless_asked_otherwise(studio: Studio, photo: Path) -> None:
