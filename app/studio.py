@@ -324,19 +324,19 @@ class Studio(Registry):
 
     def superresolve_steps(self, name: str, steps: str | None, height: int, width: int, factor: int,
                            outputs: int) -> tuple[Schedule, str]:
-        """Super-resolve's schedule for upscaling a height x width image by `factor`: Auto takes the most of
-        SUPERRESOLVE_AUTO that keeps the result whole (`auto_schedule`)."""
+        """Super-resolve's schedule for a result `factor` x a height x width image (1 in restore mode, which
+        runs at the upload's size): Auto takes the most of SUPERRESOLVE_AUTO that keeps it whole (`auto_schedule`)."""
         return self.auto_schedule(name, steps, SUPERRESOLVE_AUTO, height * factor, width * factor, outputs,
                                   whole_image, "result")
 
     def superresolve_estimate(self, model: str | None, image: Any, steps: str | None, variations: Any,
                               factor: Any, mode: str | None) -> str:
-        """`estimate` for Super-resolve: restore runs at the upload's size; upscale at `factor` x it, with the
+        """`estimate` for Super-resolve: restore runs at the upload's size, upscale at `factor` x it, each with the
         steps Auto would take there (SUPERRESOLVE_AUTO, `auto_schedule`)."""
-        if (mode or "upscale").lower() == "restore" or not image:
-            return self.estimate(model, image, steps, variations)
+        if not image:
+            return ""
         try:
-            factor = int(str(factor).lower().rstrip("x"))
+            factor = 1 if (mode or "upscale").lower() == "restore" else int(str(factor).lower().rstrip("x"))
             outputs = parse_count(variations, "variations", 1, MAX_BATCH)
             schedule, _ = self.superresolve_steps(self.entry(model).name, steps, *images.image_size(image), factor,
                                                   outputs)
@@ -533,7 +533,14 @@ class Studio(Registry):
             if alpha is not None:
                 alpha = alpha.repeat(factor, 0).repeat(factor, 1)
         else:
-            upload = prep.upload(image, "original", schedule.evaluations)
+            if prep.entry.param.tiled:  # restored at the original's size: Auto keeps it whole, as when upscaling
+                full = prep.full_upload(image, "original")
+                schedule, auto_note = self.superresolve_steps(prep.entry.name, steps, *full.tensor.shape[-2:], 1,
+                                                              prep.count)
+                prep.notes.extend([auto_note] if auto_note else [])
+                upload = prep.fit(full, "original", schedule.evaluations, whole_image(schedule.evaluations))
+            else:
+                upload = prep.upload(image, "original", schedule.evaluations)
             h, w = (d - d % factor for d in upload.tensor.shape[-2:])  # whole blocks only
             if min(h, w) < factor:
                 raise ValueError(f"original: {w}x{h} is too small to shrink by {factor}")

@@ -508,6 +508,12 @@ def test_auto_steps_upscale_the_whole_photo_with_fewer_evaluations(tmp_path: Pat
     assert png(asked.files).width < 96 and "Auto took" not in asked.notes_markdown()
     assert "x 17 evaluation(s)" in studio.superresolve_estimate("photo-cm", str(small), "editing 18", 1, "2",
                                                                   "upscale")
+    # restore runs at the original's size (96x72 here): Auto keeps it whole the same way
+    original = tmp_path / "original.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (72, 96, 3), dtype=np.uint8)).save(original)
+    restored = studio.superresolve("photo-cm", None, str(original), 2, "restore", "auto", 0, 1)
+    assert png(restored.files).size == (96, 72) and "Auto took 8 evaluations" in restored.notes_markdown()
+    assert "x 8 evaluation(s)" in studio.superresolve_estimate("photo-cm", str(original), "auto", 1, "2", "restore")
 
 
 def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_path: Path) -> None:
