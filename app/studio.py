@@ -560,7 +560,7 @@ class Studio(Registry):
         result = self.files.write("superresolve", out, captions, [f"seed{s}" for s in seeds], prep.notes,
                                   alpha=alpha, before=nearest)
         if reference is not None:
-            result.files += self.files.write("superresolve-original", reference, ["original"], ["original"], [],
+            result.files += self.files.write("superresolve", reference, ["original"], ["original"], [],
                                              alpha=alpha).files
         return SuperresolveResult(**vars(result), input_view=result.before)
 

@@ -188,6 +188,8 @@ def test_superresolve_restore_reports_psnr(client: Client, pngs: dict[str, Path]
     _, gallery, _, files, _ = call(client, "superresolve", image=handle_file(pngs["image"]), factor="2", mode="restore",
                                 steps="2", seed=0, variations=1, **COMMON)
     assert "PSNR" in gallery[0]["caption"]
+    names = sorted(Path(f["path"] if isinstance(f, dict) else f).name for f in files)
+    assert "superresolve-original.png" in names and "superresolve-seed0.png" in names, names
 
 
 def test_stroke_edit_from_a_painting_file(client: Client, pngs: dict[str, Path]) -> None:
