@@ -259,13 +259,14 @@ class Studio(Registry):
                                 f"{kept[0][1]}x{kept[0][0]} to fit this studio's limits")
 
     def inpaint_steps(self, name: str, param: Parameterization, steps: str | None, fill: torch.Tensor,
-                      outputs: int) -> tuple[Schedule, str]:
+                      outputs: int, passes: Callable[[int], Passes] | None = None) -> tuple[Schedule, str]:
         """Inpaint's schedule for `fill` (the mask at the upload's size): Auto is the denoiser's default
-        (tasks.inpaint_schedule), or DEFAULT_EDIT where that keeps more of the image (`auto_schedule`)."""
+        (tasks.inpaint_schedule), or DEFAULT_EDIT where that keeps more of the image (`auto_schedule`).
+        `passes(evaluations)`: what the solver runs, the box around `fill` unless given."""
         ladder = list(dict.fromkeys((tasks.inpaint_schedule(param), tasks.DEFAULT_EDIT)))
         r = self.resolution(name)
         return self.auto_schedule(name, steps, ladder, *fill.shape[-2:], outputs,
-                                  lambda evaluations: around_mask(fill, r, evaluations))
+                                  passes or (lambda evaluations: around_mask(fill, r, evaluations)))
 
     def seconds_per_tile(self, name: str) -> float:
         """This machine's wall time per model tile at the engine's tile batch: the median of the latest batches of
@@ -356,35 +357,37 @@ class Studio(Registry):
                          variations: Any = 1, edit_with: str | None = "auto") -> str:
         """`estimate` for Inpaint, whose solver runs on the box around the mask (tasks.inpaint): for the uploaded
         mask; without one (a mask painted in the editor), from a small mask's box to the whole image at full size
-        (thin strokes across it: a large hole is solved at a reduced scale, tasks.inpaint_plan)."""
+        (thin strokes across it: a large hole is solved at a reduced scale, tasks.inpaint_plan), each with the
+        steps Auto would take for it."""
+        if not image:
+            return ""
         try:
-            param, r = self.edit_entry(model, edit_with).param, self.resolution(model)
+            name, param, r = self.entry(model).name, self.edit_entry(model, edit_with).param, self.resolution(model)
             outputs = parse_count(variations, "variations", 1, MAX_BATCH)
-            size = images.image_size(image) if image else None
-            fill = images.load_mask_full(mask, *size).mask if size and mask else None
-            if size is not None and fill is None:
+            size = images.image_size(image)
+            fill = images.load_mask_full(mask, *size).mask if mask else None
+            if fill is None:
                 fill = torch.zeros(1, 1, *size, dtype=torch.bool)
                 fill[..., size[0] // 2, size[1] // 2] = True  # the smallest mask: its box is the margin's
-            evaluations = (self.inpaint_steps(self.entry(model).name, param, steps, fill, outputs)[0] if size
-                           else parse_schedule(steps, tasks.inpaint_schedule(param))).evaluations
+            evaluations = self.inpaint_steps(name, param, steps, fill, outputs)[0].evaluations
+            across = self.inpaint_steps(name, param, steps, fill, outputs, whole_image)[0].evaluations
         except (ValueError, OSError):
             return ""
-        if size and mask:
+        if mask:
             return self._estimate(model, image, variations, around_mask(fill, r, evaluations)).text
-        whole = self._estimate(model, image, variations, whole_image(evaluations))
-        if not whole.text:
-            return ""
         small = self._estimate(model, image, variations, around_mask(fill, r, evaluations))
-        if small.refused or whole.refused:
-            return small.text if small.refused else (
-                f"{small.text}; thin strokes across the whole image would be too large for this studio at these "
-                "steps and variations")
-        shrunk = f" (downscaled to {whole.width}x{whole.height})" if whole.size != small.size else ""
+        whole = self._estimate(model, image, variations, whole_image(across))
+        if not small.text or small.refused:
+            return small.text
+        if whole.refused:
+            return (f"{small.text} for a small mask; thin strokes across the whole image would be too large for this "
+                    "studio at these steps and variations")
+        shrunk = f", downscaled to {whole.width}x{whole.height}" if whole.size != small.size else ""
         low, high = sorted((small.seconds, whole.seconds))
-        return (f"**About {low:.0f} to {high:.0f} s** on this {self.runtime.device.type} ({evaluations} evaluations "
-                f"per image): {small.width}x{small.height} output, the fill solved on the box around the mask ({r} px "
-                f"beyond it): {small.seconds:.0f} s for a small mask, {whole.seconds:.0f} s for thin strokes across "
-                f"the whole image{shrunk}")
+        return (f"**About {low:.0f} to {high:.0f} s** on this {self.runtime.device.type}: {small.width}x{small.height} "
+                f"output, the fill solved on the box around the mask ({r} px beyond it): {small.seconds:.0f} s for a "
+                f"small mask ({evaluations} evaluations per image), {whole.seconds:.0f} s for thin strokes across the "
+                f"whole image ({across}{shrunk})")
 
     def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes,
                   factor: int = 1) -> Estimate:

@@ -307,7 +307,7 @@ def test_inpaint_estimate_without_a_mask_spans_a_small_mask_to_the_whole_image(t
                                 limits=Limits(2 * 4000 / 1e6), request_timeout=None)
     line = small.inpaint_estimate("photo-cm", str(wide), None, "2", 1)
     assert line.startswith("**About ") and "200x150 output" in line and "for a small mask" in line
-    assert "for thin strokes across the whole image (downscaled to" in line
+    assert "for thin strokes across the whole image (2, downscaled to" in line
     assert small.inpaint_estimate("photo-cm", None, None, "2", 1) == ""
     assert small.inpaint_estimate("photo-cm", str(wide), None, "not steps", 1) == ""
 
@@ -514,6 +514,20 @@ def test_auto_steps_upscale_the_whole_photo_with_fewer_evaluations(tmp_path: Pat
     restored = studio.superresolve("photo-cm", None, str(original), 2, "restore", "auto", 0, 1)
     assert png(restored.files).size == (96, 72) and "Auto took 8 evaluations" in restored.notes_markdown()
     assert "x 8 evaluation(s)" in studio.superresolve_estimate("photo-cm", str(original), "auto", 1, "2", "restore")
+
+
+def test_inpaint_estimate_counts_the_steps_auto_takes_for_each_end_of_its_range(tmp_path: Path, wide: Path) -> None:
+    """Without a mask the estimate spans a small mask to thin strokes across the whole photo: where the teacher's
+    39 evaluations fit the first but would downscale the second and 17 would not, each end counts its own."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
+    studio = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                 limits=Limits(1.2 * 17 * 150 * 200 / 1e6), request_timeout=None)
+    line = studio.inpaint_estimate("photo-cm", str(wide), None, "auto", 1)
+    assert "for a small mask (39 evaluations per image)" in line and "across the whole image (17)" in line, line
+    asked = studio.inpaint_estimate("photo-cm", str(wide), None, "editing 40", 1)
+    assert "across the whole image (39, downscaled to" in asked, asked
 
 
 def test_strokes_from_the_stroke_canvas_land_at_full_size(studio: Studio, tmp_path: Path) -> None:
