@@ -72,6 +72,13 @@ def colorized(resolution: int, schedule: Schedule) -> Passes:
     return lambda height, width: tasks.colorize_passes(height, width, resolution, schedule)
 
 
+def thumbnail_only(fitted: tuple[int, int], height: int, width: int, resolution: int) -> bool:
+    """Whether a request for height x width fits the studio's limits only smaller than the model's crops
+    (`Studio.fitted_size` stopped at `fitted`): the cost stopped falling with the size (a mask's fixed margin,
+    tile overlap), and a thumbnail of the request is no answer to it, so it is refused."""
+    return min(fitted) < min(resolution, height, width)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of one image against another, both (3, H, W) in [-1, 1] (editing.metrics.psnr)."""
     return float(metrics.psnr(a[None].float().cpu(), b[None].float().cpu())[0])
@@ -145,9 +152,7 @@ class Prepared:
         x, alpha = full.tensor, full.alpha
         h, w = x.shape[-2:]
         out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, passes)
-        if min(out_h, out_w) < min(self.resolution, h * factor, w * factor):
-            # The cost stopped falling with the size (a mask's fixed margin, tile overlap): a thumbnail of the
-            # request is no answer to it.
+        if thumbnail_only((out_h, out_w), h * factor, w * factor, self.resolution):
             raise ValueError(f"too large for this studio: {evaluations} evaluation(s) x {self.count} output(s) fit "
                              f"its limits only downscaled to {out_w}x{out_h}, smaller than the model's "
                              f"{self.resolution} px crops; ask for fewer steps or variations")
@@ -401,7 +406,7 @@ class Studio(Registry):
             return Estimate()
         h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, passes)
         r = entry.param.resolution
-        if min(h, w) < min(r, size[0] * factor, size[1] * factor):  # Prepared.fit refuses it
+        if thumbnail_only((h, w), size[0] * factor, size[1] * factor, r):  # Prepared.fit refuses it
             return Estimate(h, w, 0.0, f"**Too large for this studio** at these steps and variations: it fits only "
                                        f"downscaled to {w}x{h}, smaller than the model's {r} px crops; ask for fewer",
                             refused=True)
