@@ -47,6 +47,7 @@ DENOISE_MODES = ("auto", "faithful", "sharp")  # faithful: the teacher's D(x, si
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
+COMPARE_TILES = 4  # Steps vs quality on a photo model restores the reference's centre up to this many crops wide
 REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeout)
 # Super-resolve's Auto steps on a photo model, most first (Studio.auto_schedule): where 17 evaluations over the
 # upscaled photo would not fit the studio's limits, fewer keep it whole, for a little fidelity (the teacher's card).
@@ -786,7 +787,24 @@ class Studio(Registry):
         total = sum(s.evaluations for s in schedules)
         prep.admit(total + 2 * TEACHER_STEPS)
         ref_tensor, factor, low = None, 4 if r % 4 == 0 else 2, None
-        if not generating:
+        side = 0
+        if not generating and entry.param.tiled:
+            try:
+                side = min(COMPARE_TILES * r, *images.image_size(reference)) // r * r
+            except (ValueError, OSError):
+                pass  # the model's square below says what is wrong with it
+        if side:
+            # A photo model works at the photo's own scale: its centre, several crops wide, from its block means
+            # (A y, as Super-resolve's restore mode), not the whole photo shrunk to one crop.
+            prep.admit(total, size=(side, side))
+            full = prep.full_upload(reference, "reference")
+            h, w = full.tensor.shape[-2:]
+            ref_tensor = full.tensor[..., (h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+            low = F.avg_pool2d(ref_tensor, factor)
+            prep.notes.append(f"task: restore the reference's centre {side}x{side} (of {w}x{h}, at its own scale) "
+                              f"from its {side // factor}x{side // factor} block means (x{factor})")
+            teacher = None
+        elif not generating:
             ref_tensor = prep.image(reference, "reference")
             low, _ = forms.load_upload(reference, r // factor, "downsampled")
             prep.notes.append(f"task: restore the reference from a {r // factor}x{r // factor} downsample (x{factor})")

@@ -194,9 +194,33 @@ def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studi
     assert any("cut 70x45 to its centre 45x45 square" in n for n in frames.notes)
     assert not any("white" in n for n in frames.notes if "padding" in n)
     compared = studio.compare("photo-cm", None, 0, str(photo))
-    assert any("reference: cut 70x45 to its centre 45x45 square" in n for n in compared.notes)
+    assert any("reference's centre 32x32 (of 70x45, at its own scale)" in n for n in compared.notes)
     emoji = studio.interpolate("emoji-cm", "a", "images", 0, 1, str(photo), str(photo), 2, "2", 0)
     assert any("padding to 70x70 with white" in n for n in emoji.notes)
+
+
+def test_steps_vs_quality_restores_a_photo_s_centre_at_its_own_scale(studio: Studio, tmp_path: Path) -> None:
+    """On a photo model, the reference's centre several crops wide (studio.COMPARE_TILES) is restored from its
+    block means at each step count: every result keeps them (Algorithm 4's A x = A y, to 8-bit rounding) and
+    its PSNR is against those pixels of the photo."""
+    rng = np.random.default_rng(8)
+    path = tmp_path / "large.png"
+    Image.fromarray(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(path)
+    result = studio.compare("photo-cm", None, 0, str(path))
+    side = studio_module.COMPARE_TILES * R
+    truth = images.from_uint8(np.asarray(Image.open(path))[None])[..., 75 - side // 2:75 + side // 2,
+                                                                     100 - side // 2:100 + side // 2]
+    low = torch.nn.functional.avg_pool2d(truth, 4)
+    outputs = [f for f in result.files if f.endswith(".png") and "-x" not in Path(f).name]
+    assert len(outputs) == len(studio_module.COMPARE_STEPS) == len(result.rows)
+    for file, row in zip(outputs, result.rows):
+        out = images.from_uint8(np.asarray(Image.open(file).convert("RGB"))[None])
+        assert out.shape[-2:] == (side, side)
+        assert float((torch.nn.functional.avg_pool2d(out, 4) - low).abs().max()) <= 1.01 / 127.5
+        assert row.psnr_db == pytest.approx(float(10 * torch.log10(4 / (out - truth).pow(2).mean())), abs=0.2)
+    shown = np.asarray(Image.open(result.reference).convert("RGB"))  # enlarged by nearest where small
+    k = shown.shape[0] // side
+    np.testing.assert_array_equal(shown[::k, ::k], images.to_uint8(truth)[0])
 
 
 def test_faithful_denoise_is_the_teacher_s_evaluation(studio: Studio, photo: Path) -> None:

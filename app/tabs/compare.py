@@ -23,7 +23,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
     with gr.Tab("Steps vs quality", id="compare", elem_id="tab-compare"):
         gr.Markdown("The same input rendered with more network evaluations. Without a reference image: generation "
                     "from the seed, compared with the diffusion teacher's sample from the same noise. With one: "
-                    "restoring it from a 4x downsample, compared with the image itself.")
+                    "restoring it from a 4x downsample, compared with the image itself (on a photo model, its "
+                    "centre at its own scale, up to 4 tiles wide).")
         with gr.Row():
             with gr.Column(scale=1):
                 seed = seed_row("compare")
