@@ -12,6 +12,7 @@ runs at import: `Studio.from_weights(...)` is called from `app.py` (or a test).
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import threading
 import time
@@ -793,9 +794,13 @@ class Studio(Registry):
                 side = min(COMPARE_TILES * r, *images.image_size(reference)) // r * r
             except (ValueError, OSError):
                 pass  # the model's square below says what is wrong with it
+        edit_teacher = None
         if side:
             # A photo model works at the photo's own scale: its centre, several crops wide, from its block means
-            # (A y, as Super-resolve's restore mode), not the whole photo shrunk to one crop.
+            # (A y, as Super-resolve's restore mode), not the whole photo shrunk to one crop; beside the steps,
+            # Super-resolve's default there, Algorithm 4 with the teacher's D.
+            edit_teacher = teacher
+            total += tasks.DEFAULT_EDIT.evaluations if teacher is not None else 0
             prep.admit(total, size=(side, side))
             full = prep.full_upload(reference, "reference")
             h, w = full.tensor.shape[-2:]
@@ -828,6 +833,13 @@ class Studio(Registry):
             k = schedule.evaluations
             runs.append((f"{k} step{'s' if k > 1 else ''}", out, k, 1000 * (time.perf_counter() - start)))
             done += k
+        if edit_teacher is not None:
+            teacher_model, k = self.load(edit_teacher.name), tasks.DEFAULT_EDIT.evaluations
+            tasks.generate(teacher_model, [seed], schedule=PRESETS["1 step"], label=label)  # warm-up, as the CM's
+            start = time.perf_counter()
+            out = tasks.superresolve(teacher_model, low, factor, [seed], schedule=tasks.DEFAULT_EDIT, label=label,
+                                     callback=prep.callback(done, total)).cpu()
+            runs.append((f"teacher's D ({edit_teacher.name})", out, k, 1000 * (time.perf_counter() - start)))
         if teacher is not None:
             teacher_model = self.load(teacher.name)
             tasks.heun_baseline(teacher_model, [seed], steps=2, label=label)  # warm-up
@@ -849,7 +861,7 @@ class Studio(Registry):
             # The teacher's folder name is in the table; captions and file names go without it (a caption must
             # fit under a third of the gallery).
             short = name.split(" (")[0]
-            file_names.append(short.replace(" ", "-"))
+            file_names.append(re.sub(r"[^A-Za-z0-9]+", "-", short))
             text = f"{short} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
             if value is not None and not is_ref:
                 text += f" · PSNR {value:.1f} dB"

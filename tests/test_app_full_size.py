@@ -201,8 +201,8 @@ def test_a_photo_model_s_square_inputs_are_centre_crops_not_padded(studio: Studi
 
 def test_steps_vs_quality_restores_a_photo_s_centre_at_its_own_scale(studio: Studio, tmp_path: Path) -> None:
     """On a photo model, the reference's centre several crops wide (studio.COMPARE_TILES) is restored from its
-    block means at each step count: every result keeps them (Algorithm 4's A x = A y, to 8-bit rounding) and
-    its PSNR is against those pixels of the photo."""
+    block means at each step count and by the teacher's D at Super-resolve's default: every result keeps them
+    (Algorithm 4's A x = A y, to 8-bit rounding) and its PSNR is against those pixels of the photo."""
     rng = np.random.default_rng(8)
     path = tmp_path / "large.png"
     Image.fromarray(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)).save(path)
@@ -212,7 +212,9 @@ def test_steps_vs_quality_restores_a_photo_s_centre_at_its_own_scale(studio: Stu
                                                                      100 - side // 2:100 + side // 2]
     low = torch.nn.functional.avg_pool2d(truth, 4)
     outputs = [f for f in result.files if f.endswith(".png") and "-x" not in Path(f).name]
-    assert len(outputs) == len(studio_module.COMPARE_STEPS) == len(result.rows)
+    assert len(outputs) == len(studio_module.COMPARE_STEPS) + 1 == len(result.rows)
+    assert (result.rows[-1].method, result.rows[-1].evaluations) == ("teacher's D (photo-edm)", 17)
+    assert Path(outputs[-1]).name == "compare-teacher-s-D.png"
     for file, row in zip(outputs, result.rows):
         out = images.from_uint8(np.asarray(Image.open(file).convert("RGB"))[None])
         assert out.shape[-2:] == (side, side)

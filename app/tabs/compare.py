@@ -24,7 +24,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
         gr.Markdown("The same input rendered with more network evaluations. Without a reference image: generation "
                     "from the seed, compared with the diffusion teacher's sample from the same noise. With one: "
                     "restoring it from a 4x downsample, compared with the image itself (on a photo model, its "
-                    "centre at its own scale, up to 4 tiles wide).")
+                    "centre at its own scale, up to 4 tiles wide, and the teacher's D beside the steps).")
         with gr.Row():
             with gr.Column(scale=1):
                 seed = seed_row("compare")
