@@ -126,9 +126,15 @@ def photo_actions(photo: Path) -> Actions:
         paint(page, tab, [(0.46, 0.69, 0.53, 0.69)])  # over the dark object on the sand of the README's photo
         run_and_wait(tab, "Inpaint", "inpaint-seed")
 
+    def compare(page: Page, tab: Locator) -> None:
+        upload(tab, photo)
+        page.wait_for_timeout(1500)
+        run_and_wait(tab, "Compare", "compare-")
+
     return {"denoise": ("Denoise", denoise_noisy_copy(photo, 1500, 4000)),
             "superresolve": ("Super-resolve", superresolve),
-            "inpaint": ("Inpaint", inpaint)}
+            "inpaint": ("Inpaint", inpaint),
+            "compare": ("Steps vs quality", compare)}
 
 
 def capture(url: str, out: Path, acts: Actions, *, model: str | None = None, suffix: str = "") -> list[Path]:
@@ -159,7 +165,8 @@ def capture(url: str, out: Path, acts: Actions, *, model: str | None = None, suf
 
 
 def take_photo_screenshots(url: str, out: Path, photo: Path, model: str) -> list[Path]:
-    """Denoise, Super-resolve and Inpaint on `model` with `photo`: docs/screenshot-<tab>-photo.png."""
+    """Denoise, Super-resolve, Inpaint and Steps vs quality on `model` with `photo`:
+    docs/screenshot-<tab>-photo.png."""
     return capture(url, out, photo_actions(photo), model=model, suffix="-photo")
 
 
@@ -183,7 +190,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", nargs="*", help="tab ids to capture (default: all)")
     parser.add_argument("--photo", type=Path, default=None,
-                        help="also capture Denoise, Super-resolve and Inpaint on --photo-model with this photo")
+                        help="also capture Denoise, Super-resolve, Inpaint and Steps vs quality on --photo-model "
+                             "with this photo")
     parser.add_argument("--photo-model", default="photo64-cm")
     args = parser.parse_args()
     studio = Studio.from_weights(args.weights, resolve_runtime(args.device),
