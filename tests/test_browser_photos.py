@@ -5,6 +5,7 @@ comes back transparent, and Stop."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -33,6 +34,10 @@ def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     make_tiny_folder(weights / "tiny-photo-cm", resolution=16, classes=(), tiled=True)
     make_tiny_folder(weights / "tiny-photo-edm", resolution=16, classes=(), boundary="edm", tiled=True)
     make_tiny_folder(weights / "tiny-cm", resolution=16)
+    # Benchmark results of the square model only, for the Steps vs quality plot (start_app: weights/RESULTS.json).
+    (weights / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
+        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
+        "rows": [["tiny-cm", "1 step", 1, 69.7, 2.9], ["tiny-cm", "2 steps", 2, 56.0, 5.8]]}}}))
     # No time limit: the size a request keeps then depends on the megapixel limit only, not on this CPU's speed.
     demo, url = start_app(weights, examples=ExampleSets.from_folder(), default="tiny-photo-cm",
                           request_timeout=None)  # the shipped examples
@@ -222,3 +227,16 @@ def test_the_examples_follow_the_chosen_model_s_kind(page: Any) -> None:
     width, height = Image.open(sets.noisy_photos[0]).size
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=upload.element_handle())
     assert upload.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [width, height]
+
+
+def test_the_benchmark_plot_shows_only_for_the_models_it_plots(page: Any) -> None:
+    """The plot of sample quality against time covers the models the benchmarks sampled: a photo model has no
+    points on it, so it is hidden while one is chosen, and back for the square model."""
+    page.get_by_role("tab", name="Steps vs quality").click()
+    plot = page.locator("#benchmark-plot")
+    page.locator("#tab-compare").get_by_role("button", name="Compare").wait_for(state="visible", timeout=10_000)
+    assert not plot.is_visible()
+    choose_model(page, "tiny-cm")
+    plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
+    choose_model(page, "tiny-photo-cm")
+    plot.wait_for(state="hidden", timeout=10_000)

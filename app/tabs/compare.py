@@ -11,7 +11,7 @@ import pandas as pd
 from app.errors import guarded
 from app.progress import progress_callback
 from app.tabs.examples import ExampleGalleries
-from app.tabs.inputs import image_input, seed_row
+from app.tabs.inputs import UNDOCUMENTED, image_input, seed_row
 from app.tabs.outputs import PIXELATED, result_outputs
 
 if TYPE_CHECKING:
@@ -38,13 +38,20 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
             with gr.Column(scale=3):
                 out = result_outputs("By step count", columns=3)
                 table = gr.Dataframe(label="Runs", interactive=False)
-        gr.Markdown(plot_note)
+        plotted = {row["model"] for row in rows}
+        # The plot is of the models the benchmarks sampled: shown while one of them (or nothing yet) is chosen.
+        with gr.Column(visible=not rows or studio.default_model in plotted) as plot_column:
+            gr.Markdown(plot_note)
+            if rows:
+                # Coloured by series (a model, or a model on its tuned ts); each point's sampler is in its tooltip.
+                # No fixed height: Gradio fits the chart to it and clips the legend below.
+                gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="series",
+                               tooltip=["method", "ms", "quality"], x_title="ms per image", y_title=rows[0]["metric"],
+                               color_title="model and ts", label="Benchmark: quality against time",
+                               elem_id="benchmark-plot")
         if rows:
-            # Coloured by series (a model, or a model on its tuned ts); each point's sampler is in its tooltip.
-            # No fixed height: Gradio fits the chart to it and clips the legend below.
-            gr.ScatterPlot(pd.DataFrame(rows), x="ms", y="quality", color="series", tooltip=["method", "ms", "quality"],
-                           x_title="ms per image", y_title=rows[0]["metric"], color_title="model and ts",
-                           label="Benchmark: quality against time", elem_id="benchmark-plot")
+            model.change(lambda name: gr.Column(visible=name in plotted), inputs=model, outputs=plot_column,
+                         api_name="compare_plot", api_visibility=UNDOCUMENTED, show_progress="hidden")
 
     @guarded
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
