@@ -289,6 +289,7 @@ def test_compare_steps_and_teacher(client: Client, pngs: dict[str, Path]) -> Non
     captions = [g["caption"] for g in gallery]
     assert len(captions) == 6 and captions[-1].startswith("teacher Heun 18")
     assert "tiny-edm" not in captions[-1] and "teacher Heun 18 (tiny-edm)" in str(table)  # short caption, full table
+    assert table["headers"] == ["method", "evaluations", "ms", "PSNR (dB)"], table["headers"]
     assert all(re.search(r"\d+ evals? · \d+ ms", c) for c in captions)
     assert all("PSNR" in c for c in captions[:5])
     gallery, *_, reference = call(client, "compare", seed=3, reference=handle_file(pngs["image"]), **COMMON)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
+TABLE_HEADERS = {"method": "method", "evaluations": "evaluations", "ms": "ms", "psnr_db": "PSNR (dB)"}
+
+
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
     rows, plot_note = studio.benchmark_rows()
     with gr.Tab("Steps vs quality", id="compare", elem_id="tab-compare"):
@@ -57,7 +60,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
     def compare(seed: float, reference: str | None, model_name: str, style_name: str,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         result = studio.compare(model_name, style_name, seed, reference, progress_callback(progress, "comparing"))
-        table = pd.DataFrame([asdict(row) for row in result.rows])
+        table = pd.DataFrame([asdict(row) for row in result.rows]).rename(columns=TABLE_HEADERS)
         return result.gallery(), result.notes_markdown(), result.files, table, result.reference
 
     run.click(compare, inputs=[seed, reference, model, style], outputs=[*out.as_list(), table, shown_reference],
