@@ -862,10 +862,9 @@ class Studio(Registry):
             # fit under a third of the gallery).
             short = name.split(" (")[0]
             file_names.append(re.sub(r"[^A-Za-z0-9]+", "-", short))
-            text = f"{short} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms"
-            if value is not None and not is_ref:
-                text += f" · PSNR {value:.1f} dB"
-            captions.append(text)
+            # PSNR right after the name: a caption cut to the gallery's width keeps it (the table has the rest)
+            measured = f" · PSNR {value:.1f} dB" if value is not None and not is_ref else ""
+            captions.append(f"{short}{measured} · {evals} eval{'s' if evals > 1 else ''} · {ms:.0f} ms")
             rows.append(CompareRow(name, evals, round(ms, 1), None if value is None or is_ref else round(value, 2)))
         result = self.files.write("compare", torch.cat([o for _, o, _, _ in runs]), captions, file_names, prep.notes)
         shown = None

@@ -291,7 +291,7 @@ def test_compare_steps_and_teacher(client: Client, pngs: dict[str, Path]) -> Non
     assert "tiny-edm" not in captions[-1] and "teacher Heun 18 (tiny-edm)" in str(table)  # short caption, full table
     assert table["headers"] == ["method", "evaluations", "ms", "PSNR (dB)"], table["headers"]
     assert all(re.search(r"\d+ evals? · \d+ ms", c) for c in captions)
-    assert all("PSNR" in c for c in captions[:5])
+    assert all(re.match(r"\d+ steps? · PSNR \d+\.\d dB · ", c) for c in captions[:5]), captions
     gallery, *_, reference = call(client, "compare", seed=3, reference=handle_file(pngs["image"]), **COMMON)
     assert len(gallery) == 5 and all("PSNR" in g["caption"] for g in gallery)
     # The reference is shown beside the results, as the model saw it.
