@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,13 @@ def make_weights(folder: Path) -> Path:
     make_tiny_folder(folder / "tiny-edm", resolution=RESOLUTION, boundary="edm")
     (folder / "not-a-model").mkdir()
     return folder
+
+
+def write_quality_results(weights: Path, rows: list[list[Any]]) -> None:
+    """weights/RESULTS.json (start_app's benchmark file) with a sample-quality table of `rows` (model, sampler,
+    evaluations, SWD mean, ms / image), which the Steps vs quality plot reads."""
+    (weights / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
+        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"], "rows": rows}}}))
 
 
 def rss_mib(pid: int) -> float:

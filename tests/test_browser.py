@@ -8,7 +8,6 @@ into the tree: the README's screenshots come from `python -m app.screenshots` on
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,14 +30,12 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.app_server import make_weights, start_app
+    from tests.app_server import make_weights, start_app, write_quality_results
 
     weights = make_weights(tmp_path_factory.mktemp("browser") / "weights")
-    # The Steps vs quality plot reads the benchmark's results (start_app: weights/RESULTS.json).
-    (weights / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
-        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
-        "rows": [["tiny-cm", "1 step", 1, 69.7, 2.9], ["tiny-cm", "2 steps, tuned ts [0, 20, 39]", 2, 56.0, 5.8],
-                 ["tiny-edm", "Heun 18 steps", 35, 51.9, 97.6]]}}}))
+    write_quality_results(weights, [["tiny-cm", "1 step", 1, 69.7, 2.9],
+                                    ["tiny-cm", "2 steps, tuned ts [0, 20, 39]", 2, 56.0, 5.8],
+                                    ["tiny-edm", "Heun 18 steps", 35, 51.9, 97.6]])
     demo, url = start_app(weights)
     try:
         yield url

@@ -5,7 +5,6 @@ comes back transparent, and Stop."""
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -28,16 +27,13 @@ WIDTH, HEIGHT = 1700, 1200  # 2.04 megapixels
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.app_server import start_app
+    from tests.app_server import start_app, write_quality_results
 
     weights = tmp_path_factory.mktemp("photo-browser") / "weights"
     make_tiny_folder(weights / "tiny-photo-cm", resolution=16, classes=(), tiled=True)
     make_tiny_folder(weights / "tiny-photo-edm", resolution=16, classes=(), boundary="edm", tiled=True)
     make_tiny_folder(weights / "tiny-cm", resolution=16)
-    # Benchmark results of the square model only, for the Steps vs quality plot (start_app: weights/RESULTS.json).
-    (weights / "RESULTS.json").write_text(json.dumps({"tables": {"quality": {
-        "columns": ["model", "sampler", "evaluations", "SWD mean", "ms / image"],
-        "rows": [["tiny-cm", "1 step", 1, 69.7, 2.9], ["tiny-cm", "2 steps", 2, 56.0, 5.8]]}}}))
+    write_quality_results(weights, [["tiny-cm", "1 step", 1, 69.7, 2.9], ["tiny-cm", "2 steps", 2, 56.0, 5.8]])
     # No time limit: the size a request keeps then depends on the megapixel limit only, not on this CPU's speed.
     demo, url = start_app(weights, examples=ExampleSets.from_folder(), default="tiny-photo-cm",
                           request_timeout=None)  # the shipped examples

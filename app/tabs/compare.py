@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from app.studio import Studio
 
 
-TABLE_HEADERS = {"method": "method", "evaluations": "evaluations", "ms": "ms", "psnr_db": "PSNR (dB)"}
+TABLE_HEADERS = {"psnr_db": "PSNR (dB)"}  # CompareRow fields whose name is not the table's header
 
 
 def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples: ExampleGalleries) -> None:
