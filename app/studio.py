@@ -53,6 +53,7 @@ REQUEST_TIMEOUT = 120.0  # seconds of work one request may take (app.py --timeou
 # Super-resolve's Auto steps on a photo model, most first (Studio.auto_schedule): where 17 evaluations over the
 # upscaled photo would not fit the studio's limits, fewer keep it whole, for a little fidelity (the teacher's card).
 SUPERRESOLVE_AUTO = (tasks.DEFAULT_EDIT, steps_schedule(8, {}), steps_schedule(4, {}))
+FEWER_STEPS = (8, 4, 2, 1)  # the step counts a refused request is told of (the steps box's presets)
 RESULT_MEGAPIXELS = 24.0  # result pixels x outputs per request (memory for the results and their files)
 Passes = Callable[[int, int], Sequence[Pass]]  # an output size -> what the solver runs for it (editing.limits)
 
@@ -140,7 +141,8 @@ class Prepared:
             x = self.image(value, what, self.resolution // factor)
             self.admit(evaluations, size=(x.shape[-2] * factor, x.shape[-1] * factor))
             return FullImage(x, None, [])
-        return self.fit(self.full_upload(value, what), what, evaluations, whole_image(evaluations), factor=factor)
+        return self.fit(self.full_upload(value, what), what, evaluations, whole_image(evaluations), factor=factor,
+                        fewer=whole_image)
 
     def full_upload(self, value: Any, what: str) -> FullImage:
         """An upload at its own size, its alpha kept to put back; what was done to it joins the notes."""
@@ -148,16 +150,20 @@ class Prepared:
         self.notes.extend(full.notes)
         return FullImage(full.tensor, full.alpha, [])
 
-    def fit(self, full: FullImage, what: str, evaluations: int, passes: Passes, *, factor: int = 1) -> FullImage:
+    def fit(self, full: FullImage, what: str, evaluations: int, passes: Passes, *, factor: int = 1,
+            fewer: Callable[[int], Passes] | None = None) -> FullImage:
         """`full` downscaled, with a note, to the largest size whose request (outputs `factor` x its size, each
-        costing `passes(height, width)`) the studio's limits allow (Studio.fitted_size), and admitted."""
+        costing `passes(height, width)`) the studio's limits allow (Studio.fitted_size), and admitted. One that
+        fits only as a thumbnail is refused (`thumbnail_only`), naming the step count that would fit where
+        `fewer(evaluations)` gives the passes at another count."""
         x, alpha = full.tensor, full.alpha
         h, w = x.shape[-2:]
         out_h, out_w = self.studio.fitted_size(self.entry.name, h * factor, w * factor, self.count, passes)
         if thumbnail_only((out_h, out_w), h * factor, w * factor, self.resolution):
             raise ValueError(f"too large for this studio: {evaluations} evaluation(s) x {self.count} output(s) fit "
                              f"its limits only downscaled to {out_w}x{out_h}, smaller than the model's "
-                             f"{self.resolution} px crops; ask for fewer steps or variations")
+                             f"{self.resolution} px crops; ask for fewer steps or variations"
+                             + self.fewer_steps(h * factor, w * factor, evaluations, fewer))
         nh, nw = max(1, out_h // factor), max(1, out_w // factor)
         if (nh, nw) != (h, w):
             x = images.area_resize(x, nh, nw)
@@ -171,6 +177,15 @@ class Prepared:
                               "per request); fewer steps or variations keep more of its size")
         self.admit(evaluations, passes=passes(nh * factor, nw * factor))
         return FullImage(x, alpha, [])
+
+    def fewer_steps(self, height: int, width: int, evaluations: int, fewer: Callable[[int], Passes] | None) -> str:
+        """' (N steps would fit, at WxH)' for the most of FEWER_STEPS below `evaluations` that keeps this request
+        of height x width outputs above a thumbnail, or ''."""
+        for k in (k for k in FEWER_STEPS if k < evaluations and fewer is not None):
+            size = self.studio.fitted_size(self.entry.name, height, width, self.count, fewer(k))
+            if not thumbnail_only(size, height, width, self.resolution):
+                return f" ({k} step{'s' if k > 1 else ''} would fit, at {size[1]}x{size[0]})"
+        return ""
 
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
@@ -480,7 +495,8 @@ class Studio(Registry):
         if tiled:
             schedule, auto_note = self.inpaint_steps(prep.entry.name, model_.param, steps, fill, prep.count)
             prep.notes.extend([auto_note] if auto_note else [])
-            upload = prep.fit(upload, "image", schedule.evaluations, around_mask(fill, r, schedule.evaluations))
+            upload = prep.fit(upload, "image", schedule.evaluations, around_mask(fill, r, schedule.evaluations),
+                              fewer=lambda k: around_mask(fill, r, k))
             h, w = upload.tensor.shape[-2:]
             fill = images.resize_mask(fill, h, w)  # as it is, unless the upload was downscaled
         x = upload.tensor
@@ -503,7 +519,8 @@ class Studio(Registry):
         evaluations = schedule.evaluations + tasks.COLOR_REFINE.evaluations
         if prep.entry.param.tiled:  # colours chosen at a reduced size, then one pass at full size
             r = prep.resolution
-            upload = prep.fit(prep.full_upload(image, "image"), "image", evaluations, colorized(r, schedule))
+            upload = prep.fit(prep.full_upload(image, "image"), "image", evaluations, colorized(r, schedule),
+                              fewer=lambda k: colorized(r, steps_schedule(k, {})))
         else:
             upload = prep.upload(image, "image", evaluations)
         prep.notes.append("only the luma (BT.601) of the input is kept; colour comes from the model")
@@ -538,7 +555,7 @@ class Studio(Registry):
                                                           prep.count)
             prep.notes.extend([auto_note] if auto_note else [])
             upload = prep.fit(full, "small image", schedule.evaluations, whole_image(schedule.evaluations),
-                              factor=factor)
+                              factor=factor, fewer=whole_image)
             low, alpha = upload.tensor, upload.alpha
             if alpha is not None:
                 alpha = alpha.repeat(factor, 0).repeat(factor, 1)
@@ -548,7 +565,8 @@ class Studio(Registry):
                 schedule, auto_note = self.superresolve_steps(prep.entry.name, steps, *full.tensor.shape[-2:], 1,
                                                               prep.count)
                 prep.notes.extend([auto_note] if auto_note else [])
-                upload = prep.fit(full, "original", schedule.evaluations, whole_image(schedule.evaluations))
+                upload = prep.fit(full, "original", schedule.evaluations, whole_image(schedule.evaluations),
+                                  fewer=whole_image)
             else:
                 upload = prep.upload(image, "original", schedule.evaluations)
             h, w = (d - d % factor for d in upload.tensor.shape[-2:])  # whole blocks only
@@ -596,8 +614,9 @@ class Studio(Registry):
                 upload = FullImage(painted, upload.alpha, [])
                 prep.notes.extend(f"strokes: {n}" for n in converted.notes)
                 strokes = None if images.is_empty(converted.mask) else converted.mask
-            upload = prep.fit(upload, "painting", evaluations, whole_image(evaluations) if strokes is None
-                              else around_mask(strokes, r, evaluations, tasks.stroke_passes))
+            passes_for = (whole_image if strokes is None
+                          else lambda k: around_mask(strokes, r, k, tasks.stroke_passes))
+            upload = prep.fit(upload, "painting", evaluations, passes_for(evaluations), fewer=passes_for)
             if strokes is not None:  # as they are, unless the upload was downscaled
                 strokes = images.resize_mask(strokes, *upload.tensor.shape[-2:])
         else:

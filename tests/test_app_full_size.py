@@ -4,6 +4,7 @@ batch, Stop, and the before/after and download files."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -454,10 +455,15 @@ def test_a_request_that_fits_only_as_a_thumbnail_is_refused(tmp_path: Path, monk
     assert slow.inpaint_estimate("photo-cm", str(photo), str(mask), "editing 40", 1).startswith("**Too large")
     for steps in ("editing 40", "auto"):
         with pytest.raises(ValueError, match=r"too large for this studio: .* smaller than the model's 16 px crops; "
-                                             "ask for fewer steps"):
+                                             r"ask for fewer steps or variations \((\d) steps? would fit, at "
+                                             r"(\d+)x(\d+)\)") as refused:
             slow.inpaint("photo-cm", None, str(photo), str(mask), None, steps, 0, 1)
-    one = slow.inpaint("photo-cm", None, str(photo), str(mask), None, "1", 0, 1)
-    assert min(png(one.files).size) >= R and any("downscaled 400x300" in n for n in one.notes)
+    k, *size = map(int, re.search(r"\((\d) steps? would fit, at (\d+)x(\d+)\)", str(refused.value)).groups())
+    fewer = slow.inpaint("photo-cm", None, str(photo), str(mask), None, str(k), 0, 1)  # runs, at that size
+    assert list(png(fewer.files).size) == size and min(size) >= R
+    assert any("downscaled 400x300" in n for n in fewer.notes)
+    with pytest.raises(ValueError, match="too large for this studio"):  # the most that fits: one more step does not
+        slow.inpaint("photo-cm", None, str(photo), str(mask), None, str({1: 2, 2: 4, 4: 8}[k]), 0, 1)
 
 
 def test_photo_edits_run_with_the_teacher_unless_asked_otherwise(studio: Studio, photo: Path) -> None:
