@@ -181,7 +181,9 @@ class Prepared:
     def fewer_steps(self, height: int, width: int, evaluations: int, fewer: Callable[[int], Passes] | None) -> str:
         """' (N steps would fit, at WxH)' for the most of FEWER_STEPS below `evaluations` that keeps this request
         of height x width outputs above a thumbnail, or ''."""
-        for k in (k for k in FEWER_STEPS if k < evaluations and fewer is not None):
+        for k in FEWER_STEPS if fewer is not None else ():
+            if k >= evaluations:
+                continue
             size = self.studio.fitted_size(self.entry.name, height, width, self.count, fewer(k))
             if not thumbnail_only(size, height, width, self.resolution):
                 return f" ({k} step{'s' if k > 1 else ''} would fit, at {size[1]}x{size[0]})"
