@@ -163,7 +163,8 @@ class Prepared:
             raise ValueError(f"too large for this studio: {evaluations} evaluation(s) x {self.count} output(s) fit "
                              f"its limits only downscaled to {out_w}x{out_h}, smaller than the model's "
                              f"{self.resolution} px crops; ask for fewer steps or variations"
-                             + self.fewer_steps(h * factor, w * factor, evaluations, fewer))
+                             + self.studio.fewer_steps(self.entry.name, h * factor, w * factor, self.count,
+                                                       evaluations, fewer))
         nh, nw = max(1, out_h // factor), max(1, out_w // factor)
         if (nh, nw) != (h, w):
             x = images.area_resize(x, nh, nw)
@@ -177,17 +178,6 @@ class Prepared:
                               "per request); fewer steps or variations keep more of its size")
         self.admit(evaluations, passes=passes(nh * factor, nw * factor))
         return FullImage(x, alpha, [])
-
-    def fewer_steps(self, height: int, width: int, evaluations: int, fewer: Callable[[int], Passes] | None) -> str:
-        """' (N steps would fit, at WxH)' for the most of FEWER_STEPS below `evaluations` that keeps this request
-        of height x width outputs above a thumbnail, or ''."""
-        for k in FEWER_STEPS if fewer is not None else ():
-            if k >= evaluations:
-                continue
-            size = self.studio.fitted_size(self.entry.name, height, width, self.count, fewer(k))
-            if not thumbnail_only(size, height, width, self.resolution):
-                return f" ({k} step{'s' if k > 1 else ''} would fit, at {size[1]}x{size[0]})"
-        return ""
 
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
@@ -335,6 +325,18 @@ class Studio(Registry):
             scale *= 0.97 * shrink
         return h, w
 
+    def fewer_steps(self, name: str, height: int, width: int, outputs: int, evaluations: int,
+                    fewer: Callable[[int], Passes] | None) -> str:
+        """' (N steps would fit, at WxH)' for the most of FEWER_STEPS below `evaluations` that keeps a request for
+        height x width outputs, each costing `fewer(N)`, above a thumbnail (`thumbnail_only`), or ''."""
+        for k in FEWER_STEPS if fewer is not None else ():
+            if k >= evaluations:
+                continue
+            size = self.fitted_size(name, height, width, outputs, fewer(k))
+            if not thumbnail_only(size, height, width, self.resolution(name)):
+                return f" ({k} step{'s' if k > 1 else ''} would fit, at {size[1]}x{size[0]})"
+        return ""
+
     def estimate(self, model: str | None, image: Any, steps: str | None, variations: Any = 1, *,
                  evaluations: int | None = None, factor: int = 1) -> str:
         """Before an edit of the whole image runs on a tiled model: its size, tiles and estimated time (tiles x
@@ -345,7 +347,8 @@ class Studio(Registry):
                 evaluations = parse_schedule(steps, tasks.DEFAULT_EDIT).evaluations
         except ValueError:
             return ""
-        return self._estimate(model, image, variations, whole_image(evaluations), factor).text
+        return self._estimate(model, image, variations, whole_image(evaluations), factor,
+                              fewer=(evaluations, whole_image)).text
 
     def superresolve_steps(self, name: str, steps: str | None, height: int, width: int, factor: int,
                            outputs: int) -> tuple[Schedule, str]:
@@ -375,7 +378,8 @@ class Studio(Registry):
             schedule, r = parse_schedule(steps, tasks.DEFAULT_EDIT), self.resolution(model)
         except ValueError:
             return ""
-        return self._estimate(model, image, variations, colorized(r, schedule)).text
+        return self._estimate(model, image, variations, colorized(r, schedule),
+                              fewer=(schedule.evaluations, lambda k: colorized(r, steps_schedule(k, {})))).text
 
     def inpaint_estimate(self, model: str | None, image: Any, mask: Any, steps: str | None,
                          variations: Any = 1, edit_with: str | None = "auto") -> str:
@@ -398,8 +402,10 @@ class Studio(Registry):
         except (ValueError, OSError):
             return ""
         if mask:
-            return self._estimate(model, image, variations, around_mask(fill, r, evaluations)).text
-        small = self._estimate(model, image, variations, around_mask(fill, r, evaluations))
+            return self._estimate(model, image, variations, around_mask(fill, r, evaluations),
+                                  fewer=(evaluations, lambda k: around_mask(fill, r, k))).text
+        small = self._estimate(model, image, variations, around_mask(fill, r, evaluations),
+                               fewer=(evaluations, lambda k: around_mask(fill, r, k)))
         whole = self._estimate(model, image, variations, whole_image(across))
         if not small.text or small.refused:
             return small.text
@@ -413,8 +419,10 @@ class Studio(Registry):
                 f"small mask ({evaluations} evaluations per image), {whole.seconds:.0f} s for thin strokes across the "
                 f"whole image ({across}{shrunk})")
 
-    def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes,
-                  factor: int = 1) -> Estimate:
+    def _estimate(self, model: str | None, image: Any, variations: Any, passes: Passes, factor: int = 1, *,
+                  fewer: tuple[int, Callable[[int], Passes]] | None = None) -> Estimate:
+        """`fewer`: (the request's evaluations, their passes at another count), to name the steps that would fit
+        where this request would be refused (`fewer_steps`)."""
         try:
             entry = self.entry(model)
             if not entry.param.tiled or image is None or (isinstance(image, str) and not image):
@@ -426,9 +434,10 @@ class Studio(Registry):
         h, w = self.fitted_size(entry.name, size[0] * factor, size[1] * factor, outputs, passes)
         r = entry.param.resolution
         if thumbnail_only((h, w), size[0] * factor, size[1] * factor, r):  # Prepared.fit refuses it
+            hint = self.fewer_steps(entry.name, size[0] * factor, size[1] * factor, outputs, *fewer) if fewer else ""
             return Estimate(h, w, 0.0, f"**Too large for this studio** at these steps and variations: it fits only "
-                                       f"downscaled to {w}x{h}, smaller than the model's {r} px crops; ask for fewer",
-                            refused=True)
+                                       f"downscaled to {w}x{h}, smaller than the model's {r} px crops; ask for "
+                                       f"fewer{hint}", refused=True)
         tiling = default_tiling(r, self.runtime.device)
         runs = passes(h, w)
         per_tile = self.seconds_per_tile(entry.name)

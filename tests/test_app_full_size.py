@@ -452,13 +452,15 @@ def test_a_request_that_fits_only_as_a_thumbnail_is_refused(tmp_path: Path, monk
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(photo)
     mask = mask_file(tmp_path, (slice(140, 160), slice(190, 210)), shape=(300, 400))
-    assert slow.inpaint_estimate("photo-cm", str(photo), str(mask), "editing 40", 1).startswith("**Too large")
+    estimate = slow.inpaint_estimate("photo-cm", str(photo), str(mask), "editing 40", 1)
+    assert estimate.startswith("**Too large")
     for steps in ("editing 40", "auto"):
         with pytest.raises(ValueError, match=r"too large for this studio: .* smaller than the model's 16 px crops; "
                                              r"ask for fewer steps or variations \((\d) steps? would fit, at "
                                              r"(\d+)x(\d+)\)") as refused:
             slow.inpaint("photo-cm", None, str(photo), str(mask), None, steps, 0, 1)
     k, *size = map(int, re.search(r"\((\d) steps? would fit, at (\d+)x(\d+)\)", str(refused.value)).groups())
+    assert estimate.endswith(f"ask for fewer ({k} step{'s' if k > 1 else ''} would fit, at {size[0]}x{size[1]})")
     fewer = slow.inpaint("photo-cm", None, str(photo), str(mask), None, str(k), 0, 1)  # runs, at that size
     assert list(png(fewer.files).size) == size and min(size) >= R
     assert any("downscaled 400x300" in n for n in fewer.notes)
