@@ -401,11 +401,10 @@ class Studio(Registry):
             across = self.inpaint_steps(name, param, steps, fill, outputs, whole_image)[0].evaluations
         except (ValueError, OSError):
             return ""
-        if mask:
-            return self._estimate(model, image, variations, around_mask(fill, r, evaluations),
-                                  fewer=(evaluations, lambda k: around_mask(fill, r, k))).text
         small = self._estimate(model, image, variations, around_mask(fill, r, evaluations),
                                fewer=(evaluations, lambda k: around_mask(fill, r, k)))
+        if mask:
+            return small.text
         whole = self._estimate(model, image, variations, whole_image(across))
         if not small.text or small.refused:
             return small.text
