@@ -11,7 +11,9 @@ Rules, in order:
    rather than pad it into an unreadable sliver). No global PIL setting is changed.
 3. Animated or multi-page files give their first frame; EXIF orientation is applied.
 4. Every mode becomes RGB in [0, 1]: 16-bit and float images keep their precision, CMYK/palette/LA are
-   converted, and transparency is composited on white, like the training data.
+   converted, and transparency is composited on white, like the training data. Pixels under an embedded colour
+   profile other than sRGB (a phone's Display P3, a camera's Adobe RGB) are converted to sRGB, the colour space of
+   the training photos and of every file written back (which carries no profile, so is read as sRGB).
 5. The image is centre-padded with white to a square and resized to R x R by exact area averaging
    (source pixels weighted by their overlap with each output pixel): a box filter when shrinking, and when
    enlarging by a whole factor every source pixel becomes a crisp block (nothing overshoots, no ringing).
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
@@ -41,6 +43,10 @@ _CHUNK_VALUES = 1 << 22  # floats converted at once while resizing (16 MiB)
 _EXIF_ORIENTATION = 0x0112
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
                b"MM\x00*": "TIFF"}
+# A profile whose conversion moves no colour of an 8-bit grid by more than this many levels is sRGB under another
+# name (camera makers', GIMP's, the compact "c2"): left alone, as converting it would only re-round the pixels.
+SRGB_TOLERANCE = 1
+_PROFILE_MODES = {"RGB": ("RGB", "RGBA"), "GRAY": ("L", "LA")}  # what LittleCMS converts here, by profile space
 _ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed", 6: "rotated 90° clockwise",
                  7: "transversed", 8: "rotated 90° counter-clockwise"}
 
@@ -280,10 +286,69 @@ def _pil_raster(image: Image.Image, name: str, notes: list[str]) -> _Raster:
         except (ValueError, OSError) as e:
             raise InputError(f"{name} has an unsupported image mode {mode!r} ({_short(e)})") from None
         notes.append(f"converted {mode} to RGBA")
+    image = _to_srgb(image, notes)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
     return _Raster(array, 255.0, image.mode in ("LA", "RGBA"))
+
+
+def _profile_grid(space: str) -> Image.Image:
+    """Colours to compare a profile's conversion with sRGB on: a 17^3 grid of RGB, or all 256 greys."""
+    if space == "GRAY":
+        return Image.fromarray(np.arange(256, dtype=np.uint8)[None], "L")
+    levels = np.linspace(0, 255, 17).round().astype(np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(1, -1, 3)
+    return Image.fromarray(grid, "RGB")
+
+
+def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    """`image` (RGB, RGBA, L or LA) under its embedded ICC profile -> its pixels in sRGB, without the profile.
+    LittleCMS, relative colorimetric with black-point compensation (what an editor's "convert to sRGB" does):
+    colours inside sRGB keep their appearance, those outside it clip to its gamut. An sRGB profile under another
+    name is left alone (SRGB_TOLERANCE); one that cannot be read or applied is ignored with a note."""
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+        name = ImageCms.getProfileDescription(profile).strip() or "unnamed"
+    except Exception as e:  # noqa: BLE001 - LittleCMS raises OSError, PyCMSError or TypeError on corrupt profiles
+        notes.append(f"its embedded colour profile could not be read ({_short(e)}) and was ignored: read as sRGB")
+        return image
+    if space == "CMYK":  # the pixels were converted to RGB by Pillow's formula (_pil_raster)
+        notes.append(f"its CMYK colour profile ({name}) was not applied: CMYK is converted by a plain formula")
+        return image
+    if image.mode not in _PROFILE_MODES.get(space, ()):
+        notes.append(f"its {space or 'unknown'} colour profile ({name}) does not fit its {image.mode} pixels and "
+                     "was ignored: read as sRGB")
+        return image
+    srgb = ImageCms.createProfile("sRGB")
+
+    def convert(pixels: Image.Image) -> Image.Image:
+        return ImageCms.profileToProfile(pixels, profile, srgb, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                         outputMode="RGB" if pixels.mode == "L" else pixels.mode,
+                                         flags=ImageCms.Flags.BLACKPOINTCOMPENSATION)
+
+    try:
+        grid = _profile_grid(space)
+        moved = np.abs(np.asarray(convert(grid).convert(grid.mode), dtype=np.int16) - np.asarray(grid)).max()
+        if moved <= SRGB_TOLERANCE:
+            return image
+        if image.mode in ("L", "LA"):  # a grey profile maps greys to neutral sRGB: channels equal, kept as grey
+            converted = convert(image.getchannel("L")).convert("L")
+            if image.mode == "LA":
+                converted = Image.merge("LA", (converted, image.getchannel("A")))
+        else:
+            converted = convert(image)
+    except Exception as e:  # noqa: BLE001 - as above, for profiles LittleCMS reads but cannot build a transform from
+        notes.append(f"its colour profile ({name}) could not be applied ({_short(e)}) and was ignored: read as sRGB")
+        return image
+    converted.info.pop("icc_profile", None)
+    notes.append(f"converted from its colour profile ({name}) to sRGB, the model's colour space (colours beyond "
+                 "sRGB clip to it)")
+    return converted
 
 
 def _drop_opaque_alpha(raster: _Raster, notes: list[str]) -> _Raster:
