@@ -713,12 +713,17 @@ class Studio(Registry):
         full = prep.full_upload(image, "image") if tiled else prep.upload(image, "image", evaluations)
         size = tuple(full.tensor.shape[-2:])
         own_size = size == images.image_size(image)
-        read = at_own_size = float(tasks.estimate_noise_sigma(full.tensor).mean())
+        # A photo's noise is read as a curve against the value where it has one (a camera's, larger in the
+        # shadows; editing.noise), else as one level; the emoji square is read as one level.
+        read = (noise.estimate_noise(full.tensor) if tiled
+                else noise.NoiseCurve.constant(float(tasks.estimate_noise_sigma(full.tensor).mean())))
+        at_own_size = read
         grey = noise.is_grey(full.tensor)  # area_resize keeps it so
         jpeg = images.jpeg_compression(image)
-        read_through = jpeg is not None and read > 0 and own_size
+        read_through = jpeg is not None and max(read.sigmas) > 0 and own_size
         if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
-            at_own_size = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
+            at_own_size = read.mapped(
+                lambda s: noise.jpeg_noise_sigma(s, *jpeg, torch.Generator().manual_seed(0), grey=grey))
         override = sigma is not None and float(sigma) >= 0
         # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
         # a multiple of its level (editing.noise.bootstrap_scale), measured on squares of the upload re-noised and
@@ -726,7 +731,7 @@ class Studio(Registry):
         # cost of the image's size.
         kind = "a JPEG" if read_through else "a grey image"
         bootstrap: list[Pass] = []
-        if not override and at_own_size > 0 and (read_through or (grey and jpeg is None)):
+        if not override and max(at_own_size.sigmas) > 0 and (read_through or (grey and jpeg is None)):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
             with_bootstrap = [Pass(*size, evaluations), *bootstrap]
             try:
@@ -746,7 +751,7 @@ class Studio(Registry):
             upload = full
         x = upload.tensor
         downscaled = x.shape != full.tensor.shape
-        estimated = at_own_size * (noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
+        estimated = at_own_size.scaled(noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
             raise ValueError(f"mode must be one of {', '.join(DENOISE_MODES)}, got {mode!r}")
@@ -767,36 +772,45 @@ class Studio(Registry):
                 limits=self.limits)
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
-                                  sigma=float(sigma) if override else estimated * scale, refine_steps=refine_steps,
+                                  sigma=float(sigma) if override else estimated.scaled(scale), refine_steps=refine_steps,
                                   seed=prep.seed, label=prep.label, on_tiles=prep.tiles(evaluations),
                                   limits=self.limits, grey=grey)
         out = out[..., : x.shape[-2], : x.shape[-1]]
-        prep.notes.append(f"estimated noise sigma = {estimated:.4f} (on the [-1, 1] scale); used sigma = "
-                          f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        if estimated.is_constant:
+            prep.notes.append(f"estimated noise sigma = {noise.describe_level(estimated)} (on the [-1, 1] scale); used sigma = "
+                              f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        else:
+            prep.notes.append(
+                f"estimated noise: its level depends on the value, {noise.describe_level(estimated)} (on the [-1, 1] scale, "
+                "as a camera's noise, larger in the shadows)" + (f"; used sigma = {used:.4f} (override)" if override
+                else f"; denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped back")
+                + f"; {evaluations} evaluation(s)")
         if grey:
             prep.notes.append("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its "
                               "level per channel, so the model (trained on independent channels) is handed sqrt(3) x "
                               "the level; the result is grey")
         if read_through:
             prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
-                              f"estimate reads ({read:.4f}); read through the file's own compression it is "
-                              f"{at_own_size:.4f}")
+                              f"estimate reads ({noise.describe_level(read)}); read through the file's own compression it "
+                              f"is {noise.describe_level(at_own_size)}")
         if scale != 1.0:
             left = "what its compression left of the noise" if read_through else "its noise"
             saved = "compressed as the file was" if read_through else "saved as 8-bit"
             level = "that" if grey else "its level"
             prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x {level}, measured on squares of the "
                               f"upload re-noised and {saved}")
-        if downscaled and estimated > 0:
-            prep.notes.append(f"the noise was estimated at the upload's own size ({at_own_size:.4f}); the downscale "
-                              f"averages it down to {estimated:.4f}")
-        elif not own_size and not override and jpeg is not None and estimated > 0:  # a clean JPEG reads 0, rightly
+        if downscaled and max(estimated.sigmas) > 0:
+            prep.notes.append(f"the noise was estimated at the upload's own size ({noise.describe_level(at_own_size)}); the "
+                              f"downscale averages it down to {noise.describe_level(estimated)}")
+        elif not own_size and not override and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG reads 0, rightly
             prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "
                               "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
                               "'Set the noise level myself' and raise the level")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
                                   alpha=upload.alpha, before=x)
-        return DenoiseResult(**vars(result), estimated=estimated, used=used, scale=scale)
+        curve = () if estimated.is_constant else tuple(zip(estimated.levels, estimated.sigmas))
+        return DenoiseResult(**vars(result), estimated=float(estimated.at(x).mean()), used=used, scale=scale,
+                             curve=curve)
 
     def compare(self, model: str | None, style: str | None, seed: float, reference: Any,
                 on_step: OnStep | None = None) -> CompareResult:

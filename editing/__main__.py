@@ -396,24 +396,29 @@ def run(args: argparse.Namespace) -> list[Path]:
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []
-            given, jpeg, grey = args.sigma, images.jpeg_compression(path), noise.is_grey(x)
-            if given is None and jpeg is not None:  # the input at its own size: as the studio does
-                read = float(tasks.estimate_noise_sigma(x).mean())
-                given = noise.jpeg_noise_sigma(read, *jpeg, torch.Generator().manual_seed(0), grey=grey)
-                print(f"{path}: a JPEG: the noise estimate {read:.4f}, read through its own compression, is "
-                      f"{given:.4f}", file=sys.stderr)
-            elif given is None and grey:
-                given = float(tasks.estimate_noise_sigma(x).mean())
-            if args.sigma is None and (jpeg is not None or grey) and given > 0:  # noise unlike the models' (studio)
+            jpeg, grey = images.jpeg_compression(path), noise.is_grey(x)
+            given: float | noise.NoiseCurve | None = args.sigma
+            if given is None:  # the input at its own size, its curve where the level depends on the value: as the studio
+                read = noise.estimate_noise(x)
+                given = read
+                if jpeg is not None:
+                    given = read.mapped(
+                        lambda s: noise.jpeg_noise_sigma(s, *jpeg, torch.Generator().manual_seed(0), grey=grey))
+                    print(f"{path}: a JPEG: the noise estimate {noise.describe_level(read)}, read through its own "
+                          f"compression, is {noise.describe_level(given)}", file=sys.stderr)
+                if not given.is_constant:
+                    print(f"{path}: the noise's level depends on the value, {noise.describe_level(given)}: denoised "
+                          "variance-stabilized", file=sys.stderr)
+            if args.sigma is None and (jpeg is not None or grey) and max(given.sigmas) > 0:  # unlike the models' noise
                 scale = tasks.denoise_scale(denoiser, x, given, jpeg, refine_steps=args.refine, seed=args.seed,
                                             grey=grey, **common)
                 if scale != 1.0:
                     left = ("what its compression left of the noise" if jpeg is not None
-                            else f"its noise (estimated {given:.4f})")
+                            else f"its noise (estimated {noise.describe_level(given)})")
                     saved = "compressed as the file was" if jpeg is not None else "saved as 8-bit"
                     print(f"{path}: {left} is best denoised at {scale:.2f} x that level (measured on squares of it "
                           f"re-noised and {saved})", file=sys.stderr)
-                    given *= scale
+                    given = given.scaled(scale)
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
                 result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
@@ -424,7 +429,9 @@ def run(args: argparse.Namespace) -> list[Path]:
             out = padded_run(denoise, x, least)
             sigma = found[0]
             why = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
-            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale){why if grey else ''}", file=sys.stderr)
+            stabilized = isinstance(given, noise.NoiseCurve) and not given.is_constant
+            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale{', variance-stabilized' if stabilized else ''})"
+                  f"{why if grey else ''}", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()

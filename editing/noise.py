@@ -44,6 +44,14 @@ of the upload, put through the file's own compression (`jpeg_roundtrip`) and den
 level; the multiple that best recovers the first denoise is used. The same serves a grey image, which the models
 denoise best above sqrt(3) x its level too.
 
+A camera's noise is not white: in linear light its variance grows with the signal (photon shot noise beside the
+read noise, a Poisson-Gaussian model, Foi et al. 2008), and the tone curve then makes it largest in the shadows of
+an sRGB file. `estimate_noise_curve` reads the std against the local mean (a noise level function, Liu et al. 2008):
+the same flat windows, binned by their 5x5 mean into CURVE_BINS bins of equal counts, each read as above.
+`Stabilizer` maps such noise to one std everywhere, f(v) = -1 + 2 F(v) / F(1) with F' = 1 / sigma(v) (variance
+stabilization for a known noise level function, as the Anscombe transform is for Poisson noise; Makitalo and Foi
+2013), so a denoiser trained on white noise runs once at that std, and its result is mapped back by f^-1.
+
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
 own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
@@ -54,6 +62,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -78,6 +87,17 @@ JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
 BOOTSTRAP_SCALES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0)  # multiples of the level the bootstrap tries
 BOOTSTRAP_GRID, BOOTSTRAP_SIDE = 6, 64  # it runs on 6 x 6 squares of 64 px spread over the upload (a tile each)
 JPEG_BLOCK = 16  # a JPEG's largest coding unit (4:2:0): the squares start on its grid, so they compress as the file did
+CURVE_BINS = 8  # brightness bins of the noise level function, of equal counts of flat windows
+# Flat windows per bin, at least: a bin's std is then read within about 4% (a median of |responses|, whose
+# neighbouring windows share pixels), so white noise's bins stay well inside CURVE_VARIES of each other.
+CURVE_MIN_WINDOWS = 4096
+CURVE_MIN_BINS = 3  # fewer bins than this filled: the image is read as one level
+# A curve whose largest std is under this multiple of its smallest is read as one level: white noise read through a
+# JPEG's quantization varies with the content too (up to 1.3x between the bins of a noisy ramp saved at quality 90),
+# and a map that flat changes little (Stabilizer).
+CURVE_VARIES = 1.5
+CURVE_FLOOR = 1.0 / 8.0  # no bin's std below this share of the largest: a stabilizer stretches no value more than 8x
+STABILIZER_POINTS = 4097  # the grid on [-1, 1] the stabilizer is tabulated on
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
 
@@ -117,28 +137,177 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4 or images.shape[-1] < 3 or images.shape[-2] < 3:
         raise ValueError(f"need (B, C, H>=3, W>=3) images, got {tuple(images.shape)}")
     images = sample_squares(images.to(torch.float32))
-    laplacian = windows(images, torch.tensor(LAPLACIAN))
-    sobel = torch.tensor(SOBEL)
-    gradient2 = windows(images, sobel) ** 2 + windows(images, sobel.T) ** 2
+    laplacian, gradient2, local_mean = _window_statistics(images)
     # 1. A first, high estimate from the windows with no clipped pixel (an image with too few keeps them all).
     clipped = ((images.abs() - 1.0).abs() <= SATURATED).to(torch.float32)
     unclipped = _fallback(F.max_pool2d(clipped, 3, stride=1) == 0, torch.ones_like(laplacian, dtype=torch.bool))
     sigma = robust_sigma(laplacian, unclipped)
-    local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)[..., 1:-1, 1:-1]
-    chi2 = -2.0 * math.log(1.0 - FLAT_QUANTILE)  # chi^2_2 quantile
     # 2. Re-select flat windows whose local mean is away from the bounds at the current estimate, re-estimate.
     for _ in range(ROUNDS):
-        s = sigma.view(-1, 1, 1, 1)
-        steep = (gradient2 > chi2 * 12.0 * s**2).to(torch.float32)
-        flat = F.max_pool2d(F.pad(steep, (1, 1, 1, 1)), 3, stride=1) == 0
-        inside = local_mean.abs() < 1.0 - CLIP_MARGIN * s
+        flat, inside = _flat_windows(gradient2, local_mean, sigma.view(-1, 1, 1, 1))
         keep = _fallback(flat & inside, _fallback(unclipped & flat, unclipped))
         sigma = robust_sigma(laplacian, keep)
     # 3. On 8-bit images (every value on the grid), remove the rounding's share, (1 level)^2 / 12.
+    return (sigma**2 - _rounding_variance(images)).clamp_min(0.0).sqrt()
+
+
+def _window_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per 3x3 window: the Laplacian response, the squared Sobel gradient and the 5x5 local mean."""
+    sobel = torch.tensor(SOBEL)
+    local_mean = F.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)[..., 1:-1, 1:-1]
+    return (windows(images, torch.tensor(LAPLACIAN)), windows(images, sobel) ** 2 + windows(images, sobel.T) ** 2,
+            local_mean)
+
+
+def _flat_windows(gradient2: torch.Tensor, local_mean: torch.Tensor,
+                  sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows with no steep pixel in their 3x3 neighbourhood at noise std `sigma` (broadcast to the windows),
+    and those whose local mean is CLIP_MARGIN stds inside the bounds."""
+    chi2 = -2.0 * math.log(1.0 - FLAT_QUANTILE)  # chi^2_2 quantile
+    steep = (gradient2 > chi2 * 12.0 * sigma**2).to(torch.float32)
+    flat = F.max_pool2d(F.pad(steep, (1, 1, 1, 1)), 3, stride=1) == 0
+    return flat, local_mean.abs() < 1.0 - CLIP_MARGIN * sigma
+
+
+def _rounding_variance(images: torch.Tensor) -> torch.Tensor:
+    """Per image, (1 level)^2 / 12 where every value lies on the 8-bit grid (8-bit rounding's variance), else 0."""
     levels = (images + 1.0) / LEVEL
     on_grid = ((levels - levels.round()).abs() < 1e-3).flatten(1).all(1)
-    rounding = torch.where(on_grid, LEVEL**2 / 12.0, 0.0)
-    return (sigma**2 - rounding).clamp_min(0.0).sqrt()
+    return torch.where(on_grid, LEVEL**2 / 12.0, 0.0)
+
+
+@dataclass(frozen=True)
+class NoiseCurve:
+    """The noise's std against the local mean value, both on [-1, 1] (a noise level function): piecewise linear
+    through (levels[i], sigmas[i]), levels rising, constant beyond the ends. One point: white noise of one std."""
+
+    levels: tuple[float, ...]
+    sigmas: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.levels or len(self.levels) != len(self.sigmas):
+            raise ValueError(f"a noise curve needs as many levels as stds, at least one; got {len(self.levels)} "
+                             f"and {len(self.sigmas)}")
+        if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
+            raise ValueError(f"a noise curve's levels must rise, got {list(self.levels)}")
+        if not all(math.isfinite(s) and s >= 0 for s in self.sigmas):
+            raise ValueError(f"a noise curve's stds must be finite and >= 0, got {list(self.sigmas)}")
+
+    @classmethod
+    def constant(cls, sigma: float) -> NoiseCurve:
+        return cls((0.0,), (float(sigma),))
+
+    @property
+    def is_constant(self) -> bool:
+        return len(set(self.sigmas)) == 1
+
+    @property
+    def spread(self) -> float:
+        """The largest std over the smallest (inf when the smallest is 0 and the largest is not; 1 for no noise)."""
+        low, high = min(self.sigmas), max(self.sigmas)
+        return 1.0 if high == 0 else (math.inf if low == 0 else high / low)
+
+    def at(self, values: torch.Tensor) -> torch.Tensor:
+        """The std at each of `values` (any shape), in their dtype."""
+        levels = torch.tensor(self.levels, dtype=torch.float64, device=values.device)
+        sigmas = torch.tensor(self.sigmas, dtype=torch.float64, device=values.device)
+        return interpolate(values.to(torch.float64), levels, sigmas).to(values.dtype)
+
+    def scaled(self, factor: float) -> NoiseCurve:
+        return NoiseCurve(self.levels, tuple(factor * s for s in self.sigmas))
+
+    def mapped(self, std: Callable[[float], float]) -> NoiseCurve:
+        """Every std through `std` (a read-out to the level it stands for, as `jpeg_noise_sigma`)."""
+        return NoiseCurve(self.levels, tuple(float(std(s)) for s in self.sigmas))
+
+
+def describe_level(curve: NoiseCurve) -> str:
+    """A curve for messages: its std ("0.0312"), or where it varies, from its darkest point to its brightest."""
+    if curve.is_constant:
+        return f"{curve.sigmas[0]:.4f}"
+    return f"{curve.sigmas[0]:.4f} at the darkest values to {curve.sigmas[-1]:.4f} at the brightest"
+
+
+def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """numpy.interp in torch: piecewise linear through (xp, fp), xp rising, constant beyond the ends."""
+    if len(xp) == 1:
+        return fp.expand_as(x).clone()
+    right = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp[right - 1], xp[right], fp[right - 1], fp[right]
+    t = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    return f0 + t * (f1 - f0)
+
+
+def estimate_noise_curve(image: torch.Tensor, bins: int = CURVE_BINS) -> NoiseCurve:
+    """The noise level function of one image (1, C, H, W) on [-1, 1]: its flat windows (selected as in
+    `estimate_noise_sigma`, at the curve's std at their own local mean) binned by local mean into `bins` bins of
+    equal counts (as many as CURVE_MIN_WINDOWS each allow, up to `bins`), each bin's std read robustly, 8-bit
+    rounding removed; a grey image's channels are one. Where the flat windows fill fewer than CURVE_MIN_BINS bins,
+    the one level `estimate_noise_sigma` reads."""
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"need one (1, C, H, W) image, got {tuple(image.shape)}")
+    sigma = float(estimate_noise_sigma(image)[0])
+    if sigma == 0:
+        return NoiseCurve.constant(0.0)
+    images = sample_squares((image[:, :1] if is_grey(image) else image).to(torch.float32))
+    laplacian, gradient2, local_mean = _window_statistics(images)
+    rounding = float(_rounding_variance(images)[0])
+    curve = NoiseCurve.constant(math.sqrt(sigma**2 + rounding))
+    for _ in range(ROUNDS):
+        flat, inside = _flat_windows(gradient2, local_mean, curve.at(local_mean))
+        keep = flat & inside
+        means, responses = local_mean[keep], laplacian[keep].abs()
+        filled = min(bins, len(means) // CURVE_MIN_WINDOWS)
+        if filled < CURVE_MIN_BINS:
+            return NoiseCurve.constant(sigma)
+        order = means.argsort()
+        levels: list[float] = []
+        stds: list[float] = []
+        for part in order.tensor_split(filled):
+            level = float(means[part].median())
+            if not levels or level > levels[-1]:
+                levels.append(level)
+                stds.append(float(responses[part].median()) / (6.0 * NORMAL_QUARTILE))
+        curve = NoiseCurve(tuple(levels), tuple(stds))
+    return NoiseCurve(curve.levels, tuple(math.sqrt(max(s**2 - rounding, 0.0)) for s in curve.sigmas))
+
+
+def estimate_noise(image: torch.Tensor) -> NoiseCurve:
+    """One image's noise (1, C, H, W): its noise level function where that varies with the value by CURVE_VARIES or
+    more, else the one level `estimate_noise_sigma` reads (a constant curve)."""
+    curve = estimate_noise_curve(image)
+    return curve if curve.spread >= CURVE_VARIES else NoiseCurve.constant(float(estimate_noise_sigma(image)[0]))
+
+
+@dataclass(frozen=True)
+class Stabilizer:
+    """The variance-stabilizing map of a noise curve, tabulated on a grid of [-1, 1]: f(v) = -1 + 2 F(v) / F(1),
+    F(v) the integral from -1 to v of 1 / sigma(t). Noise of std sigma(v) becomes, to first order, noise of std
+    `sigma` = 2 / F(1) (f'(v) sigma(v) is that everywhere), and [-1, 1] maps onto itself. A constant curve's map is
+    the identity, with `sigma` its std."""
+
+    grid: torch.Tensor
+    values: torch.Tensor
+    sigma: float
+
+    @classmethod
+    def of(cls, curve: NoiseCurve) -> Stabilizer:
+        if max(curve.sigmas) <= 0:
+            raise ValueError("a noise curve with no noise has no stabilizer")
+        grid = torch.linspace(-1.0, 1.0, STABILIZER_POINTS, dtype=torch.float64)
+        sigmas = curve.at(grid).clamp_min(CURVE_FLOOR * max(curve.sigmas))
+        steps = (1.0 / sigmas[1:] + 1.0 / sigmas[:-1]) * 0.5 * (grid[1] - grid[0])  # the trapezoid rule
+        integral = torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)])
+        total = float(integral[-1])
+        return cls(grid, -1.0 + 2.0 * integral / total, 2.0 / total)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.to(torch.float64).clamp(-1.0, 1.0)
+        return interpolate(flat, self.grid.to(images.device), self.values.to(images.device)).to(images.dtype)
+
+    def inverse(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.to(torch.float64).clamp(-1.0, 1.0)
+        return interpolate(flat, self.values.to(images.device), self.grid.to(images.device)).to(images.dtype)
 
 
 def jpeg_roundtrip(images: torch.Tensor, qtables: Mapping[int, Sequence[int]], subsampling: int) -> torch.Tensor:
@@ -228,25 +397,25 @@ def bootstrap_squares(images: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(squares), side
 
 
-def bootstrap_scale(denoise: Callable[[torch.Tensor, float], torch.Tensor], squares: torch.Tensor, sigma: float,
+def bootstrap_scale(denoise: Callable[[torch.Tensor, float], torch.Tensor], squares: torch.Tensor, noise: NoiseCurve,
                     degrade: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator, *,
                     grey: bool = False, scales: Sequence[float] = BOOTSTRAP_SCALES) -> float:
-    """The multiple of `sigma` at which `denoise(x, level)` best removes noise of std `sigma` that went through
-    `degrade` (the upload's 8-bit file, its compression): a parametric bootstrap. The first denoise of `squares`
-    (noisy) stands in for the clean image; noise of std `sigma` (one draw from `generator`, the same in the three
-    channels when `grey`) is added to it, degraded, and denoised at each of `scales` x `sigma`; the squared error
-    to the first denoise is least at the multiple returned, refined between the best scale's neighbours by a
-    parabola in log scale."""
+    """The multiple of the `noise` curve at which `denoise(x, multiple)` best removes that noise after it went
+    through `degrade` (the upload's 8-bit file, its compression): a parametric bootstrap. The first denoise of
+    `squares` (noisy, at 1 x) stands in for the clean image; noise of the curve's std at each of its values (one
+    draw from `generator`, the same in the three channels when `grey`) is added to it, degraded, and denoised at
+    each of `scales`; the squared error to the first denoise is least at the multiple returned, refined between the
+    best scale's neighbours by a parabola in log scale."""
     if not scales or any(b <= a for a, b in zip(scales, scales[1:])):
         raise ValueError(f"scales must rise, got {list(scales)}")
-    if sigma <= 0 or len(squares) == 0:
+    if max(noise.sigmas) <= 0 or len(squares) == 0:
         return 1.0
-    reference = denoise(squares, sigma).float()
+    reference = denoise(squares, 1.0).float()
     normal = torch.randn(reference.shape, generator=generator, dtype=torch.float32)
     if grey:
         normal = normal[:, :1].expand_as(normal)
-    noisy = degrade(reference + sigma * normal.to(reference.device))
-    errors = [float((denoise(noisy, sigma * s).float() - reference).square().mean()) for s in scales]
+    noisy = degrade(reference + noise.at(reference) * normal.to(reference.device))
+    errors = [float((denoise(noisy, s).float() - reference).square().mean()) for s in scales]
     k = min(range(len(scales)), key=errors.__getitem__)
     if k in (0, len(scales) - 1):
         return float(scales[k])

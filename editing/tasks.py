@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from editing.feasible import project_feasible
 from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
-from editing.noise import (BOOTSTRAP_SCALES, bootstrap_scale, bootstrap_squares, denoiser_sigma, is_grey,
-                           jpeg_roundtrip)
+from editing.noise import (BOOTSTRAP_SCALES, NoiseCurve, Stabilizer, bootstrap_scale, bootstrap_squares,
+                           denoiser_sigma, is_grey, jpeg_roundtrip)
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser, Parameterization
@@ -411,17 +411,28 @@ def interpolate_images(
 
 
 def denoise(
-    model: Denoiser, noisy: torch.Tensor, *, sigma: float | None = None, refine_steps: int = 0, seed: int = 0,
-    label: int | None = None, callback: Callback | None = None,
+    model: Denoiser, noisy: torch.Tensor, *, sigma: float | NoiseCurve | None = None, refine_steps: int = 0,
+    seed: int = 0, label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
     grey: bool | None = None,
 ) -> tuple[torch.Tensor, float]:
     """One evaluation of f at the upload's noise level (estimated on the whole image unless given), then
     optional refinement steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the
-    sigma used. With the EDM teacher as `model` the one evaluation is D(x, sigma), the MMSE estimate. `sigma` is the
-    noise's std per channel; on a grey image (`grey` None: every image's channels equal) the model runs at
-    `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels)."""
+    sigma the model ran at. With the EDM teacher as `model` the one evaluation is D(x, sigma), the MMSE estimate.
+    `sigma` is the noise's std per channel, or a curve of it against the value (`noise.NoiseCurve`, a camera's
+    noise): then the model runs on the image variance-stabilized (`noise.Stabilizer`), at the one std the noise has
+    there, and the result is mapped back. On a grey image (`grey` None: every image's channels equal) the model runs
+    at `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels)."""
     noisy = check_images(model, noisy, "noisy image")
+    if isinstance(sigma, NoiseCurve):
+        if sigma.is_constant:
+            sigma = sigma.sigmas[0]
+        else:
+            stabilizer = Stabilizer.of(sigma)
+            out, used = denoise(model, stabilizer.forward(noisy), sigma=stabilizer.sigma, refine_steps=refine_steps,
+                                seed=seed, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles,
+                                limits=limits, grey=grey)
+            return stabilizer.inverse(out), used
     p = model.param
     if sigma is None:
         sigma = float(estimate_noise_sigma(noisy).mean())
@@ -448,16 +459,17 @@ def denoise(
 
 
 def denoise_scale(
-    model: Denoiser, upload: torch.Tensor, sigma: float,
+    model: Denoiser, upload: torch.Tensor, sigma: float | NoiseCurve,
     compression: tuple[Mapping[int, Sequence[int]], int] | None = None, *, refine_steps: int = 0, seed: int = 0,
     label: int | None = None, grey: bool | None = None, tiling: Tiling | None = None,
     on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> float:
     """The multiple of its level at which `denoise` best cleans an 8-bit upload whose noise is not what the model
     was trained on, a JPEG's or a grey image's (editing.noise.bootstrap_scale on `noise.bootstrap_squares` of it):
-    `upload` (1, 3, H, W) at its own size, `sigma` its noise's std (a JPEG's before its compression,
+    `upload` (1, 3, H, W) at its own size, `sigma` its noise's std or curve (a JPEG's before its compression,
     `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file. The other
     arguments as `denoise`'s, with which the bootstrap denoises; its noise is drawn from `seed`."""
+    curve = sigma if isinstance(sigma, NoiseCurve) else NoiseCurve.constant(sigma)
     grey = is_grey(upload) if grey is None else grey
     squares, _ = bootstrap_squares(upload)
 
@@ -466,14 +478,14 @@ def denoise_scale(
             return from_uint8(to_uint8(images.detach().float().cpu())).to(images)
         return jpeg_roundtrip(images, *compression).to(images)
 
-    def run(images: torch.Tensor, level: float) -> torch.Tensor:  # squares under the model's tile: reflected to it
+    def run(images: torch.Tensor, multiple: float) -> torch.Tensor:  # squares under the model's tile: reflected
         h, w = images.shape[-2:]
         r = model.param.resolution
-        out, _ = denoise(model, pad_to(images, r, r), sigma=level, refine_steps=refine_steps, seed=seed, label=label,
-                         grey=grey, tiling=tiling, on_tiles=on_tiles, limits=limits)
+        out, _ = denoise(model, pad_to(images, r, r), sigma=curve.scaled(multiple), refine_steps=refine_steps,
+                         seed=seed, label=label, grey=grey, tiling=tiling, on_tiles=on_tiles, limits=limits)
         return out[..., :h, :w]
 
-    return bootstrap_scale(run, squares, sigma, save, torch.Generator().manual_seed(seed), grey=grey)
+    return bootstrap_scale(run, squares, curve, save, torch.Generator().manual_seed(seed), grey=grey)
 
 
 def denoise_scale_passes(height: int, width: int, evaluations: int) -> list[Pass]:

@@ -111,6 +111,28 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     assert clean.estimated == 0 and not any("JPEG" in n for n in clean.notes)  # no noise read, none to correct
 
 
+def test_a_camera_s_noise_is_denoised_on_its_curve(studio: Studio, tmp_path: Path) -> None:
+    """Noise whose std falls from the shadows to the highlights, as a camera's after its tone curve: the studio
+    reads its curve (editing.noise.estimate_noise), denoises the image variance-stabilized once, and says so; a level
+    set by hand is one level, as before."""
+    g = np.random.default_rng(7)
+    ramp = np.tile(np.linspace(30, 220, 384)[None, :, None], (256, 1, 3))
+    std = 22 - 16 * (ramp - 30) / 190  # 22 levels in the shadows, 6 in the highlights
+    path = tmp_path / "camera.png"
+    Image.fromarray(np.clip(ramp + std * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8)).save(path)
+    result = studio.denoise("photo-cm", None, str(path), None, 0, 0)
+    upload = images.load_full(str(path)).tensor
+    curve = noise.estimate_noise(upload)
+    assert result.curve == tuple(zip(curve.levels, curve.sigmas)) and curve.spread > 2.5
+    assert abs(result.curve[0][1] * 127.5 - 21) < 3 and abs(result.curve[-1][1] * 127.5 - 7) < 2
+    assert result.used == pytest.approx(noise.Stabilizer.of(curve).sigma)
+    expected, _ = tasks.denoise(studio.load("photo-edm"), upload, sigma=curve)
+    assert np.abs(np.asarray(png(result.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+    assert any("its level depends on the value" in n and "variance-stabilized" in n for n in result.notes)
+    by_hand = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)
+    assert by_hand.used == 0.1 and any("used sigma = 0.1000 (override)" in n for n in by_hand.notes)
+
+
 def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> None:
     """A downscale averages the noise down and correlates neighbours, which the estimate then reads low (at 160 ->
     153 px, under half the noise left): the studio reads it at the upload's own size (a JPEG through its own

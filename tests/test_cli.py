@@ -333,3 +333,27 @@ def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, P
     assert used == pytest.approx(3**0.5 * estimate * float(scaled[2]), rel=5e-3, abs=1e-4)
     pixels = np.asarray(Image.open(out).convert("RGB"))
     assert pixels.shape == (80, 96, 3) and (pixels == pixels[..., :1]).all()
+
+
+def test_denoise_runs_a_cameras_noise_on_its_curve(files: dict[str, Path]) -> None:
+    """As the studio: noise whose level falls from the shadows to the highlights is read as a curve and denoised
+    once variance-stabilized (editing.noise.Stabilizer); the output is the engine's on that curve."""
+    from editing import images, noise, tasks
+    from editing.models import load_model, resolve_runtime
+
+    teacher = Path(__file__).resolve().parents[1] / "weights" / "photo64-edm"
+    ramp = np.tile(np.linspace(30, 220, 384)[None, :, None], (256, 1, 3))
+    std = 22 - 16 * (ramp - 30) / 190
+    path = files["dir"] / "camera.png"
+    Image.fromarray(np.clip(ramp + std * np.random.default_rng(8).standard_normal(ramp.shape), 0, 255).round()
+                    .astype(np.uint8)).save(path)
+    out = files["dir"] / "camera-out.png"
+    ok = cli("denoise", str(path), "--model", str(teacher), "--device", "cpu", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    upload = images.load_full(str(path)).tensor
+    curve = noise.estimate_noise(upload)
+    assert not curve.is_constant and f"depends on the value, {noise.describe_level(curve)}" in ok.stderr, ok.stderr
+    used = float(re.search(r"noise sigma ([\d.]+) \(on the \[-1, 1\] scale, variance-stabilized\)", ok.stderr)[1])
+    assert used == pytest.approx(noise.Stabilizer.of(curve).sigma, abs=1e-4)
+    expected, _ = tasks.denoise(load_model(teacher, resolve_runtime("cpu")), upload, sigma=curve)
+    assert np.abs(np.asarray(Image.open(out).convert("RGB"), dtype=float) - images.to_uint8(expected)[0]).max() <= 1

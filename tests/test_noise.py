@@ -332,15 +332,16 @@ def test_bootstrap_scale_finds_the_level_a_degradation_leaves() -> None:
     """The bootstrap on a case with a closed form: a white Gaussian signal of variance v, its MMSE denoiser
     x v / (v + s^2), and a degradation that adds noise up to g x sigma. The first denoise shrinks the signal to
     variance v^2 / (v + sigma^2), and the denoiser shrinks as MMSE for it at s = g sigma sqrt(1 + sigma^2 / v)."""
-    from editing.noise import bootstrap_scale
+    from editing.noise import NoiseCurve, bootstrap_scale
 
     v, sigma = 0.25, 0.1
+    noise = NoiseCurve.constant(sigma)
     g = torch.Generator().manual_seed(20)
     squares = v**0.5 * torch.randn(9, 3, 128, 128, generator=g)
     noisy = squares + sigma * torch.randn(squares.shape, generator=g)
 
-    def wiener(x: torch.Tensor, s: float) -> torch.Tensor:
-        return x * v / (v + s**2)
+    def wiener(x: torch.Tensor, multiple: float) -> torch.Tensor:
+        return x * v / (v + (multiple * sigma) ** 2)
 
     for gain in (1.2, 1.6):
         extra = torch.Generator().manual_seed(21)
@@ -348,12 +349,12 @@ def test_bootstrap_scale_finds_the_level_a_degradation_leaves() -> None:
         def degrade(x: torch.Tensor) -> torch.Tensor:
             return x + sigma * (gain**2 - 1) ** 0.5 * torch.randn(x.shape, generator=extra)
 
-        found = bootstrap_scale(wiener, noisy, sigma, degrade, torch.Generator().manual_seed(22))
+        found = bootstrap_scale(wiener, noisy, noise, degrade, torch.Generator().manual_seed(22))
         assert found == pytest.approx(gain * (1 + sigma**2 / v) ** 0.5, abs=0.03), gain
     # nothing added: the least multiple
-    assert bootstrap_scale(wiener, noisy, sigma, lambda x: x, torch.Generator().manual_seed(22)) == 1.0
+    assert bootstrap_scale(wiener, noisy, noise, lambda x: x, torch.Generator().manual_seed(22)) == 1.0
     with pytest.raises(ValueError, match="scales must rise"):
-        bootstrap_scale(wiener, noisy, sigma, lambda x: x, g, scales=(1.3, 1.0))
+        bootstrap_scale(wiener, noisy, noise, lambda x: x, g, scales=(1.3, 1.0))
 
 
 def test_bootstrap_squares_start_on_the_jpeg_grid_inside_the_image() -> None:

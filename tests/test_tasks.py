@@ -227,7 +227,7 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     """tasks.denoise_scale: a first denoise of squares of the upload at its level, then, on the squares re-noised
     and compressed with the file's tables, one denoise per scale at the level times the scale; a lossless file's
     squares are saved as 8-bit, a grey image's re-noised along the grey direction."""
-    from editing.noise import BOOTSTRAP_SCALES, is_grey
+    from editing.noise import BOOTSTRAP_SCALES, NoiseCurve, is_grey
 
     tables = {0: [8] * 64, 1: [12] * 64}
     upload = painting(2).repeat(1, 1, 20, 24)[..., :300, :360]  # 300 x 360: 4 x 5 squares of 64 px
@@ -235,7 +235,8 @@ def test_the_bootstrap_denoises_squares_as_the_upload_will_be(tiny_model: Denois
     denoise = tasks.denoise
 
     def spy(model: Denoiser, x: torch.Tensor, **kwargs) -> tuple[torch.Tensor, float]:
-        calls.append((x, kwargs["sigma"]))
+        level = kwargs["sigma"]  # the bootstrap hands a curve; a constant one is the level
+        calls.append((x, level.sigmas[0] if isinstance(level, NoiseCurve) and level.is_constant else level))
         return denoise(model, x, **kwargs)
 
     monkeypatch.setattr(tasks, "denoise", spy)

@@ -68,7 +68,12 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                 progress_callback(progress, "denoising", studio.cancels.watch(session(request))),
                                 mode=mode)
         measured = f" (x {result.scale:.2f} measured on the upload: see the notes)" if result.scale != 1 else ""
-        summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
+        if result.curve:  # a camera's noise: its level depends on the value (editing.noise.NoiseCurve)
+            darkest, brightest = result.curve[0][1], result.curve[-1][1]
+            summary = (f"**Estimated noise sigma: {darkest:.4f} in the shadows to {brightest:.4f} in the highlights** "
+                       f"(mean {result.estimated:.4f}) · denoised variance-stabilized at {result.used:.4f}{measured}")
+        else:
+            summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
         return summary, *out.values(result)
 
     add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[noisy, estimate],

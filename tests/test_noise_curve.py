@@ -1,0 +1,154 @@
+"""editing.noise: the noise level function of an upload (`estimate_noise_curve`), its variance-stabilizing map
+(`Stabilizer`), and `tasks.denoise` on a curve: a camera's noise, whose std depends on the value."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from editing import tasks
+from editing.images import from_uint8, to_uint8
+from editing.models import load_model, resolve_runtime
+from editing.noise import (CURVE_FLOOR, CURVE_VARIES, NoiseCurve, Stabilizer, estimate_noise, estimate_noise_curve,
+                           estimate_noise_sigma)
+from editing.precond import Denoiser
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples" / "photos"  # held out from training
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def shot_noise_std(values: torch.Tensor) -> torch.Tensor:
+    """A camera-like curve on [-1, 1]: 0.09 in the shadows falling to 0.03 in the highlights."""
+    return 0.06 - 0.03 * values
+
+
+def ramp(height: int = 256, width: int = 768) -> torch.Tensor:
+    """A smooth ramp from -0.85 to 0.85 across, slightly different per channel: flat windows at every value."""
+    t = torch.linspace(-0.85, 0.85, width).view(1, 1, 1, width).expand(1, 3, height, width)
+    return (t + torch.tensor([0.0, 0.02, -0.02]).view(1, 3, 1, 1)).clamp(-0.85, 0.85)
+
+
+def camera_upload(clean: torch.Tensor, std: callable, seed: int) -> torch.Tensor:
+    """Noise of std `std(value)` at each pixel, clipped and rounded to 8 bits as a saved file."""
+    g = torch.Generator().manual_seed(seed)
+    return from_uint8(to_uint8(clean + std(clean) * torch.randn(clean.shape, generator=g)))
+
+
+def test_the_curve_reads_a_value_dependent_noise() -> None:
+    curve = estimate_noise_curve(camera_upload(ramp(), shot_noise_std, 1))
+    levels = torch.tensor(curve.levels)
+    assert len(levels) >= 6 and levels.min() < -0.5 and levels.max() > 0.5
+    relative = (torch.tensor(curve.sigmas) / shot_noise_std(levels) - 1).abs()
+    assert relative.max() < 0.1, (curve, relative)
+    assert curve.spread > 2.0 and estimate_noise(camera_upload(ramp(), shot_noise_std, 1)) == curve
+
+
+def test_white_noise_stays_one_level() -> None:
+    noisy = camera_upload(ramp(), lambda v: torch.full_like(v, 0.05), 2)
+    curve = estimate_noise_curve(noisy)
+    assert curve.spread < CURVE_VARIES
+    assert estimate_noise(noisy) == NoiseCurve.constant(float(estimate_noise_sigma(noisy)[0]))
+    clean = from_uint8(to_uint8(ramp()))  # nothing to read
+    assert estimate_noise(clean).sigmas[0] * 127.5 < 0.5
+
+
+def test_a_curve_is_checked_and_interpolated() -> None:
+    curve = NoiseCurve((-0.5, 0.5), (0.1, 0.3))
+    values = torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])
+    torch.testing.assert_close(curve.at(values), torch.tensor([0.1, 0.1, 0.2, 0.3, 0.3]))
+    assert curve.spread == pytest.approx(3.0) and not curve.is_constant
+    assert curve.scaled(2.0).sigmas == pytest.approx((0.2, 0.6))
+    assert NoiseCurve.constant(0.1).is_constant and NoiseCurve.constant(0.0).spread == 1.0
+    for levels, sigmas, words in [((0.5, -0.5), (0.1, 0.1), "must rise"), ((0.0,), (-0.1,), ">= 0"),
+                                  ((), (), "at least one"), ((0.0,), (math.nan,), "finite")]:
+        with pytest.raises(ValueError, match=words):
+            NoiseCurve(levels, sigmas)
+
+
+def test_the_stabilizer_maps_the_range_onto_itself_and_inverts() -> None:
+    curve = NoiseCurve((-0.8, 0.0, 0.8), (0.09, 0.05, 0.03))
+    stabilizer = Stabilizer.of(curve)
+    assert stabilizer.values[0] == -1.0 and stabilizer.values[-1] == pytest.approx(1.0, abs=1e-12)
+    assert (stabilizer.values.diff() > 0).all()
+    x = torch.linspace(-1, 1, 1001, dtype=torch.float64)
+    torch.testing.assert_close(stabilizer.inverse(stabilizer.forward(x)), x, atol=1e-9, rtol=0)
+    # f' sigma is the stabilized std everywhere (the trapezoid rule's slopes against the curve at mid-steps)
+    grid = stabilizer.grid
+    slope = stabilizer.values.diff() / grid.diff()
+    torch.testing.assert_close(slope * curve.at((grid[1:] + grid[:-1]) / 2),
+                               torch.full_like(slope, stabilizer.sigma), rtol=2e-3, atol=0)
+    # a constant curve: the identity, at its std
+    flat = Stabilizer.of(NoiseCurve.constant(0.07))
+    torch.testing.assert_close(flat.forward(x), x, atol=1e-12, rtol=0)
+    assert flat.sigma == pytest.approx(0.07)
+    # the floor: no value is stretched more than 1 / CURVE_FLOOR times another
+    steep = Stabilizer.of(NoiseCurve((-0.5, 0.5), (0.2, 0.0)))
+    slopes = steep.values.diff() / steep.grid.diff()
+    assert float(slopes.max() / slopes.min()) == pytest.approx(1 / CURVE_FLOOR, rel=1e-3)
+    with pytest.raises(ValueError, match="no noise"):
+        Stabilizer.of(NoiseCurve.constant(0.0))
+
+
+def test_stabilized_noise_has_one_std() -> None:
+    """Flat patches at three values, each with its curve's noise: after the map, each patch's noise has the
+    stabilizer's std (first order: the noise is small against the curve's changes)."""
+    curve = NoiseCurve((-0.8, 0.8), (0.04, 0.012))
+    stabilizer = Stabilizer.of(curve)
+    g = torch.Generator().manual_seed(3)
+    for value in (-0.6, 0.0, 0.6):
+        patch = torch.full((1, 3, 128, 128), value, dtype=torch.float64)
+        noisy = patch + curve.at(patch) * torch.randn(patch.shape, generator=g, dtype=torch.float64)
+        std = float((stabilizer.forward(noisy) - stabilizer.forward(patch)).std())
+        assert std == pytest.approx(stabilizer.sigma, rel=0.03), value
+
+
+def test_denoise_on_a_curve_is_the_stabilized_denoise(tiny_model: Denoiser) -> None:
+    noisy = camera_upload(ramp(40, 48), shot_noise_std, 4)
+    curve = NoiseCurve((-0.8, 0.8), (0.09, 0.03))
+    stabilizer = Stabilizer.of(curve)
+    out, used = tasks.denoise(tiny_model, noisy, sigma=curve, label=0)
+    direct, _ = tasks.denoise(tiny_model, stabilizer.forward(noisy), sigma=stabilizer.sigma, label=0)
+    assert used == pytest.approx(stabilizer.sigma)
+    torch.testing.assert_close(out, stabilizer.inverse(direct), atol=1e-6, rtol=0)
+    constant, used_constant = tasks.denoise(tiny_model, noisy, sigma=NoiseCurve.constant(0.05), label=0)
+    scalar, _ = tasks.denoise(tiny_model, noisy, sigma=0.05, label=0)
+    assert used_constant == 0.05 and torch.equal(constant, scalar)
+    grey = noisy.mean(1, keepdim=True).expand_as(noisy).contiguous()
+    out_grey, _ = tasks.denoise(tiny_model, grey, sigma=curve, label=0)
+    assert torch.equal(out_grey[:, :1], out_grey[:, 1:2]) and torch.equal(out_grey[:, :1], out_grey[:, 2:])
+
+
+@pytest.fixture(scope="module")
+def photo_teacher() -> Denoiser:
+    return load_model(WEIGHTS / "photo64-edm", resolve_runtime("cpu"))
+
+
+def test_the_photo_teacher_denoises_a_cameras_noise_better_on_its_curve(photo_teacher: Denoiser) -> None:
+    """A held-out photo under Poisson-Gaussian noise in linear light, saved as sRGB (shadows noisier): denoised at
+    the curve the upload reads, it is closer to the clean photo than at the one level it reads."""
+    rgb = np.array(Image.open(EXAMPLES / "konark-sun-temple.jpg").convert("RGB"))
+    h, w = rgb.shape[:2]
+    clean01 = torch.from_numpy(rgb[h // 2 - 96 : h // 2 + 96, w // 2 - 128 : w // 2 + 128]).permute(2, 0, 1)[None]
+    clean01 = clean01.double() / 255
+    linear = torch.where(clean01 <= 0.04045, clean01 / 12.92, ((clean01 + 0.055) / 1.055) ** 2.4)
+    g = torch.Generator().manual_seed(5)
+    noisy_linear = linear + torch.sqrt(0.004 * linear + 4e-4) * torch.randn(linear.shape, generator=g,
+                                                                             dtype=torch.float64)
+    encoded = torch.where(noisy_linear <= 0.0031308, 12.92 * noisy_linear,
+                          1.055 * noisy_linear.clamp_min(0) ** (1 / 2.4) - 0.055)
+    noisy = from_uint8(to_uint8((encoded * 2 - 1).float()))
+    clean = (clean01 * 2 - 1).float()
+    curve = estimate_noise(noisy)
+    assert curve.spread > 1.5 and curve.sigmas[0] > curve.sigmas[-1]  # the shadows are the noisier
+
+    def psnr(x: torch.Tensor) -> float:
+        return float(10 * torch.log10(4 / (x.clamp(-1, 1) - clean).square().mean()))
+
+    on_curve, _ = tasks.denoise(photo_teacher, noisy, sigma=curve)
+    one_level, _ = tasks.denoise(photo_teacher, noisy, sigma=float(estimate_noise_sigma(noisy)[0]))
+    assert psnr(on_curve) > psnr(one_level) + 0.5, (psnr(on_curve), psnr(one_level), psnr(noisy))
