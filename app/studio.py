@@ -715,11 +715,11 @@ class Studio(Registry):
         own_size = size == images.image_size(image)
         # A photo's noise is read as a curve against the value where it has one (a camera's, larger in the
         # shadows; editing.noise), else as one level; the emoji square is read as one level.
-        read = (noise.estimate_noise(full.tensor) if tiled
-                else noise.NoiseCurve.constant(float(tasks.estimate_noise_sigma(full.tensor).mean())))
-        at_own_size = read
         grey = noise.is_grey(full.tensor)  # area_resize keeps it so
         jpeg = images.jpeg_compression(image)
+        read = (noise.estimate_noise(full.tensor, noise.CURVE_VARIES if jpeg is None else noise.JPEG_CURVE_VARIES)
+                if tiled else noise.NoiseCurve.constant(float(tasks.estimate_noise_sigma(full.tensor).mean())))
+        at_own_size = read
         read_through = jpeg is not None and max(read.sigmas) > 0 and own_size
         if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
             at_own_size = read.mapped(

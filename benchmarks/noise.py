@@ -17,8 +17,10 @@ from PIL import Image
 from benchmarks.common import Dataset, Table, label_for, subset
 from editing import tasks
 from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
-from editing.metrics import psnr
-from editing.noise import (LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE, SATURATED, area_resize_std,
+from benchmarks.photos import cbm3d
+from editing.metrics import psnr, ssim
+from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
+                           SATURATED, NoiseCurve, Stabilizer, area_resize_std, estimate_noise, estimate_noise_curve,
                            estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, robust_sigma, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
@@ -257,4 +259,98 @@ def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: in
                   float(torch.cat([p[1] for p in parts]).mean()))
     table.notes.append(f"{per_style} held-out images per style; noise clipped and rounded to 8 bits; one evaluation "
                        "of the CM at the sigma used (tasks.denoise), PSNR on the [-1, 1] scale.")
+    return table
+
+
+# A camera's noise in linear light, variance a L + b (shot noise beside read noise), saved through the sRGB curve:
+# larger in an 8-bit file's shadows. Two cameras: shot noise first, and read noise first.
+CAMERAS = (("shot noise first", 0.01, 1e-4), ("read noise first", 0.004, 4e-4))
+
+
+def srgb_to_linear(unit: torch.Tensor) -> torch.Tensor:
+    return torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    linear = linear.clamp(0.0, 1.0)
+    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def camera_upload(clean: torch.Tensor, a: float, b: float, generator: torch.Generator) -> torch.Tensor:
+    """Clean images on [-1, 1] as a camera with linear-light noise variance a L + b writes them to sRGB."""
+    linear = srgb_to_linear((clean.double() + 1) / 2)
+    noisy = linear + (a * linear + b).sqrt() * torch.randn(linear.shape, generator=generator, dtype=torch.float64)
+    return (linear_to_srgb(noisy) * 2 - 1).float()
+
+
+def camera_curve(a: float, b: float, points: int = 65) -> NoiseCurve:
+    """The true noise curve of `camera_upload` on [-1, 1] (first order: the std in linear light times the sRGB
+    curve's slope there)."""
+    values = torch.linspace(-1.0, 1.0, points, dtype=torch.float64)
+    linear = srgb_to_linear((values + 1) / 2)
+    slope = torch.where(linear <= 0.0031308, torch.full_like(linear, 12.92),
+                        1.055 / 2.4 * linear.clamp_min(1e-6) ** (1 / 2.4 - 1))
+    return NoiseCurve(tuple(values.tolist()), tuple((2 * (a * linear + b).sqrt() * slope).tolist()))
+
+
+def cbm3d_stabilized(noisy: torch.Tensor, curve: NoiseCurve) -> torch.Tensor:
+    """CBM3D on the image variance-stabilized by `curve` (Makitalo and Foi's recipe for signal-dependent noise),
+    mapped back."""
+    stabilizer = Stabilizer.of(curve)
+    return stabilizer.inverse(cbm3d(stabilizer.forward(noisy), stabilizer.sigma))
+
+
+def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+    """A camera's noise (larger in the shadows) on held-out photo crops: the photo teacher's one evaluation at the
+    one level the estimate reads (the studio before), on the curve it reads (the studio), on the true curve; and
+    CBM3D variance-stabilized on the true curve. As PNG and as JPEG (the studio's read-through and bootstrap)."""
+    table = Table("camera_noise", "Denoising a camera's noise (larger in the shadows): one level vs its curve",
+                  ["upload", "camera", "method", "curve spread read (mean)", "PSNR dB", "SSIM"])
+    if teacher is None or not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: {why if teacher is None else f'no {folder}'}")
+        return table
+    clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(78))
+    for quality in (None, JPEG_QUALITIES[0]):
+        saved = None if quality is None else compression(quality)
+        for camera, a, b in CAMERAS:
+            file = upload(camera_upload(clean, a, b, torch.Generator().manual_seed(79)), quality)
+            true = camera_curve(a, b)
+            rows: dict[str, list[torch.Tensor]] = {}
+            spreads: list[float] = []
+            for i in range(len(clean)):
+                noisy = file[i : i + 1]
+                level = NoiseCurve.constant(float(estimate_noise_sigma(noisy)[0]))
+                curve = estimate_noise(noisy, CURVE_VARIES if saved is None else JPEG_CURVE_VARIES)
+                spreads.append(estimate_noise_curve(noisy).spread)
+                methods = {"one level, estimated (before)": level, "its curve, estimated (the studio)": curve}
+                if saved is None:
+                    methods["the true curve"] = true
+                for name, noise in methods.items():
+                    if saved is not None:  # read through the file's compression, at the bootstrap's multiple
+                        noise = noise.mapped(lambda s: jpeg_noise_sigma(s, *saved, torch.Generator().manual_seed(0)))
+                        noise = noise.scaled(tasks.denoise_scale(teacher, noisy, noise, saved))
+                    rows.setdefault(name, []).append(tasks.denoise(teacher, noisy, sigma=noise)[0].float().cpu())
+                if saved is None:
+                    rows.setdefault("CBM3D, variance-stabilized on the true curve", []).append(
+                        cbm3d_stabilized(noisy, true))
+            for name, outs in rows.items():
+                out = torch.cat(outs)
+                table.add("PNG" if quality is None else f"JPEG q{quality}", camera, name,
+                          sum(spreads) / len(spreads), float(psnr(out, clean).mean()), float(ssim(out, clean).mean()))
+    spans = []
+    for camera, a, b in CAMERAS:
+        stds = camera_curve(a, b).at(clean.double()).flatten() * 127.5
+        low, high = (float(q) for q in stds.quantile(torch.tensor([0.05, 0.95], dtype=torch.float64)))
+        spans.append(f"'{camera}' a = {a:g}, b = {b:g}: {low:.0f} to {high:.0f} levels")
+    table.notes.append(
+        f"{len(clean)} crops of the held-out photos ({CROP} px); noise of variance a L + b in linear light (L in "
+        "[0, 1]), encoded with the sRGB curve and saved as an 8-bit PNG or by Pillow as a JPEG (its std over 90% of "
+        f"the crops' pixels: {'; '.join(spans)}). One evaluation of the photo teacher per crop (tasks.denoise): at "
+        "the one level editing.noise reads (estimate_noise_sigma, as the studio did), on the curve it reads "
+        f"(estimate_noise: the curve where it varies {CURVE_VARIES}x or more, {JPEG_CURVE_VARIES}x on a JPEG, else "
+        "that level; variance-stabilized, editing.noise.Stabilizer), on the true curve; a JPEG's noise read through "
+        "its compression and scaled by the bootstrap's multiple, as the studio does. CBM3D (its default profile) on "
+        "the image variance-stabilized by the true curve, told the stabilized std: the classical method for "
+        "signal-dependent noise, given the truth. 'Curve spread read': the largest over the smallest std of "
+        "estimate_noise_curve, averaged over the crops. PSNR and SSIM on [-1, 1].")
     return table

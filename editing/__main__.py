@@ -399,7 +399,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             jpeg, grey = images.jpeg_compression(path), noise.is_grey(x)
             given: float | noise.NoiseCurve | None = args.sigma
             if given is None:  # the input at its own size, its curve where the level depends on the value: as the studio
-                read = noise.estimate_noise(x)
+                read = noise.estimate_noise(x, noise.CURVE_VARIES if jpeg is None else noise.JPEG_CURVE_VARIES)
                 given = read
                 if jpeg is not None:
                     given = read.mapped(
