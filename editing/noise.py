@@ -99,6 +99,7 @@ CURVE_VARIES = 1.2
 JPEG_CURVE_VARIES = 1.6
 CURVE_FLOOR = 1.0 / 8.0  # no bin's std below this share of the largest: a stabilizer stretches no value more than 8x
 STABILIZER_POINTS = 4097  # the grid on [-1, 1] the stabilizer is tabulated on
+INTERPOLATE_CHUNK = 1 << 20  # values a stabilizer maps at once (their temporaries: a few MiB each)
 JPEG_TRIAL_SIGMAS = torch.logspace(math.log10(0.5 * LEVEL), math.log10(80 * LEVEL), 28, dtype=torch.float64)
 
 
@@ -235,8 +236,7 @@ def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Te
         return fp.expand_as(x).clone()
     right = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
     x0, x1, f0, f1 = xp[right - 1], xp[right], fp[right - 1], fp[right]
-    t = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
-    return f0 + t * (f1 - f0)
+    return f0 + ((x - x0) / (x1 - x0)).clamp(0.0, 1.0) * (f1 - f0)
 
 
 def estimate_noise_curve(image: torch.Tensor, bins: int = CURVE_BINS) -> NoiseCurve:
@@ -282,33 +282,53 @@ def estimate_noise(image: torch.Tensor, varies: float = CURVE_VARIES) -> NoiseCu
 
 @dataclass(frozen=True)
 class Stabilizer:
-    """The variance-stabilizing map of a noise curve, tabulated on a grid of [-1, 1]: f(v) = -1 + 2 F(v) / F(1),
-    F(v) the integral from -1 to v of 1 / sigma(t). Noise of std sigma(v) becomes, to first order, noise of std
-    `sigma` = 2 / F(1) (f'(v) sigma(v) is that everywhere), and [-1, 1] maps onto itself. A constant curve's map is
-    the identity, with `sigma` its std."""
+    """The variance-stabilizing map of a noise curve, tabulated on a uniform grid of [-1, 1]: f(v) = -1 + 2 F(v) /
+    F(1), F(v) the integral from -1 to v of 1 / sigma(t). Noise of std sigma(v) becomes, to first order, noise of std
+    `sigma` = 2 / F(1) (f'(v) sigma(v) is that everywhere), and [-1, 1] maps onto itself. `values` is f on the grid,
+    `inverse_values` f^-1 on the same grid. A constant curve's map is the identity, with `sigma` its std."""
 
-    grid: torch.Tensor
     values: torch.Tensor
+    inverse_values: torch.Tensor
     sigma: float
 
     @classmethod
     def of(cls, curve: NoiseCurve) -> Stabilizer:
         if max(curve.sigmas) <= 0:
             raise ValueError("a noise curve with no noise has no stabilizer")
-        grid = torch.linspace(-1.0, 1.0, STABILIZER_POINTS, dtype=torch.float64)
+        grid = uniform_grid()
         sigmas = curve.at(grid).clamp_min(CURVE_FLOOR * max(curve.sigmas))
         steps = (1.0 / sigmas[1:] + 1.0 / sigmas[:-1]) * 0.5 * (grid[1] - grid[0])  # the trapezoid rule
         integral = torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)])
         total = float(integral[-1])
-        return cls(grid, -1.0 + 2.0 * integral / total, 2.0 / total)
+        values = -1.0 + 2.0 * integral / total
+        values[-1] = 1.0
+        return cls(values, interpolate(grid, values, grid), 2.0 / total)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        flat = images.to(torch.float64).clamp(-1.0, 1.0)
-        return interpolate(flat, self.grid.to(images.device), self.values.to(images.device)).to(images.dtype)
+        return uniform_lookup(images, self.values)
 
     def inverse(self, images: torch.Tensor) -> torch.Tensor:
-        flat = images.to(torch.float64).clamp(-1.0, 1.0)
-        return interpolate(flat, self.values.to(images.device), self.grid.to(images.device)).to(images.dtype)
+        return uniform_lookup(images, self.inverse_values)
+
+
+def uniform_grid() -> torch.Tensor:
+    """STABILIZER_POINTS values evenly over [-1, 1], float64."""
+    return torch.linspace(-1.0, 1.0, STABILIZER_POINTS, dtype=torch.float64)
+
+
+def uniform_lookup(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """`images` (clamped to [-1, 1]) through a function tabulated on `uniform_grid`, linearly between its points:
+    an index, not a search, in chunks of INTERPOLATE_CHUNK values, in the images' dtype."""
+    flat = images.reshape(-1)
+    table = table.to(device=images.device, dtype=torch.float32 if images.dtype != torch.float64 else torch.float64)
+    out = torch.empty_like(flat)
+    scale = (len(table) - 1) / 2.0
+    for start in range(0, len(flat), INTERPOLATE_CHUNK):
+        position = (flat[start : start + INTERPOLATE_CHUNK].to(table.dtype).clamp(-1.0, 1.0) + 1.0) * scale
+        index = position.floor().long().clamp(max=len(table) - 2)
+        low = table[index]
+        out[start : start + INTERPOLATE_CHUNK] = low + (position - index) * (table[index + 1] - low)
+    return out.view(images.shape)
 
 
 def jpeg_roundtrip(images: torch.Tensor, qtables: Mapping[int, Sequence[int]], subsampling: int) -> torch.Tensor:
