@@ -303,7 +303,8 @@ def cbm3d_stabilized(noisy: torch.Tensor, curve: NoiseCurve) -> torch.Tensor:
 def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
     """A camera's noise (larger in the shadows) on held-out photo crops: the photo teacher's one evaluation at the
     one level the estimate reads (the studio before), on the curve it reads (the studio), on the true curve; and
-    CBM3D variance-stabilized on the true curve. As PNG and as JPEG (the studio's read-through and bootstrap)."""
+    CBM3D variance-stabilized on the true curve and on the curve read. As PNG and as JPEG (the studio's
+    read-through and bootstrap)."""
     table = Table("camera_noise", "Denoising a camera's noise (larger in the shadows): one level vs its curve",
                   ["upload", "camera", "method", "curve spread read (mean)", "PSNR dB", "SSIM"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():
@@ -333,6 +334,8 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
                 if saved is None:
                     rows.setdefault("CBM3D, variance-stabilized on the true curve", []).append(
                         cbm3d_stabilized(noisy, true))
+                    rows.setdefault("CBM3D, variance-stabilized on the curve read", []).append(
+                        cbm3d_stabilized(noisy, curve))
             for name, outs in rows.items():
                 out = torch.cat(outs)
                 table.add("PNG" if quality is None else f"JPEG q{quality}", camera, name,
@@ -350,7 +353,8 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
         f"(estimate_noise: the curve where it varies {CURVE_VARIES}x or more, {JPEG_CURVE_VARIES}x on a JPEG, else "
         "that level; variance-stabilized, editing.noise.Stabilizer), on the true curve; a JPEG's noise read through "
         "its compression and scaled by the bootstrap's multiple, as the studio does. CBM3D (its default profile) on "
-        "the image variance-stabilized by the true curve, told the stabilized std: the classical method for "
-        "signal-dependent noise, given the truth. 'Curve spread read': the largest over the smallest std of "
+        "the image variance-stabilized by the true curve or by the curve read, told the stabilized std: the classical "
+        "method for signal-dependent noise. The true curve is first order: near black, where the noise clips at 0, "
+        "the file's noise is smaller than it says, and the curve read is closer. 'Curve spread read': the largest over the smallest std of "
         "estimate_noise_curve, averaged over the crops. PSNR and SSIM on [-1, 1].")
     return table
