@@ -772,17 +772,18 @@ class Studio(Registry):
                 limits=self.limits)
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
-                                  sigma=float(sigma) if override else estimated.scaled(scale), refine_steps=refine_steps,
-                                  seed=prep.seed, label=prep.label, on_tiles=prep.tiles(evaluations),
-                                  limits=self.limits, grey=grey)
+                                  sigma=float(sigma) if override else estimated.scaled(scale),
+                                  refine_steps=refine_steps, seed=prep.seed, label=prep.label,
+                                  on_tiles=prep.tiles(evaluations), limits=self.limits, grey=grey)
         out = out[..., : x.shape[-2], : x.shape[-1]]
+        describe = noise.describe_level
         if estimated.is_constant:
-            prep.notes.append(f"estimated noise sigma = {noise.describe_level(estimated)} (on the [-1, 1] scale); used sigma = "
+            prep.notes.append(f"estimated noise sigma = {describe(estimated)} (on the [-1, 1] scale); used sigma = "
                               f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
         else:
             prep.notes.append(
-                f"estimated noise: its level depends on the value, {noise.describe_level(estimated)} (on the [-1, 1] scale, "
-                "as a camera's noise, larger in the shadows)" + (f"; used sigma = {used:.4f} (override)" if override
+                f"estimated noise: its level depends on the value, {describe(estimated)} (on the [-1, 1] scale, as a "
+                "camera's noise, larger in the shadows)" + (f"; used sigma = {used:.4f} (override)" if override
                 else f"; denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped back")
                 + f"; {evaluations} evaluation(s)")
         if grey:
@@ -791,8 +792,8 @@ class Studio(Registry):
                               "the level; the result is grey")
         if read_through:
             prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
-                              f"estimate reads ({noise.describe_level(read)}); read through the file's own compression it "
-                              f"is {noise.describe_level(at_own_size)}")
+                              f"estimate reads ({describe(read)}); read through the file's own compression it is "
+                              f"{describe(at_own_size)}")
         if scale != 1.0:
             left = "what its compression left of the noise" if read_through else "its noise"
             saved = "compressed as the file was" if read_through else "saved as 8-bit"
@@ -800,9 +801,9 @@ class Studio(Registry):
             prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x {level}, measured on squares of the "
                               f"upload re-noised and {saved}")
         if downscaled and max(estimated.sigmas) > 0:
-            prep.notes.append(f"the noise was estimated at the upload's own size ({noise.describe_level(at_own_size)}); the "
-                              f"downscale averages it down to {noise.describe_level(estimated)}")
-        elif not own_size and not override and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG reads 0, rightly
+            prep.notes.append(f"the noise was estimated at the upload's own size ({describe(at_own_size)}); the "
+                              f"downscale averages it down to {describe(estimated)}")
+        elif not own_size and not override and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG: 0
             prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "
                               "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
                               "'Set the noise level myself' and raise the level")

@@ -355,6 +355,6 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
         "its compression and scaled by the bootstrap's multiple, as the studio does. CBM3D (its default profile) on "
         "the image variance-stabilized by the true curve or by the curve read, told the stabilized std: the classical "
         "method for signal-dependent noise. The true curve is first order: near black, where the noise clips at 0, "
-        "the file's noise is smaller than it says, and the curve read is closer. 'Curve spread read': the largest over the smallest std of "
-        "estimate_noise_curve, averaged over the crops. PSNR and SSIM on [-1, 1].")
+        "the file's noise is smaller than it says, and the curve read is closer. 'Curve spread read': the largest "
+        "over the smallest std of estimate_noise_curve, averaged over the crops. PSNR and SSIM on [-1, 1].")
     return table

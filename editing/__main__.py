@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             found: list[float] = []
             jpeg, grey = images.jpeg_compression(path), noise.is_grey(x)
             given: float | noise.NoiseCurve | None = args.sigma
-            if given is None:  # the input at its own size, its curve where the level depends on the value: as the studio
+            if given is None:  # at its own size, as a curve where the level depends on the value: as the studio
                 read = noise.estimate_noise(x, noise.CURVE_VARIES if jpeg is None else noise.JPEG_CURVE_VARIES)
                 given = read
                 if jpeg is not None:
@@ -430,8 +430,8 @@ def run(args: argparse.Namespace) -> list[Path]:
             sigma = found[0]
             why = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
             stabilized = isinstance(given, noise.NoiseCurve) and not given.is_constant
-            print(f"{path}: noise sigma {sigma:.4f} (on the [-1, 1] scale{', variance-stabilized' if stabilized else ''})"
-                  f"{why if grey else ''}", file=sys.stderr)
+            scale_name = "[-1, 1] scale, variance-stabilized" if stabilized else "[-1, 1] scale"
+            print(f"{path}: noise sigma {sigma:.4f} (on the {scale_name}){why if grey else ''}", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()
