@@ -46,6 +46,7 @@ MAX_FRAMES = 32
 MAX_REFINE_STEPS = 16
 DENOISE_MODES = ("auto", "faithful", "sharp")  # faithful: the teacher's D(x, sigma); sharp: the CM (editing.tasks)
 MAX_NOISE_SIGMA = 2.0  # the add-noise helper's largest sigma (the [-1, 1] range's width)
+NOISE_KINDS = ("white", "camera")  # the add-noise helper's: the same everywhere, or a camera's (editing.noise)
 COMPARE_STEPS = (1, 2, 3, 4, 8)
 TEACHER_STEPS = 18  # the teacher's Heun steps in Steps vs quality (2 x 18 - 1 = 35 evaluations)
 COMPARE_TILES = 4  # Steps vs quality on a photo model restores the reference's centre up to this many crops wide
@@ -686,18 +687,34 @@ class Studio(Registry):
         result.files = [gif, strip] + result.files
         return InterpolateResult(**vars(result), strip=strip, gif=gif)
 
-    def add_noise(self, model: str | None, image: Any, sigma: float, seed: float) -> tuple[str, list[str]]:
-        """The upload plus Gaussian noise of std sigma (on the [-1, 1] scale), saved at model resolution."""
+    def add_noise(self, model: str | None, image: Any, sigma: float, seed: float,
+                  kind: str | None = "white") -> tuple[str, list[str]]:
+        """The upload plus noise of std sigma (on the [-1, 1] scale), saved as the model takes it: white Gaussian
+        noise, or (`kind` "camera") a camera's, whose std is sigma at mid grey and larger in the shadows
+        (editing.noise.add_camera_noise)."""
         prep = self.prepare(model, None, None, seeded=False, conditional=False)
         if sigma is None or not math.isfinite(float(sigma)) or not 0 <= float(sigma) <= MAX_NOISE_SIGMA:
             raise ValueError(f"noise level must be between 0 and {MAX_NOISE_SIGMA:g}, got {sigma}")
+        kind = (kind or "white").lower()
+        if kind not in NOISE_KINDS:
+            raise ValueError(f"kind of noise must be one of {', '.join(NOISE_KINDS)}, got {kind!r}")
         seed = check_seed(seed)
         upload = prep.upload(image, "image", 1)
         x = upload.tensor
-        noisy = x + float(sigma) * randn(x.shape, generators_for([seed]))
-        result = self.files.write("noisy", noisy, [f"sigma {float(sigma):.3g}"],
-                                  [f"sigma{float(sigma):.3g}-seed{seed}"], prep.notes, alpha=upload.alpha)
-        prep.notes.append(f"added Gaussian noise, sigma = {float(sigma):.3g}, seed {seed} (clipped to the image range)")
+        if kind == "camera":
+            a, b = noise.camera_at_mid_grey(float(sigma))
+            noisy = noise.add_camera_noise(x, a, b, generators_for([seed])[0])
+            curve = noise.camera_curve(a, b).at(torch.tensor([-0.8, 0.8], dtype=torch.float64)).tolist()
+            added = (f"added a camera's noise (variance {a:.3g} L + {b:.3g} in linear light, written as sRGB): sigma "
+                     f"{float(sigma):.3g} at mid grey, {curve[0]:.3g} in the shadows, {curve[1]:.3g} in the highlights, "
+                     f"seed {seed}")
+        else:
+            noisy = x + float(sigma) * randn(x.shape, generators_for([seed]))
+            added = f"added Gaussian noise, sigma = {float(sigma):.3g}, seed {seed} (clipped to the image range)"
+        name = f"{'camera-' if kind == 'camera' else ''}sigma{float(sigma):.3g}-seed{seed}"
+        result = self.files.write("noisy", noisy, [f"sigma {float(sigma):.3g}"], [name], prep.notes,
+                                  alpha=upload.alpha)
+        prep.notes.append(added)
         return result.files[0], prep.notes
 
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,

@@ -20,8 +20,9 @@ from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from benchmarks.photos import cbm3d
 from editing.metrics import psnr, ssim
 from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
-                           SATURATED, NoiseCurve, Stabilizer, area_resize_std, estimate_noise, estimate_noise_curve,
-                           estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, robust_sigma, windows)
+                           SATURATED, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std, camera_curve,
+                           estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_noise_sigma,
+                           jpeg_roundtrip, robust_sigma, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -262,35 +263,9 @@ def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: in
     return table
 
 
-# A camera's noise in linear light, variance a L + b (shot noise beside read noise), saved through the sRGB curve:
-# larger in an 8-bit file's shadows. Two cameras: shot noise first, and read noise first.
+# Two cameras (editing.noise.add_camera_noise: variance a L + b in linear light, written through the sRGB curve,
+# larger in a file's shadows): shot noise first, and read noise first (the studio's "add noise" camera's shape).
 CAMERAS = (("shot noise first", 0.01, 1e-4), ("read noise first", 0.004, 4e-4))
-
-
-def srgb_to_linear(unit: torch.Tensor) -> torch.Tensor:
-    return torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
-    linear = linear.clamp(0.0, 1.0)
-    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-
-
-def camera_upload(clean: torch.Tensor, a: float, b: float, generator: torch.Generator) -> torch.Tensor:
-    """Clean images on [-1, 1] as a camera with linear-light noise variance a L + b writes them to sRGB."""
-    linear = srgb_to_linear((clean.double() + 1) / 2)
-    noisy = linear + (a * linear + b).sqrt() * torch.randn(linear.shape, generator=generator, dtype=torch.float64)
-    return (linear_to_srgb(noisy) * 2 - 1).float()
-
-
-def camera_curve(a: float, b: float, points: int = 65) -> NoiseCurve:
-    """The true noise curve of `camera_upload` on [-1, 1] (first order: the std in linear light times the sRGB
-    curve's slope there)."""
-    values = torch.linspace(-1.0, 1.0, points, dtype=torch.float64)
-    linear = srgb_to_linear((values + 1) / 2)
-    slope = torch.where(linear <= 0.0031308, torch.full_like(linear, 12.92),
-                        1.055 / 2.4 * linear.clamp_min(1e-6) ** (1 / 2.4 - 1))
-    return NoiseCurve(tuple(values.tolist()), tuple((2 * (a * linear + b).sqrt() * slope).tolist()))
 
 
 def cbm3d_stabilized(noisy: torch.Tensor, curve: NoiseCurve) -> torch.Tensor:
@@ -314,7 +289,7 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
     for quality in (None, JPEG_QUALITIES[0]):
         saved = None if quality is None else compression(quality)
         for camera, a, b in CAMERAS:
-            file = upload(camera_upload(clean, a, b, torch.Generator().manual_seed(79)), quality)
+            file = upload(add_camera_noise(clean, a, b, torch.Generator().manual_seed(79)), quality)
             true = camera_curve(a, b)
             rows: dict[str, list[torch.Tensor]] = {}
             spreads: list[float] = []

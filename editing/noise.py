@@ -331,6 +331,47 @@ def uniform_lookup(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return out.view(images.shape)
 
 
+# A camera's noise, to try the curve on: variance a L + b in linear light L in [0, 1] (shot noise beside read noise,
+# Foi et al. 2008), written through the sRGB curve. Its read noise: this share of the shot noise's variance at L = 1.
+CAMERA_READ_SHARE = 0.1
+
+
+def srgb_to_linear(unit: torch.Tensor) -> torch.Tensor:
+    """sRGB values in [0, 1] -> linear light (IEC 61966-2-1)."""
+    return torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light, clipped to [0, 1] -> sRGB values in [0, 1]."""
+    linear = linear.clamp(0.0, 1.0)
+    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def add_camera_noise(images: torch.Tensor, a: float, b: float, generator: torch.Generator) -> torch.Tensor:
+    """Images on [-1, 1] as a camera whose noise in linear light has variance a L + b writes them (sRGB): larger
+    in the shadows. One normal draw per value from `generator`."""
+    linear = srgb_to_linear((images.double() + 1) / 2)
+    normal = torch.randn(linear.shape, generator=generator, dtype=torch.float64).to(linear.device)
+    return (linear_to_srgb(linear + (a * linear + b).sqrt() * normal) * 2 - 1).to(images.dtype)
+
+
+def camera_curve(a: float, b: float, points: int = 65) -> NoiseCurve:
+    """The noise curve of `add_camera_noise` on [-1, 1], to first order: the std in linear light times the sRGB
+    curve's slope there (near black, where the noise clips at 0, the noise is smaller than this)."""
+    values = torch.linspace(-1.0, 1.0, points, dtype=torch.float64)
+    linear = srgb_to_linear((values + 1) / 2)
+    slope = torch.where(linear <= 0.0031308, torch.full_like(linear, 12.92),
+                        1.055 / 2.4 * linear.clamp_min(1e-6) ** (1 / 2.4 - 1))
+    return NoiseCurve(tuple(values.tolist()), tuple((2 * (a * linear + b).sqrt() * slope).tolist()))
+
+
+def camera_at_mid_grey(sigma: float, read_share: float = CAMERA_READ_SHARE) -> tuple[float, float]:
+    """(a, b) of the camera whose noise has std `sigma` at mid grey (0 on [-1, 1]), b = read_share x a."""
+    unit = float(camera_curve(1.0, read_share).at(torch.zeros((), dtype=torch.float64)))
+    a = (sigma / unit) ** 2
+    return a, read_share * a
+
+
 def jpeg_roundtrip(images: torch.Tensor, qtables: Mapping[int, Sequence[int]], subsampling: int) -> torch.Tensor:
     """(B, 3, H, W) images on [-1, 1] as 8-bit JPEGs with these quantization tables and chroma subsampling
     (`subsampling` -1: a greyscale JPEG of the first channel), decoded into three channels as an upload is."""

@@ -133,6 +133,24 @@ def test_a_camera_s_noise_is_denoised_on_its_curve(studio: Studio, tmp_path: Pat
     assert by_hand.used == 0.1 and any("used sigma = 0.1000 (override)" in n for n in by_hand.notes)
 
 
+def test_the_add_noise_helper_makes_a_camera_s_noise_that_denoise_reads_as_a_curve(studio: Studio,
+                                                                                     tmp_path: Path) -> None:
+    ramp = np.tile(np.linspace(30, 220, 384)[None, :, None], (256, 1, 3)).round().astype(np.uint8)
+    path = tmp_path / "clean.png"
+    Image.fromarray(ramp).save(path)
+    noisy, notes = studio.add_noise("photo-cm", str(path), 0.06, 3, "camera")
+    a, b = noise.camera_at_mid_grey(0.06)
+    expected = noise.add_camera_noise(images.load_full(str(path)).tensor, a, b, torch.Generator().manual_seed(3))
+    assert np.array_equal(np.asarray(Image.open(noisy).convert("RGB")), images.to_uint8(expected)[0])
+    assert any(n.startswith("added a camera's noise") and "sigma 0.06 at mid grey" in n for n in notes)
+    result = studio.denoise("photo-cm", None, noisy, None, 0, 0)
+    assert len(result.curve) >= 3 and result.curve[0][1] > 1.5 * result.curve[-1][1]
+    white, _ = studio.add_noise("photo-cm", str(path), 0.06, 3)  # the default: white, as before
+    assert not studio.denoise("photo-cm", None, white, None, 0, 0).curve
+    with pytest.raises(ValueError, match="kind of noise must be one of white, camera"):
+        studio.add_noise("photo-cm", str(path), 0.06, 3, "pink")
+
+
 def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> None:
     """A downscale averages the noise down and correlates neighbours, which the estimate then reads low (at 160 ->
     153 px, under half the noise left): the studio reads it at the upload's own size (a JPEG through its own

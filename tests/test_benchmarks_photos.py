@@ -119,19 +119,6 @@ def test_whole_photo_denoise_table_times_every_runtime_next_to_cbm3d(tmp_path: P
     assert not missing.rows and "skipped" in missing.notes[0]
 
 
-def test_camera_curve_is_the_std_camera_upload_draws() -> None:
-    """benchmarks.noise.camera_curve, the first-order std of a camera's noise after the sRGB curve, against the std
-    camera_upload draws on flat patches (noise small against the curve's bends, none clipped)."""
-    from benchmarks.noise import camera_curve, camera_upload
-
-    a, b = 0.0004, 4e-6
-    curve = camera_curve(a, b)
-    for value in (-0.6, -0.2, 0.3, 0.8):
-        patch = torch.full((1, 3, 256, 256), value)
-        drawn = float((camera_upload(patch, a, b, torch.Generator().manual_seed(3)) - patch).std())
-        assert drawn == pytest.approx(float(curve.at(torch.tensor(value, dtype=torch.float64))), rel=0.03), value
-
-
 def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path) -> None:
     from benchmarks.noise import CAMERAS, camera_noise_table
     from editing.models import Runtime, load_model

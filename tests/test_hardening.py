@@ -155,7 +155,7 @@ def blob(app: AppProcess, component: int, session: str, blob_id: str, kind: str,
 def file_fields(ref: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     """Every file input of the public API, with the reference in it and good values elsewhere."""
     return [
-        ("add_noise", [ref, 0, 0, "tiny-cm"]),
+        ("add_noise", [ref, 0, 0, "tiny-cm", "white"]),
         ("denoise", [ref, False, 0.2, 0, 0, "auto", *MODEL]),
         ("colorize", [ref, "2", 0, 1, *MODEL, "auto"]),
         ("superresolve", [ref, "4", "restore", "2", 0, 1, *MODEL, "auto"]),
@@ -190,7 +190,7 @@ def test_server_files_are_never_read_and_every_refusal_is_the_same(app: AppProce
     assert len(messages) == 1 and NOT_UPLOADED in messages.pop()
     alive(app)
     good = uploaded(app, "good.png", png(Image.new("RGB", (16, 16), "blue")))  # a real upload still works
-    assert call(app, "add_noise", [good, 0, 0, "tiny-cm"])[0] == "complete"
+    assert call(app, "add_noise", [good, 0, 0, "tiny-cm", "camera"])[0] == "complete"
 
 
 # -- 2. editor blobs: bounded index, body size, owner -------------------------------------------------------

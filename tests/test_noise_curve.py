@@ -14,8 +14,8 @@ from PIL import Image
 from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.models import load_model, resolve_runtime
-from editing.noise import (CURVE_FLOOR, CURVE_VARIES, NoiseCurve, Stabilizer, estimate_noise, estimate_noise_curve,
-                           estimate_noise_sigma, uniform_grid)
+from editing.noise import (CURVE_FLOOR, CURVE_VARIES, NoiseCurve, Stabilizer, add_camera_noise, camera_at_mid_grey,
+                           camera_curve, estimate_noise, estimate_noise_curve, estimate_noise_sigma, uniform_grid)
 from editing.precond import Denoiser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples" / "photos"  # held out from training
@@ -138,16 +138,8 @@ def test_the_photo_teacher_denoises_a_cameras_noise_better_on_its_curve(photo_te
     the curve the upload reads, it is closer to the clean photo than at the one level it reads."""
     rgb = np.array(Image.open(EXAMPLES / "konark-sun-temple.jpg").convert("RGB"))
     h, w = rgb.shape[:2]
-    clean01 = torch.from_numpy(rgb[h // 2 - 96 : h // 2 + 96, w // 2 - 128 : w // 2 + 128]).permute(2, 0, 1)[None]
-    clean01 = clean01.double() / 255
-    linear = torch.where(clean01 <= 0.04045, clean01 / 12.92, ((clean01 + 0.055) / 1.055) ** 2.4)
-    g = torch.Generator().manual_seed(5)
-    noisy_linear = linear + torch.sqrt(0.004 * linear + 4e-4) * torch.randn(linear.shape, generator=g,
-                                                                             dtype=torch.float64)
-    encoded = torch.where(noisy_linear <= 0.0031308, 12.92 * noisy_linear,
-                          1.055 * noisy_linear.clamp_min(0) ** (1 / 2.4) - 0.055)
-    noisy = from_uint8(to_uint8((encoded * 2 - 1).float()))
-    clean = (clean01 * 2 - 1).float()
+    clean = from_uint8(rgb[None, h // 2 - 96 : h // 2 + 96, w // 2 - 128 : w // 2 + 128])
+    noisy = from_uint8(to_uint8(add_camera_noise(clean, 0.004, 4e-4, torch.Generator().manual_seed(5))))
     curve = estimate_noise(noisy)
     assert curve.spread > 1.5 and curve.sigmas[0] > curve.sigmas[-1]  # the shadows are the noisier
 
@@ -157,3 +149,19 @@ def test_the_photo_teacher_denoises_a_cameras_noise_better_on_its_curve(photo_te
     on_curve, _ = tasks.denoise(photo_teacher, noisy, sigma=curve)
     one_level, _ = tasks.denoise(photo_teacher, noisy, sigma=float(estimate_noise_sigma(noisy)[0]))
     assert psnr(on_curve) > psnr(one_level) + 0.5, (psnr(on_curve), psnr(one_level), psnr(noisy))
+
+
+def test_camera_curve_is_the_std_add_camera_noise_draws() -> None:
+    """camera_curve, the first-order std of a camera's noise after the sRGB curve, against the std add_camera_noise
+    draws on flat patches (noise small against the curve's bends, none clipped); camera_at_mid_grey's level."""
+    a, b = 0.0004, 4e-6
+    curve = camera_curve(a, b)
+    for value in (-0.6, -0.2, 0.3, 0.8):
+        patch = torch.full((1, 3, 256, 256), value)
+        drawn = float((add_camera_noise(patch, a, b, torch.Generator().manual_seed(3)) - patch).std())
+        assert drawn == pytest.approx(float(curve.at(torch.tensor(value, dtype=torch.float64))), rel=0.03), value
+    a, b = camera_at_mid_grey(0.02)
+    assert b == pytest.approx(0.1 * a)
+    assert float(camera_curve(a, b).at(torch.zeros((), dtype=torch.float64))) == pytest.approx(0.02)
+    darkest, brightest = camera_curve(a, b).at(torch.tensor([-0.8, 0.8], dtype=torch.float64)).tolist()
+    assert darkest > 2 * brightest  # larger in the shadows

@@ -30,6 +30,11 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                 with gr.Accordion("Add noise (to try it on a clean image)", open=False):
                     noise_sigma = SliderInput(0.0, 1.0, value=0.2, step=0.01, label="Noise to add",
                                               info=NOISE_INFO)
+                    noise_kind = gr.Radio([("the same everywhere (white)", "white"),
+                                           ("a camera's (larger in the shadows)", "camera")], value="white",
+                                          label="Kind of noise",
+                                          info="a camera's: its level here at mid grey; Denoise reads such noise "
+                                          "as a curve against the brightness")
                     noise_seed = NumberInput(label="Noise seed", value=0, precision=0, minimum=0)
                     add = gr.Button("Make a noisy copy")
                     # The copy goes here, at the model's size; the upload above stays as it was.
@@ -56,8 +61,9 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                 out = result_outputs("Denoised", columns=2, before_after="denoise")
 
     @guarded
-    def add_noise(image: str | None, noise_sigma: float, noise_seed: float, model_name: str) -> tuple[Any, ...]:
-        path, notes = studio.add_noise(model_name, image, noise_sigma, noise_seed)
+    def add_noise(image: str | None, noise_sigma: float, noise_seed: float, model_name: str,
+                  kind: str | None = "white") -> tuple[Any, ...]:
+        path, notes = studio.add_noise(model_name, image, noise_sigma, noise_seed, kind)
         return path, "\n".join(f"- {n}" for n in notes)
 
     @guarded
@@ -76,7 +82,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
             summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
         return summary, *out.values(result)
 
-    add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model], outputs=[noisy, estimate],
+    add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model, noise_kind], outputs=[noisy, estimate],
               api_name="add_noise")
     override.change(lambda on: gr.Slider(interactive=bool(on)), inputs=override, outputs=sigma,
                     api_name="denoise_override", api_visibility=UNDOCUMENTED, show_progress="hidden")
