@@ -171,7 +171,7 @@ class InterpolateResult(Result):
 
 @dataclass
 class DenoiseResult(Result):
-    estimated: float = 0.0  # the noise sigma estimated from the input
+    estimated: float = 0.0  # the noise sigma estimated from the input (a curve's: its mean over the image)
     used: float = 0.0  # the sigma denoised at (the estimate, or the override)
     scale: float = 1.0  # the multiple of the estimate a JPEG's or a grey image's noise was measured best at
     curve: tuple[tuple[float, float], ...] = ()  # (value, std) where the noise's level depends on the value

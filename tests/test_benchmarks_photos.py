@@ -119,9 +119,18 @@ def test_whole_photo_denoise_table_times_every_runtime_next_to_cbm3d(tmp_path: P
     assert not missing.rows and "skipped" in missing.notes[0]
 
 
-def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path) -> None:
+def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, monkeypatch) -> None:
+    import benchmarks.noise
     from benchmarks.noise import CAMERAS, camera_noise_table
     from editing.models import Runtime, load_model
+
+    stabilized: list[float] = []
+
+    def fake_cbm3d(noisy: torch.Tensor, sigma: float) -> torch.Tensor:  # the table's rows, not CBM3D, are tested
+        stabilized.append(sigma)
+        return noisy
+
+    monkeypatch.setattr(benchmarks.noise, "cbm3d", fake_cbm3d)
 
     folder = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
     teacher = load_model(folder, Runtime(torch.device("cpu"), torch.float32, None))
@@ -134,5 +143,6 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path) 
             rows = [r for r in table.rows if r[0] == upload and r[1] == camera]
             assert {r[2] for r in rows} == methods and len(rows) == len(methods), (upload, camera)
             assert all(np.isfinite(r[4]) and 0 < r[5] <= 1 and r[3] >= 1 for r in rows)
+    assert len(stabilized) == 2 * len(CAMERAS) * 2  # per camera and crop: on the true curve and on the curve read
     missing = camera_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
