@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -268,6 +269,21 @@ def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: in
 CAMERAS = (("shot noise first", 0.01, 1e-4), ("read noise first", 0.004, 4e-4))
 
 
+def write_camera_crops(out: Path, noisy: torch.Tensor, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
+                       zoom: int = 2) -> None:
+    """The crop whose one-level denoise gains most from its curve: noisy, every method, clean, side by side at
+    `zoom` x (nearest), as `camera-noise.png` (and its legend, `camera-noise.txt`)."""
+    gains = psnr(outputs["its curve, estimated (the studio)"], clean) - psnr(outputs["one level, estimated (before)"],
+                                                                                clean)
+    i = int(gains.argmax())
+    panels = {"noisy": noisy, **outputs, "clean": clean}
+    strip = np.concatenate([to_uint8(F.interpolate(image[i : i + 1].float(), scale_factor=zoom, mode="nearest"))[0]
+                            for image in panels.values()], axis=1)
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(strip).save(out / "camera-noise.png")
+    (out / "camera-noise.txt").write_text(" | ".join(panels) + f" (crop {i}, {float(gains[i]):.1f} dB gained)\n")
+
+
 def cbm3d_stabilized(noisy: torch.Tensor, curve: NoiseCurve) -> torch.Tensor:
     """CBM3D on the image variance-stabilized by `curve` (Makitalo and Foi's recipe for signal-dependent noise),
     mapped back."""
@@ -275,11 +291,13 @@ def cbm3d_stabilized(noisy: torch.Tensor, curve: NoiseCurve) -> torch.Tensor:
     return stabilizer.inverse(cbm3d(stabilizer.forward(noisy), stabilizer.sigma))
 
 
-def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int,
+                       crops_to: Path | None = None) -> Table:
     """A camera's noise (larger in the shadows) on held-out photo crops: the photo teacher's one evaluation at the
     one level the estimate reads (the studio before), on the curve it reads (the studio), on the true curve; and
     CBM3D variance-stabilized on the true curve and on the curve read. As PNG and as JPEG (the studio's
-    read-through and bootstrap)."""
+    read-through and bootstrap). `crops_to`: where the PNG crop that gains most from its curve (the last camera)
+    is written side by side with the others' results (`camera-noise.png`)."""
     table = Table("camera_noise", "Denoising a camera's noise (larger in the shadows): one level vs its curve",
                   ["upload", "camera", "method", "curve spread read (mean)", "PSNR dB", "SSIM"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():
@@ -311,10 +329,12 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
                         cbm3d_stabilized(noisy, true))
                     rows.setdefault("CBM3D, variance-stabilized on the curve read", []).append(
                         cbm3d_stabilized(noisy, curve))
-            for name, outs in rows.items():
-                out = torch.cat(outs)
+            outputs = {name: torch.cat(outs) for name, outs in rows.items()}
+            for name, out in outputs.items():
                 table.add("PNG" if quality is None else f"JPEG q{quality}", camera, name,
                           sum(spreads) / len(spreads), float(psnr(out, clean).mean()), float(ssim(out, clean).mean()))
+            if crops_to is not None and saved is None:
+                write_camera_crops(crops_to, file, clean, outputs)
     spans = []
     for camera, a, b in CAMERAS:
         stds = camera_curve(a, b).at(clean.double()).flatten() * 127.5

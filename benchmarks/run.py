@@ -172,7 +172,7 @@ def run(options: Options) -> dict:
 
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(camera_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
-                                         1 if budget is QUICK else 4))
+                                         1 if budget is QUICK else 4, None if budget is QUICK else options.crops_dir))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table
 

@@ -134,7 +134,7 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
 
     folder = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
     teacher = load_model(folder, Runtime(torch.device("cpu"), torch.float32, None))
-    table = camera_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
+    table = camera_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1, tmp_path / "crops")
     png_methods = {"one level, estimated (before)", "its curve, estimated (the studio)", "the true curve",
                    "CBM3D, variance-stabilized on the true curve", "CBM3D, variance-stabilized on the curve read"}
     jpeg_methods = {"one level, estimated (before)", "its curve, estimated (the studio)"}
@@ -144,5 +144,9 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
             assert {r[2] for r in rows} == methods and len(rows) == len(methods), (upload, camera)
             assert all(np.isfinite(r[4]) and 0 < r[5] <= 1 and r[3] >= 1 for r in rows)
     assert len(stabilized) == 2 * len(CAMERAS) * 2  # per camera and crop: on the true curve and on the curve read
+    # the figure: noisy, the five PNG methods, clean, each 128 px crop at 2x
+    assert Image.open(tmp_path / "crops" / "camera-noise.png").size == (7 * 256, 256)
+    legend = (tmp_path / "crops" / "camera-noise.txt").read_text()
+    assert legend.startswith("noisy | one level, estimated (before) | ") and "| clean (crop " in legend
     missing = camera_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
