@@ -269,13 +269,19 @@ def denoise_table(model: Denoiser | None, why: str, data: Dataset, per_style: in
 CAMERAS = (("shot noise first", 0.01, 1e-4), ("read noise first", 0.004, 4e-4))
 
 
+FIGURE_SPAN = 1.0  # on [-1, 1]: the figure's crop spans this much of the range, shadows and highlights both
+
+
 def write_camera_crops(out: Path, noisy: torch.Tensor, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
                        zoom: int = 2) -> None:
-    """The crop whose one-level denoise gains most from its curve: noisy, every method, clean, side by side at
-    `zoom` x (nearest), as `camera-noise.png` (and its legend, `camera-noise.txt`)."""
+    """The crop, of those with both shadows and highlights (FIGURE_SPAN between the 5th and 95th percentiles of
+    its grey; else of all), whose one-level denoise gains most from its curve: noisy, every method, clean, side by
+    side at `zoom` x (nearest), as `camera-noise.png` (and its legend, `camera-noise.txt`)."""
     gains = psnr(outputs["its curve, estimated (the studio)"], clean) - psnr(outputs["one level, estimated (before)"],
                                                                                 clean)
-    i = int(gains.argmax())
+    grey = clean.mean(1).flatten(1)
+    span = grey.quantile(0.95, dim=1) - grey.quantile(0.05, dim=1)
+    i = int(torch.where(span >= FIGURE_SPAN, gains, gains - 100.0).argmax())
     panels = {"noisy": noisy, **outputs, "clean": clean}
     strip = np.concatenate([to_uint8(F.interpolate(image[i : i + 1].float(), scale_factor=zoom, mode="nearest"))[0]
                             for image in panels.values()], axis=1)
