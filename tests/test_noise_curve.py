@@ -33,26 +33,26 @@ def ramp(height: int = 256, width: int = 768) -> torch.Tensor:
     return (t + torch.tensor([0.0, 0.02, -0.02]).view(1, 3, 1, 1)).clamp(-0.85, 0.85)
 
 
-def camera_upload(clean: torch.Tensor, std: callable, seed: int) -> torch.Tensor:
+def noisy_upload(clean: torch.Tensor, std: callable, seed: int) -> torch.Tensor:
     """Noise of std `std(value)` at each pixel, clipped and rounded to 8 bits as a saved file."""
     g = torch.Generator().manual_seed(seed)
     return from_uint8(to_uint8(clean + std(clean) * torch.randn(clean.shape, generator=g)))
 
 
 def test_the_curve_reads_a_value_dependent_noise() -> None:
-    curve = estimate_noise_curve(camera_upload(ramp(), shot_noise_std, 1))
+    curve = estimate_noise_curve(noisy_upload(ramp(), shot_noise_std, 1))
     levels = torch.tensor(curve.levels)
     assert len(levels) >= 6 and levels.min() < -0.5 and levels.max() > 0.5
     relative = (torch.tensor(curve.sigmas) / shot_noise_std(levels) - 1).abs()
     assert relative.max() < 0.1, (curve, relative)
-    noisy = camera_upload(ramp(), shot_noise_std, 1)
+    noisy = noisy_upload(ramp(), shot_noise_std, 1)
     assert curve.spread > 2.0 and estimate_noise(noisy) == curve
     # under the threshold asked for (a JPEG's is higher), one level
     assert estimate_noise(noisy, curve.spread + 0.01) == NoiseCurve.constant(float(estimate_noise_sigma(noisy)[0]))
 
 
 def test_white_noise_stays_one_level() -> None:
-    noisy = camera_upload(ramp(), lambda v: torch.full_like(v, 0.05), 2)
+    noisy = noisy_upload(ramp(), lambda v: torch.full_like(v, 0.05), 2)
     curve = estimate_noise_curve(noisy)
     assert curve.spread < CURVE_VARIES
     assert estimate_noise(noisy) == NoiseCurve.constant(float(estimate_noise_sigma(noisy)[0]))
@@ -113,7 +113,7 @@ def test_stabilized_noise_has_one_std() -> None:
 
 
 def test_denoise_on_a_curve_is_the_stabilized_denoise(tiny_model: Denoiser) -> None:
-    noisy = camera_upload(ramp(40, 48), shot_noise_std, 4)
+    noisy = noisy_upload(ramp(40, 48), shot_noise_std, 4)
     curve = NoiseCurve((-0.8, 0.8), (0.09, 0.03))
     stabilizer = Stabilizer.of(curve)
     out, used = tasks.denoise(tiny_model, noisy, sigma=curve, label=0)
