@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def ramp(height: int = 256, width: int = 768) -> torch.Tensor:
     return (t + torch.tensor([0.0, 0.02, -0.02]).view(1, 3, 1, 1)).clamp(-0.85, 0.85)
 
 
-def noisy_upload(clean: torch.Tensor, std: callable, seed: int) -> torch.Tensor:
+def noisy_upload(clean: torch.Tensor, std: Callable[[torch.Tensor], torch.Tensor], seed: int) -> torch.Tensor:
     """Noise of std `std(value)` at each pixel, clipped and rounded to 8 bits as a saved file."""
     g = torch.Generator().manual_seed(seed)
     return from_uint8(to_uint8(clean + std(clean) * torch.randn(clean.shape, generator=g)))
