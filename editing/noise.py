@@ -245,11 +245,16 @@ def estimate_noise_curve(image: torch.Tensor, bins: int = CURVE_BINS) -> NoiseCu
     equal counts (as many as CURVE_MIN_WINDOWS each allow, up to `bins`), each bin's std read robustly, 8-bit
     rounding removed; a grey image's channels are one. Where the flat windows fill fewer than CURVE_MIN_BINS bins,
     the one level `estimate_noise_sigma` reads."""
+    return _curve_and_level(image, bins)[0]
+
+
+def _curve_and_level(image: torch.Tensor, bins: int) -> tuple[NoiseCurve, float]:
+    """`estimate_noise_curve` and the one level `estimate_noise_sigma` reads, which it starts from."""
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"need one (1, C, H, W) image, got {tuple(image.shape)}")
     sigma = float(estimate_noise_sigma(image)[0])
     if sigma == 0:
-        return NoiseCurve.constant(0.0)
+        return NoiseCurve.constant(0.0), sigma
     images = sample_squares((image[:, :1] if is_grey(image) else image).to(torch.float32))
     laplacian, gradient2, local_mean = _window_statistics(images)
     rounding = float(_rounding_variance(images)[0])
@@ -260,7 +265,7 @@ def estimate_noise_curve(image: torch.Tensor, bins: int = CURVE_BINS) -> NoiseCu
         means, responses = local_mean[keep], laplacian[keep].abs()
         filled = min(bins, len(means) // CURVE_MIN_WINDOWS)
         if filled < CURVE_MIN_BINS:
-            return NoiseCurve.constant(sigma)
+            return NoiseCurve.constant(sigma), sigma
         order = means.argsort()
         levels: list[float] = []
         stds: list[float] = []
@@ -270,14 +275,14 @@ def estimate_noise_curve(image: torch.Tensor, bins: int = CURVE_BINS) -> NoiseCu
                 levels.append(level)
                 stds.append(float(responses[part].median()) / (6.0 * NORMAL_QUARTILE))
         curve = NoiseCurve(tuple(levels), tuple(stds))
-    return NoiseCurve(curve.levels, tuple(math.sqrt(max(s**2 - rounding, 0.0)) for s in curve.sigmas))
+    return NoiseCurve(curve.levels, tuple(math.sqrt(max(s**2 - rounding, 0.0)) for s in curve.sigmas)), sigma
 
 
 def estimate_noise(image: torch.Tensor, varies: float = CURVE_VARIES) -> NoiseCurve:
     """One image's noise (1, C, H, W): its noise level function where that varies with the value by `varies` or
     more (JPEG_CURVE_VARIES for a JPEG), else the one level `estimate_noise_sigma` reads (a constant curve)."""
-    curve = estimate_noise_curve(image)
-    return curve if curve.spread >= varies else NoiseCurve.constant(float(estimate_noise_sigma(image)[0]))
+    curve, sigma = _curve_and_level(image, CURVE_BINS)
+    return curve if curve.spread >= varies else NoiseCurve.constant(sigma)
 
 
 @dataclass(frozen=True)
