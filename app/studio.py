@@ -731,24 +731,16 @@ class Studio(Registry):
         size = tuple(full.tensor.shape[-2:])
         own_size = size == images.image_size(image)
         # A photo's noise is read as a curve against the value where it has one (a camera's, larger in the
-        # shadows; editing.noise), else as one level; the emoji square is read as one level.
-        grey = noise.is_grey(full.tensor)  # area_resize keeps it so
+        # shadows), a JPEG's through its own compression (editing.noise.read_noise); the emoji square as one level.
         jpeg = images.jpeg_compression(image)
-        read = (noise.estimate_noise(full.tensor, noise.CURVE_VARIES if jpeg is None else noise.JPEG_CURVE_VARIES)
-                if tiled else noise.NoiseCurve.constant(float(tasks.estimate_noise_sigma(full.tensor).mean())))
-        at_own_size = read
-        read_through = jpeg is not None and max(read.sigmas) > 0 and own_size
-        if read_through:  # a JPEG: the estimate read through its own compression (editing.noise)
-            at_own_size = read.mapped(
-                lambda s: noise.jpeg_noise_sigma(s, *jpeg, torch.Generator().manual_seed(0), grey=grey))
+        reading = noise.read_noise(full.tensor, jpeg if own_size else None, as_curve=tiled)
         override = sigma is not None and float(sigma) >= 0
         # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
-        # a multiple of its level (editing.noise.bootstrap_scale), measured on squares of the upload re-noised and
-        # saved as the file was: when the studio's limits take it beside the image at its own size, never at the
-        # cost of the image's size.
-        kind = "a JPEG" if read_through else "a grey image"
+        # a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and saved as the
+        # file was: when the studio's limits take it beside the image at its own size, never at the cost of the
+        # image's size. A JPEG downscaled here no longer carries its compression: not measured.
         bootstrap: list[Pass] = []
-        if not override and max(at_own_size.sigmas) > 0 and (read_through or (grey and jpeg is None)):
+        if not override and reading.unlike_training and (own_size or jpeg is None):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
             with_bootstrap = [Pass(*size, evaluations), *bootstrap]
             try:
@@ -758,9 +750,9 @@ class Studio(Registry):
             except ValueError:
                 room = False
             if not room:
-                prep.notes.append(f"{kind}: the level its noise is best denoised at was not measured (this studio's "
-                                  "limits leave no room for it beside the image at its own size); denoised at the "
-                                  "noise's level")
+                prep.notes.append(f"{reading.kind}: the level its noise is best denoised at was not measured (this "
+                                  "studio's limits leave no room for it beside the image at its own size); denoised at "
+                                  "the noise's level")
                 bootstrap = []
         if tiled:
             upload = prep.fit(full, "image", evaluations, lambda h, w: [Pass(h, w, evaluations), *bootstrap])
@@ -768,7 +760,7 @@ class Studio(Registry):
             upload = full
         x = upload.tensor
         downscaled = x.shape != full.tensor.shape
-        estimated = at_own_size.scaled(noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
+        estimated = reading.level.scaled(noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
         mode = (mode or "auto").lower()
         if mode not in DENOISE_MODES:
             raise ValueError(f"mode must be one of {', '.join(DENOISE_MODES)}, got {mode!r}")
@@ -784,41 +776,28 @@ class Studio(Registry):
         scale = 1.0
         if bootstrap:
             scale = tasks.denoise_scale(
-                model_, x, at_own_size, jpeg if read_through else None, refine_steps=refine_steps, seed=prep.seed,
-                label=prep.label, grey=grey, on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))),
-                limits=self.limits)
+                model_, x, reading.level, reading.compression, refine_steps=refine_steps, seed=prep.seed,
+                label=prep.label, grey=reading.grey, limits=self.limits,
+                on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))))
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
                                   sigma=float(sigma) if override else estimated.scaled(scale),
                                   refine_steps=refine_steps, seed=prep.seed, label=prep.label,
-                                  on_tiles=prep.tiles(evaluations), limits=self.limits, grey=grey)
+                                  on_tiles=prep.tiles(evaluations), limits=self.limits, grey=reading.grey)
         out = out[..., : x.shape[-2], : x.shape[-1]]
         describe = noise.describe_level
-        if estimated.is_constant:
-            prep.notes.append(f"estimated noise sigma = {describe(estimated)} (on the [-1, 1] scale); used sigma = "
-                              f"{used:.4f}{' (override)' if override else ''}; {evaluations} evaluation(s)")
+        prep.notes.extend(reading.notes())
+        if override:
+            prep.notes.append(f"used sigma = {used:.4f} (override); {evaluations} evaluation(s)")
+        elif reading.level.is_constant:
+            prep.notes.append(f"used sigma = {used:.4f}; {evaluations} evaluation(s)")
         else:
-            prep.notes.append(
-                f"estimated noise: its level depends on the value, {describe(estimated)} (on the [-1, 1] scale, as a "
-                "camera's noise, larger in the shadows)" + (f"; used sigma = {used:.4f} (override)" if override
-                else f"; denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped back")
-                + f"; {evaluations} evaluation(s)")
-        if grey:
-            prep.notes.append("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its "
-                              "level per channel, so the model (trained on independent channels) is handed sqrt(3) x "
-                              "the level; the result is grey")
-        if read_through:
-            prep.notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the "
-                              f"estimate reads ({describe(read)}); read through the file's own compression it is "
-                              f"{describe(at_own_size)}")
+            prep.notes.append(f"denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped "
+                              f"back; {evaluations} evaluation(s)")
         if scale != 1.0:
-            left = "what its compression left of the noise" if read_through else "its noise"
-            saved = "compressed as the file was" if read_through else "saved as 8-bit"
-            level = "that" if grey else "its level"
-            prep.notes.append(f"{kind}: {left} is best denoised at {scale:.2f} x {level}, measured on squares of the "
-                              f"upload re-noised and {saved}")
+            prep.notes.append(reading.scale_note(scale))
         if downscaled and max(estimated.sigmas) > 0:
-            prep.notes.append(f"the noise was estimated at the upload's own size ({describe(at_own_size)}); the "
+            prep.notes.append(f"the noise was estimated at the upload's own size ({describe(reading.level)}); the "
                               f"downscale averages it down to {describe(estimated)}")
         elif not own_size and not override and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG: 0
             prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "

@@ -23,7 +23,7 @@ from editing.metrics import psnr, ssim
 from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
                            SATURATED, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std, camera_curve,
                            estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_noise_sigma,
-                           jpeg_roundtrip, robust_sigma, windows)
+                           jpeg_roundtrip, robust_sigma, through_jpeg, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -327,7 +327,7 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
                     methods["the true curve"] = true
                 for name, noise in methods.items():
                     if saved is not None:  # read through the file's compression, at the bootstrap's multiple
-                        noise = noise.mapped(lambda s: jpeg_noise_sigma(s, *saved, torch.Generator().manual_seed(0)))
+                        noise = through_jpeg(noise, saved)
                         noise = noise.scaled(tasks.denoise_scale(teacher, noisy, noise, saved))
                     rows.setdefault(name, []).append(tasks.denoise(teacher, noisy, sigma=noise)[0].float().cpu())
                 if saved is None:

@@ -396,29 +396,20 @@ def run(args: argparse.Namespace) -> list[Path]:
         elif task == "denoise":
             bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []
-            jpeg, grey = images.jpeg_compression(path), noise.is_grey(x)
             given: float | noise.NoiseCurve | None = args.sigma
-            if given is None:  # at its own size, as a curve where the level depends on the value: as the studio
-                read = noise.estimate_noise(x, noise.CURVE_VARIES if jpeg is None else noise.JPEG_CURVE_VARIES)
-                given = read
-                if jpeg is not None:
-                    given = read.mapped(
-                        lambda s: noise.jpeg_noise_sigma(s, *jpeg, torch.Generator().manual_seed(0), grey=grey))
-                    print(f"{path}: a JPEG: the noise estimate {noise.describe_level(read)}, read through its own "
-                          f"compression, is {noise.describe_level(given)}", file=sys.stderr)
-                if not given.is_constant:
-                    print(f"{path}: the noise's level depends on the value, {noise.describe_level(given)}: denoised "
-                          "variance-stabilized", file=sys.stderr)
-            if args.sigma is None and (jpeg is not None or grey) and max(given.sigmas) > 0:  # unlike the models' noise
-                scale = tasks.denoise_scale(denoiser, x, given, jpeg, refine_steps=args.refine, seed=args.seed,
-                                            grey=grey, **common)
-                if scale != 1.0:
-                    left = ("what its compression left of the noise" if jpeg is not None
-                            else f"its noise (estimated {noise.describe_level(given)})")
-                    saved = "compressed as the file was" if jpeg is not None else "saved as 8-bit"
-                    print(f"{path}: {left} is best denoised at {scale:.2f} x that level (measured on squares of it "
-                          f"re-noised and {saved})", file=sys.stderr)
-                    given = given.scaled(scale)
+            grey = noise.is_grey(x)
+            notes = [noise.GREY_NOTE] if grey else []
+            if given is None:  # at its own size: a curve where the level depends on the value, a JPEG's read through
+                reading = noise.read_noise(x, images.jpeg_compression(path))  # its compression: as the studio
+                notes, given = reading.notes(), reading.level
+                if reading.unlike_training:
+                    scale = tasks.denoise_scale(denoiser, x, reading.level, reading.compression,
+                                                refine_steps=args.refine, seed=args.seed, grey=grey, **common)
+                    if scale != 1.0:
+                        notes.append(reading.scale_note(scale))
+                        given = given.scaled(scale)
+            for note in notes:
+                print(f"{path}: {note}", file=sys.stderr)
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
                 result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
@@ -428,10 +419,9 @@ def run(args: argparse.Namespace) -> list[Path]:
 
             out = padded_run(denoise, x, least)
             sigma = found[0]
-            why = " (a grey image: its noise lies along the grey direction, sqrt(3) x its level per channel)"
             stabilized = isinstance(given, noise.NoiseCurve) and not given.is_constant
             scale_name = "[-1, 1] scale, variance-stabilized" if stabilized else "[-1, 1] scale"
-            print(f"{path}: noise sigma {sigma:.4f} (on the {scale_name}){why if grey else ''}", file=sys.stderr)
+            print(f"{path}: denoised at noise sigma {sigma:.4f} (on the {scale_name})", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()

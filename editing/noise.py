@@ -55,6 +55,9 @@ stabilization for a known noise level function, as the Anscombe transform is for
 An image downscaled by area averaging carries its noise averaged down, and correlated between neighbours where a
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
 own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
+
+`read_noise` puts these together for one upload at its own size (its curve, read through its compression, whether it
+is grey, and the sentences that say so): the one reading the studio and the CLI share.
 """
 
 from __future__ import annotations
@@ -445,6 +448,78 @@ def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subs
         lo, hi = (mid, hi) if read(mid) <= observed else (lo, mid)
     low_sigma, low_read = (0.0, 0.0) if lo < 0 else (sigmas[lo], read(lo))
     return low_sigma + (sigmas[hi] - low_sigma) * (observed - low_read) / (read(hi) - low_read)
+
+
+JpegCompression = tuple[Mapping[int, Sequence[int]], int]  # a JPEG's quantization tables and chroma subsampling
+
+GREY_NOTE = ("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its level per channel, "
+             "so the model (trained on independent channels) is handed sqrt(3) x the level; the result is grey")
+
+
+def through_jpeg(curve: NoiseCurve, compression: JpegCompression, *, grey: bool = False) -> NoiseCurve:
+    """A curve read on a JPEG, read through its compression: at each point the std the noise had before it
+    (`jpeg_noise_sigma`, its trial noise from a fixed seed, so that a file reads the same every time)."""
+    return curve.mapped(lambda s: jpeg_noise_sigma(s, *compression, torch.Generator().manual_seed(0), grey=grey))
+
+
+@dataclass(frozen=True)
+class NoiseReading:
+    """An upload's noise, read at its own size by `read_noise`. `read`: what the estimate reads in the pixels;
+    `level`: the noise before the file's JPEG compression quantized its finest grain (`read` read through
+    `compression`), or `read` itself where there was no compression to read through; `grey`: a greyscale image,
+    whose noise lies along the grey direction."""
+
+    read: NoiseCurve
+    level: NoiseCurve
+    compression: JpegCompression | None
+    grey: bool
+
+    @property
+    def kind(self) -> str:
+        return "a JPEG" if self.compression is not None else "a grey image" if self.grey else "an image"
+
+    @property
+    def unlike_training(self) -> bool:
+        """Noise unlike the white noise the models were trained on (a JPEG's, a grey image's): best denoised at a
+        multiple of its level, which `tasks.denoise_scale` measures (`bootstrap_scale`)."""
+        return max(self.level.sigmas) > 0 and (self.compression is not None or self.grey)
+
+    def notes(self) -> list[str]:
+        """What was read, in sentences for the studio's notes and the CLI's messages."""
+        if self.level.is_constant:
+            notes = [f"estimated noise sigma = {describe_level(self.level)} (on the [-1, 1] scale)"]
+        else:
+            notes = [f"estimated noise: its level depends on the value, {describe_level(self.level)} (on the [-1, 1] "
+                     "scale, as a camera's noise, larger in the shadows)"]
+        if self.grey:
+            notes.append(GREY_NOTE)
+        if self.compression is not None:
+            notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the estimate "
+                         f"reads ({describe_level(self.read)}); read through the file's own compression it is "
+                         f"{describe_level(self.level)}")
+        return notes
+
+    def scale_note(self, scale: float) -> str:
+        """The sentence for the multiple of its level that `tasks.denoise_scale` measured."""
+        left = "what its compression left of the noise" if self.compression is not None else "its noise"
+        saved = "compressed as the file was" if self.compression is not None else "saved as 8-bit"
+        return (f"{self.kind}: {left} is best denoised at {scale:.2f} x its level, measured on squares of the image "
+                f"re-noised and {saved}")
+
+
+def read_noise(image: torch.Tensor, compression: JpegCompression | None = None, *,
+               as_curve: bool = True) -> NoiseReading:
+    """One upload's noise (1, C, H, W, at the file's own size): its curve where the level depends on the value
+    (`estimate_noise`; `as_curve` False: one level), read through `compression`, the file's JPEG tables (None for a
+    lossless file, or one no longer at its own size), where anything was read."""
+    grey = is_grey(image)
+    if as_curve:
+        read = estimate_noise(image, CURVE_VARIES if compression is None else JPEG_CURVE_VARIES)
+    else:
+        read = NoiseCurve.constant(float(estimate_noise_sigma(image).mean()))
+    if compression is None or max(read.sigmas) <= 0:
+        return NoiseReading(read, read, None, grey)
+    return NoiseReading(read, through_jpeg(read, compression, grey=grey), compression, grey)
 
 
 def bootstrap_squares(images: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -10,7 +10,7 @@ interpolation stay at R. Each edit refuses work beyond its device's limit (editi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from editing.feasible import project_feasible
 from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
-from editing.noise import (BOOTSTRAP_SCALES, NoiseCurve, Stabilizer, bootstrap_scale, bootstrap_squares,
-                           denoiser_sigma, is_grey, jpeg_roundtrip)
+from editing.noise import (BOOTSTRAP_SCALES, JpegCompression, NoiseCurve, Stabilizer, bootstrap_scale,
+                           bootstrap_squares, denoiser_sigma, is_grey, jpeg_roundtrip)
 from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser, Parameterization
@@ -460,14 +460,14 @@ def denoise(
 
 def denoise_scale(
     model: Denoiser, upload: torch.Tensor, sigma: float | NoiseCurve,
-    compression: tuple[Mapping[int, Sequence[int]], int] | None = None, *, refine_steps: int = 0, seed: int = 0,
+    compression: JpegCompression | None = None, *, refine_steps: int = 0, seed: int = 0,
     label: int | None = None, grey: bool | None = None, tiling: Tiling | None = None,
     on_tiles: TileCallback | None = None, limits: Limits | None = None,
 ) -> float:
     """The multiple of its level at which `denoise` best cleans an 8-bit upload whose noise is not what the model
     was trained on, a JPEG's or a grey image's (editing.noise.bootstrap_scale on `noise.bootstrap_squares` of it):
     `upload` (1, 3, H, W) at its own size, `sigma` its noise's std or curve (a JPEG's before its compression,
-    `noise.jpeg_noise_sigma`), `compression` a JPEG's (tables, subsampling), None for a lossless file. The other
+    `noise.through_jpeg`), `compression` a JPEG's (tables, subsampling), None for a lossless file. The other
     arguments as `denoise`'s, with which the bootstrap denoises; its noise is drawn from `seed`."""
     curve = sigma if isinstance(sigma, NoiseCurve) else NoiseCurve.constant(sigma)
     grey = is_grey(upload) if grey is None else grey

@@ -85,7 +85,7 @@ def test_the_api_s_default_style_is_ignored_by_a_model_without_styles(studio: St
 
 def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio, tmp_path: Path) -> None:
     """JPEG quantizes away the noise's finest grain, which the estimate reads: the studio reads it through the
-    file's own compression (editing.noise.jpeg_noise_sigma), and says so."""
+    file's own compression (editing.noise.read_noise), and says so."""
     g = np.random.default_rng(5)
     ramp = np.tile(np.linspace(40, 200, 128)[None, :, None], (128, 1, 3))
     jpeg, png_path = tmp_path / "noisy.jpg", tmp_path / "noisy.png"
@@ -128,7 +128,9 @@ def test_a_camera_s_noise_is_denoised_on_its_curve(studio: Studio, tmp_path: Pat
     assert result.used == pytest.approx(noise.Stabilizer.of(curve).sigma)
     expected, _ = tasks.denoise(studio.load("photo-edm"), upload, sigma=curve)
     assert np.abs(np.asarray(png(result.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
-    assert any("its level depends on the value" in n and "variance-stabilized" in n for n in result.notes)
+    assert any(n.startswith("estimated noise: its level depends on the value") for n in result.notes)
+    assert any(n.startswith(f"denoised once on the image variance-stabilized to one level ({result.used:.4f})")
+               for n in result.notes)
     by_hand = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)
     assert by_hand.used == 0.1 and any("used sigma = 0.1000 (override)" in n for n in by_hand.notes)
 
@@ -218,7 +220,8 @@ def test_a_greyscale_upload_is_denoised_along_the_grey_direction(studio: Studio,
     # and at the multiple the bootstrap measures on it, as the engine (noise saved as 8-bit, no compression)
     scale = tasks.denoise_scale(studio.load("photo-cm"), images.load_full(str(path)).tensor, result.estimated)
     assert result.scale == scale and any(
-        n.startswith(f"a grey image: its noise is best denoised at {scale:.2f} x that, measured") for n in result.notes
+        n.startswith(f"a grey image: its noise is best denoised at {scale:.2f} x its level, measured")
+        for n in result.notes
     ) == (scale != 1.0)
     override = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)  # a level set by hand is per channel too
     assert override.used == pytest.approx(0.1 * 3**0.5)

@@ -1,8 +1,10 @@
 """editing.noise: the noise level function of an upload (`estimate_noise_curve`), its variance-stabilizing map
-(`Stabilizer`), and `tasks.denoise` on a curve: a camera's noise, whose std depends on the value."""
+(`Stabilizer`), `tasks.denoise` on a curve (a camera's noise, whose std depends on the value), and the reading the
+studio and the CLI share (`read_noise`)."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +15,12 @@ import torch
 from PIL import Image
 
 from editing import tasks
-from editing.images import from_uint8, to_uint8
+from editing.images import from_uint8, jpeg_compression, to_uint8
 from editing.models import load_model, resolve_runtime
-from editing.noise import (CURVE_FLOOR, CURVE_VARIES, NoiseCurve, Stabilizer, add_camera_noise, camera_at_mid_grey,
-                           camera_curve, estimate_noise, estimate_noise_curve, estimate_noise_sigma, uniform_grid)
+from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, JpegCompression, NoiseCurve,
+                           Stabilizer, add_camera_noise, camera_at_mid_grey, camera_curve, describe_level,
+                           estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_roundtrip, read_noise,
+                           through_jpeg, uniform_grid)
 from editing.precond import Denoiser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples" / "photos"  # held out from training
@@ -166,3 +170,44 @@ def test_camera_curve_is_the_std_add_camera_noise_draws() -> None:
     assert float(camera_curve(a, b).at(torch.zeros((), dtype=torch.float64))) == pytest.approx(0.02)
     darkest, brightest = camera_curve(a, b).at(torch.tensor([-0.8, 0.8], dtype=torch.float64)).tolist()
     assert darkest > 2 * brightest  # larger in the shadows
+
+
+def pillow_jpeg(quality: int) -> JpegCompression:
+    """The quantization tables and chroma subsampling Pillow's JPEG at `quality` writes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "grey").save(buffer, "JPEG", quality=quality)
+    found = jpeg_compression(buffer.getvalue())
+    assert found is not None
+    return found
+
+
+def test_a_reading_is_the_curve_read_through_the_file_s_compression() -> None:
+    """`read_noise`, which the studio and the CLI both use: a lossless file's level is what the estimate reads; a
+    JPEG's is that read through its own tables (larger: the compression quantized the finest grain); both, and a
+    grey image's, say so; nothing read, nothing read through."""
+    upload = noisy_upload(ramp(128, 384), shot_noise_std, 3)
+    lossless = read_noise(upload)
+    assert lossless.read == lossless.level == estimate_noise(upload) and not lossless.level.is_constant
+    assert lossless.compression is None and not lossless.grey and not lossless.unlike_training
+    assert lossless.notes() == [f"estimated noise: its level depends on the value, {describe_level(lossless.level)} "
+                                "(on the [-1, 1] scale, as a camera's noise, larger in the shadows)"]
+    one_level = read_noise(upload, as_curve=False).level
+    assert one_level == NoiseCurve.constant(float(estimate_noise_sigma(upload)[0]))
+
+    tables = pillow_jpeg(90)
+    saved = jpeg_roundtrip(upload, *tables)
+    jpeg = read_noise(saved, tables)
+    assert jpeg.read == estimate_noise(saved, JPEG_CURVE_VARIES) and jpeg.compression == tables
+    assert jpeg.level == through_jpeg(jpeg.read, tables)
+    assert all(before > after for before, after in zip(jpeg.level.sigmas, jpeg.read.sigmas))
+    assert jpeg.unlike_training and jpeg.kind == "a JPEG"
+    assert any(f"estimate reads ({describe_level(jpeg.read)}); read through the file's own compression it is "
+               f"{describe_level(jpeg.level)}" in n for n in jpeg.notes())
+    assert jpeg.scale_note(1.3).startswith("a JPEG: what its compression left of the noise is best denoised at 1.30 x")
+
+    flat = read_noise(torch.zeros(1, 3, 64, 64), tables)  # nothing read: no compression to read it through
+    assert flat.level == NoiseCurve.constant(0.0) and flat.compression is None and not flat.unlike_training
+
+    grey = read_noise(upload[:, :1].expand(-1, 3, -1, -1))
+    assert grey.grey and grey.unlike_training and GREY_NOTE in grey.notes()
+    assert grey.scale_note(1.25).startswith("a grey image: its noise is best denoised at 1.25 x its level")
