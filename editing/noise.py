@@ -144,8 +144,7 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
     images = sample_squares(images.to(torch.float32))
     laplacian, gradient2, local_mean = _window_statistics(images)
     # 1. A first, high estimate from the windows with no clipped pixel (an image with too few keeps them all).
-    clipped = ((images.abs() - 1.0).abs() <= SATURATED).to(torch.float32)
-    unclipped = _fallback(F.max_pool2d(clipped, 3, stride=1) == 0, torch.ones_like(laplacian, dtype=torch.bool))
+    unclipped = _fallback(unclipped_windows(images), torch.ones_like(laplacian, dtype=torch.bool))
     sigma = robust_sigma(laplacian, unclipped)
     # 2. Re-select flat windows whose local mean is away from the bounds at the current estimate, re-estimate.
     for _ in range(ROUNDS):
@@ -154,6 +153,13 @@ def estimate_noise_sigma(images: torch.Tensor) -> torch.Tensor:
         sigma = robust_sigma(laplacian, keep)
     # 3. On 8-bit images (every value on the grid), remove the rounding's share, (1 level)^2 / 12.
     return (sigma**2 - _rounding_variance(images)).clamp_min(0.0).sqrt()
+
+
+def unclipped_windows(images: torch.Tensor) -> torch.Tensor:
+    """The 3x3 windows (B, C, H - 2, W - 2) with no pixel within half a level of -1 or 1: a clipped pixel carries
+    no noise information."""
+    clipped = ((images.abs() - 1.0).abs() <= SATURATED).to(torch.float32)
+    return F.max_pool2d(clipped, 3, stride=1) == 0
 
 
 def _window_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -473,6 +479,7 @@ class NoiseReading:
     level: NoiseCurve
     compression: JpegCompression | None
     grey: bool
+    doubt: str = ""  # why the level may be far off, where the image hardly lets its noise be read
 
     @property
     def kind(self) -> str:
@@ -497,6 +504,8 @@ class NoiseReading:
             notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the estimate "
                          f"reads ({describe_level(self.read)}); read through the file's own compression it is "
                          f"{describe_level(self.level)}")
+        if self.doubt:
+            notes.append(self.doubt)
         return notes
 
     def scale_note(self, scale: float) -> str:
@@ -511,15 +520,26 @@ def read_noise(image: torch.Tensor, compression: JpegCompression | None = None, 
                as_curve: bool = True) -> NoiseReading:
     """One upload's noise (1, C, H, W, at the file's own size): its curve where the level depends on the value
     (`estimate_noise`; `as_curve` False: one level), read through `compression`, the file's JPEG tables (None for a
-    lossless file, or one no longer at its own size), where anything was read."""
+    lossless file, or one no longer at its own size), where anything was read. An image under 3 px on a side has
+    no 3x3 window to read: no noise, and a note that says so."""
     grey = is_grey(image)
+    if min(image.shape[-2:]) < 3:
+        none = NoiseCurve.constant(0.0)
+        h, w = image.shape[-2:]
+        return NoiseReading(none, none, None, grey, f"too small to read its noise ({w}x{h}; the estimate needs 3 px "
+                            "on a side): set the noise level yourself")
+    # Too few windows free of clipped pixels: the estimate falls back to windows whose noise clipping cut
+    # (estimate_noise_sigma), which a black-and-white image's edges or dither dominate.
+    doubt = "" if int(unclipped_windows(sample_squares(image)).sum()) >= MIN_WINDOWS else (
+        "nearly every pixel is black or white (clipped), where noise cannot be read: the estimate may be far off; "
+        "if the result is too smooth or still grainy, set the noise level yourself")
     if as_curve:
         read = estimate_noise(image, CURVE_VARIES if compression is None else JPEG_CURVE_VARIES)
     else:
         read = NoiseCurve.constant(float(estimate_noise_sigma(image).mean()))
     if compression is None or max(read.sigmas) <= 0:
-        return NoiseReading(read, read, None, grey)
-    return NoiseReading(read, through_jpeg(read, compression, grey=grey), compression, grey)
+        return NoiseReading(read, read, None, grey, doubt)
+    return NoiseReading(read, through_jpeg(read, compression, grey=grey), compression, grey, doubt)
 
 
 def bootstrap_squares(images: torch.Tensor) -> tuple[torch.Tensor, int]:

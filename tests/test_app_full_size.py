@@ -83,6 +83,19 @@ def test_the_api_s_default_style_is_ignored_by_a_model_without_styles(studio: St
     assert png(result.files).size == (70, 45) and "this model has no styles: 'a' ignored" in result.notes
 
 
+def test_an_image_too_thin_to_read_its_noise_is_still_denoised(studio: Studio, tmp_path: Path) -> None:
+    """A one-row upload has no 3x3 window to read its noise from: Denoise returns it (at the lowest level, or at a
+    level set by hand) with a note that says why, not an error."""
+    row = np.random.default_rng(3).integers(0, 256, (1, 50, 3), dtype=np.uint8)
+    path = tmp_path / "row.png"
+    Image.fromarray(row).save(path)
+    for sigma in (None, 0.1):
+        result = studio.denoise("photo-cm", None, str(path), sigma, 0, 0)
+        assert png(result.files).size == (50, 1) and result.estimated == 0
+        assert any(n.startswith("too small to read its noise (50x1") for n in result.notes)
+    assert result.used == 0.1
+
+
 def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio, tmp_path: Path) -> None:
     """JPEG quantizes away the noise's finest grain, which the estimate reads: the studio reads it through the
     file's own compression (editing.noise.read_noise), and says so."""

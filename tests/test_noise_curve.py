@@ -20,7 +20,7 @@ from editing.models import load_model, resolve_runtime
 from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, JpegCompression, NoiseCurve,
                            Stabilizer, add_camera_noise, camera_at_mid_grey, camera_curve, describe_level,
                            estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_roundtrip, read_noise,
-                           through_jpeg, uniform_grid)
+                           through_jpeg, uniform_grid, unclipped_windows)
 from editing.precond import Denoiser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples" / "photos"  # held out from training
@@ -211,3 +211,19 @@ def test_a_reading_is_the_curve_read_through_the_file_s_compression() -> None:
     grey = read_noise(upload[:, :1].expand(-1, 3, -1, -1))
     assert grey.grey and grey.unlike_training and GREY_NOTE in grey.notes()
     assert grey.scale_note(1.25).startswith("a grey image: its noise is best denoised at 1.25 x its level")
+
+
+def test_a_reading_doubts_what_the_image_hardly_shows() -> None:
+    """Where the estimate cannot work as designed the reading says so: under 3 px on a side there is no window to
+    read (no noise, rather than an error); a black-and-white image has no unclipped window, and what it reads
+    instead (its edges, its dither) is flagged; an ordinary noisy image carries no doubt."""
+    thin = read_noise(torch.zeros(1, 3, 2, 40))
+    assert thin.level == NoiseCurve.constant(0.0) and "too small to read its noise (40x2" in thin.doubt
+    assert thin.doubt in thin.notes() and not thin.unlike_training
+    g = torch.Generator().manual_seed(4)
+    dithered = torch.where(torch.rand(1, 1, 96, 96, generator=g) < 0.4, 1.0, -1.0).expand(-1, 3, -1, -1)
+    assert not unclipped_windows(dithered).any()
+    black_and_white = read_noise(dithered)
+    assert black_and_white.doubt.startswith("nearly every pixel is black or white")
+    assert black_and_white.doubt in black_and_white.notes()
+    assert read_noise(noisy_upload(ramp(64, 128), shot_noise_std, 5)).doubt == ""
