@@ -209,7 +209,7 @@ def test_the_examples_follow_the_chosen_model_s_kind(page: Any) -> None:
 
     noisy = shown(sets.noisy_photos[0])
     noisy.first.wait_for(state="visible", timeout=10_000)
-    assert shown(sets.photos[0]).first.is_visible()
+    shown(sets.photos[0]).first.wait_for(state="visible", timeout=10_000)  # its own gallery may render a beat later
     assert not shown(sets.emoji[0]).first.is_visible()
     choose_model(page, "tiny-cm")
     shown(sets.emoji[0]).first.wait_for(state="visible", timeout=10_000)
