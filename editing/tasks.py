@@ -19,8 +19,7 @@ from editing.feasible import project_feasible
 from editing.images import area_resize, from_uint8, resize_mask, to_uint8
 from editing.limits import Limits, Pass, check_request
 from editing.noise import (BOOTSTRAP_SCALES, JpegCompression, NoiseCurve, Stabilizer, bootstrap_scale,
-                           bootstrap_squares, denoiser_sigma, is_grey, jpeg_roundtrip)
-from editing.noise import estimate_noise_sigma  # re-exported: the studio calls tasks.estimate_noise_sigma
+                           bootstrap_squares, denoiser_sigma, estimate_noise_sigma, is_grey, jpeg_roundtrip)
 from editing.operators import Colorize, Identity, Inpaint, Operator, SuperResolve, replace
 from editing.precond import Denoiser, Parameterization
 from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun

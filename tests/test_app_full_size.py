@@ -105,7 +105,7 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     noisy = np.clip(ramp + 10 * g.standard_normal(ramp.shape), 0, 255).round().astype(np.uint8)
     Image.fromarray(noisy).save(jpeg, quality=90)
     result = studio.denoise("photo-cm", None, str(jpeg), None, 0, 0)
-    read = tasks.estimate_noise_sigma(images.load_full(str(jpeg)).tensor).item()
+    read = noise.estimate_noise_sigma(images.load_full(str(jpeg)).tensor).item()
     assert read * 127.5 < 8 and abs(result.estimated * 127.5 - 10) < 1.5  # reads low; read through: about 10
     assert any(n.startswith("a JPEG: its compression quantized") and f"({read:.4f})" in n for n in result.notes)
     # denoised at the multiple of the level the bootstrap measures on it (editing.noise.bootstrap_scale), as the engine
@@ -185,7 +185,7 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         w, h = png(result.files).size
         assert 140 < w == h < 160 and any("downscaled 160x160" in n for n in result.notes)
         left = 10 * noise.area_resize_std((160, 160), (h, w))
-        read_after = tasks.estimate_noise_sigma(images.area_resize(images.load_full(str(path)).tensor, h, w)).item()
+        read_after = noise.estimate_noise_sigma(images.area_resize(images.load_full(str(path)).tensor, h, w)).item()
         assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
         assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")

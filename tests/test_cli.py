@@ -317,7 +317,7 @@ def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, P
     """As the studio: a grey image's noise, the same in R, G and B, is denoised at sqrt(3) x its level (along the
     grey direction) times the multiple the bootstrap measures on it (the shipped photo teacher: on a smooth ramp,
     more than 1); the output is grey."""
-    from editing import images, tasks
+    from editing import images, noise
 
     teacher = Path(__file__).resolve().parents[1] / "weights" / "photo64-edm"
     ramp = np.tile(np.linspace(40, 200, 96)[None, :], (80, 1))
@@ -327,7 +327,7 @@ def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, P
     out = files["dir"] / "grey-out.png"
     ok = cli("denoise", str(path), "--model", str(teacher), "--device", "cpu", "--out", str(out))
     assert ok.returncode == 0, ok.stderr
-    estimate = float(tasks.estimate_noise_sigma(images.load_full(str(path)).tensor).mean())
+    estimate = float(noise.estimate_noise_sigma(images.load_full(str(path)).tensor).mean())
     read = re.search(r"estimated noise sigma = ([\d.]+)", ok.stderr)
     scaled = re.search(r"a grey image: its noise is best denoised at ([\d.]+) x its level", ok.stderr)
     assert read and float(read[1]) == pytest.approx(estimate, abs=1e-4) and "along the grey direction" in ok.stderr

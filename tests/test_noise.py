@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.noise import LAPLACIAN, estimate_noise_sigma, is_grey, robust_sigma, windows
 
@@ -94,10 +93,6 @@ def test_float_noise_is_not_corrected_for_rounding_and_input_is_checked() -> Non
     assert ((estimate_noise_sigma(noise) - 0.01).abs() < 0.0005).all()
     with pytest.raises(ValueError):
         estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
-
-
-def test_tasks_reexports_the_estimator() -> None:
-    assert tasks.estimate_noise_sigma is estimate_noise_sigma
 
 
 def test_benchmark_table_rows_and_the_baseline_it_beats(tmp_path) -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.models import Runtime, load_model
+from editing.noise import estimate_noise_sigma
 from editing.precond import Denoiser, Parameterization
 from editing.schedules import PRESETS, Schedule
 from tests.conftest import make_tiny_folder
@@ -126,18 +127,18 @@ def test_interpolate_images(tiny_model: Denoiser) -> None:
 @pytest.mark.parametrize("std", [0.05, 0.2, 0.5])
 def test_estimate_noise_sigma_on_pure_noise(std: float) -> None:
     noise = std * torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    est = tasks.estimate_noise_sigma(noise)
+    est = estimate_noise_sigma(noise)
     assert est.shape == (2,)
     assert ((est - std).abs() / std < 0.10).all(), est
 
 
 def test_estimate_noise_sigma_ignores_smooth_content() -> None:
     ramp = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32)
-    assert tasks.estimate_noise_sigma(ramp).item() < 1e-5
+    assert estimate_noise_sigma(ramp).item() < 1e-5
     noisy = ramp + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    assert abs(tasks.estimate_noise_sigma(noisy).item() - 0.1) < 0.015
+    assert abs(estimate_noise_sigma(noisy).item() - 0.1) < 0.015
     with pytest.raises(ValueError):
-        tasks.estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
+        estimate_noise_sigma(torch.zeros(1, 3, 2, 2))
 
 
 def test_estimate_noise_sigma_of_a_clipped_8bit_upload() -> None:
@@ -150,10 +151,10 @@ def test_estimate_noise_sigma_of_a_clipped_8bit_upload() -> None:
     for sigma in (0.1, 0.2, 0.3, 0.5):
         noisy = clean + sigma * torch.randn(clean.shape, generator=generator)
         upload = from_uint8(to_uint8(noisy))
-        est = tasks.estimate_noise_sigma(upload)
+        est = estimate_noise_sigma(upload)
         assert ((est - sigma).abs() / sigma < 0.08).all(), (sigma, est)
     white = torch.ones(1, 3, 32, 32)  # all saturated: no windows left to mask, the estimate is still defined
-    assert tasks.estimate_noise_sigma(white).item() == 0.0
+    assert estimate_noise_sigma(white).item() == 0.0
 
 
 def test_denoise(tiny_model: Denoiser) -> None:
