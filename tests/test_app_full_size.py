@@ -308,6 +308,9 @@ def test_inpaint_on_the_canvas_changes_only_the_painted_part(studio: Studio, tmp
     rows, cols = np.nonzero(expected)
     scale = CANVAS / 70
     assert rows.min() == int(250 / scale) - 12 and cols.min() == int(300 / scale)  # 12: the square's top margin
+    on_canvas = f"{CANVAS}x{round(CANVAS * 45 / 70)}"  # the note names the part of the canvas the image covers
+    assert any(f"layer 1: the image's {on_canvas} on the {CANVAS}x{CANVAS} canvas mapped to 70x45" in n
+               for n in result.notes)
 
 
 def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, photo: Path) -> None:
