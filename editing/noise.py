@@ -458,6 +458,7 @@ def jpeg_noise_sigma(observed: float, qtables: Mapping[int, Sequence[int]], subs
 
 JpegCompression = tuple[Mapping[int, Sequence[int]], int]  # a JPEG's quantization tables and chroma subsampling
 
+SET_THE_LEVEL = "set the noise level yourself (the studio's 'Set the noise level myself', the CLI's --sigma)"
 GREY_NOTE = ("a grey image: its noise lies along the grey direction only, where it is sqrt(3) x its level per channel, "
              "so the model (trained on independent channels) is handed sqrt(3) x the level; the result is grey")
 
@@ -527,12 +528,12 @@ def read_noise(image: torch.Tensor, compression: JpegCompression | None = None, 
         none = NoiseCurve.constant(0.0)
         h, w = image.shape[-2:]
         return NoiseReading(none, none, None, grey, f"too small to read its noise ({w}x{h}; the estimate needs 3 px "
-                            "on a side): set the noise level yourself")
+                            f"on a side): {SET_THE_LEVEL}")
     # Too few windows free of clipped pixels: the estimate falls back to windows whose noise clipping cut
     # (estimate_noise_sigma), which a black-and-white image's edges or dither dominate.
     doubt = "" if int(unclipped_windows(sample_squares(image)).sum()) >= MIN_WINDOWS else (
         "nearly every pixel is black or white (clipped), where noise cannot be read: the estimate may be far off; "
-        "if the result is too smooth or still grainy, set the noise level yourself")
+        f"if the result is too smooth or still grainy, {SET_THE_LEVEL}")
     if as_curve:
         read = estimate_noise(image, CURVE_VARIES if compression is None else JPEG_CURVE_VARIES)
     else:
