@@ -115,7 +115,8 @@ def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torc
     keep = [i for i, r in enumerate(records) if r["split"] == split]
     labels = torch.tensor([STYLES.index(records[i]["style"]) for i in keep]) if "style" in records[0] else None
     chosen = images if len(keep) == len(records) else images[keep]
-    return torch.from_numpy(np.ascontiguousarray(chosen)).permute(0, 3, 1, 2).contiguous(), labels
+    # Channels first in numpy: the copy it makes is writable, where the read-only memory map itself is not.
+    return torch.from_numpy(np.ascontiguousarray(chosen.transpose(0, 3, 1, 2))), labels
 
 
 def lr_at(cfg: TrainConfig, images: int, warm_from: int = 0) -> float:
