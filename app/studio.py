@@ -582,7 +582,8 @@ class Studio(Registry):
                 upload = prep.upload(image, "original", schedule.evaluations)
             h, w = (d - d % factor for d in upload.tensor.shape[-2:])  # whole blocks only
             if min(h, w) < factor:
-                raise ValueError(f"original: {w}x{h} is too small to shrink by {factor}")
+                raise ValueError(f"original: {upload.tensor.shape[-1]}x{upload.tensor.shape[-2]} is too small to "
+                                 f"shrink by {factor} (it needs {factor} px on each side)")
             reference, alpha = upload.tensor[..., :h, :w], None if upload.alpha is None else upload.alpha[:h, :w]
             low = F.avg_pool2d(reference, factor)  # the block means, the measured part (A y)
         model_ = self.edit_model(prep, edit_with)

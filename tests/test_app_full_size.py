@@ -676,3 +676,12 @@ def test_strokes_over_a_photo_are_fitted_by_the_box_around_them(tmp_path: Path, 
     assert png(result.files).size < (200, 150) and any("downscaled 200x150" in n for n in result.notes)
     whole = small.stroke_edit("photo-cm", None, str(wide), None, 20, 2, 0, 1)  # no strokes: the whole photo
     assert png(whole.files).size < (200, 150) and any("downscaled 200x150" in n for n in whole.notes)
+
+
+def test_restoring_an_image_too_thin_to_shrink_names_its_size(studio: Studio, tmp_path: Path) -> None:
+    """Super-resolve's restore mode shrinks the upload by the factor first: a 300x1 image cannot be, and the message
+    gives its own size (it read '300x0', the size after cutting to whole blocks)."""
+    path = tmp_path / "thin.png"
+    Image.fromarray(np.full((1, 300, 3), 128, np.uint8)).save(path)
+    with pytest.raises(ValueError, match=r"original: 300x1 is too small to shrink by 2 \(it needs 2 px on each side\)"):
+        studio.superresolve("photo-cm", None, str(path), 2, "restore", "1 step", 0, 1)
