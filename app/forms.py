@@ -370,12 +370,14 @@ def mask_from_editor(editor_value: dict, resolution: int, *, shape: tuple[int, i
             note = _resize_note(width, height, resolution, f"layer {index + 1} resized")
         else:
             out |= full_size_mask(painted, shape)
-            note = None if painted.shape == shape else (f"layer {index + 1} resized {width}x{height} -> "
-                                                        f"{width_out}x{height_out}")
-            if note and height == width:  # the square canvas: the image's part of it, as full_size_mask cuts it
+            if painted.shape == shape:
+                note = None
+            elif height == width:  # the square canvas: the image's part of it, as full_size_mask cuts it
                 on_canvas = (round(width_out * width / max(shape)), round(height_out * height / max(shape)))
                 note = (f"layer {index + 1}: the image's {on_canvas[0]}x{on_canvas[1]} on the {width}x{height} canvas "
                         f"mapped to {width_out}x{height_out}")
+            else:
+                note = f"layer {index + 1} resized {width}x{height} -> {width_out}x{height_out}"
         if note and not notes:
             notes.append(note + " (a cell is filled if any painted pixel is in it)")
     if not any(layer is not None for layer in layers):

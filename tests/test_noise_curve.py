@@ -4,7 +4,6 @@ studio and the CLI share (`read_noise`)."""
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.noise import compression
 from editing import tasks
-from editing.images import from_uint8, jpeg_compression, to_uint8
+from editing.images import from_uint8, to_uint8
 from editing.models import load_model, resolve_runtime
-from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, JpegCompression, NoiseCurve,
+from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, NoiseCurve,
                            Stabilizer, add_camera_noise, camera_at_mid_grey, camera_curve, describe_level,
                            estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_roundtrip, read_noise,
                            through_jpeg, uniform_grid, unclipped_windows)
@@ -172,15 +172,6 @@ def test_camera_curve_is_the_std_add_camera_noise_draws() -> None:
     assert darkest > 2 * brightest  # larger in the shadows
 
 
-def pillow_jpeg(quality: int) -> JpegCompression:
-    """The quantization tables and chroma subsampling Pillow's JPEG at `quality` writes."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), "grey").save(buffer, "JPEG", quality=quality)
-    found = jpeg_compression(buffer.getvalue())
-    assert found is not None
-    return found
-
-
 def test_a_reading_is_the_curve_read_through_the_file_s_compression() -> None:
     """`read_noise`, which the studio and the CLI both use: a lossless file's level is what the estimate reads; a
     JPEG's is that read through its own tables (larger: the compression quantized the finest grain); both, and a
@@ -194,7 +185,7 @@ def test_a_reading_is_the_curve_read_through_the_file_s_compression() -> None:
     one_level = read_noise(upload, as_curve=False).level
     assert one_level == NoiseCurve.constant(float(estimate_noise_sigma(upload)[0]))
 
-    tables = pillow_jpeg(90)
+    tables = compression(90)  # Pillow's tables at quality 90
     saved = jpeg_roundtrip(upload, *tables)
     jpeg = read_noise(saved, tables)
     assert jpeg.read == estimate_noise(saved, JPEG_CURVE_VARIES) and jpeg.compression == tables
