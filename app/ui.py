@@ -21,6 +21,10 @@ TABS = (generate, inpaint, colorize, superresolve, stroke_edit, interpolate, den
 CSS = """
 .pixelated img.small-image, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .studio-upload img { width: 100%; height: 100%; object-fit: contain; }
+.studio-upload .unviewable img { display: none; }
+.studio-upload .unviewable::after { content: "This browser cannot show this file (a HEIC or a TIFF, say); the studio \
+reads it, and the result shows it."; display: flex; align-items: center; justify-content: center; height: 100%;
+  padding: 1em; text-align: center; color: var(--body-text-color-subdued); }
 .studio-notes ul { margin-top: 0; }
 /* Gallery tiles may shrink below Gradio's 100px minimum: on a narrow window every column stays on screen. */
 .pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)); }
@@ -38,13 +42,17 @@ MAX_FILE_SIZE = MAX_BYTES  # a file the browser may upload: what the engine (and
 # its size would be subsampled: its grain and fine texture alias into the preview (a noisy upload looks noisier than
 # it is, and the before/after misleads). So only small images (their own size, read when each one loads) are
 # pixelated: the enlarged views of small results (app.request.ENLARGED) and small uploads; the browser's smooth
-# scaling shows the rest.
+# scaling shows the rest. An upload the browser cannot draw (a HEIC in Chrome, a TIFF) still reaches the engine,
+# which reads it: its box says so instead of showing a broken image.
 JS = """() => {
   const mark = (img) => img.classList.toggle('small-image',
     img.naturalWidth > 0 && img.naturalWidth <= %d && img.naturalHeight <= %d);
+  const upload = (img) => img instanceof HTMLImageElement && img.closest('.studio-upload') ? img.parentElement : null;
   document.addEventListener('load', (event) => {
     if (event.target instanceof HTMLImageElement) mark(event.target);
+    upload(event.target)?.classList.remove('unviewable');
   }, true);
+  document.addEventListener('error', (event) => upload(event.target)?.classList.add('unviewable'), true);
   document.querySelectorAll('img').forEach((img) => { if (img.complete) mark(img); });
 }""" % (ENLARGED, ENLARGED)
 

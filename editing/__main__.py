@@ -201,13 +201,13 @@ def pick_schedule(args: argparse.Namespace, default: Any, tuned: dict | None = N
 
 
 def input_side(path: str) -> int:
-    """The longer side of an image file from its header (0 when it cannot be read: the loader reports why)."""
-    from PIL import Image
+    """The longer side of an image file from its header, read as the loader reads it (a HEIC too); 0 when it
+    cannot be read: the loader reports why."""
+    from editing.images import InputError, image_size
 
     try:
-        with Image.open(path) as image:
-            return max(image.size)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        return max(image_size(path))
+    except InputError:
         return 0
 
 

@@ -5,7 +5,8 @@ problem a user can cause comes out as an `InputError` (a `ValueError`) with a me
 
 Rules, in order:
 1. Sources: a path, bytes, a PIL image, a numpy array (or a Gradio file dict with a "path"). Files are
-   limited in bytes, and decoded only from a short list of formats (no EPS, which would run Ghostscript).
+   limited in bytes, and decoded only from a short list of formats (no EPS, which would run Ghostscript); a
+   phone's HEIC through pillow-heif's Pillow plugin (libheif), where it is installed.
 2. The size in the header is checked before any pixel is decoded: at most `max_pixels` pixels and an
    aspect ratio of at most 20:1 (a thinner image would shrink to a line; we refuse and say to crop it
    rather than pad it into an unreadable sliver). No global PIL setting is changed.
@@ -23,6 +24,7 @@ Masks follow the same geometry, but a cell is filled when any source pixel in it
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -37,12 +39,17 @@ from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageErr
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 20.0
-# Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG).
-FORMATS = ("PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF", "PPM", "AVIF")
+# Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG; HEIF, a
+# phone's HEIC, is pillow-heif's plugin).
+FORMATS = ("PNG", "JPEG", "MPO", "HEIF", "GIF", "WEBP", "BMP", "TIFF", "PPM", "AVIF")
+READABLE = "PNG, JPEG, HEIC, WebP, AVIF, GIF, BMP or TIFF"  # what messages offer
 _CHUNK_VALUES = 1 << 22  # floats converted at once while resizing (16 MiB)
 _EXIF_ORIENTATION = 0x0112
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
                b"MM\x00*": "TIFF"}
+# ISO base media files (HEIF, AVIF) say what they are in their first box: 'ftyp' and a brand at bytes 4-12.
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF",
+                b"avif": "AVIF", b"avis": "AVIF"}
 # A profile whose conversion moves no colour of an 8-bit grid by more than this many levels is sRGB under another
 # name (camera makers', GIMP's, the compact "c2"): left alone, as converting it would only re-round the pixels.
 SRGB_TOLERANCE = 1
@@ -132,7 +139,26 @@ def _looks_like_text(data: bytes) -> bool:
     return all(c.isprintable() or c in "\r\n\t" for c in text)
 
 
+@functools.cache
+def _register_heif() -> bool:
+    """Register pillow-heif's HEIF opener with Pillow, once; False where pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener(thumbnails=False)  # the primary image only; its thumbnails are never read
+    return True
+
+
+def _signature(data: bytes) -> str | None:
+    """The format `data` says it is in its first bytes, for a message about a file that did not open."""
+    if data[4:8] == b"ftyp":
+        return _HEIF_BRANDS.get(data[8:12])
+    return next((fmt for magic, fmt in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
 def _open_bytes(data: bytes, name: str) -> Image.Image:
+    heif = _register_heif()
     Image.init()  # register Pillow's plugins (what Image.open does itself) so FORMATS can be checked
     formats = [f for f in FORMATS if f in Image.OPEN]
     try:
@@ -140,12 +166,15 @@ def _open_bytes(data: bytes, name: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise InputError(f"{name} claims to be far too large to decode safely; scale it down first") from None
     except UnidentifiedImageError:
-        signature = next((fmt for magic, fmt in _SIGNATURES.items() if data.startswith(magic)), None)
+        signature = _signature(data)
+        if signature in ("HEIC", "HEIF") and not heif:
+            raise InputError(f"{name} is a {signature} file, which needs the pillow-heif package (in "
+                             "requirements.txt); or save it as JPEG or PNG") from None
         if signature:
-            raise InputError(f"{name} starts like a {signature} file but is corrupt or truncated") from None
+            article = "an" if signature.startswith("A") else "a"
+            raise InputError(f"{name} starts like {article} {signature} file but is corrupt or truncated") from None
         kind = " (it looks like a text file)" if _looks_like_text(data) else ""
-        raise InputError(f"{name} is not an image this studio can read{kind}; use PNG, JPEG, WebP, GIF, "
-                         "BMP or TIFF") from None
+        raise InputError(f"{name} is not an image this studio can read{kind}; use {READABLE}") from None
     except Exception as e:  # noqa: BLE001 - Pillow's header parsers raise many types on corrupt files
         raise InputError(f"{name} is corrupt: its header could not be read ({_short(e)})") from None
 
@@ -173,7 +202,9 @@ def _decode(image: Image.Image, name: str, resolution: int | None, max_pixels: i
     `resolution` is None: full size), apply EXIF."""
     _check_geometry(image.width, image.height, name, max_pixels, max_aspect)
     frames = getattr(image, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and image.format == "HEIF":  # opened at its primary image, the one a phone shows
+        notes.append(f"HEIC with {frames} images: used its primary image")
+    elif frames > 1:
         kind = {"GIF": "animated GIF", "PNG": "animated PNG", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}
         notes.append(f"{kind.get(image.format or '', 'multi-frame image')}: used the first of {frames} frames")
         try:
@@ -308,6 +339,9 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     colours inside sRGB keep their appearance, those outside it clip to its gamut. An sRGB profile under another
     name is left alone (SRGB_TOLERANCE); one that cannot be read or applied is ignored with a note."""
     icc = image.info.get("icc_profile")
+    primaries = (image.info.get("nclx_profile") or {}).get("color_primaries", 1)
+    if not icc and primaries not in (1, 2):  # a HEIC's colour described by code points (ITU-T H.273) only
+        notes.append(f"its colour primaries (H.273 code {primaries}, not sRGB's) were not applied: read as sRGB")
     if not icc:
         return image
     try:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.tabs.examples import ExampleSets
 from tests.conftest import make_tiny_folder
+from tests.test_images import heic
 # browser and page come from the studio tests' own fixtures, on this module's studio_url
 from tests.test_browser import CHROMIUM, browser, page  # noqa: F401
 
@@ -52,7 +53,8 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / "photo.png")
     rgba = np.dstack([rgb[:90, :120], np.where(xx[:90, :120] < 40, 0, 255)]).astype(np.uint8)
     Image.fromarray(rgba, "RGBA").save(folder / "transparent.png")
-    return {"photo": folder / "photo.png", "transparent": folder / "transparent.png"}
+    (folder / "phone.heic").write_bytes(heic(Image.fromarray(np.clip(noisy[:300, :400], 0, 255).astype(np.uint8))))
+    return {"photo": folder / "photo.png", "transparent": folder / "transparent.png", "heic": folder / "phone.heic"}
 
 
 def run_tab(page: Any, tab_name: str, tab_id: str, upload: Path, button: str, timeout_s: float = 240) -> Any:
@@ -88,6 +90,15 @@ def test_a_2_megapixel_photo_is_denoised_at_full_size(page: Any, photos: dict[st
     }""" % WIDTH, timeout=30_000)
     assert slider.evaluate_all("all => all.map((img) => getComputedStyle(img).imageRendering)") == ["auto", "auto"]
     print(f"2 MP denoise in the browser: {time.monotonic() - started:.1f} s")
+
+
+def test_a_phone_s_heic_says_the_browser_cannot_show_it_and_is_denoised(page: Any, photos: dict[str, Path]) -> None:
+    """Chromium draws no HEIC: its box says so (no broken image), and the studio reads it all the same."""
+    tab = run_tab(page, "Denoise", "denoise", photos["heic"], "Denoise")
+    box = tab.locator(".studio-upload .unviewable")
+    box.wait_for(state="attached", timeout=30_000)
+    assert "cannot show this file" in box.evaluate("el => getComputedStyle(el, '::after').content")
+    assert downloaded(page, tab, "denoise-seed0.png").size == (400, 300)
 
 
 def test_a_2_megapixel_photo_is_super_resolved_at_full_size(page: Any, photos: dict[str, Path]) -> None:

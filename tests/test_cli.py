@@ -7,6 +7,7 @@ Each process pays ~4 s importing torch and diffusers, so the task runs share one
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -18,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editing.__main__ import TASKS, main
+from editing.__main__ import DEFAULT_MODEL, PHOTO_MODEL, TASKS, main, pick_model
 from tests.conftest import TEST_CACHE_HOME, make_tiny_folder
-from tests.test_images import png_by_hand
+from tests.test_images import heic, png_by_hand, smooth_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 16
@@ -72,7 +73,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     bomb = d / "bomb.png"
     bomb.write_bytes(png_by_hand(100_000, 100_000, 8, 2, None))  # refused from its header, never decoded
-    return dict(dir=d, model=model, photo=photo, other=other, mask=mask, black=black, corrupt=corrupt, bomb=bomb)
+    phone = d / "phone.heic"  # read by the CLI's own process, where only editing.images registers HEIF
+    phone.write_bytes(heic(Image.fromarray(smooth_rgb(PHOTO[1], PHOTO[0]))))
+    return dict(dir=d, model=model, photo=photo, other=other, mask=mask, black=black, corrupt=corrupt, bomb=bomb,
+                phone=phone)
 
 
 def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[int, int], int]]:
@@ -96,6 +100,8 @@ def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[
                                 "--out", str(out / "interp.png")], out / "interp.png", (4 * RES, RES), 1),
         "denoise": (["denoise", str(f["photo"]), *common, "--refine", "1", "--out", str(out / "denoise.png")],
                     out / "denoise.png", PHOTO, 1),
+        "denoise-heic": (["denoise", str(f["phone"]), *common, "--out", str(out / "phone.png")],
+                         out / "phone.png", PHOTO, 1),
     }
 
 
@@ -115,7 +121,7 @@ def runs(files: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
 
 @pytest.mark.parametrize(
     "name", ["generate", "inpaint", "colorize", "superresolve", "strokes", "interpolate", "interpolate-images",
-             "denoise"],
+             "denoise", "denoise-heic"],
 )
 def test_task_writes_png(name: str, files: dict[str, Path], runs: dict[str, subprocess.CompletedProcess]) -> None:
     result = runs[name]
@@ -360,3 +366,21 @@ def test_denoise_runs_a_cameras_noise_on_its_curve(files: dict[str, Path]) -> No
     assert used == pytest.approx(noise.Stabilizer.of(curve).sigma, abs=1e-4)
     expected, _ = tasks.denoise(load_model(teacher, resolve_runtime("cpu")), upload, sigma=curve)
     assert np.abs(np.asarray(Image.open(out).convert("RGB"), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+
+
+def test_the_default_model_follows_the_input_s_size_as_the_loader_reads_it(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The photo model for inputs over the emoji model's 32 px (a phone's HEIC too), the emoji model for the rest
+    and for files that cannot be read (the loader then says why)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / PHOTO_MODEL).mkdir(parents=True)
+    Image.fromarray(smooth_rgb(24, 30)).save("icon.png")
+    Path("phone.heic").write_bytes(heic(Image.fromarray(smooth_rgb(100, 140))))
+    Path("notes.png").write_text("not a picture")
+
+    def chosen(*images: str) -> str:
+        return pick_model(argparse.Namespace(model=None, images=list(images)))
+
+    assert chosen("icon.png") == chosen("notes.png") == DEFAULT_MODEL
+    assert chosen("phone.heic") == chosen("icon.png", "phone.heic") == PHOTO_MODEL
+    assert pick_model(argparse.Namespace(model="mine", images=["phone.heic"])) == "mine"

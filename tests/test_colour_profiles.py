@@ -193,3 +193,14 @@ def test_a_jpeg_with_a_profile_is_converted() -> None:
     loaded = load_full(buffer.getvalue())
     assert np.abs(as_uint8(loaded.tensor) - adobe_to_srgb(grid)).mean() < 2.0
     assert any("converted from its colour profile" in n for n in loaded.notes)
+
+
+def test_a_heic_with_a_profile_is_converted() -> None:
+    """A phone's HEIC carries its profile (an iPhone's Display P3) as a JPEG does: converted the same way."""
+    from tests.test_images import heic
+
+    grid = every_colour_grid()[:, :64]
+    loaded = load_full(heic(Image.fromarray(grid), icc_profile=ADOBE))
+    converted, unconverted = (float(np.abs(as_uint8(loaded.tensor) - g).mean()) for g in (adobe_to_srgb(grid), grid))
+    assert converted < 3.0 and unconverted > 3 * converted, (converted, unconverted)
+    assert any("converted from its colour profile" in n for n in loaded.notes)

@@ -80,6 +80,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("empty bytes", lambda p: b"", "empty"),
     ("truncated PNG", lambda p: write(p, "cut.png", _truncated_png()), "truncated"),
     ("truncated JPEG", lambda p: write(p, "cut.jpg", _truncated_jpeg()), "truncated"),
+    ("truncated AVIF", lambda p: encode(solid("red", (64, 64)), "AVIF")[:100], "starts like an AVIF file"),
     ("PNG signature only", lambda p: b"\x89PNG\r\n\x1a\n", "corrupt"),
     ("text renamed .png", lambda p: write(p, "notes.png", b"hello, this is not a picture\n" * 20), "text file"),
     ("random bytes renamed .jpg", lambda p: write(p, "noise.jpg", bytes(np.random.RandomState(1).randint(
@@ -491,3 +492,68 @@ def test_a_slight_area_downscale_stays_sharp() -> None:
     pooled = torch.nn.functional.interpolate(lines, size=(4, 67), mode="area").amax((-3, -2, -1))
     assert float(exact.min()) > 0.48 and float(exact.mean()) > 0.7 and float(exact.max()) > 0.95
     assert float(pooled.max()) == 0.5
+
+
+# -- a phone's HEIC (pillow-heif) -------------------------------------------------------------------------
+
+
+def heic(image: Image.Image, **kwargs: Any) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # its writer, for the test's files (the studio only reads)
+    return encode(image, "HEIF", quality=95, **kwargs)
+
+
+def smooth_rgb(height: int, width: int) -> np.ndarray:
+    """A smooth colour picture, which HEVC at quality 95 keeps within a few levels."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([128 + 90 * np.sin(xx / 17), 128 + 90 * np.cos(yy / 13),
+                     128 + 60 * np.sin((xx + yy) / 21)], -1).astype(np.uint8)
+
+
+def test_a_heic_reads_as_the_picture_it_holds(tmp_path: Path) -> None:
+    pixels = smooth_rgb(120, 160)
+    path = write(tmp_path, "IMG_0001.HEIC", heic(Image.fromarray(pixels)))
+    full = images.load_full(path)
+    assert full.tensor.shape == (1, 3, 120, 160) and full.notes == []
+    error = np.abs(images.to_uint8(full.tensor)[0].astype(int) - pixels)
+    assert error.mean() < 3 and np.percentile(error, 99) < 12, (error.mean(), np.percentile(error, 99))
+    assert images.image_size(path) == (120, 160)
+
+
+def test_a_heic_is_turned_as_a_jpeg_with_the_same_orientation() -> None:
+    # Stored 160 wide x 120 high; orientation 6 = shown rotated 90° clockwise, 120 wide x 160 high, as for a JPEG.
+    # pillow-heif writes it as the HEIF 'irot' a phone writes; libheif turns the picture, and EXIF then says 1.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture = Image.fromarray(smooth_rgb(120, 160))
+    jpeg = images.load_full(encode(picture, "JPEG", quality=95, exif=exif))
+    phone = heic(picture, exif=exif.tobytes())
+    turned = images.load_full(phone)
+    assert turned.tensor.shape == jpeg.tensor.shape == (1, 3, 160, 120)
+    assert float((turned.tensor - jpeg.tensor).abs().mean()) * 127.5 < 3  # the same picture, turned once
+    assert images.image_size(phone) == (160, 120)
+
+
+def test_a_heic_with_several_images_gives_its_primary_one() -> None:
+    first, primary = smooth_rgb(64, 64), 255 - smooth_rgb(64, 64)
+    data = heic(Image.fromarray(first), append_images=[Image.fromarray(primary)], primary_index=1)
+    full = images.load_full(data)
+    assert "HEIC with 2 images: used its primary image" in full.notes
+    assert np.abs(images.to_uint8(full.tensor)[0].astype(int) - primary).mean() < 3
+
+
+def test_a_heic_described_by_other_primaries_says_they_were_not_applied() -> None:
+    p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    full = images.load_full(heic(Image.fromarray(smooth_rgb(64, 64)), nclx_profile=p3))
+    assert any("colour primaries (H.273 code 12" in n and "read as sRGB" in n for n in full.notes), full.notes
+
+
+def test_a_cut_heic_and_a_heic_without_pillow_heif_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = heic(Image.fromarray(smooth_rgb(64, 64)))
+    with pytest.raises(InputError, match="starts like a HEIC file but is corrupt or truncated"):
+        images.load_full(data[:200])
+    monkeypatch.setattr(images, "_register_heif", lambda: False)
+    monkeypatch.setattr(images, "FORMATS", tuple(f for f in images.FORMATS if f != "HEIF"))
+    with pytest.raises(InputError, match="HEIC file, which needs the pillow-heif package"):
+        images.load_full(data)
