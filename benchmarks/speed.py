@@ -19,7 +19,7 @@ from benchmarks.common import Budget, Table, sync, time_ms
 from editing import tasks
 from editing.models import Runtime, cpu_has_native_bf16, load_model
 from editing.precond import Denoiser
-from editing.runtimes import ConvertedUNet, eager_unet, prepare_unet
+from editing.runtimes import OPENVINO_MAX_BATCH, ConvertedUNet, eager_unet, prepare_unet
 from editing.samplers import generators_for
 from editing.schedules import PRESETS, Schedule, uniform
 
@@ -484,5 +484,7 @@ def whole_photo_denoise_table(teacher_folder: Path | None, photo_data: Path, dev
               float(psnr(out, clean)), float("nan"))
     table.notes.append(f"Photo {name} (held out), centre crop; the teacher tiles it (editing.tiling, 64 px tiles "
                        f"overlapping by 16, batch {engine_tile_batch(device)}); true sigma given to both; best of "
-                       f"{max(1, reps)} after a warm-up; CBM3D timed once.")
+                       f"{max(1, reps)} after a warm-up; CBM3D timed once. OpenVINO in fp32 hands batches over "
+                       f"{OPENVINO_MAX_BATCH} to eager PyTorch (editing.runtimes.OPENVINO_MAX_BATCH), as "
+                       "`--backend openvino` does, so its row is mostly eager's.")
     return table
