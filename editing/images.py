@@ -9,7 +9,8 @@ Rules, in order:
    phone's HEIC through pillow-heif's Pillow plugin (libheif), where it is installed.
 2. The size in the header is checked before any pixel is decoded: at most `max_pixels` pixels and an
    aspect ratio of at most 20:1 (a thinner image would shrink to a line; we refuse and say to crop it
-   rather than pad it into an unreadable sliver). No global PIL setting is changed.
+   rather than pad it into an unreadable sliver). No global PIL setting is changed. At full size (`load_full`),
+   an image over `max_full_pixels` (a 48-megapixel phone photo) is reduced to it while it is converted.
 3. Animated or multi-page files give their first frame; EXIF orientation is applied.
 4. Every mode becomes RGB in [0, 1]: 16-bit and float images keep their precision, CMYK/palette/LA are
    converted, and transparency is composited on white, like the training data. Pixels under an embedded colour
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 80_000_000  # decoded at most (a 64-megapixel phone's photo, 9248x6936, is 64.1M)
+MAX_FULL_PIXELS = 40_000_000  # edited at full size at most: load_full reduces a larger image to it
 MAX_BYTES = 50 * 2**20
 MAX_ASPECT = 20.0
 # Formats decoded from uploads (Pillow's pure decoders or its bundled codecs; MPO is a phone JPEG; HEIF, a
@@ -455,6 +457,35 @@ def _area_resize(raster: _Raster, resolution: int) -> np.ndarray:
     return np.repeat(out, 3, axis=2) if colours == 1 else out
 
 
+def _area_reduce(raster: _Raster, height: int, width: int) -> _Raster:
+    """The raster reduced to height x width by exact area averaging (OpenCV's INTER_AREA: each output pixel the
+    overlap-weighted mean of the source pixels it covers, as `area_resize`). Colours are averaged weighted by their
+    alpha, so that the result composited on white is the mean of the upload composited on white. An opaque 8-bit
+    raster stays 8-bit (its means rounded, at most half a level, without a float copy of the upload)."""
+    import cv2  # only for an image larger than is edited at full size
+
+    if raster.array.dtype == np.uint8 and not raster.has_alpha:
+        reduced = cv2.resize(raster.array, (width, height), interpolation=cv2.INTER_AREA)
+        return _Raster(reduced.reshape(height, width, raster.colours), raster.scale, False)
+    values = raster.array.astype(np.float32) / np.float32(raster.scale)
+    if raster.has_alpha:
+        values[:, :, :-1] *= values[:, :, -1:]
+    reduced = cv2.resize(values, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, -1)
+    if raster.has_alpha:
+        alpha = reduced[:, :, -1:]
+        reduced[:, :, :-1] = np.divide(reduced[:, :, :-1], alpha, out=np.zeros_like(reduced[:, :, :-1]),
+                                       where=alpha > 0)
+    return _Raster(np.clip(reduced, 0.0, 1.0), 1.0, raster.has_alpha)
+
+
+def _channels_first(pixels: np.ndarray, scale: float) -> torch.Tensor:
+    """(H, W, 1 or 3) values in [0, scale] -> (1, 3, H, W) float32 in [-1, 1], made in one allocation (a 40 MP
+    image's floats are 480 MB)."""
+    out = np.empty((3, *pixels.shape[:2]), np.float32)
+    np.copyto(out, pixels.transpose(2, 0, 1))  # a grey image's one channel into all three
+    return torch.from_numpy(out)[None].div_(scale / 2.0).sub_(1.0)  # 8-bit: v / 127.5 - 1, as from_uint8
+
+
 def _any_resize(mask: np.ndarray, resolution: int) -> np.ndarray:
     """Pad with False to a square, then a cell of the R x R grid is True if any source pixel overlapping it is."""
     height, width = mask.shape
@@ -575,22 +606,29 @@ def jpeg_compression(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[dict[in
     return {k: list(v) for k, v in tables.items()}, subsampling
 
 
-def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> FullImage:
+def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_full_pixels: int = MAX_FULL_PIXELS,
+              max_bytes: int = MAX_BYTES) -> FullImage:
     """An upload (path, bytes, PIL image or array) at full size, for edits that keep the user's size; or
-    InputError. Sources, formats, modes and EXIF as `load_image`; any aspect ratio (nothing is padded)."""
+    InputError. Sources, formats, modes and EXIF as `load_image`; any aspect ratio (nothing is padded). One
+    over `max_full_pixels` is reduced, with a note, to the largest size of its aspect within them (exact area
+    averaging)."""
     notes: list[str] = []
     source, name = _source_pixels(value, None, max_pixels, max_bytes, notes, math.inf)
     raster = _array_raster(source, name, notes) if isinstance(source, np.ndarray) else _pil_raster(source, name, notes)
     raster = _drop_opaque_alpha(raster, notes)
-    alpha = None
     if raster.has_alpha:
-        alpha = np.round(raster.array[:, :, -1].astype(np.float32) * (255.0 / raster.scale)).astype(np.uint8)
         notes[-1] = "transparent pixels composited on white for the model; the result keeps the upload's alpha"
-    pixels = _unit(raster.array, raster)
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None] * 2.0 - 1.0
-    return FullImage(tensor.float().contiguous(), alpha, notes)
+    height, width = raster.array.shape[:2]
+    if height * width > max_full_pixels:
+        shrink = math.sqrt(max_full_pixels / (height * width))
+        to_height, to_width = max(1, math.floor(height * shrink)), max(1, math.floor(width * shrink))
+        raster = _area_reduce(raster, to_height, to_width)
+        notes.append(f"reduced {width}x{height} -> {to_width}x{to_height} as it was read (exact area averaging): "
+                     f"at most {max_full_pixels:,} pixels are edited at full size")
+    if not raster.has_alpha:
+        return FullImage(_channels_first(raster.array, raster.scale), None, notes)
+    alpha = np.round(raster.array[:, :, -1].astype(np.float32) * (255.0 / raster.scale)).astype(np.uint8)
+    return FullImage(_channels_first(_unit(raster.array, raster), 1.0), alpha, notes)
 
 
 def load_mask_full(value: Any, height: int, width: int, *, max_pixels: int = MAX_PIXELS,

@@ -335,6 +335,24 @@ def test_an_upload_over_the_limit_is_downscaled_with_a_note(tmp_path: Path, phot
     assert f"{out.width}x{out.height} output (downscaled to fit" in line and " + " in line
 
 
+def test_a_48_megapixel_phone_photo_is_read_reduced_then_fitted(tmp_path: Path) -> None:
+    """Over the 40 megapixels edited at full size (images.MAX_FULL_PIXELS), a phone's 48 MP JPEG is reduced as
+    it is read, then fitted to the studio's limits as any upload: never refused for its size."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(0.02), request_timeout=None)
+    ramp = np.broadcast_to(np.linspace(0, 255, 8064).astype(np.uint8), (6048, 8064))
+    phone = tmp_path / "IMG_0001.jpg"
+    Image.fromarray(ramp).convert("RGB").save(phone, quality=90)
+    assert "downscaled to fit" in small.estimate("photo-cm", str(phone), None, 1, evaluations=1)
+    result = small.denoise("photo-cm", None, str(phone), 0.1, 0, 0)
+    out = png(result.files)
+    assert out.width * out.height <= 0.02e6 and abs(out.width / out.height - 8064 / 6048) < 0.05
+    assert any("reduced 8064x6048 -> 7302x5477 as it was read" in n for n in result.notes), result.notes
+    assert any("downscaled 7302x5477" in n for n in result.notes), result.notes
+
+
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("wide") / "wide.png"

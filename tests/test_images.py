@@ -91,8 +91,8 @@ REFUSED: list[tuple[str, Any, str]] = [
      "not an image"),
     ("PNG header claiming 100000x100000 (decompression bomb)",
      lambda p: write(p, "bomb.png", png_by_hand(100_000, 100_000, 8, 2, None)), "too large"),
-    ("PNG header claiming 8000x6000 (over the pixel limit, checked before decoding)",
-     lambda p: png_by_hand(8000, 6000, 8, 2, None), "48,000,000 pixels"),
+    ("PNG header claiming 10000x8500 (over the pixel limit, checked before decoding)",
+     lambda p: png_by_hand(10_000, 8_500, 8, 2, None), "85,000,000 pixels, more than the 80,000,000"),
     ("1x1000 image (aspect 1000:1)", lambda p: np.zeros((1000, 1), np.uint8), "aspect ratio of 1000:1"),
     ("1000x30 image (aspect 33:1)", lambda p: solid("red", (1000, 30)), "crop it"),
     ("NaN in an array", lambda p: np.full((8, 8, 3), np.nan, np.float32), "NaN"),
@@ -557,3 +557,38 @@ def test_a_cut_heic_and_a_heic_without_pillow_heif_are_named(monkeypatch: pytest
     monkeypatch.setattr(images, "FORMATS", tuple(f for f in images.FORMATS if f != "HEIF"))
     with pytest.raises(InputError, match="HEIC file, which needs the pillow-heif package"):
         images.load_full(data)
+
+
+# -- larger than is edited at full size -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(97, 131, 4), (131, 97, 3), (300, 7, 1)])
+def test_load_full_reduces_a_larger_image_by_exact_area_averaging(shape: tuple[int, int, int]) -> None:
+    """Reduced in blocks of rows as it is read, it is what `area_resize` makes of the whole image: its colours
+    composited on white first, its alpha averaged the same way."""
+    rng = np.random.default_rng(sum(shape))
+    array = rng.integers(0, 256, shape, dtype=np.uint8)
+    array[..., -1][: shape[0] // 3] = 255 if shape[2] == 4 else array[..., -1][: shape[0] // 3]
+    limit = shape[0] * shape[1] // 3
+    full = images.load_full(array, max_full_pixels=limit)
+    height, width = full.tensor.shape[-2:]
+    assert height * width <= limit < (height + 1) * (width + 1) and abs(width / height - shape[1] / shape[0]) < 0.2
+    assert any(f"reduced {shape[1]}x{shape[0]} -> {width}x{height} as it was read" in n for n in full.notes)
+    whole = images.load_full(array)  # composited on white at full size
+    # An opaque 8-bit image's means are rounded to 8 bits: half a level is 1 / 255 on [-1, 1].
+    tolerance = 2e-6 if shape[2] == 4 else 1 / 255 + 2e-6
+    torch.testing.assert_close(full.tensor, images.area_resize(whole.tensor, height, width), atol=tolerance, rtol=0)
+    if shape[2] == 4:
+        expected = images.area_resize(torch.from_numpy(whole.alpha).double(), height, width)
+        assert np.abs(full.alpha.astype(int) - expected.round().numpy()).max() <= 1
+    else:
+        assert full.alpha is None
+
+
+def test_a_48_megapixel_phone_photo_is_read_reduced_to_what_is_edited() -> None:
+    height, width = 6048, 8064  # a 48 MP phone's, over MAX_FULL_PIXELS and within MAX_PIXELS
+    ramp = np.broadcast_to(np.linspace(0, 255, width).astype(np.uint8), (height, width))
+    full = images.load_full(ramp)
+    assert full.tensor.shape[-2:] == (5477, 7302) and 5477 * 7302 <= images.MAX_FULL_PIXELS
+    assert abs(float(full.tensor.mean()) - float(ramp[0].mean() / 127.5 - 1)) < 1e-3
+    assert any("at most 40,000,000 pixels are edited at full size" in n for n in full.notes)
