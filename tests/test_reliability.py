@@ -90,7 +90,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     put("noise.jpg", rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     put("truncated.png", good[: len(good) // 2])
     put("bomb.png", png_by_hand(100_000, 100_000, 8, 2, None))
-    put("huge.png", png_by_hand(8000, 6000, 8, 2, None))
+    put("huge.png", png_by_hand(10_000, 8_500, 8, 2, None))
     put("line.png", Image.new("RGB", (1, 1000), "red"))
     put("ghost.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n")
     put("nan.tiff", Image.fromarray(np.full((8, 8), np.nan, np.float32)))
@@ -120,8 +120,8 @@ MALFORMED: list[tuple[str, str, Build, str]] = [
     ("truncated PNG", "colorize", lambda f: dict(image=up(f["truncated.png"]), **IMAGE_TASK), "truncated"),
     ("decompression bomb 100000x100000", "colorize", lambda f: dict(image=up(f["bomb.png"]), **IMAGE_TASK),
      "too large"),
-    ("8000x6000 header, over the pixel limit", "colorize", lambda f: dict(image=up(f["huge.png"]), **IMAGE_TASK),
-     "48,000,000 pixels"),
+    ("10000x8500 header, over the pixel limit", "colorize", lambda f: dict(image=up(f["huge.png"]), **IMAGE_TASK),
+     "85,000,000 pixels"),
     ("1x1000 image", "colorize", lambda f: dict(image=up(f["line.png"]), **IMAGE_TASK), "aspect ratio"),
     ("EPS (Ghostscript) file", "colorize", lambda f: dict(image=up(f["ghost.eps"]), **IMAGE_TASK), "not an image"),
     ("float TIFF of NaN", "colorize", lambda f: dict(image=up(f["nan.tiff"]), **IMAGE_TASK), "NaN"),
