@@ -292,7 +292,7 @@ def load_upload_full(value: Any, what: str) -> FullImage:
     if value is None or (isinstance(value, str) and not value):
         raise ValueError(f"{what}: no image given; upload one (or pick an example)")
     converted = load_full(value)
-    return FullImage(converted.tensor, converted.alpha, [f"{what}: {n}" for n in converted.notes])
+    return FullImage(converted.tensor, converted.alpha, [f"{what}: {n}" for n in converted.notes], converted.exif)
 
 
 # -- the editor's mask ---------------------------------------------------------------------------------

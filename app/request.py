@@ -215,19 +215,21 @@ class RequestFiles:
         return folder
 
     def write(self, task: str, tensor: torch.Tensor, captions: Sequence[str], names: Sequence[str],
-              notes: Sequence[str], *, alpha: np.ndarray | None = None, before: torch.Tensor | None = None) -> Result:
+              notes: Sequence[str], *, alpha: np.ndarray | None = None, before: torch.Tensor | None = None,
+              exif: bytes | None = None) -> Result:
         """Write each image at its own size: a PNG (with `alpha`, the upload's, put back) and, for an opaque
-        photo-sized image, a JPEG; a small image also gets a nearest-enlarged view for the gallery. `before`
-        (1, 3, H, W), the input at the results' size, is written the same way for the before/after slider.
-        Several images also get one zip of every file ("download all")."""
+        photo-sized image, a JPEG, both with `exif` (the upload's, editing.images.result_exif); a small image also
+        gets a nearest-enlarged view for the gallery. `before` (1, 3, H, W), the input at the results' size, is
+        written the same way for the before/after slider. Several images also get one zip of every file
+        ("download all")."""
         tensor = tensor.detach().float().cpu()
         folder = self.folder()
         files, views = [], []
         for one, name in zip(tensor, names):
-            png = io.save_images(one[None], folder / f"{task}-{name}.png", alpha)[0]
+            png = io.save_images(one[None], folder / f"{task}-{name}.png", alpha, exif)[0]
             files.append(str(png))
             if alpha is None and min(one.shape[-2:]) >= ENLARGED:
-                files += [str(p) for p in io.save_images(one[None], png.with_suffix(".jpg"))]
+                files += [str(p) for p in io.save_images(one[None], png.with_suffix(".jpg"), exif=exif)]
             view = self._view(png)
             if view != str(png):
                 files.append(view)

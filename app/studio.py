@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ class Prepared:
         """An upload at its own size, its alpha kept to put back; what was done to it joins the notes."""
         full = forms.load_upload_full(value, what)
         self.notes.extend(full.notes)
-        return FullImage(full.tensor, full.alpha, [])
+        return replace(full, notes=[])
 
     def fit(self, full: FullImage, what: str, evaluations: int, passes: Passes, *, factor: int = 1,
             fewer: Callable[[int], Passes] | None = None) -> FullImage:
@@ -178,7 +178,7 @@ class Prepared:
                               f"evaluations, {RESULT_MEGAPIXELS:g} megapixels of results and half the time limit "
                               "per request); fewer steps or variations keep more of its size")
         self.admit(evaluations, passes=passes(nh * factor, nw * factor))
-        return FullImage(x, alpha, [])
+        return replace(full, tensor=x, alpha=alpha, notes=[])
 
     def tiles(self, evaluations: int) -> TileCallback:
         """Progress per batch of tiles (and the time limit) for a run of `evaluations` on a tiled image."""
@@ -461,7 +461,8 @@ class Studio(Registry):
         if upload is None:
             return self.files.write(task, out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], prep.notes)
         return self.files.write(task, out, [f"seed {s}" for s in seeds], [f"seed{s}" for s in seeds], prep.notes,
-                                alpha=upload.alpha, before=upload.tensor if before is None else before)
+                                alpha=upload.alpha, before=upload.tensor if before is None else before,
+                                exif=upload.exif)
 
     # -- tasks ------------------------------------------------------------------------------------
 
@@ -598,7 +599,7 @@ class Studio(Registry):
                           "is kept")
         nearest = tasks.upsample_nearest(low, factor)
         result = self.files.write("superresolve", out, captions, [f"seed{s}" for s in seeds], prep.notes,
-                                  alpha=alpha, before=nearest)
+                                  alpha=alpha, before=nearest, exif=upload.exif)
         if reference is not None:
             result.files += self.files.write("superresolve", reference, ["original"], ["original"], [],
                                              alpha=alpha).files
@@ -623,7 +624,7 @@ class Studio(Registry):
             upload = prep.full_upload(painting, "painting")
             if isinstance(editor, dict):
                 painted, converted = forms.strokes_over(upload.tensor, editor, r)
-                upload = FullImage(painted, upload.alpha, [])
+                upload = replace(upload, tensor=painted)
                 prep.notes.extend(f"strokes: {n}" for n in converted.notes)
                 strokes = None if images.is_empty(converted.mask) else converted.mask
             passes_for = (whole_image if strokes is None
@@ -805,7 +806,7 @@ class Studio(Registry):
                               "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
                               "'Set the noise level myself' and raise the level")
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
-                                  alpha=upload.alpha, before=x)
+                                  alpha=upload.alpha, before=x, exif=upload.exif)
         curve = () if estimated.is_constant else tuple(zip(estimated.levels, estimated.sigmas))
         return DenoiseResult(**vars(result), estimated=float(estimated.at(x).mean()), used=used, scale=scale,
                              curve=curve)

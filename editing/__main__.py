@@ -400,7 +400,9 @@ def run(args: argparse.Namespace) -> list[Path]:
             grey = noise.is_grey(x)
             notes = [noise.GREY_NOTE] if grey else []
             if given is None:  # at its own size: a curve where the level depends on the value, a JPEG's read through
-                reading = noise.read_noise(x, images.jpeg_compression(path))  # its compression: as the studio
+                # its compression, unless it was reduced as it was read (images.MAX_FULL_PIXELS): as the studio
+                own_size = tuple(x.shape[-2:]) == images.image_size(path)
+                reading = noise.read_noise(x, images.jpeg_compression(path) if own_size else None)
                 notes, given = reading.notes(), reading.level
                 if reading.unlike_training:
                     scale = tasks.denoise_scale(denoiser, x, reading.level, reading.compression,
@@ -425,7 +427,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()
-        written += io.save_images(out, target, alpha)
+        written += io.save_images(out, target, alpha, upload.exif)
         if alpha is not None and target.suffix.lower() in io.JPEG_SUFFIXES:
             print(f"{path}: JPEG has no alpha channel: the transparency was left out (write a .png to keep it)",
                   file=sys.stderr)

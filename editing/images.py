@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 MAX_PIXELS = 80_000_000  # decoded at most (a 64-megapixel phone's photo, 9248x6936, is 64.1M)
 MAX_FULL_PIXELS = 40_000_000  # edited at full size at most: load_full reduces a larger image to it
@@ -47,6 +47,11 @@ FORMATS = ("PNG", "JPEG", "MPO", "HEIF", "GIF", "WEBP", "BMP", "TIFF", "PPM", "A
 READABLE = "PNG, JPEG, HEIC, WebP, AVIF, GIF, BMP or TIFF"  # what messages offer
 _CHUNK_VALUES = 1 << 22  # floats converted at once while resizing (16 MiB)
 _EXIF_ORIENTATION = 0x0112
+# Exif-IFD tags a result does not keep: the upload's size (a result has its own), the camera maker's private block
+# (offsets into the original file, previews of the unedited picture); its colour space becomes sRGB's (1).
+_EXIF_DROPPED = (0xA002, 0xA003, 0x927C)
+_EXIF_COLOR_SPACE = 0xA001
+_EXIF_MOST = 60_000  # bytes: a JPEG's EXIF segment holds at most 65,533
 _SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
                b"MM\x00*": "TIFF"}
 # ISO base media files (HEIF, AVIF) say what they are in their first box: 'ftyp' and a brand at bytes 4-12.
@@ -571,11 +576,34 @@ def load_image(value: Any, resolution: int, *, crop: bool = False, max_pixels: i
 @dataclass(frozen=True)
 class FullImage:
     """An upload at its own size: (1, 3, H, W) float32 in [-1, 1] (transparency composited on white, as the
-    model was trained), the upload's alpha ((H, W) uint8, None when opaque) to put back, and notes."""
+    model was trained), the upload's alpha ((H, W) uint8, None when opaque) to put back, notes, and the upload's
+    EXIF for its results (`result_exif`; None without)."""
 
     tensor: torch.Tensor
     alpha: np.ndarray | None
     notes: list[str]
+    exif: bytes | None = None
+
+
+def result_exif(image: Image.Image) -> bytes | None:
+    """A decoded upload's EXIF as its edited results carry it: when and with what it was taken (date, camera,
+    lens, exposure, place) kept; its orientation 1 (applied when it was read), its colour space sRGB, and neither
+    its size, its thumbnail (a preview of the unedited picture) nor the maker's private block. None without EXIF
+    or where it cannot be read."""
+    try:
+        exif = image.getexif()
+        if not exif:
+            return None
+        exif[_EXIF_ORIENTATION] = 1
+        details = exif.get_ifd(ExifTags.IFD.Exif) if ExifTags.IFD.Exif in exif else {}
+        for tag in _EXIF_DROPPED:
+            details.pop(tag, None)
+        if _EXIF_COLOR_SPACE in details:
+            details[_EXIF_COLOR_SPACE] = 1
+        kept = exif.tobytes()  # IFD0 and the IFDs it points to: not IFD1, the thumbnail's
+        return kept if len(kept) <= _EXIF_MOST else None
+    except Exception:  # noqa: BLE001 - a broken EXIF block is left out, as load_full ignores it
+        return None
 
 
 def image_size(value: Any, *, max_bytes: int = MAX_BYTES) -> tuple[int, int]:
@@ -614,6 +642,7 @@ def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_full_pixels: int 
     averaging)."""
     notes: list[str] = []
     source, name = _source_pixels(value, None, max_pixels, max_bytes, notes, math.inf)
+    exif = None if isinstance(source, np.ndarray) else result_exif(source)
     raster = _array_raster(source, name, notes) if isinstance(source, np.ndarray) else _pil_raster(source, name, notes)
     raster = _drop_opaque_alpha(raster, notes)
     if raster.has_alpha:
@@ -626,9 +655,9 @@ def load_full(value: Any, *, max_pixels: int = MAX_PIXELS, max_full_pixels: int 
         notes.append(f"reduced {width}x{height} -> {to_width}x{to_height} as it was read (exact area averaging): "
                      f"at most {max_full_pixels:,} pixels are edited at full size")
     if not raster.has_alpha:
-        return FullImage(_channels_first(raster.array, raster.scale), None, notes)
+        return FullImage(_channels_first(raster.array, raster.scale), None, notes, exif)
     alpha = np.round(raster.array[:, :, -1].astype(np.float32) * (255.0 / raster.scale)).astype(np.uint8)
-    return FullImage(_channels_first(_unit(raster.array, raster), 1.0), alpha, notes)
+    return FullImage(_channels_first(_unit(raster.array, raster), 1.0), alpha, notes, exif)
 
 
 def load_mask_full(value: Any, height: int, width: int, *, max_pixels: int = MAX_PIXELS,

@@ -703,3 +703,23 @@ def test_restoring_an_image_too_thin_to_shrink_names_its_size(studio: Studio, tm
     Image.fromarray(np.full((1, 300, 3), 128, np.uint8)).save(path)
     with pytest.raises(ValueError, match=r"original: 300x1 is too small to shrink by 2 \(it needs 2 px on each side\)"):
         studio.superresolve("photo-cm", None, str(path), 2, "restore", "1 step", 0, 1)
+
+
+def test_a_photo_s_results_keep_its_exif(studio: Studio, tmp_path: Path) -> None:
+    """Denoised or super-resolved, a photo keeps when and with what it was taken in its PNG and its JPEG (its
+    orientation 1, as it was turned when read; editing.images.result_exif)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112], exif[0x0132] = "Phone Maker", 3, "2026:12:01 10:00:00"
+    rng = np.random.default_rng(4)
+    phone = tmp_path / "IMG_0002.jpg"
+    Image.fromarray(rng.integers(0, 256, (270, 300, 3), dtype=np.uint8)).save(phone, quality=92, exif=exif)
+    denoised = studio.denoise("photo-cm", None, str(phone), 0.1, 0, 0)
+    upscaled = studio.superresolve("photo-cm", None, str(phone), 2, "upscale", "1", 0, 1)
+    for result, size in ((denoised, (300, 270)), (upscaled, (600, 540))):
+        written = [f for f in result.files if f.endswith(("-seed0.png", "-seed0.jpg"))]
+        assert len(written) == 2
+        for path in written:
+            with Image.open(path) as image:
+                kept = image.getexif()
+                assert image.size == size and (kept[0x010F], kept[0x0132], kept[0x0112]) == (
+                    "Phone Maker", "2026:12:01 10:00:00", 1), path

@@ -60,7 +60,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("cli")
     model = make_tiny_folder(d / "model", resolution=RES)
     photo = d / "photo.png"
-    Image.new("RGB", PHOTO, (200, 40, 30)).save(photo)  # not square, not the model size
+    exif = Image.Exif()
+    exif[0x010F] = "Phone Maker"  # which the edits' results keep
+    Image.new("RGB", PHOTO, (200, 40, 30)).save(photo, exif=exif)  # not square, not the model size
     other = d / "other.png"
     Image.new("RGBA", (RES, RES), (0, 90, 200, 128)).save(other)
     mask = d / "mask.png"
@@ -132,6 +134,14 @@ def test_task_writes_png(name: str, files: dict[str, Path], runs: dict[str, subp
     with Image.open(path) as image:
         assert image.size == size and image.mode in ("RGB", "P")
         assert getattr(image, "n_frames", 1) == frames
+
+
+@pytest.mark.parametrize("name", ["inpaint", "colorize", "superresolve", "denoise"])
+def test_an_edit_keeps_the_photo_s_exif(name: str, files: dict[str, Path],
+                                        runs: dict[str, subprocess.CompletedProcess]) -> None:
+    assert runs[name].returncode == 0, runs[name].stderr
+    with Image.open(task_commands(files)[name][1]) as image:
+        assert image.getexif().get(0x010F) == "Phone Maker"
 
 
 def test_denoise_reports_sigma(runs: dict[str, subprocess.CompletedProcess]) -> None:

@@ -592,3 +592,59 @@ def test_a_48_megapixel_phone_photo_is_read_reduced_to_what_is_edited() -> None:
     assert full.tensor.shape[-2:] == (5477, 7302) and 5477 * 7302 <= images.MAX_FULL_PIXELS
     assert abs(float(full.tensor.mean()) - float(ramp[0].mean() / 127.5 - 1)) < 1e-3
     assert any("at most 40,000,000 pixels are edited at full size" in n for n in full.notes)
+
+
+# -- the upload's EXIF, as its results carry it ------------------------------------------------------------
+
+
+def exif_with_thumbnail(make: str, thumbnail: bytes) -> bytes:
+    """An EXIF block as a phone writes one (Pillow writes no thumbnail): IFD0 (Make, Orientation 6) pointing to
+    IFD1, a JPEG thumbnail of the picture as it was taken."""
+    name = make.encode() + b"\0"
+    ifd0, ifd1 = 8, 8 + 2 + 2 * 12 + 4
+    data = ifd1 + 2 + 2 * 12 + 4
+    tiff = b"MM\0*" + struct.pack(">I", ifd0)
+    tiff += struct.pack(">H", 2) + struct.pack(">HHII", 0x010F, 2, len(name), data)
+    tiff += struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", ifd1)
+    tiff += struct.pack(">H", 2) + struct.pack(">HHII", 0x0201, 4, 1, data + len(name))
+    tiff += struct.pack(">HHII", 0x0202, 4, 1, len(thumbnail)) + struct.pack(">I", 0)
+    return b"Exif\0\0" + tiff + name + thumbnail
+
+
+def read_exif(data: bytes) -> Image.Exif:
+    exif = Image.Exif()
+    exif.load(data)
+    return exif
+
+
+def test_results_keep_when_and_with_what_a_photo_was_taken() -> None:
+    from PIL import ExifTags
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112], exif[0x0132] = "Phone Maker", "Phone 15", 6, "2026:12:01 10:00:00"
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details[0x9003], details[0x829A], details[0xA434] = "2026:12:01 10:00:00", 0.01, "back camera 6.9mm f/1.8"
+    details[0xA002], details[0xA003], details[0x927C], details[0xA001] = 80, 60, b"maker's own" * 10, 0xFFFF
+    exif.get_ifd(ExifTags.IFD.GPSInfo)[1] = "N"
+    full = images.load_full(encode(Image.fromarray(smooth_rgb(60, 80)), "JPEG", exif=exif.tobytes()))
+    assert full.tensor.shape[-2:] == (80, 60)  # turned, so its orientation is 1 from now on
+    kept = read_exif(full.exif)
+    assert (kept[0x010F], kept[0x0110], kept[0x0132], kept[0x0112]) == ("Phone Maker", "Phone 15",
+                                                                         "2026:12:01 10:00:00", 1)
+    taken = kept.get_ifd(ExifTags.IFD.Exif)
+    assert taken[0x9003] == "2026:12:01 10:00:00" and taken[0xA434] == "back camera 6.9mm f/1.8"
+    assert taken[0xA001] == 1 and not {0xA002, 0xA003, 0x927C} & set(taken)  # sRGB; no size, no maker's block
+    assert kept.get_ifd(ExifTags.IFD.GPSInfo)[1] == "N"
+    assert images.load_full(smooth_rgb(8, 8)).exif is None and images.load_full(encode(solid("red"), "PNG")).exif is None
+
+
+def test_results_do_not_carry_the_upload_s_thumbnail() -> None:
+    from PIL import ExifTags
+
+    thumbnail = encode(solid("red", (8, 8)), "JPEG")
+    upload = encode(Image.fromarray(smooth_rgb(60, 80)), "JPEG", exif=exif_with_thumbnail("Phone Maker", thumbnail))
+    assert thumbnail in upload and Image.open(io.BytesIO(upload)).getexif().get_ifd(ExifTags.IFD.IFD1)
+    full = images.load_full(upload)
+    kept = read_exif(full.exif)
+    assert kept[0x010F] == "Phone Maker" and kept[0x0112] == 1 and thumbnail not in full.exif
+    assert not kept.get_ifd(ExifTags.IFD.IFD1)
