@@ -211,6 +211,9 @@ def _decode(image: Image.Image, name: str, resolution: int | None, max_pixels: i
     frames = getattr(image, "n_frames", 1)
     if frames > 1 and image.format == "HEIF":  # opened at its primary image, the one a phone shows
         notes.append(f"HEIC with {frames} images: used its primary image")
+    elif frames > 1 and image.format == "MPO":  # the first image is the photo; the others, a phone's extras
+        notes.append(f"a phone's JPEG with {frames - 1} more image(s) beside the photo (an HDR gain map, a depth "
+                     "map): used the photo")
     elif frames > 1:
         kind = {"GIF": "animated GIF", "PNG": "animated PNG", "WEBP": "animated WebP", "TIFF": "multi-page TIFF"}
         notes.append(f"{kind.get(image.format or '', 'multi-frame image')}: used the first of {frames} frames")

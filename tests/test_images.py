@@ -158,6 +158,15 @@ def test_other_animations_use_the_first_frame(fmt: str, kind: str) -> None:
     assert rgb_of(out, 3, 3) == [0, 0, 255]
 
 
+def test_a_phone_s_jpeg_with_a_gain_map_gives_the_photo() -> None:
+    """An MPO (an Ultra HDR photo's gain map, a portrait's depth map, after the photo): the photo, said plainly."""
+    data = encode(solid((200, 30, 20), (80, 60)), "MPO", save_all=True, append_images=[solid((128, 128, 128))])
+    full = images.load_full(data)
+    assert full.tensor.shape[-2:] == (60, 80) and abs(rgb_of(full, 30, 40)[0] - 200) <= 2
+    assert full.notes == ["a phone's JPEG with 1 more image(s) beside the photo (an HDR gain map, a depth map): used "
+                          "the photo"]
+
+
 def test_16_bit_grayscale_png_is_scaled() -> None:
     data = encode(Image.fromarray(np.full((8, 8), 32896, np.uint16)), "PNG")  # 32896 / 65535 = 128 / 255
     assert Image.open(io.BytesIO(data)).mode == "I;16"
