@@ -573,11 +573,12 @@ def test_a_cut_heic_and_a_heic_without_pillow_heif_are_named(monkeypatch: pytest
 
 @pytest.mark.parametrize("shape", [(97, 131, 4), (131, 97, 3), (300, 7, 1)])
 def test_load_full_reduces_a_larger_image_by_exact_area_averaging(shape: tuple[int, int, int]) -> None:
-    """Reduced in blocks of rows as it is read, it is what `area_resize` makes of the whole image: its colours
+    """Reduced as it is read (OpenCV's INTER_AREA), it is what `area_resize` makes of the whole image: its colours
     composited on white first, its alpha averaged the same way."""
     rng = np.random.default_rng(sum(shape))
     array = rng.integers(0, 256, shape, dtype=np.uint8)
-    array[..., -1][: shape[0] // 3] = 255 if shape[2] == 4 else array[..., -1][: shape[0] // 3]
+    if shape[2] == 4:
+        array[: shape[0] // 3, :, 3] = 255  # opaque rows above partly transparent ones
     limit = shape[0] * shape[1] // 3
     full = images.load_full(array, max_full_pixels=limit)
     height, width = full.tensor.shape[-2:]
