@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ from editing.metrics import psnr, ssim
 from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
                            SATURATED, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std, camera_curve,
                            estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_noise_sigma,
-                           jpeg_roundtrip, robust_sigma, through_jpeg, windows)
+                           jpeg_roundtrip, read_noise, robust_sigma, through_jpeg, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -358,4 +359,70 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
         "method for signal-dependent noise. The true curve is first order: near black, where the noise clips at 0, "
         "the file's noise is smaller than it says, and the curve read is closer. 'Curve spread read': the largest "
         "over the smallest std of estimate_noise_curve, averaged over the crops. PSNR and SSIM on [-1, 1].")
+    return table
+
+
+# A camera's raw noise before demosaicing (Gaussian on the mosaic, 0-255 levels), and the demosaicing that spreads it
+# over neighbouring pixels: OpenCV's bilinear and edge-aware (RGGB is OpenCV's "BayerBG" pattern name).
+RAW_SIGMA_255 = 15
+DEMOSAICS = (("bilinear", cv2.COLOR_BayerBG2RGB), ("edge-aware", cv2.COLOR_BayerBG2RGB_EA))
+BY_HAND = (0.75, 1.0)  # the teacher's level, a multiple of the raw noise's
+CBM3D_BY_HAND = (1.0, 1.5)  # CBM3D's
+
+
+def mosaic(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) on [-1, 1] -> (B, H, W) on [0, 1]: each pixel's one colour of an RGGB colour filter array."""
+    rgb = ((images.permute(0, 2, 3, 1).double().numpy() + 1) / 2)
+    raw = rgb[..., 1].copy()
+    raw[:, 0::2, 0::2], raw[:, 1::2, 1::2] = rgb[:, 0::2, 0::2, 0], rgb[:, 1::2, 1::2, 2]
+    return raw
+
+
+def demosaic(raw: np.ndarray, code: int) -> torch.Tensor:
+    """(B, H, W) mosaics on [0, 1] -> (B, 3, H, W) on [-1, 1], demosaiced by OpenCV at 16 bits."""
+    levels = np.clip(np.round(raw * 65535), 0, 65535).astype(np.uint16)
+    rgb = np.stack([cv2.cvtColor(one, code) for one in levels]).astype(np.float32) / 65535
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2) * 2 - 1
+
+
+def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+    """A camera's noise added to the mosaic, then demosaiced: correlated between neighbouring pixels, unlike the
+    white noise the models were trained on and the estimate reads. The studio's reading and its denoise, the teacher
+    at levels set by hand, CBM3D at levels set by hand, against the clean mosaic demosaiced alike."""
+    table = Table("demosaiced_noise", "Denoising a camera's noise after demosaicing (correlated between neighbours)",
+                  ["demosaicing", "method", "level read / raw level (mean)", "PSNR dB", "SSIM"])
+    if teacher is None or not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: {why if teacher is None else f'no {folder}'}")
+        return table
+    clean_rgb = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(80))
+    raw = mosaic(clean_rgb)
+    raw_sigma = RAW_SIGMA_255 / 255
+    noisy_raw = raw + np.random.default_rng(81).normal(0.0, raw_sigma, raw.shape)
+    white = 2 * raw_sigma  # the raw noise's std on [-1, 1]
+    for name, code in DEMOSAICS:
+        clean, noisy = demosaic(raw, code), from_uint8(to_uint8(demosaic(noisy_raw, code)))  # an 8-bit file
+        rows: dict[str, list[torch.Tensor]] = {"the upload": [noisy]}
+        ratios = []
+        for i in range(len(noisy)):
+            one = noisy[i : i + 1]
+            reading = read_noise(one)
+            ratios.append(float(np.mean(reading.level.sigmas)) / white)
+            rows.setdefault("teacher at the level read (the studio)", []).append(
+                tasks.denoise(teacher, one, sigma=reading.level)[0].float().cpu())
+            for k in BY_HAND:
+                rows.setdefault(f"teacher at {k:g} x the raw level, by hand", []).append(
+                    tasks.denoise(teacher, one, sigma=k * white)[0].float().cpu())
+            for k in CBM3D_BY_HAND:
+                rows.setdefault(f"CBM3D at {k:g} x the raw level, by hand", []).append(cbm3d(one, k * white))
+        for method, outs in rows.items():
+            out = torch.cat(outs)
+            read = sum(ratios) / len(ratios) if "studio" in method else float("nan")
+            table.add(name, method, read, float(psnr(out, clean).mean()), float(ssim(out, clean).mean()))
+    table.notes.append(
+        f"{len(clean_rgb)} crops of the held-out photos ({CROP} px), mosaicked RGGB, Gaussian noise of "
+        f"{RAW_SIGMA_255}/255 added to the mosaic, demosaiced by OpenCV (16-bit) and saved as 8 bits; PSNR and SSIM on "
+        "[-1, 1] against the clean mosaic demosaiced alike (the demosaicing's own error is not counted). The studio "
+        "reads the noise with editing.noise.read_noise (Immerkaer's 3x3 Laplacian on flat windows, which cancels on "
+        "a bilinear interpolation) and runs the photo teacher's one evaluation at it; 'by hand': the level a user "
+        "would set, as a multiple of the raw noise's std. CBM3D: its default profile.")
     return table

@@ -150,3 +150,38 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
     assert legend.startswith("noisy | one level, estimated (before) | ") and "| clean (crop " in legend
     missing = camera_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
+
+
+def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path: Path, monkeypatch) -> None:
+    import benchmarks.noise
+    from benchmarks.noise import BY_HAND, CBM3D_BY_HAND, DEMOSAICS, demosaic, demosaiced_noise_table, mosaic
+    from editing.models import Runtime, load_model
+
+    told: list[float] = []
+
+    def fake_cbm3d(noisy: torch.Tensor, sigma: float) -> torch.Tensor:  # the table's rows, not CBM3D, are tested
+        told.append(sigma)
+        return noisy
+
+    monkeypatch.setattr(benchmarks.noise, "cbm3d", fake_cbm3d)
+    # the mosaic keeps each pixel's own colour of RGGB, and a flat colour demosaics back to itself
+    flat = torch.tensor([0.2, -0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    raw = mosaic(flat)
+    assert raw[0, 0, 0] == pytest.approx(0.6) and raw[0, 0, 1] == pytest.approx(0.3) and raw[0, 1, 1] == pytest.approx(0.8)
+    for _, code in DEMOSAICS:
+        torch.testing.assert_close(demosaic(raw, code), flat.float(), atol=2e-4, rtol=0)
+
+    folder = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
+    teacher = load_model(folder, Runtime(torch.device("cpu"), torch.float32, None))
+    table = demosaiced_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
+    methods = {"the upload", "teacher at the level read (the studio)",
+               *(f"teacher at {k:g} x the raw level, by hand" for k in BY_HAND),
+               *(f"CBM3D at {k:g} x the raw level, by hand" for k in CBM3D_BY_HAND)}
+    for name, _ in DEMOSAICS:
+        rows = [r for r in table.rows if r[0] == name]
+        assert {r[1] for r in rows} == methods and all(np.isfinite(r[3]) and 0 < r[4] <= 1 for r in rows)
+        read = next(r[2] for r in rows if "studio" in r[1])
+        assert read < 0.5, (name, read)  # correlated between neighbours, the noise reads low
+    assert len(told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
+    missing = demosaiced_noise_table(None, "no teacher", tmp_path / "photos", 1)
+    assert not missing.rows and missing.notes == ["skipped: no teacher"]
