@@ -14,6 +14,7 @@ from benchmarks.photos import (PhotoBudget, cbm3d, heldout_crops, luma_chroma_ta
                               posterior_mean_superresolve)
 from benchmarks.run import Options, run
 from editing.metrics import psnr
+from editing.precond import Denoiser
 from editing.operators import Colorize
 from tests.conftest import make_tiny_folder
 
@@ -119,21 +120,33 @@ def test_whole_photo_denoise_table_times_every_runtime_next_to_cbm3d(tmp_path: P
     assert not missing.rows and "skipped" in missing.notes[0]
 
 
-def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def cbm3d_told(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sigmas benchmarks.noise hands CBM3D, which returns its input: the tables' rows, not CBM3D, are tested."""
     import benchmarks.noise
-    from benchmarks.noise import CAMERAS, camera_noise_table
-    from editing.models import Runtime, load_model
 
-    stabilized: list[float] = []
+    told: list[float] = []
 
-    def fake_cbm3d(noisy: torch.Tensor, sigma: float) -> torch.Tensor:  # the table's rows, not CBM3D, are tested
-        stabilized.append(sigma)
+    def fake_cbm3d(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
+        told.append(sigma)
         return noisy
 
     monkeypatch.setattr(benchmarks.noise, "cbm3d", fake_cbm3d)
+    return told
 
-    folder = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
-    teacher = load_model(folder, Runtime(torch.device("cpu"), torch.float32, None))
+
+def tiny_photo_teacher(folder: Path) -> Denoiser:
+    from editing.models import Runtime, load_model
+
+    made = make_tiny_folder(folder, classes=(), boundary="edm", tiled=True)
+    return load_model(made, Runtime(torch.device("cpu"), torch.float32, None))
+
+
+def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, cbm3d_told: list[float]) -> None:
+    from benchmarks.noise import CAMERAS, camera_noise_table
+
+    stabilized = cbm3d_told
+    teacher = tiny_photo_teacher(tmp_path / "photo-edm")
     table = camera_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1, tmp_path / "crops")
     png_methods = {"one level, estimated (before)", "its curve, estimated (the studio)", "the true curve",
                    "CBM3D, variance-stabilized on the true curve", "CBM3D, variance-stabilized on the curve read"}
@@ -152,18 +165,10 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
 
 
-def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path: Path, monkeypatch) -> None:
-    import benchmarks.noise
+def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path: Path,
+                                                                         cbm3d_told: list[float]) -> None:
     from benchmarks.noise import BY_HAND, CBM3D_BY_HAND, DEMOSAICS, demosaic, demosaiced_noise_table, mosaic
-    from editing.models import Runtime, load_model
 
-    told: list[float] = []
-
-    def fake_cbm3d(noisy: torch.Tensor, sigma: float) -> torch.Tensor:  # the table's rows, not CBM3D, are tested
-        told.append(sigma)
-        return noisy
-
-    monkeypatch.setattr(benchmarks.noise, "cbm3d", fake_cbm3d)
     # the mosaic keeps each pixel's own colour of RGGB, and a flat colour demosaics back to itself
     flat = torch.tensor([0.2, -0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
     raw = mosaic(flat)
@@ -171,8 +176,7 @@ def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path
     for _, code in DEMOSAICS:
         torch.testing.assert_close(demosaic(raw, code), flat.float(), atol=2e-4, rtol=0)
 
-    folder = make_tiny_folder(tmp_path / "photo-edm", classes=(), boundary="edm", tiled=True)
-    teacher = load_model(folder, Runtime(torch.device("cpu"), torch.float32, None))
+    teacher = tiny_photo_teacher(tmp_path / "photo-edm")
     table = demosaiced_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
     methods = {"the upload", "teacher at the level read (the studio)",
                *(f"teacher at {k:g} x the raw level, by hand" for k in BY_HAND),
@@ -182,6 +186,6 @@ def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path
         assert {r[1] for r in rows} == methods and all(np.isfinite(r[3]) and 0 < r[4] <= 1 for r in rows)
         read = next(r[2] for r in rows if "studio" in r[1])
         assert read < 0.5, (name, read)  # correlated between neighbours, the noise reads low
-    assert len(told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
+    assert len(cbm3d_told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
     missing = demosaiced_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
