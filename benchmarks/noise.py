@@ -368,6 +368,7 @@ RAW_SIGMA_255 = 15
 DEMOSAICS = (("bilinear", cv2.COLOR_BayerBG2RGB), ("edge-aware", cv2.COLOR_BayerBG2RGB_EA))
 BY_HAND = (0.75, 1.0)  # the teacher's level, a multiple of the raw noise's
 CBM3D_BY_HAND = (1.0, 1.5)  # CBM3D's
+STUDIO = "teacher at the level read (the studio)"
 
 
 def mosaic(images: torch.Tensor) -> np.ndarray:
@@ -407,7 +408,7 @@ def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, cro
             one = noisy[i : i + 1]
             reading = read_noise(one)
             ratios.append(float(np.mean(reading.level.sigmas)) / white)
-            rows.setdefault("teacher at the level read (the studio)", []).append(
+            rows.setdefault(STUDIO, []).append(
                 tasks.denoise(teacher, one, sigma=reading.level)[0].float().cpu())
             for k in BY_HAND:
                 rows.setdefault(f"teacher at {k:g} x the raw level, by hand", []).append(
@@ -416,7 +417,7 @@ def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, cro
                 rows.setdefault(f"CBM3D at {k:g} x the raw level, by hand", []).append(cbm3d(one, k * white))
         for method, outs in rows.items():
             out = torch.cat(outs)
-            read = sum(ratios) / len(ratios) if "studio" in method else float("nan")
+            read = sum(ratios) / len(ratios) if method == STUDIO else float("nan")
             table.add(name, method, read, float(psnr(out, clean).mean()), float(ssim(out, clean).mean()))
     table.notes.append(
         f"{len(clean_rgb)} crops of the held-out photos ({CROP} px), mosaicked RGGB, Gaussian noise of "
