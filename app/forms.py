@@ -100,6 +100,14 @@ def parse_number(value: Any, what: str = "a number field") -> int | float:
     return number
 
 
+def parse_point(value: Any, what: str) -> tuple[float, float]:
+    """(x, y) from a pair of numbers (a click on an image: its pixel); anything else is an InputError."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        shown = "nothing" if value is None else f"{type(value).__name__} {_echo(value)}"
+        raise InputError(f"{what}: expected two numbers (x, y), got {shown}")
+    return float(parse_number(value[0], what)), float(parse_number(value[1], what))
+
+
 def parse_seed(value: Any, *, maximum: int = MAX_SEED) -> int:
     """A seed from a number box or text: a whole number from 0 to `maximum` (`MAX_SEED`)."""
     expected = f"a seed must be a whole number from 0 to {maximum}"

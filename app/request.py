@@ -10,10 +10,11 @@ import threading
 import time
 import uuid
 import zipfile
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -114,6 +115,48 @@ class TileSpeeds:
             return statistics.median(seen) if seen else None
 
 
+RECENT = 16  # values a Recent keeps
+T = TypeVar("T")
+
+
+class Recent:
+    """The values last computed for a few keys (an upload's noise reading, its denoising scale): Denoise's preview
+    and the run that follows it read an upload once. Safe to share between request threads; two requests that miss
+    together both compute, and the later result is kept."""
+
+    def __init__(self, size: int = RECENT):
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable | None, compute: Callable[[], T]) -> T:
+        """The value kept for `key`, else `compute()` kept for it (a None key: computed, never kept)."""
+        if key is None:
+            return compute()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+def file_identity(value: Any) -> tuple[str, int, int] | None:
+    """An uploaded file's path, size and modification time, a key that changes with its contents; None for a value
+    that is not a file's path (an array, an editor's dict)."""
+    if not isinstance(value, (str, Path)):
+        return None
+    try:
+        stat = Path(value).stat()
+    except OSError:
+        return None
+    return str(value), stat.st_size, stat.st_mtime_ns
+
+
 def tile_callback(on_step: OnStep | None, deadline: Deadline, evaluations: int,
                   timed: Callable[[float, int], None] | None = None) -> TileCallback:
     """Progress in batches of tiles over the whole request, and its time limit, after every batch of tiles:
@@ -175,6 +218,7 @@ class DenoiseResult(Result):
     used: float = 0.0  # the sigma denoised at (the estimate, or the override)
     scale: float = 1.0  # the multiple of the estimate a JPEG's or a grey image's noise was measured best at
     curve: tuple[tuple[float, float], ...] = ()  # (value, std) where the noise's level depends on the value
+    level: float = 0.0  # the one level 'Set the noise level myself' starts from (the studio's DenoisePlan)
 
 
 @dataclass(frozen=True)

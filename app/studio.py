@@ -23,14 +23,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from app import forms
 from app.benchmark_file import read_benchmarks
 from app.forms import GRID, check_seed, parse_count, parse_schedule, stroke_schedule
 from app.registry import ModelEntry, Registry, discover
 from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseResult, InterpolateResult, OnStep,
-                         RequestFiles, Result, SuperresolveResult, TileSpeeds, step_callback, tile_callback,
-                         write_animation)
+                         Recent, RequestFiles, Result, SuperresolveResult, TileSpeeds, file_identity, step_callback,
+                         tile_callback, write_animation)
 from editing import images, metrics, noise, tasks
 from editing.images import FullImage
 from editing.limits import Limits, Pass, check_passes, device_limits
@@ -186,6 +187,90 @@ class Prepared:
                              lambda seconds, tiles: self.studio.tile_speeds.record(self.entry.name, seconds, tiles))
 
 
+PREVIEW_SIDE = 256  # Denoise's preview window, pixels of the result
+PREVIEW_CONTEXT = 64  # what the solver sees around it (the photo model's tile): its tiles are the whole run's
+
+
+@dataclass(frozen=True)
+class Window:
+    """A box of an image, in pixels: rows top .. top + height, columns left .. left + width."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.top + self.height / 2, self.left + self.width / 2
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+    def within(self, outer: Window) -> Window:
+        """This box in the pixels of `outer`, a box that contains it."""
+        return Window(self.top - outer.top, self.left - outer.left, self.height, self.width)
+
+
+def preview_window(size: tuple[int, int], centre: tuple[float, float], side: int) -> Window:
+    """The side x side box (the whole side where the image is shorter) centred on `centre` (row, column), moved
+    inside an image of `size` (height, width). Two boxes on one centre, the smaller inside the larger, stay so."""
+    (height, width), (row, column) = size, centre
+    h, w = min(side, height), min(side, width)
+    return Window(min(max(round(row - h / 2), 0), height - h), min(max(round(column - w / 2), 0), width - w), h, w)
+
+
+@dataclass(frozen=True)
+class DenoisePlan:
+    """A Denoise request as `Studio.plan_denoise` decided it on the whole upload: the image fitted to the studio's
+    limits, the denoiser, the level it runs at (the estimate at the fitted size times the bootstrap's `scale`, or
+    the override), and the notes so far (in `prep`)."""
+
+    prep: Prepared
+    upload: FullImage
+    model: Denoiser
+    level: noise.NoiseCurve
+    estimated: noise.NoiseCurve
+    scale: float
+    refine_steps: int
+    grey: bool
+    override: bool
+
+    def run(self, x: torch.Tensor, limits: Limits) -> tuple[torch.Tensor, float]:
+        """`x` (the fitted upload, or a window of it) denoised at the plan's level; and the sigma the model ran at."""
+        prep, evaluations = self.prep, 1 + self.refine_steps
+        out, used = tasks.denoise(self.model, pad_to(x, prep.resolution, prep.resolution), sigma=self.level,
+                                  refine_steps=self.refine_steps, seed=prep.seed, label=prep.label,
+                                  on_tiles=prep.tiles(evaluations), limits=limits, grey=self.grey)
+        return out[..., : x.shape[-2], : x.shape[-1]], used
+
+    def describe(self, used: float) -> str:
+        evaluations = f"{1 + self.refine_steps} evaluation(s)"
+        if self.override:
+            return f"used sigma = {used:.4f} (override); {evaluations}"
+        if self.level.is_constant:
+            return f"used sigma = {used:.4f}; {evaluations}"
+        return f"denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped back; {evaluations}"
+
+    def level_to_set(self, x: torch.Tensor) -> float:
+        """The one level 'Set the noise level myself' starts from: the level run at (a curve's: its mean over `x`)."""
+        return self.level.sigmas[0] if self.level.is_constant else float(self.level.at(x).mean())
+
+
+@dataclass(frozen=True)
+class DenoisePreview:
+    """Denoise on a window of the result, before and after at 100%, the sigma the model ran at, the level 'Set
+    the noise level myself' starts from (`DenoisePlan.level_to_set`), the window in the result's pixels, and the
+    notes."""
+
+    before: Image.Image
+    after: Image.Image
+    used: float
+    level: float
+    window: Window
+    notes: list[str]
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A request's fitted output size and estimated seconds, and the line the tab shows ('' for none)."""
@@ -216,6 +301,7 @@ class Studio(Registry):
         self.limits = limits or device_limits(runtime.device)  # the engine's, as for the CLI
         self.cancels = Cancels()
         self.tile_speeds = TileSpeeds()
+        self.recent = Recent()  # an upload's noise reading and denoising scale, for the preview and the run after it
         self._speed_lock = threading.Lock()
 
     @classmethod
@@ -719,9 +805,12 @@ class Studio(Registry):
         prep.notes.append(added)
         return result.files[0], prep.notes
 
-    def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
-                seed: float, on_step: OnStep | None = None, *, mode: str | None = "auto") -> DenoiseResult:
-        """sigma None (or < 0): estimated from the image. The result carries the before/after enlarged views."""
+    def plan_denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None,
+                     refine_steps: float, seed: float, on_step: OnStep | None = None, *,
+                     mode: str | None = "auto") -> DenoisePlan:
+        """What a Denoise request runs, decided on the whole upload: its size fitted to the studio's limits, its
+        noise read, the denoiser, and the level it runs at (for a JPEG's or a grey image's noise, measured by the
+        bootstrap). `denoise` runs it on the whole image, `denoise_preview` on a window of it."""
         prep = self.prepare(model, style, seed, on_step)
         refine_steps = parse_count(refine_steps, "refinement steps", 0, MAX_REFINE_STEPS)
         evaluations = 1 + refine_steps
@@ -735,14 +824,16 @@ class Studio(Registry):
         # A photo's noise is read as a curve against the value where it has one (a camera's, larger in the
         # shadows), a JPEG's through its own compression (editing.noise.read_noise); the emoji square as one level.
         jpeg = images.jpeg_compression(image)
-        reading = noise.read_noise(full.tensor, jpeg if own_size else None, as_curve=tiled)
-        override = sigma is not None and float(sigma) >= 0
+        upload_key = file_identity(image)
+        reading = self.recent.get(upload_key and ("reading", upload_key, size, tiled), lambda: noise.read_noise(
+            full.tensor, jpeg if own_size else None, as_curve=tiled))
+        override = float(sigma) if sigma is not None and float(sigma) >= 0 else None
         # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
         # a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and saved as the
         # file was: when the studio's limits take it beside the image at its own size, never at the cost of the
         # image's size. A JPEG downscaled here no longer carries its compression: not measured.
         bootstrap: list[Pass] = []
-        if not override and reading.unlike_training and (own_size or jpeg is None):
+        if override is None and reading.unlike_training and (own_size or jpeg is None):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
             with_bootstrap = [Pass(*size, evaluations), *bootstrap]
             try:
@@ -756,10 +847,8 @@ class Studio(Registry):
                                   "studio's limits leave no room for it beside the image at its own size); denoised at "
                                   "the noise's level")
                 bootstrap = []
-        if tiled:
-            upload = prep.fit(full, "image", evaluations, lambda h, w: [Pass(h, w, evaluations), *bootstrap])
-        else:
-            upload = full
+        upload = prep.fit(full, "image", evaluations, lambda h, w: [Pass(h, w, evaluations), *bootstrap]) if tiled \
+            else full
         x = upload.tensor
         downscaled = x.shape != full.tensor.shape
         estimated = reading.level.scaled(noise.area_resize_std(size, tuple(x.shape[-2:])) if downscaled else 1.0)
@@ -772,44 +861,65 @@ class Studio(Registry):
             raise ValueError(f"faithful mode needs a diffusion teacher beside {prep.entry.name}; use sharp")
         if faithful and refine_steps:
             raise ValueError("refinement steps need the sharp mode (the consistency model)")
-        model_ = self.load(teacher.name if faithful else prep.entry.name)
+        model_name = teacher.name if faithful else prep.entry.name
+        model_ = self.load(model_name)
         prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
                           else "sharp: the consistency model")
         scale = 1.0
         if bootstrap:
-            scale = tasks.denoise_scale(
-                model_, x, reading.level, reading.compression, refine_steps=refine_steps, seed=prep.seed,
-                label=prep.label, grey=reading.grey, limits=self.limits,
-                on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES))))
-        # The estimate shown is the one used: denoise is handed it rather than estimating it again.
-        out, used = tasks.denoise(model_, pad_to(x, prep.resolution, prep.resolution),
-                                  sigma=float(sigma) if override else estimated.scaled(scale),
-                                  refine_steps=refine_steps, seed=prep.seed, label=prep.label,
-                                  on_tiles=prep.tiles(evaluations), limits=self.limits, grey=reading.grey)
-        out = out[..., : x.shape[-2], : x.shape[-1]]
-        describe = noise.describe_level
+            scale = self.recent.get(
+                upload_key and ("scale", upload_key, tuple(x.shape), model_name, refine_steps, prep.seed, prep.label),
+                lambda: tasks.denoise_scale(
+                    model_, x, reading.level, reading.compression, refine_steps=refine_steps, seed=prep.seed,
+                    label=prep.label, grey=reading.grey, limits=self.limits,
+                    on_tiles=prep.tiles(evaluations * (1 + len(noise.BOOTSTRAP_SCALES)))))
         prep.notes.extend(reading.notes())
-        if override:
-            prep.notes.append(f"used sigma = {used:.4f} (override); {evaluations} evaluation(s)")
-        elif reading.level.is_constant:
-            prep.notes.append(f"used sigma = {used:.4f}; {evaluations} evaluation(s)")
-        else:
-            prep.notes.append(f"denoised once on the image variance-stabilized to one level ({used:.4f}) and mapped "
-                              f"back; {evaluations} evaluation(s)")
         if scale != 1.0:
             prep.notes.append(reading.scale_note(scale))
+        describe = noise.describe_level
         if downscaled and max(estimated.sigmas) > 0:
             prep.notes.append(f"the noise was estimated at the upload's own size ({describe(reading.level)}); the "
                               f"downscale averages it down to {describe(estimated)}")
-        elif not own_size and not override and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG: 0
+        elif not own_size and override is None and jpeg is not None and max(estimated.sigmas) > 0:  # a clean JPEG: 0
             prep.notes.append("a JPEG, downscaled before denoising: its compression removed the noise's finest "
                               "grain, which is what the estimate reads, so it may read low; if grain is left, tick "
                               "'Set the noise level myself' and raise the level")
+        # The estimate shown is the one used: denoise is handed it rather than estimating it again.
+        level = estimated.scaled(scale) if override is None else noise.NoiseCurve.constant(override)
+        return DenoisePlan(prep, upload, model_, level, estimated, scale, refine_steps, reading.grey,
+                           override is not None)
+
+    def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
+                seed: float, on_step: OnStep | None = None, *, mode: str | None = "auto") -> DenoiseResult:
+        """sigma None (or < 0): estimated from the image. The result carries the before/after enlarged views."""
+        plan = self.plan_denoise(model, style, image, sigma, refine_steps, seed, on_step, mode=mode)
+        prep, x = plan.prep, plan.upload.tensor
+        out, used = plan.run(x, self.limits)
+        prep.notes.append(plan.describe(used))
         result = self.files.write("denoise", out, [f"denoised (sigma {used:.3g})"], [f"seed{prep.seed}"], prep.notes,
-                                  alpha=upload.alpha, before=x, exif=upload.exif)
-        curve = () if estimated.is_constant else tuple(zip(estimated.levels, estimated.sigmas))
-        return DenoiseResult(**vars(result), estimated=float(estimated.at(x).mean()), used=used, scale=scale,
-                             curve=curve)
+                                  alpha=plan.upload.alpha, before=x, exif=plan.upload.exif)
+        curve = () if plan.estimated.is_constant else tuple(zip(plan.estimated.levels, plan.estimated.sigmas))
+        return DenoiseResult(**vars(result), estimated=float(plan.estimated.at(x).mean()), used=used,
+                             scale=plan.scale, curve=curve, level=plan.level_to_set(x))
+
+    def denoise_preview(self, model: str | None, style: str | None, image: Any, sigma: float | None,
+                        refine_steps: float, seed: float, point: Any = None, *,
+                        mode: str | None = "auto") -> DenoisePreview:
+        """Denoise as `denoise` would, on a PREVIEW_SIDE window of the result around `point` ((x, y) in the
+        upload's own pixels; None: its centre): the window before and after, at 100% of the result, and the level
+        used. The solver sees PREVIEW_CONTEXT more on each side, so the window's tiles are those of the whole image's
+        run in all but their grid's random offset. Nothing is written: a preview is redrawn at every change."""
+        plan = self.plan_denoise(model, style, image, sigma, refine_steps, seed, mode=mode)
+        x = plan.upload.tensor
+        height, width = x.shape[-2:]
+        own_h, own_w = images.image_size(image)
+        px, py = (own_w / 2, own_h / 2) if point is None else forms.parse_point(point, "the preview's point")
+        window = preview_window((height, width), (py * height / own_h, px * width / own_w), PREVIEW_SIDE)
+        context = preview_window((height, width), window.centre, PREVIEW_SIDE + 2 * PREVIEW_CONTEXT)
+        out, used = plan.run(context.crop(x), self.limits)
+        inner = window.within(context)
+        return DenoisePreview(images.to_pil(window.crop(x))[0], images.to_pil(inner.crop(out))[0], used,
+                              plan.level_to_set(x), window, [*plan.prep.notes, plan.describe(used)])
 
     def compare(self, model: str | None, style: str | None, seed: float, reference: Any,
                 on_step: OnStep | None = None) -> CompareResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -723,3 +724,102 @@ def test_a_photo_s_results_keep_its_exif(studio: Studio, tmp_path: Path) -> None
                 kept = image.getexif()
                 assert image.size == size and (kept[0x010F], kept[0x0132], kept[0x0112]) == (
                     "Phone Maker", "2026:12:01 10:00:00", 1), path
+
+
+def noisy_ramp(path: Path, height: int, width: int, seed: int = 7) -> Path:
+    """An opaque ramp with Gaussian noise of 10 levels, saved at `path` (PNG or JPEG by its suffix)."""
+    ramp = np.tile(np.linspace(40, 200, width)[None, :, None], (height, 1, 3))
+    noisy = ramp + 10 * np.random.default_rng(seed).standard_normal(ramp.shape)
+    Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def test_preview_windows_stay_inside_the_image_and_the_context_holds_the_window() -> None:
+    for size in [(45, 70), (300, 200), (257, 1000), (16, 16)]:
+        for centre in [(0, 0), (size[0] / 2, size[1] / 2), (size[0], size[1]), (-50, 1e4), (13.5, 7.25)]:
+            window = studio_module.preview_window(size, centre, 64)
+            context = studio_module.preview_window(size, window.centre, 64 + 2 * 16)
+            for box in (window, context):
+                assert 0 <= box.top and box.top + box.height <= size[0] and 0 <= box.left
+                assert box.left + box.width <= size[1]
+            assert (window.height, window.width) == (min(64, size[0]), min(64, size[1]))
+            inner = window.within(context)
+            assert inner.top >= 0 and inner.left >= 0
+            assert inner.top + inner.height <= context.height and inner.left + inner.width <= context.width
+            x = torch.arange(size[0] * size[1]).view(1, 1, *size)
+            assert torch.equal(inner.crop(context.crop(x)), window.crop(x))
+
+
+def test_a_preview_of_an_image_within_its_window_is_the_denoise_itself(studio: Studio, tmp_path: Path) -> None:
+    """Where the whole image fits the window and its context, the preview is Denoise's result, pixel for pixel, for
+    the estimated level and for one set by hand; and it reports the level the slider then starts from."""
+    path = noisy_ramp(tmp_path / "small.png", 45, 70)
+    for sigma in (None, 0.3):
+        result = studio.denoise("photo-cm", None, str(path), sigma, 0, 0)
+        shown = studio.denoise_preview("photo-cm", None, str(path), sigma, 0, 0)
+        assert shown.window == studio_module.Window(0, 0, 45, 70)
+        np.testing.assert_array_equal(np.asarray(shown.after), np.asarray(png(result.files)))
+        np.testing.assert_array_equal(np.asarray(shown.before), np.asarray(Image.open(path)))
+        assert shown.used == result.used and shown.level == pytest.approx(result.level, abs=1e-7)
+    assert result.level == 0.3  # set by hand: the slider keeps it
+    assert shown.notes[-1] == "used sigma = 0.3000 (override); 1 evaluation(s)"
+
+
+def test_the_preview_window_is_where_the_upload_was_clicked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point is in the upload's own pixels: on an upload the studio's limits downscale, the window lies around
+    the same place of the fitted result; at 100% of the result, so its pixels are the fitted upload's."""
+    monkeypatch.setattr(studio_module, "PREVIEW_SIDE", 32)
+    monkeypatch.setattr(studio_module, "PREVIEW_CONTEXT", R)
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    small = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(0.02), request_timeout=None)
+    path = noisy_ramp(tmp_path / "wide.png", 200, 300)
+    result = small.denoise("photo-cm", None, str(path), 0.2, 0, 0)
+    height, width = np.asarray(png(result.files)).shape[:2]
+    assert width < 300 and any("downscaled 300x200" in n for n in result.notes)
+    fitted = images.area_resize(images.load_full(str(path)).tensor, height, width)
+    for point, centre in [((150, 100), (height / 2, width / 2)), ((240, 40), (40 * height / 200, 240 * width / 300)),
+                          ((299, 199), (height, width)), (None, (height / 2, width / 2))]:
+        shown = small.denoise_preview("photo-cm", None, str(path), 0.2, 0, 0, point)
+        assert shown.window == studio_module.preview_window((height, width), centre, 32), point
+        np.testing.assert_array_equal(np.asarray(shown.before), images.to_uint8(shown.window.crop(fitted))[0])
+        assert shown.after.size == (32, 32) and shown.used == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("point", ["middle", [1], [1, 2, 3], [1, "x"], [float("nan"), 1], [True, 2], {"x": 1}])
+def test_a_preview_point_that_is_not_two_numbers_gets_a_clear_message(studio: Studio, photo: Path, point) -> None:
+    with pytest.raises(ValueError, match="the preview's point: expected"):
+        studio.denoise_preview("photo-cm", None, str(photo), 0.2, 0, 0, point)
+
+
+def test_a_preview_and_the_denoise_after_it_read_the_upload_s_noise_once(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The noise reading and a JPEG's bootstrap are kept for the upload: the preview redrawn and the Denoise that
+    follows reuse them, and land on the same level; another file is read anew."""
+    weights = tmp_path / "weights"
+    make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
+    make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
+    fresh = Studio.from_weights(weights, Runtime(torch.device("cpu"), torch.float32, None), out_dir=tmp_path / "o",
+                                limits=Limits(50.0), request_timeout=None)
+    calls = {"read_noise": 0, "denoise_scale": 0}
+
+    def counted(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def count(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    counted(noise, "read_noise")
+    counted(tasks, "denoise_scale")
+    path = noisy_ramp(tmp_path / "noisy.jpg", 96, 128)
+    first = fresh.denoise_preview("photo-cm", None, str(path), None, 0, 0)
+    again = fresh.denoise_preview("photo-cm", None, str(path), None, 0, 0, [0, 0])
+    result = fresh.denoise("photo-cm", None, str(path), None, 0, 0)
+    assert calls == {"read_noise": 1, "denoise_scale": 1}
+    assert first.used == again.used == result.used
+    fresh.denoise_preview("photo-cm", None, str(noisy_ramp(tmp_path / "other.jpg", 96, 128, seed=8)), None, 0, 0)
+    assert calls == {"read_noise": 2, "denoise_scale": 2}

@@ -247,3 +247,37 @@ def test_the_benchmark_plot_shows_only_for_the_models_it_plots(page: Any) -> Non
     plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
     choose_model(page, "tiny-photo-cm")
     plot.wait_for(state="hidden", timeout=10_000)
+
+
+def preview_shown(page: Any) -> list[Image.Image]:
+    """The two images of Denoise's preview slider, fetched as the page shows them."""
+    sources = page.locator("#denoise-preview img").evaluate_all("all => all.map((img) => img.src)")
+    return [Image.open(io.BytesIO(page.request.get(src).body())) for src in sources]
+
+
+def test_denoise_previews_the_level_at_100_percent_where_the_photo_is_clicked(page: Any,
+                                                                             photos: dict[str, Path]) -> None:
+    """The preview follows the upload, a click on it, and the level set by hand; the slider starts at the level
+    the estimate used."""
+    page.get_by_role("tab", name="Denoise").click()
+    tab = page.locator("#tab-denoise")
+    tab.locator("input[type=file]").first.set_input_files(str(photos["photo"]))
+    notes = tab.locator("#denoise-preview-notes")
+    notes.filter(has_text="from (722, 472)").wait_for(timeout=60_000)  # the centre: (1700 - 256) / 2, (1200 - 256) / 2
+    before, after = preview_shown(page)
+    assert before.size == after.size == (256, 256)
+    photo = np.asarray(Image.open(photos["photo"]).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(before.convert("RGB")), photo[472:728, 722:978])  # the upload at 100%
+    assert np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float)).mean() > 1  # denoised
+    estimated = float(tab.locator("#denoise-sigma input[type=number]").input_value())
+    assert estimated > 0.05  # the slider followed the estimate (25/255 of noise is 0.196 on [-1, 1])
+    # A click near the top left corner of the upload moves the window there.
+    tab.locator(".studio-upload img").first.click(position={"x": 2, "y": 2})
+    notes.filter(has_text="from (0, 0)").wait_for(timeout=60_000)
+    np.testing.assert_array_equal(np.asarray(preview_shown(page)[0].convert("RGB")), photo[:256, :256])
+    # Ticking the box and setting a level by hand redraws it at that level.
+    tab.get_by_label("Set the noise level myself").check()
+    level = tab.locator("#denoise-sigma input[type=number]")
+    level.fill("0.6")
+    level.press("Tab")  # leaving the box releases the slider, as lifting the pointer from its handle does
+    notes.filter(has_text="sigma 0.6000 (yours)").wait_for(timeout=60_000)

@@ -1,4 +1,5 @@
-"""Denoise: the noise level is estimated (and can be overridden); an "add noise" helper; before/after."""
+"""Denoise: the noise level is estimated (and can be overridden), previewed at 100% on a window of the result
+where the user clicks; an "add noise" helper; before/after."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import gradio as gr
 
 from app.errors import guarded
 from app.progress import progress_callback, session
+from app.studio import PREVIEW_SIDE
 from app.tabs.examples import ExampleGalleries
 from app.tabs.inputs import UNDOCUMENTED, CheckboxInput, NumberInput, SliderInput, image_input, seed_row
 from app.tabs.outputs import PIXELATED, result_outputs, stop_button, time_estimate
@@ -57,6 +59,13 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                     run = gr.Button("Denoise", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
             with gr.Column(scale=1):
+                # Redrawn at every change of the level or the mode: the level is found here, then Denoise runs
+                # the whole image at it.
+                preview = gr.ImageSlider(label=f"Preview at 100%: {PREVIEW_SIDE} px of the result around the point "
+                                         "you click on the upload (drag the handle)", type="pil", format="png",
+                                         interactive=False, elem_classes=[PIXELATED], max_height=520,
+                                         buttons=["fullscreen"], elem_id="denoise-preview")
+                preview_notes = gr.Markdown(elem_classes=["studio-notes"], elem_id="denoise-preview-notes")
                 estimate = gr.Markdown(label="noise estimate")  # named so in the HTTP API
                 out = result_outputs("Denoised", columns=2, before_after="denoise")
 
@@ -82,6 +91,25 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
             summary = f"**Estimated noise sigma: {result.estimated:.4f}** · used: {result.used:.4f}{measured}"
         return summary, *out.values(result)
 
+    @guarded
+    def denoise_preview(image: str | None, point: list[float] | None, use_override: bool, sigma: float,
+                        refine: float, seed: float, mode: str, model_name: str, style_name: str) -> tuple[Any, ...]:
+        if not image:  # nothing uploaded (or cleared): no preview
+            return None, "", gr.skip()
+        shown = studio.denoise_preview(model_name, style_name, image, sigma if use_override else None, refine, seed,
+                                       point, mode=mode)
+        top, left = shown.window.top, shown.window.left
+        where = (f"**Preview**: {shown.window.width}x{shown.window.height} px of the result from ({left}, {top}), "
+                 f"at sigma {shown.used:.4f}{' (yours)' if use_override else ''}. Click the upload to look elsewhere; "
+                 "**Denoise** runs the whole image.")
+        notes = "\n".join([where, *(f"- {n}" for n in shown.notes)])
+        # Until the level is set by hand, the slider follows the level used, so ticking the box starts from it.
+        level = gr.skip() if use_override else gr.Slider(value=round(shown.level, 3))
+        return (shown.before, shown.after), notes, level
+
+    def clicked(event: gr.SelectData) -> Any:
+        return event.index  # checked where it is used (Studio.denoise_preview)
+
     add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model, noise_kind], outputs=[noisy, estimate],
               api_name="add_noise")
     override.change(lambda on: gr.Slider(interactive=bool(on)), inputs=override, outputs=sigma,
@@ -93,5 +121,14 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                    api_visibility=UNDOCUMENTED)
     with stop_slot:
         stop_button(studio, "denoise", running, running_copy)
-    image.change(lambda: (None, None), outputs=[out.slider, noisy], api_name="denoise_clear",
-                 api_visibility=UNDOCUMENTED, show_progress="hidden")
+    point = gr.State(None)  # (x, y) clicked on the upload, in its own pixels; None: its centre
+    preview_options: dict[str, Any] = dict(
+        inputs=[image, point, *inputs], outputs=[preview, preview_notes, sigma], trigger_mode="always_last",
+        show_progress="minimal", concurrency_id="denoise_preview", concurrency_limit=1)
+    cleared = image.change(lambda: (None, None, None), outputs=[out.slider, noisy, point], api_name="denoise_clear",
+                           api_visibility=UNDOCUMENTED, show_progress="hidden")
+    cleared.then(denoise_preview, api_name="denoise_preview", api_visibility=UNDOCUMENTED, **preview_options)
+    image.select(clicked, outputs=point, api_visibility=UNDOCUMENTED, show_progress="hidden").then(
+        denoise_preview, api_visibility=UNDOCUMENTED, **preview_options)
+    gr.on([override.change, sigma.release, mode.change, refine.release, model.change], denoise_preview,
+          api_visibility=UNDOCUMENTED, **preview_options)
