@@ -56,6 +56,13 @@ An image downscaled by area averaging carries its noise averaged down, and corre
 source pixel is shared by two outputs, which the Laplacian then reads low. So the estimate is read at the upload's
 own size and carried through the downscale by `area_resize_std`, the exact std of white noise after it.
 
+Noise spread over neighbouring pixels, a camera's after demosaicing (each pixel's two missing colours interpolated
+from its neighbours' samples), largely cancels in the Laplacian, which then reads it as a fraction of its level (a
+tenth after bilinear demosaicing). On the image's 2x2 means such noise is nearly white, and a photo's chroma is
+smooth where its detail is not (its texture is mostly in the luma), so `estimate_spread_sigma` reads the noise on the
+2x2 means' two chroma directions (orthonormal, where independent noise per channel keeps its std), x 2. Where the
+per-pixel reading is under SPREAD_SHARE of that, the noise is spread and is denoised at the chroma reading.
+
 `read_noise` puts these together for one upload at its own size (its curve, read through its compression, whether it
 is grey, and the sentences that say so): the one reading the studio and the CLI share.
 """
@@ -86,6 +93,10 @@ LAPLACIAN = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))  # Immerkaer
 SOBEL = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))  # N(0, 12 s^2) on noise; its transpose too
 SAMPLE_GRID, SAMPLE_SIDE = 16, 64  # a large image is read on 16 x 16 squares of 64 px spread over it
 SAMPLE_PIXELS = 2 * SAMPLE_GRID**2 * SAMPLE_SIDE**2  # above this many pixels (2.1 M), read on the sample
+SPREAD_SHARE = 0.5  # the per-pixel reading under this share of the 2x2 chroma reading: noise spread over neighbours
+SPREAD_MIN = LEVEL  # ... where that reading is over one 8-bit level (clean photos read under a quarter of one)
+CHROMA = ((1.0 / math.sqrt(2.0), 0.0, -1.0 / math.sqrt(2.0)),
+          (1.0 / math.sqrt(6.0), -2.0 / math.sqrt(6.0), 1.0 / math.sqrt(6.0)))  # two orthonormal opponent directions
 JPEG_TRIAL_SIDE = 128  # the flat grey square the trial noise is compressed on
 BOOTSTRAP_SCALES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0)  # multiples of the level the bootstrap tries
 BOOTSTRAP_GRID, BOOTSTRAP_SIDE = 6, 64  # it runs on 6 x 6 squares of 64 px spread over the upload (a tile each)
@@ -287,6 +298,16 @@ def _curve_and_level(image: torch.Tensor, bins: int) -> tuple[NoiseCurve, float]
     return NoiseCurve(curve.levels, tuple(math.sqrt(max(s**2 - rounding, 0.0)) for s in curve.sigmas)), sigma
 
 
+def estimate_spread_sigma(image: torch.Tensor) -> float:
+    """The per-channel std of noise spread over neighbouring pixels (a camera's after demosaicing), of one RGB image
+    (1, 3, H >= 6, W >= 6) on [-1, 1]: `estimate_noise_sigma` on the two chroma directions of its 2x2 means, x 2 (a
+    mean of four halves white noise's std)."""
+    h, w = image.shape[-2] // 2 * 2, image.shape[-1] // 2 * 2
+    means = F.avg_pool2d(image[..., :h, :w].to(torch.float32), 2)
+    chroma = torch.einsum("oc,bchw->bohw", torch.tensor(CHROMA, dtype=torch.float32), means)
+    return 2.0 * float(estimate_noise_sigma(chroma)[0])
+
+
 def estimate_noise(image: torch.Tensor, varies: float = CURVE_VARIES) -> NoiseCurve:
     """One image's noise (1, C, H, W): its noise level function where that varies with the value by `varies` or
     more (JPEG_CURVE_VARIES for a JPEG), else the one level `estimate_noise_sigma` reads (a constant curve)."""
@@ -481,6 +502,7 @@ class NoiseReading:
     compression: JpegCompression | None
     grey: bool
     doubt: str = ""  # why the level may be far off, where the image hardly lets its noise be read
+    spread: bool = False  # spread over neighbouring pixels: `level` is `estimate_spread_sigma`'s, `read` per pixel
 
     @property
     def kind(self) -> str:
@@ -501,6 +523,11 @@ class NoiseReading:
                      "scale, as a camera's noise, larger in the shadows)"]
         if self.grey:
             notes.append(GREY_NOTE)
+        if self.spread:
+            notes.append(f"its noise is spread over neighbouring pixels (as a camera's after demosaicing, or noise "
+                         f"resized with the image), which the estimate per pixel reads low ({describe_level(self.read)}); "
+                         f"read on 2x2 blocks of its colours it is {describe_level(self.level)}, the level used; if "
+                         f"grain is left or detail lost, {SET_THE_LEVEL}")
         if self.compression is not None:
             notes.append(f"a JPEG: its compression quantized the noise's finest grain, which is what the estimate "
                          f"reads ({describe_level(self.read)}); read through the file's own compression it is "
@@ -538,6 +565,10 @@ def read_noise(image: torch.Tensor, compression: JpegCompression | None = None, 
         read = estimate_noise(image, CURVE_VARIES if compression is None else JPEG_CURVE_VARIES)
     else:
         read = NoiseCurve.constant(float(estimate_noise_sigma(image).mean()))
+    if compression is None and not grey and min(image.shape[-2:]) >= 6:
+        spread = estimate_spread_sigma(image)
+        if spread > SPREAD_MIN and max(read.sigmas) < SPREAD_SHARE * spread:
+            return NoiseReading(read, NoiseCurve.constant(spread), None, grey, doubt, spread=True)
     if compression is None or max(read.sigmas) <= 0:
         return NoiseReading(read, read, None, grey, doubt)
     return NoiseReading(read, through_jpeg(read, compression, grey=grey), compression, grey, doubt)

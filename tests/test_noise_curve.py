@@ -8,19 +8,20 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from benchmarks.noise import compression
+from benchmarks.noise import compression, demosaic, mosaic
 from editing import tasks
 from editing.images import from_uint8, to_uint8
 from editing.models import load_model, resolve_runtime
-from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, NoiseCurve,
+from editing.noise import (CURVE_FLOOR, CURVE_VARIES, GREY_NOTE, JPEG_CURVE_VARIES, SPREAD_SHARE, NoiseCurve,
                            Stabilizer, add_camera_noise, camera_at_mid_grey, camera_curve, describe_level,
-                           estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_roundtrip, read_noise,
-                           through_jpeg, uniform_grid, unclipped_windows)
+                           estimate_noise, estimate_noise_curve, estimate_noise_sigma, estimate_spread_sigma,
+                           jpeg_roundtrip, read_noise, through_jpeg, uniform_grid, unclipped_windows)
 from editing.precond import Denoiser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "app" / "examples" / "photos"  # held out from training
@@ -218,3 +219,43 @@ def test_a_reading_doubts_what_the_image_hardly_shows() -> None:
     assert black_and_white.doubt.startswith("nearly every pixel is black or white")
     assert black_and_white.doubt in black_and_white.notes()
     assert read_noise(noisy_upload(ramp(64, 128), shot_noise_std, 5)).doubt == ""
+
+
+def demosaiced_upload(clean: torch.Tensor, raw_sigma: float, seed: int, code: int) -> torch.Tensor:
+    """A camera's noise before demosaicing: `clean` (1, 3, H, W) mosaicked RGGB, Gaussian noise of `raw_sigma` (on
+    [-1, 1]) added to the mosaic, demosaiced by OpenCV (`code`), saved as 8 bits."""
+    raw = mosaic(clean)
+    noisy = raw + np.random.default_rng(seed).normal(0.0, raw_sigma / 2, raw.shape)
+    return from_uint8(to_uint8(demosaic(noisy, code)))
+
+
+def test_the_spread_reading_is_the_level_of_independent_noise_and_blind_to_grey_noise() -> None:
+    """On the 2x2 means' chroma, x 2: noise independent per channel reads at its level; noise the same in the three
+    channels has no chroma, and reads nothing; a smooth colour ramp alone reads nothing."""
+    g = torch.Generator().manual_seed(11)
+    clean = ramp(128, 256)
+    independent = clean + 0.08 * torch.randn(clean.shape, generator=g)
+    assert estimate_spread_sigma(independent) == pytest.approx(0.08, rel=0.05)
+    grey = clean + 0.08 * torch.randn(1, 1, 128, 256, generator=g)
+    assert estimate_spread_sigma(grey) < 1e-3 and estimate_spread_sigma(clean) < 1e-3
+
+
+@pytest.mark.parametrize("code", [cv2.COLOR_BayerBG2RGB, cv2.COLOR_BayerBG2RGB_EA], ids=["bilinear", "edge-aware"])
+def test_a_reading_finds_a_camera_s_demosaiced_noise_spread_over_neighbours(code: int) -> None:
+    """Demosaicing interpolates each pixel's missing colours from its neighbours, and the per-pixel estimate reads
+    such noise as a fraction of its level; the reading then takes the 2x2 chroma level, 0.7-1.05 x the raw noise's
+    (the teacher denoises it best at 0.75-1 x: `python -m benchmarks --sections camera_noise`), and says so. White noise of the same level, a camera's white noise and a clean image are read as
+    before; a JPEG is read through its compression, not on its chroma."""
+    clean = ramp(128, 256)
+    raw_sigma = 10 / 127.5
+    reading = read_noise(demosaiced_upload(clean, raw_sigma, 5, code))
+    assert reading.spread and max(reading.read.sigmas) < SPREAD_SHARE * reading.level.sigmas[0]
+    assert 0.7 * raw_sigma < reading.level.sigmas[0] < 1.05 * raw_sigma and reading.level.is_constant
+    assert any(n.startswith("its noise is spread over neighbouring pixels") for n in reading.notes())
+    white = noisy_upload(clean, lambda v: torch.full_like(v, raw_sigma), 6)
+    camera = noisy_upload(clean, shot_noise_std, 7)
+    for upload in (white, camera, from_uint8(to_uint8(clean))):
+        other = read_noise(upload)
+        assert not other.spread and other.level == other.read
+    tables = compression(95)
+    assert not read_noise(jpeg_roundtrip(demosaiced_upload(clean, raw_sigma, 5, code), *tables), tables).spread
