@@ -22,9 +22,10 @@ from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from benchmarks.photos import cbm3d
 from editing.metrics import psnr, ssim
 from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
-                           SATURATED, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std, camera_curve,
-                           estimate_noise, estimate_noise_curve, estimate_noise_sigma, jpeg_noise_sigma,
-                           jpeg_roundtrip, read_noise, robust_sigma, through_jpeg, windows)
+                           SATURATED, JpegCompression, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std,
+                           camera_at_mid_grey, camera_curve, estimate_noise, estimate_noise_curve,
+                           estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, read_noise, robust_sigma,
+                           through_jpeg, windows)
 from editing.precond import Denoiser
 from training.photos import load_heldout
 
@@ -424,6 +425,62 @@ def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, cro
         f"{RAW_SIGMA_255}/255 added to the mosaic, demosaiced by OpenCV (16-bit) and saved as 8 bits; PSNR and SSIM on "
         "[-1, 1] against the clean mosaic demosaiced alike (the demosaicing's own error is not counted). The studio "
         "reads the noise with editing.noise.read_noise (Immerkaer's 3x3 Laplacian on flat windows, which cancels on "
-        "a bilinear interpolation) and runs the photo teacher's one evaluation at it; 'by hand': the level a user "
+        "a bilinear interpolation, and where that reads under half of the level on the 2x2 means' chroma, the latter) "
+        "and runs the photo teacher's one evaluation at it; 'by hand': the level a user "
         "would set, as a multiple of the raw noise's std. CBM3D: its default profile.")
+    return table
+
+
+SPREAD_SIGMAS_255 = (5, 15, 25)  # noise levels of the spread-reading table, on the mosaic or per pixel
+
+
+def spread_reading_table(folder: Path, crops_per_photo: int) -> Table:
+    """Which uploads `read_noise` takes for noise spread over neighbouring pixels (read on the 2x2 means' chroma):
+    a camera's demosaiced noise, and not clean photos, white noise or a camera's white noise."""
+    table = Table("spread_reading", "Noise read as spread over neighbouring pixels (a camera's, demosaiced)",
+                  ["upload", "noise (of 255)", "images", "taken as spread", "level read / true (mean)"])
+    if not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: no {folder}")
+        return table
+
+    def add(upload: str, noise: str, images: list[torch.Tensor], truth: float | None,
+            compression: JpegCompression | None = None) -> None:
+        readings = [read_noise(one, compression) for one in images]
+        ratio = float(np.mean([np.mean(r.level.sigmas) for r in readings])) / truth if truth else float("nan")
+        table.add(upload, noise, len(readings), sum(r.spread for r in readings) / len(readings), ratio)
+
+    add("held-out photos at their own size", "none", [from_uint8(a[None].copy()) for _, a in load_heldout(folder)],
+        None)
+    clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(82))
+    add(f"held-out crops ({CROP} px)", "none", list(from_uint8(to_uint8(clean)).split(1)), None)
+    raw = mosaic(clean)
+    vng = ("VNG (8-bit)", cv2.COLOR_BayerBG2RGB_VNG)
+    for sigma255 in SPREAD_SIGMAS_255:
+        sigma = sigma255 / 127.5
+        white = from_uint8(to_uint8(clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(83))))
+        add("white noise", f"{sigma255}", list(white.split(1)), sigma)
+        a, b = camera_at_mid_grey(sigma)
+        camera = from_uint8(to_uint8(add_camera_noise(clean, a, b, torch.Generator().manual_seed(84))))
+        add("a camera's white noise (larger in the shadows)", f"{sigma255} at mid grey", list(camera.split(1)), None)
+        noisy_raw = raw + np.random.default_rng(85).normal(0.0, sigma255 / 255, raw.shape)
+        for name, code in (*DEMOSAICS, vng):
+            if code == cv2.COLOR_BayerBG2RGB_VNG:  # OpenCV's VNG takes 8-bit mosaics only
+                mosaic8 = np.clip(np.round(noisy_raw * 255), 0, 255).astype(np.uint8)
+                rgb = np.stack([cv2.cvtColor(one, code) for one in mosaic8]).astype(np.float32) / 255
+                demosaiced = torch.from_numpy(rgb).permute(0, 3, 1, 2) * 2 - 1
+            else:
+                demosaiced = from_uint8(to_uint8(demosaic(noisy_raw, code)))
+            add(f"demosaiced, {name}", f"{sigma255} on the mosaic", list(demosaiced.split(1)), sigma)
+            if name == "bilinear" and sigma255 == 15:
+                tables = compression(JPEG_QUALITIES[0])
+                saved = jpeg_roundtrip(demosaiced, *tables)
+                add(f"demosaiced, {name}, JPEG quality {JPEG_QUALITIES[0]}", f"{sigma255} on the mosaic",
+                    list(saved.split(1)), sigma, tables)
+    table.notes.append(
+        f"editing.noise.read_noise on each upload (8-bit; the JPEG read through its own tables): 'taken as spread' is "
+        "the share where the per-pixel estimate reads under half of the level on the 2x2 means' chroma "
+        "(estimate_spread_sigma), which is then the level. Crops: 128 px of the held-out photos; the held-out photos "
+        "also whole at their own size. Demosaiced: Gaussian noise on the RGGB mosaic, OpenCV's demosaicing; 'true' "
+        "is the noise's std on the mosaic (white noise: its std per pixel). No denoising here: the demosaiced_noise "
+        "table measures what the level read does.")
     return table

@@ -168,13 +168,14 @@ def run(options: Options) -> dict:
         tables.append(photo_denoise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if few else 4))
         tables.append(large_photo_table(options.photo_data))
     if section("camera_noise"):  # a camera's noise, larger in the shadows: one level vs its curve; demosaiced
-        from benchmarks.noise import camera_noise_table, demosaiced_noise_table
+        from benchmarks.noise import camera_noise_table, demosaiced_noise_table, spread_reading_table
 
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(camera_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
                                          1 if budget is QUICK else 4, None if budget is QUICK else options.crops_dir))
         tables.append(demosaiced_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
                                              1 if budget is QUICK else 2))
+        tables.append(spread_reading_table(options.photo_data, 1 if budget is QUICK else 2))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table
 

@@ -165,9 +165,9 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
 
 
-def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path: Path,
-                                                                         cbm3d_told: list[float]) -> None:
-    from benchmarks.noise import BY_HAND, CBM3D_BY_HAND, DEMOSAICS, demosaic, demosaiced_noise_table, mosaic
+def test_demosaiced_noise_table_reads_the_spread_noise_near_its_raw_level(tmp_path: Path,
+                                                                          cbm3d_told: list[float]) -> None:
+    from benchmarks.noise import BY_HAND, CBM3D_BY_HAND, DEMOSAICS, STUDIO, demosaic, demosaiced_noise_table, mosaic
 
     # the mosaic keeps each pixel's own colour of RGGB, and a flat colour demosaics back to itself
     flat = torch.tensor([0.2, -0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
@@ -178,14 +178,30 @@ def test_demosaiced_noise_table_shows_the_reading_low_on_a_tiny_teacher(tmp_path
 
     teacher = tiny_photo_teacher(tmp_path / "photo-edm")
     table = demosaiced_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
-    methods = {"the upload", "teacher at the level read (the studio)",
+    methods = {"the upload", STUDIO,
                *(f"teacher at {k:g} x the raw level, by hand" for k in BY_HAND),
                *(f"CBM3D at {k:g} x the raw level, by hand" for k in CBM3D_BY_HAND)}
     for name, _ in DEMOSAICS:
         rows = [r for r in table.rows if r[0] == name]
         assert {r[1] for r in rows} == methods and all(np.isfinite(r[3]) and 0 < r[4] <= 1 for r in rows)
-        read = next(r[2] for r in rows if "studio" in r[1])
-        assert read < 0.5, (name, read)  # correlated between neighbours, the noise reads low
+        read = next(r[2] for r in rows if r[1] == STUDIO)
+        # correlated between neighbours, per pixel it reads low; the 2x2 chroma reading is taken instead
+        assert 0.6 < read < 1.1, (name, read)
     assert len(cbm3d_told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
     missing = demosaiced_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
+
+
+def test_spread_reading_table_takes_demosaiced_noise_and_nothing_else(tmp_path: Path) -> None:
+    from benchmarks.noise import SPREAD_SIGMAS_255, spread_reading_table
+
+    table = spread_reading_table(make_photos(tmp_path / "photos", size=128), 1)
+    share = {(r[0], r[1]): r[3] for r in table.rows}
+    assert share[("held-out photos at their own size", "none")] == 0 and share[("held-out crops (128 px)", "none")] == 0
+    for sigma in SPREAD_SIGMAS_255:
+        assert share[("white noise", f"{sigma}")] == 0
+        assert share[("a camera's white noise (larger in the shadows)", f"{sigma} at mid grey")] == 0
+        assert share[("demosaiced, bilinear", f"{sigma} on the mosaic")] == 1
+        assert share[("demosaiced, edge-aware", f"{sigma} on the mosaic")] == 1
+    assert all(r[2] == 2 for r in table.rows)  # the two held-out photos, one crop each
+    assert spread_reading_table(tmp_path / "none", 1).notes == [f"skipped: no {tmp_path / 'none'}"]
