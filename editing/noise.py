@@ -548,8 +548,9 @@ def read_noise(image: torch.Tensor, compression: JpegCompression | None = None, 
                as_curve: bool = True) -> NoiseReading:
     """One upload's noise (1, C, H, W, at the file's own size): its curve where the level depends on the value
     (`estimate_noise`; `as_curve` False: one level), read through `compression`, the file's JPEG tables (None for a
-    lossless file, or one no longer at its own size), where anything was read. An image under 3 px on a side has
-    no 3x3 window to read: no noise, and a note that says so."""
+    lossless file, or one no longer at its own size), where anything was read; a lossless colour image's noise spread
+    over neighbouring pixels at `estimate_spread_sigma`'s level. An image under 3 px on a side has no 3x3 window to
+    read: no noise, and a note that says so."""
     grey = is_grey(image)
     if min(image.shape[-2:]) < 3:
         none = NoiseCurve.constant(0.0)
