@@ -281,3 +281,20 @@ def test_denoise_previews_the_level_at_100_percent_where_the_photo_is_clicked(pa
     level.fill("0.6")
     level.press("Tab")  # leaving the box releases the slider, as lifting the pointer from its handle does
     notes.filter(has_text="sigma 0.6000 (yours)").wait_for(timeout=60_000)
+
+
+def test_a_clean_upload_s_preview_starts_the_level_slider_within_its_range(page: Any, tmp_path: Path) -> None:
+    """A clean image reads no noise (level 0, under the slider's least): the slider starts at its least, and
+    ticking the box previews at it instead of failing on the slider's range."""
+    clean = tmp_path / "clean.png"
+    yy, xx = np.mgrid[0:200, 0:300]
+    Image.fromarray(np.stack([xx * 0.8, yy, 0 * xx + 90], -1).astype(np.uint8)).save(clean)
+    page.get_by_role("tab", name="Denoise").click()
+    tab = page.locator("#tab-denoise")
+    tab.locator("input[type=file]").first.set_input_files(str(clean))
+    notes = tab.locator("#denoise-preview-notes")
+    notes.filter(has_text="at sigma").wait_for(timeout=60_000)
+    assert float(tab.locator("#denoise-sigma input[type=number]").input_value()) == 0.002
+    tab.get_by_label("Set the noise level myself").check()
+    notes.filter(has_text="(yours)").wait_for(timeout=60_000)
+    assert not page.locator(".toast-body").count()

@@ -66,7 +66,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                          interactive=False, elem_classes=[PIXELATED], max_height=520,
                                          buttons=["fullscreen"], elem_id="denoise-preview")
                 preview_notes = gr.Markdown(elem_classes=["studio-notes"], elem_id="denoise-preview-notes")
-                estimate = gr.Markdown(label="noise estimate")  # named so in the HTTP API
+                estimate = gr.Markdown(label="noise estimate", elem_id="denoise-noise-estimate")  # named so in the API
                 out = result_outputs("Denoised", columns=2, before_after="denoise")
 
     @guarded
@@ -92,20 +92,22 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
         return summary, *out.values(result)
 
     @guarded
-    def denoise_preview(image: str | None, point: list[float] | None, use_override: bool, sigma: float,
+    def denoise_preview(image: str | None, point: list[float] | None, use_override: bool, level: float,
                         refine: float, seed: float, mode: str, model_name: str, style_name: str) -> tuple[Any, ...]:
         if not image:  # nothing uploaded (or cleared): no preview
             return None, "", gr.skip()
-        shown = studio.denoise_preview(model_name, style_name, image, sigma if use_override else None, refine, seed,
+        shown = studio.denoise_preview(model_name, style_name, image, level if use_override else None, refine, seed,
                                        point, mode=mode)
         top, left = shown.window.top, shown.window.left
         where = (f"**Preview**: {shown.window.width}x{shown.window.height} px of the result from ({left}, {top}), "
                  f"at sigma {shown.used:.4f}{' (yours)' if use_override else ''}. Click the upload to look elsewhere; "
                  "**Denoise** runs the whole image.")
         notes = "\n".join([where, *(f"- {n}" for n in shown.notes)])
-        # Until the level is set by hand, the slider follows the level used, so ticking the box starts from it.
-        level = gr.skip() if use_override else gr.Slider(value=round(shown.level, 3))
-        return (shown.before, shown.after), notes, level
+        # Until the level is set by hand, the slider follows the level used, so ticking the box starts from it (within
+        # its range: a clean image's level is 0).
+        follow = gr.skip() if use_override else gr.Slider(
+            value=min(max(round(shown.level, 3), sigma.minimum), sigma.maximum))
+        return (shown.before, shown.after), notes, follow
 
     def clicked(event: gr.SelectData) -> Any:
         return event.index  # checked where it is used (Studio.denoise_preview)
