@@ -134,14 +134,14 @@ def _fallback(keep: torch.Tensor, wider: torch.Tensor) -> torch.Tensor:
     return torch.where(enough.view(-1, 1, 1, 1), keep, wider)
 
 
-def sample_squares(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) images over SAMPLE_PIXELS as (B, C * SAMPLE_GRID^2, s, s): squares of side s = SAMPLE_SIDE (less
-    where a side is short), one centred in each cell of a SAMPLE_GRID x SAMPLE_GRID grid, so none overlap; smaller
-    images as they are."""
+def sample_squares(images: torch.Tensor, side: int = SAMPLE_SIDE) -> torch.Tensor:
+    """(B, C, H, W) images over 2 SAMPLE_GRID^2 side^2 pixels (SAMPLE_PIXELS) as (B, C * SAMPLE_GRID^2, s, s): squares
+    of side s = `side` (less where a side of the image is short), one centred in each cell of a SAMPLE_GRID x
+    SAMPLE_GRID grid, so none overlap; smaller images as they are."""
     h, w = images.shape[-2:]
-    if h * w <= SAMPLE_PIXELS:
+    if h * w <= 2 * SAMPLE_GRID**2 * side**2:
         return images
-    n, side = SAMPLE_GRID, min(SAMPLE_SIDE, h // SAMPLE_GRID, w // SAMPLE_GRID)
+    n, side = SAMPLE_GRID, min(side, h // SAMPLE_GRID, w // SAMPLE_GRID)
     tops = [int((i + 0.5) * h / n) - side // 2 for i in range(n)]
     lefts = [int((j + 0.5) * w / n) - side // 2 for j in range(n)]
     return torch.cat([images[..., t : t + side, left : left + side] for t in tops for left in lefts], dim=1)
@@ -301,11 +301,13 @@ def _curve_and_level(image: torch.Tensor, bins: int) -> tuple[NoiseCurve, float]
 def estimate_spread_sigma(image: torch.Tensor) -> float:
     """The per-channel std of noise spread over neighbouring pixels (a camera's after demosaicing), of one RGB image
     (1, 3, H >= 6, W >= 6) on [-1, 1]: `estimate_noise_sigma` on the two chroma directions of its 2x2 means, x 2 (a
-    mean of four halves white noise's std)."""
-    h, w = image.shape[-2] // 2 * 2, image.shape[-1] // 2 * 2
-    means = F.avg_pool2d(image[..., :h, :w].to(torch.float32), 2)
-    chroma = torch.einsum("oc,bchw->bohw", torch.tensor(CHROMA, dtype=torch.float32), means)
-    return 2.0 * float(estimate_noise_sigma(chroma)[0])
+    mean of four halves white noise's std). A large image is read on `sample_squares` of twice the side, whose 2x2
+    means are the squares `estimate_noise_sigma` would sample."""
+    squares = sample_squares(image.to(torch.float32), 2 * SAMPLE_SIDE)
+    side_h, side_w = squares.shape[-2] // 2 * 2, squares.shape[-1] // 2 * 2
+    rgb = squares[..., :side_h, :side_w].reshape(-1, 3, side_h, side_w)  # each square's three channels
+    chroma = torch.einsum("oc,bchw->bohw", torch.tensor(CHROMA, dtype=torch.float32), F.avg_pool2d(rgb, 2))
+    return 2.0 * float(estimate_noise_sigma(chroma.reshape(1, -1, side_h // 2, side_w // 2))[0])
 
 
 def estimate_noise(image: torch.Tensor, varies: float = CURVE_VARIES) -> NoiseCurve:

@@ -238,6 +238,9 @@ def test_the_spread_reading_is_the_level_of_independent_noise_and_blind_to_grey_
     assert estimate_spread_sigma(independent) == pytest.approx(0.08, rel=0.05)
     grey = clean + 0.08 * torch.randn(1, 1, 128, 256, generator=g)
     assert estimate_spread_sigma(grey) < 1e-3 and estimate_spread_sigma(clean) < 1e-3
+    # a large image (12 megapixels) is read on squares sampled over it, at the same level
+    large = torch.linspace(-0.8, 0.8, 4000).view(1, 1, 1, 4000).expand(1, 3, 3000, 4000)
+    assert estimate_spread_sigma(large + 0.08 * torch.randn(large.shape, generator=g)) == pytest.approx(0.08, rel=0.03)
 
 
 @pytest.mark.parametrize("code", [cv2.COLOR_BayerBG2RGB, cv2.COLOR_BayerBG2RGB_EA], ids=["bilinear", "edge-aware"])
