@@ -1,6 +1,6 @@
 """The studio on your own photo, in headless Chromium (as tests/test_browser.py): a 2-megapixel photo denoised
 and super-resolved with full-size downloads, inpainted and stroke-edited only where painted, a transparent PNG that
-comes back transparent, and Stop."""
+comes back transparent, Denoise's preview at 100% where the photo is clicked, and Stop."""
 
 from __future__ import annotations
 
