@@ -380,10 +380,14 @@ def mosaic(images: torch.Tensor) -> np.ndarray:
     return raw
 
 
+VNG = ("VNG (8-bit)", cv2.COLOR_BayerBG2RGB_VNG)  # OpenCV's variable number of gradients: 8-bit mosaics only
+
+
 def demosaic(raw: np.ndarray, code: int) -> torch.Tensor:
-    """(B, H, W) mosaics on [0, 1] -> (B, 3, H, W) on [-1, 1], demosaiced by OpenCV at 16 bits."""
-    levels = np.clip(np.round(raw * 65535), 0, 65535).astype(np.uint16)
-    rgb = np.stack([cv2.cvtColor(one, code) for one in levels]).astype(np.float32) / 65535
+    """(B, H, W) mosaics on [0, 1] -> (B, 3, H, W) on [-1, 1], demosaiced by OpenCV at 16 bits (VNG at 8)."""
+    top, kind = (255, np.uint8) if code == VNG[1] else (65535, np.uint16)
+    levels = np.clip(np.round(raw * top), 0, top).astype(kind)
+    rgb = np.stack([cv2.cvtColor(one, code) for one in levels]).astype(np.float32) / top
     return torch.from_numpy(rgb).permute(0, 3, 1, 2) * 2 - 1
 
 
@@ -454,7 +458,6 @@ def spread_reading_table(folder: Path, crops_per_photo: int) -> Table:
     clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(82))
     add(f"held-out crops ({CROP} px)", "none", list(from_uint8(to_uint8(clean)).split(1)), None)
     raw = mosaic(clean)
-    vng = ("VNG (8-bit)", cv2.COLOR_BayerBG2RGB_VNG)
     for sigma255 in SPREAD_SIGMAS_255:
         sigma = sigma255 / 127.5
         white = from_uint8(to_uint8(clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(83))))
@@ -463,13 +466,8 @@ def spread_reading_table(folder: Path, crops_per_photo: int) -> Table:
         camera = from_uint8(to_uint8(add_camera_noise(clean, a, b, torch.Generator().manual_seed(84))))
         add("a camera's white noise (larger in the shadows)", f"{sigma255} at mid grey", list(camera.split(1)), None)
         noisy_raw = raw + np.random.default_rng(85).normal(0.0, sigma255 / 255, raw.shape)
-        for name, code in (*DEMOSAICS, vng):
-            if code == cv2.COLOR_BayerBG2RGB_VNG:  # OpenCV's VNG takes 8-bit mosaics only
-                mosaic8 = np.clip(np.round(noisy_raw * 255), 0, 255).astype(np.uint8)
-                rgb = np.stack([cv2.cvtColor(one, code) for one in mosaic8]).astype(np.float32) / 255
-                demosaiced = torch.from_numpy(rgb).permute(0, 3, 1, 2) * 2 - 1
-            else:
-                demosaiced = from_uint8(to_uint8(demosaic(noisy_raw, code)))
+        for name, code in (*DEMOSAICS, VNG):
+            demosaiced = from_uint8(to_uint8(demosaic(noisy_raw, code)))
             add(f"demosaiced, {name}", f"{sigma255} on the mosaic", list(demosaiced.split(1)), sigma)
             if name == "bilinear" and sigma255 == 15:
                 tables = compression(JPEG_QUALITIES[0])
