@@ -228,6 +228,7 @@ class DenoisePlan:
 
     prep: Prepared
     upload: FullImage
+    header_size: tuple[int, int]  # the upload file's own (height, width), where a click on it lands
     model: Denoiser
     level: noise.NoiseCurve
     estimated: noise.NoiseCurve
@@ -820,7 +821,8 @@ class Studio(Registry):
         tiled = prep.entry.param.tiled
         full = prep.full_upload(image, "image") if tiled else prep.upload(image, "image", evaluations)
         size = tuple(full.tensor.shape[-2:])
-        own_size = size == images.image_size(image)
+        header_size = images.image_size(image)  # (height, width) of the file; `size` is smaller where it was reduced
+        own_size = size == header_size
         # A photo's noise is read as a curve against the value where it has one (a camera's, larger in the
         # shadows), a JPEG's through its own compression (editing.noise.read_noise); the emoji square as one level.
         jpeg = images.jpeg_compression(image)
@@ -886,7 +888,7 @@ class Studio(Registry):
                               "'Set the noise level myself' and raise the level")
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         level = estimated.scaled(scale) if override is None else noise.NoiseCurve.constant(override)
-        return DenoisePlan(prep, upload, model_, level, estimated, scale, refine_steps, reading.grey,
+        return DenoisePlan(prep, upload, header_size, model_, level, estimated, scale, refine_steps, reading.grey,
                            override is not None)
 
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
@@ -912,7 +914,7 @@ class Studio(Registry):
         plan = self.plan_denoise(model, style, image, sigma, refine_steps, seed, mode=mode)
         x = plan.upload.tensor
         height, width = x.shape[-2:]
-        own_h, own_w = images.image_size(image)
+        own_h, own_w = plan.header_size
         px, py = (own_w / 2, own_h / 2) if point is None else forms.parse_point(point, "the preview's point")
         window = preview_window((height, width), (py * height / own_h, px * width / own_w), PREVIEW_SIDE)
         context = preview_window((height, width), window.centre, PREVIEW_SIDE + 2 * PREVIEW_CONTEXT)
