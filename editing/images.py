@@ -14,8 +14,9 @@ Rules, in order:
 3. Animated or multi-page files give their first frame; EXIF orientation is applied.
 4. Every mode becomes RGB in [0, 1]: 16-bit and float images keep their precision, CMYK/palette/LA are
    converted, and transparency is composited on white, like the training data. Pixels under an embedded colour
-   profile other than sRGB (a phone's Display P3, a camera's Adobe RGB) are converted to sRGB, the colour space of
-   the training photos and of every file written back (which carries no profile, so is read as sRGB).
+   profile other than sRGB (a phone's Display P3, a camera's Adobe RGB, a print's CMYK) or, in a HEIC, described
+   by other H.273 primaries are converted to sRGB, the colour space of the training photos and of every
+   file written back (which carries no profile, so is read as sRGB).
 5. The image is centre-padded with white to a square and resized to R x R by exact area averaging
    (source pixels weighted by their overlap with each output pixel): a box filter when shrinking, and when
    enlarging by a whole factor every source pixel becomes a crisp block (nothing overshoots, no ringing).
@@ -60,7 +61,27 @@ _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEI
 # A profile whose conversion moves no colour of an 8-bit grid by more than this many levels is sRGB under another
 # name (camera makers', GIMP's, the compact "c2"): left alone, as converting it would only re-round the pixels.
 SRGB_TOLERANCE = 1
-_PROFILE_MODES = {"RGB": ("RGB", "RGBA"), "GRAY": ("L", "LA")}  # what LittleCMS converts here, by profile space
+# What LittleCMS converts here, by profile space.
+_PROFILE_MODES = {"RGB": ("RGB", "RGBA"), "GRAY": ("L", "LA"), "CMYK": ("CMYK",)}
+# ITU-T H.273 colour primaries a HEIC may name instead of carrying a profile: the (x, y) chromaticities of
+# red, green, blue and white, with a name for the notes. 1 (BT.709) is sRGB's; 2 is "unspecified", read as sRGB.
+_D65 = (0.3127, 0.3290)
+_H273_PRIMARIES = {
+    4: ("BT.470 System M", ((0.67, 0.33), (0.21, 0.71), (0.14, 0.08)), (0.310, 0.316)),
+    5: ("BT.601 (625 lines)", ((0.64, 0.33), (0.29, 0.60), (0.15, 0.06)), _D65),
+    6: ("BT.601 (525 lines)", ((0.630, 0.340), (0.310, 0.595), (0.155, 0.070)), _D65),
+    7: ("SMPTE 240M", ((0.630, 0.340), (0.310, 0.595), (0.155, 0.070)), _D65),
+    9: ("BT.2020", ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)), _D65),
+    11: ("DCI-P3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), (0.314, 0.351)),
+    12: ("Display P3", ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)), _D65),
+    22: ("EBU 3213", ((0.630, 0.340), (0.295, 0.605), (0.155, 0.077)), _D65),
+}
+_SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+# H.273 transfer characteristics: the SDR curves (BT.709's family, sRGB's, unspecified) are read with sRGB's, as the
+# pixels of such a file with sRGB's primaries are; pure powers as they are. PQ and HLG (HDR) need tone mapping.
+_H273_SRGB_CURVES = (1, 2, 6, 13, 14, 15)
+_H273_GAMMAS = {4: 2.2, 5: 2.8, 8: 1.0}
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 _ORIENTATIONS = {2: "mirrored", 3: "rotated 180°", 4: "flipped", 5: "transposed", 6: "rotated 90° clockwise",
                  7: "transversed", 8: "rotated 90° counter-clockwise"}
 
@@ -318,6 +339,8 @@ def _pil_raster(image: Image.Image, name: str, notes: list[str]) -> _Raster:
     elif mode == "1":
         image = image.convert("L")
         notes.append("1-bit image: converted to grayscale")
+    elif mode == "CMYK" and _profile_space(image) == "CMYK":
+        pass  # converted by LittleCMS under its own profile (_to_srgb): a print profile is not Pillow's formula
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         image = image.convert("RGB")
         notes.append(f"converted {mode} to RGB")
@@ -343,17 +366,23 @@ def _profile_grid(space: str) -> Image.Image:
     return Image.fromarray(grid, "RGB")
 
 
-def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
-    """`image` (RGB, RGBA, L or LA) under its embedded ICC profile -> its pixels in sRGB, without the profile.
-    LittleCMS, relative colorimetric with black-point compensation (what an editor's "convert to sRGB" does):
-    colours inside sRGB keep their appearance, those outside it clip to its gamut. An sRGB profile under another
-    name is left alone (SRGB_TOLERANCE); one that cannot be read or applied is ignored with a note."""
+def _profile_space(image: Image.Image) -> str | None:
+    """The colour space of `image`'s embedded ICC profile ("RGB", "GRAY", "CMYK", ...); None without a readable one."""
     icc = image.info.get("icc_profile")
-    primaries = (image.info.get("nclx_profile") or {}).get("color_primaries", 1)
-    if not icc and primaries not in (1, 2):  # a HEIC's colour described by code points (ITU-T H.273) only
-        notes.append(f"its colour primaries (H.273 code {primaries}, not sRGB's) were not applied: read as sRGB")
-    if not icc:
-        return image
+    try:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space.strip() if icc else None
+    except Exception:  # noqa: BLE001 - as in _to_srgb, which says so in a note
+        return None
+
+
+def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
+    """`image` (RGB, RGBA, L or LA; CMYK under a CMYK profile) under its embedded ICC profile -> its pixels in sRGB,
+    without the profile. LittleCMS, relative colorimetric with black-point compensation (what an editor's "convert to
+    sRGB" does): colours inside sRGB keep their appearance, those outside it clip to its gamut. An sRGB profile under
+    another name is left alone (SRGB_TOLERANCE); one that cannot be read or applied is ignored with a note."""
+    icc = image.info.get("icc_profile")
+    if not icc:  # a HEIC's colour may be described by code points (ITU-T H.273) instead (pillow-heif's nclx)
+        return _h273_to_srgb(image, image.info.get("nclx_profile") or {}, notes)
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         space = profile.profile.xcolor_space.strip()
@@ -361,7 +390,7 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     except Exception as e:  # noqa: BLE001 - LittleCMS raises OSError, PyCMSError or TypeError on corrupt profiles
         notes.append(f"its embedded colour profile could not be read ({_short(e)}) and was ignored: read as sRGB")
         return image
-    if space == "CMYK":  # the pixels were converted to RGB by Pillow's formula (_pil_raster)
+    if space == "CMYK" and image.mode != "CMYK":  # CMYK pixels converted before, by Pillow's formula (_pil_raster)
         notes.append(f"its CMYK colour profile ({name}) was not applied: CMYK is converted by a plain formula")
         return image
     if image.mode not in _PROFILE_MODES.get(space, ()):
@@ -372,13 +401,13 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
 
     def convert(pixels: Image.Image) -> Image.Image:
         return ImageCms.profileToProfile(pixels, profile, srgb, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-                                         outputMode="RGB" if pixels.mode == "L" else pixels.mode,
+                                         outputMode="RGB" if pixels.mode in ("L", "CMYK") else pixels.mode,
                                          flags=ImageCms.Flags.BLACKPOINTCOMPENSATION)
 
     try:
-        grid = _profile_grid(space)
-        moved = np.abs(np.asarray(convert(grid).convert(grid.mode), dtype=np.int16) - np.asarray(grid)).max()
-        if moved <= SRGB_TOLERANCE:
+        grid = _profile_grid(space) if space != "CMYK" else None  # no CMYK profile is sRGB under another name
+        if grid is not None and np.abs(np.asarray(convert(grid).convert(grid.mode), dtype=np.int16)
+                                       - np.asarray(grid)).max() <= SRGB_TOLERANCE:
             return image
         if image.mode in ("L", "LA"):  # a grey profile maps greys to neutral sRGB: channels equal, kept as grey
             converted = convert(image.getchannel("L")).convert("L")
@@ -387,12 +416,68 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
         else:
             converted = convert(image)
     except Exception as e:  # noqa: BLE001 - as above, for profiles LittleCMS reads but cannot build a transform from
+        if image.mode == "CMYK":
+            notes.append(f"its CMYK colour profile ({name}) could not be applied ({_short(e)}): converted CMYK to RGB "
+                         "by a plain formula")
+            return image.convert("RGB")
         notes.append(f"its colour profile ({name}) could not be applied ({_short(e)}) and was ignored: read as sRGB")
         return image
     converted.info.pop("icc_profile", None)
     notes.append(f"converted from its colour profile ({name}) to sRGB, the model's colour space (colours beyond "
                  "sRGB clip to it)")
     return converted
+
+
+def _xyz(xy: tuple[float, float]) -> np.ndarray:
+    return np.array([xy[0] / xy[1], 1.0, (1 - xy[0] - xy[1]) / xy[1]])
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
+    """Linear RGB -> XYZ: the primaries' XYZ as columns, scaled so that RGB (1, 1, 1) is the white."""
+    columns = np.stack([_xyz(p) for p in primaries], axis=1)
+    return columns * np.linalg.solve(columns, _xyz(white))
+
+
+def srgb_to_linear(unit: torch.Tensor) -> torch.Tensor:
+    """sRGB values in [0, 1] -> linear light (IEC 61966-2-1)."""
+    return torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light, clipped to [0, 1] -> sRGB values in [0, 1]."""
+    linear = linear.clamp(0.0, 1.0)
+    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _h273_to_srgb(image: Image.Image, nclx: dict, notes: list[str]) -> Image.Image:
+    """`image` (8-bit) in the H.273 colour primaries and transfer of its `nclx` description -> sRGB, relative
+    colorimetric: linear light through the primaries' matrices (a white other than D65 adapted by Bradford, as
+    ICC profiles are), colours outside sRGB clipped to it. sRGB's primaries, and grey images, are left alone."""
+    code, transfer = int(nclx.get("color_primaries", 1)), int(nclx.get("transfer_characteristics", 2))
+    if code in (1, 2) or image.mode not in ("RGB", "RGBA"):
+        return image
+    if code not in _H273_PRIMARIES:
+        notes.append(f"its colour primaries (H.273 code {code}) are not ones this studio knows: read as sRGB")
+        return image
+    name, primaries, white = _H273_PRIMARIES[code]
+    if transfer not in _H273_SRGB_CURVES and transfer not in _H273_GAMMAS:
+        notes.append(f"its colours ({name} primaries, H.273 transfer {transfer}: HDR, which needs tone mapping) were "
+                     "not converted: read as sRGB")
+        return image
+    adapt = np.linalg.inv(_BRADFORD) @ np.diag(_BRADFORD @ _xyz(_D65) / (_BRADFORD @ _xyz(white))) @ _BRADFORD
+    matrix = np.linalg.inv(_rgb_to_xyz(_SRGB_PRIMARIES, _D65)) @ adapt @ _rgb_to_xyz(primaries, white)
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    decode = (levels ** _H273_GAMMAS[transfer] if transfer in _H273_GAMMAS else srgb_to_linear(levels)).float()
+    to_srgb = torch.from_numpy(matrix.T).float()
+    pixels = np.array(image)  # a writable copy, converted in place a band of rows at a time
+    rows = max(1, _CHUNK_VALUES // (3 * pixels.shape[1]))
+    for top in range(0, pixels.shape[0], rows):
+        band = pixels[top:top + rows, :, :3]
+        linear = decode[torch.from_numpy(band).long()] @ to_srgb
+        band[...] = (255.0 * linear_to_srgb(linear)).round().to(torch.uint8).numpy()
+    notes.append(f"converted from its colour primaries ({name}, H.273 code {code}) to sRGB, the model's colour space "
+                 "(colours beyond sRGB clip to it)")
+    return Image.fromarray(pixels, image.mode)
 
 
 def _drop_opaque_alpha(raster: _Raster, notes: list[str]) -> _Raster:

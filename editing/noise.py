@@ -80,7 +80,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from editing.images import area_weights, from_uint8, to_uint8
+from editing.images import area_weights, from_uint8, linear_to_srgb, srgb_to_linear, to_uint8
 
 LEVEL = 2.0 / 255.0  # one 8-bit level on the [-1, 1] scale
 SATURATED = 0.5 * LEVEL  # within half a level of -1 or 1: clipped
@@ -371,17 +371,6 @@ def uniform_lookup(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 # A camera's noise, to try the curve on: variance a L + b in linear light L in [0, 1] (shot noise beside read noise,
 # Foi et al. 2008), written through the sRGB curve. Its read noise: this share of the shot noise's variance at L = 1.
 CAMERA_READ_SHARE = 0.1
-
-
-def srgb_to_linear(unit: torch.Tensor) -> torch.Tensor:
-    """sRGB values in [0, 1] -> linear light (IEC 61966-2-1)."""
-    return torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
-    """Linear light, clipped to [0, 1] -> sRGB values in [0, 1]."""
-    linear = linear.clamp(0.0, 1.0)
-    return torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
 def add_camera_noise(images: torch.Tensor, a: float, b: float, generator: torch.Generator) -> torch.Tensor:

@@ -204,3 +204,56 @@ def test_a_heic_with_a_profile_is_converted() -> None:
     converted, unconverted = (float(np.abs(as_uint8(loaded.tensor) - g).mean()) for g in (adobe_to_srgb(grid), grid))
     assert converted < 3.0 and unconverted > 3 * converted, (converted, unconverted)
     assert any("converted from its colour profile" in n for n in loaded.notes)
+
+
+# -- CMYK ----------------------------------------------------------------------------------------------
+
+
+def cmyk_profile(name: str, points: int = 17) -> bytes:
+    """A CMYK print profile (A2B0, lut16 to XYZ on a `points`^4 grid) of a press whose inks filter linear light:
+    r = (1 - c)(1 - k), g = (1 - m)(1 - k), b = (1 - y)(1 - k) in sRGB's primaries. LittleCMS interpolates a 4-input
+    grid linearly in the first and tetrahedrally in the rest, where the products of m or y with k bend: off the grid
+    points it is within a level or two of the formula."""
+    axis = np.linspace(0.0, 1.0, points)
+    nodes = np.stack(np.meshgrid(axis, axis, axis, axis, indexing="ij"), -1).reshape(-1, 4)  # c varies slowest
+    xyz = (1 - nodes[:, :3]) * (1 - nodes[:, 3:]) @ rgb_to_xyz_d50(SRGB_PRIMARIES).T
+    identity = b"".join(_s15(v) for v in np.eye(3).ravel())
+    lut = (b"mft2" + bytes(4) + bytes([4, 3, points, 0]) + identity + struct.pack(">HH", 2, 2)
+           + struct.pack(">8H", *[0, 65535] * 4) + np.round(xyz * 32768).astype(">u2").tobytes()  # u1.15 XYZ
+           + struct.pack(">6H", *[0, 65535] * 3))
+    profile = bytearray(icc_profile(b"CMYK", name, [(b"A2B0", lut)]))
+    profile[12:16] = b"prtr"  # an output device's profile, as a print profile is
+    return bytes(profile)
+
+
+def cmyk_to_srgb(cmyk: np.ndarray) -> np.ndarray:
+    """8-bit CMYK under cmyk_profile -> sRGB in [0, 255] (float)."""
+    ink = cmyk.astype(np.float64) / 255.0
+    return 255.0 * srgb_encode((1 - ink[..., :3]) * (1 - ink[..., 3:]))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_cmyk_is_converted_under_its_own_profile(fmt: str) -> None:
+    """Not Pillow's formula (255 - c - k): the press's colours, from the profile, as LittleCMS converts them."""
+    levels = np.arange(0, 256, 51, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, levels, indexing="ij"), -1).reshape(36, 36, 4)
+    buffer = io.BytesIO()
+    Image.fromarray(grid, "CMYK").save(buffer, fmt, icc_profile=cmyk_profile("a press built here"),
+                                       **({"quality": 100} if fmt == "JPEG" else {}))
+    loaded = load_full(buffer.getvalue())
+    got, expected = as_uint8(loaded.tensor), cmyk_to_srgb(grid)
+    formula = np.asarray(Image.fromarray(grid, "CMYK").convert("RGB"), dtype=np.float64)
+    error = np.abs(got - expected)
+    assert error.mean() < (0.8 if fmt == "TIFF" else 2.0) and error.max() <= 8, (error.mean(), error.max())  # JPEG: lossy
+    assert np.abs(got - formula).mean() > 20  # what the upload used to get
+    assert any("a press built here" in n and "sRGB" in n for n in loaded.notes), loaded.notes
+    assert not any("plain formula" in n for n in loaded.notes)
+
+
+def test_cmyk_without_a_profile_keeps_the_formula() -> None:
+    buffer = io.BytesIO()
+    grid = np.random.default_rng(1).integers(0, 256, (16, 16, 4)).astype(np.uint8)
+    Image.fromarray(grid, "CMYK").save(buffer, "TIFF")
+    loaded = load_full(buffer.getvalue())
+    assert np.array_equal(as_uint8(loaded.tensor), np.asarray(Image.fromarray(grid, "CMYK").convert("RGB")))
+    assert "converted CMYK to RGB" in loaded.notes

@@ -552,12 +552,6 @@ def test_a_heic_with_several_images_gives_its_primary_one() -> None:
     assert np.abs(images.to_uint8(full.tensor)[0].astype(int) - primary).mean() < 3
 
 
-def test_a_heic_described_by_other_primaries_says_they_were_not_applied() -> None:
-    p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
-    full = images.load_full(heic(Image.fromarray(smooth_rgb(64, 64)), nclx_profile=p3))
-    assert any("colour primaries (H.273 code 12" in n and "read as sRGB" in n for n in full.notes), full.notes
-
-
 def test_a_cut_heic_and_a_heic_without_pillow_heif_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     data = heic(Image.fromarray(smooth_rgb(64, 64)))
     with pytest.raises(InputError, match="starts like a HEIC file but is corrupt or truncated"):
@@ -658,3 +652,35 @@ def test_results_do_not_carry_the_upload_s_thumbnail() -> None:
     kept = read_exif(full.exif)
     assert kept[0x010F] == "Phone Maker" and kept[0x0112] == 1 and thumbnail not in full.exif
     assert not kept.get_ifd(ExifTags.IFD.IFD1)
+
+
+def test_a_heic_in_display_p3_described_by_code_points_is_converted() -> None:
+    """A phone's HEIC may name its colour by H.273 code points (nclx) instead of a profile: Display P3 (12) with
+    sRGB's curve. Checked against the colorimetry done again here (linear light, P3 -> XYZ -> sRGB, both D65)."""
+    from tests.test_colour_profiles import SRGB_PRIMARIES, rgb_to_xyz_d50, srgb_encode
+
+    p3_primaries = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
+    pixels = smooth_rgb(64, 96)
+    p3 = {"color_primaries": 12, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    full = images.load_full(heic(Image.fromarray(pixels), nclx_profile=p3))
+    got = np.round((full.tensor[0].permute(1, 2, 0).numpy() + 1) * 127.5)
+    unit = pixels / 255.0
+    linear = np.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
+    # The D50 adaptation of both matrices cancels: P3 -> sRGB is the same from D65 or D50 colorants.
+    expected = 255.0 * srgb_encode(linear @ (np.linalg.inv(rgb_to_xyz_d50(SRGB_PRIMARIES)) @ rgb_to_xyz_d50(p3_primaries)).T)
+    converted, unconverted = (float(np.abs(got - e).mean()) for e in (expected, pixels))
+    assert converted < 2.5 and unconverted > 3 * converted, (converted, unconverted)
+    assert any("Display P3" in n and "sRGB" in n for n in full.notes), full.notes
+
+
+@pytest.mark.parametrize("nclx, words", [
+    ({"color_primaries": 9, "transfer_characteristics": 16}, "HDR"),  # BT.2020 PQ
+    ({"color_primaries": 8, "transfer_characteristics": 13}, "not ones this studio knows"),  # generic film
+])
+def test_a_heic_whose_colour_cannot_be_converted_says_so(nclx: dict, words: str) -> None:
+    pixels = smooth_rgb(48, 48)
+    full = images.load_full(heic(Image.fromarray(pixels), nclx_profile={"matrix_coefficients": 6,
+                                                                         "full_range_flag": 1, **nclx}))
+    assert any(words in n and "read as sRGB" in n for n in full.notes), full.notes
+    got = np.round((full.tensor[0].permute(1, 2, 0).numpy() + 1) * 127.5)
+    assert np.abs(got - pixels).mean() < 2.5  # as it was, within HEVC's loss
