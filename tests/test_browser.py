@@ -8,12 +8,15 @@ into the tree: the README's screenshots come from `python -m app.screenshots` on
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app.request import ENLARGED
 from app.screenshots import CHROMIUM_ARGS
@@ -196,9 +199,16 @@ def test_a_phone_sized_window_keeps_every_result_and_the_model_note_readable(bro
 # -- fixes from the walk (issue 32) ------------------------------------------------------------------------------
 
 
+def preview_shown(page: Any) -> list[Image.Image]:
+    """The two images of Denoise's preview slider, fetched as the page shows them."""
+    sources = page.locator("#denoise-preview img").evaluate_all("all => all.map((img) => img.src)")
+    return [Image.open(io.BytesIO(page.request.get(src).body())) for src in sources]
+
+
 def test_add_noise_keeps_the_upload_and_the_level_slider_waits_for_its_box(page: Any, example_png: Path) -> None:
-    """The noisy copy appears beside the upload (which stays as it was) and can be denoised; the noise level
-    slider is inactive until "Set the noise level myself" is ticked."""
+    """The noisy copy appears beside the upload (which stays as it was), is what the preview shows until the upload
+    is clicked, and can be denoised; the noise level slider is inactive until "Set the noise level myself" is
+    ticked."""
     page.get_by_role("tab", name="Denoise").click()
     tab = page.locator("#tab-denoise")
     tab.locator("input[type=file]").first.set_input_files(str(example_png))
@@ -216,6 +226,13 @@ def test_add_noise_keeps_the_upload_and_the_level_slider_waits_for_its_box(page:
     noisy.wait_for(state="visible", timeout=30_000)
     assert "noisy" in (noisy.get_attribute("src") or "")
     assert upload.get_attribute("src") == before, "the upload was replaced"
+    notes = tab.locator("#denoise-preview-notes")
+    notes.filter(has_text="Preview of the noisy copy").wait_for(timeout=60_000)
+    copy = np.asarray(Image.open(io.BytesIO(page.request.get(noisy.get_attribute("src")).body())).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(preview_shown(page)[0].convert("RGB")), copy)  # all of it: 32 px
+    upload.click()
+    notes.filter(has_text="Preview of the upload").wait_for(timeout=60_000)
+    assert not np.array_equal(np.asarray(preview_shown(page)[0].convert("RGB")), copy)
     tab.get_by_label("Set the noise level myself").uncheck()
     tab.get_by_role("button", name="Denoise the noisy copy").click()
     page.locator("#denoise-slider img").nth(1).wait_for(state="visible", timeout=60_000)

@@ -19,7 +19,7 @@ from app.tabs.examples import ExampleSets
 from tests.conftest import make_tiny_folder
 from tests.test_images import heic
 # browser and page come from the studio tests' own fixtures, on this module's studio_url
-from tests.test_browser import CHROMIUM, browser, page  # noqa: F401
+from tests.test_browser import CHROMIUM, browser, page, preview_shown  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 
@@ -247,12 +247,6 @@ def test_the_benchmark_plot_shows_only_for_the_models_it_plots(page: Any) -> Non
     plot.locator("svg").first.wait_for(state="visible", timeout=30_000)
     choose_model(page, "tiny-photo-cm")
     plot.wait_for(state="hidden", timeout=10_000)
-
-
-def preview_shown(page: Any) -> list[Image.Image]:
-    """The two images of Denoise's preview slider, fetched as the page shows them."""
-    sources = page.locator("#denoise-preview img").evaluate_all("all => all.map((img) => img.src)")
-    return [Image.open(io.BytesIO(page.request.get(src).body())) for src in sources]
 
 
 def test_denoise_previews_the_level_at_100_percent_where_the_photo_is_clicked(page: Any,

@@ -1,5 +1,5 @@
 """Denoise: the noise level is estimated (and can be overridden), previewed at 100% on a window of the result
-where the user clicks; an "add noise" helper; before/after."""
+where the user clicks (on the upload, or on the noisy copy the "add noise" helper makes); before/after."""
 
 from __future__ import annotations
 
@@ -92,16 +92,20 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
         return summary, *out.values(result)
 
     @guarded
-    def denoise_preview(image: str | None, point: list[float] | None, use_override: bool, level: float,
-                        refine: float, seed: float, mode: str, model_name: str, style_name: str) -> tuple[Any, ...]:
-        if not image:  # nothing uploaded (or cleared): no preview
+    def denoise_preview(image: str | None, copy: str | None, source: str, point: list[float] | None,
+                        use_override: bool, level: float, refine: float, seed: float, mode: str, model_name: str,
+                        style_name: str) -> tuple[Any, ...]:
+        on_copy = source == "copy" and bool(copy)
+        shown_image = copy if on_copy else image
+        if not shown_image:  # nothing uploaded (or cleared): no preview
             return None, "", gr.skip()
-        shown = studio.denoise_preview(model_name, style_name, image, level if use_override else None, refine, seed,
-                                       point, mode=mode)
+        shown = studio.denoise_preview(model_name, style_name, shown_image, level if use_override else None, refine,
+                                       seed, point, mode=mode)
         top, left = shown.window.top, shown.window.left
-        where = (f"**Preview**: {shown.window.width}x{shown.window.height} px of the result from ({left}, {top}), "
-                 f"at sigma {shown.used:.4f}{' (yours)' if use_override else ''}. Click the upload to look elsewhere; "
-                 "**Denoise** runs the whole image.")
+        of, button = ("the noisy copy", "**Denoise the noisy copy**") if on_copy else ("the upload", "**Denoise**")
+        where = (f"**Preview** of {of}: {shown.window.width}x{shown.window.height} px of the result from ({left}, "
+                 f"{top}), at sigma {shown.used:.4f}{' (yours)' if use_override else ''}. Click {of} to look "
+                 f"elsewhere; {button} runs the whole image.")
         notes = "\n".join([where, *(f"- {n}" for n in shown.notes)])
         # Until the level is set by hand, the slider follows the level used, so ticking the box starts from it (within
         # its range: a clean image's level is 0).
@@ -109,11 +113,16 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
             value=min(max(round(shown.level, 3), sigma.minimum), sigma.maximum))
         return (shown.before, shown.after), notes, follow
 
-    def clicked(event: gr.SelectData) -> Any:
-        return event.index  # checked where it is used (Studio.denoise_preview)
+    def clicked(source: str) -> Any:
+        def on_select(event: gr.SelectData) -> tuple[str, Any]:
+            return source, event.index  # checked where it is used (Studio.denoise_preview)
+        return on_select
 
-    add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model, noise_kind], outputs=[noisy, estimate],
-              api_name="add_noise")
+    # Which image the preview shows: the upload, or the noisy copy from when one is made until the upload changes
+    # or is clicked; and the point clicked on it, (x, y) in its own pixels (None: its centre).
+    source, point = gr.State("upload"), gr.State(None)
+    made = add.click(add_noise, inputs=[image, noise_sigma, noise_seed, model, noise_kind], outputs=[noisy, estimate],
+                     api_name="add_noise")
     override.change(lambda on: gr.Slider(interactive=bool(on)), inputs=override, outputs=sigma,
                     api_name="denoise_override", api_visibility=UNDOCUMENTED, show_progress="hidden")
     inputs = [override, sigma, refine, seed, mode, model, style]
@@ -123,14 +132,16 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                    api_visibility=UNDOCUMENTED)
     with stop_slot:
         stop_button(studio, "denoise", running, running_copy)
-    point = gr.State(None)  # (x, y) clicked on the upload, in its own pixels; None: its centre
     preview_options: dict[str, Any] = dict(
-        inputs=[image, point, *inputs], outputs=[preview, preview_notes, sigma], trigger_mode="always_last",
-        show_progress="minimal", concurrency_id="denoise_preview", concurrency_limit=1)
-    cleared = image.change(lambda: (None, None, None), outputs=[out.slider, noisy, point], api_name="denoise_clear",
-                           api_visibility=UNDOCUMENTED, show_progress="hidden")
+        inputs=[image, noisy, source, point, *inputs], outputs=[preview, preview_notes, sigma],
+        trigger_mode="always_last", show_progress="minimal", concurrency_id="denoise_preview", concurrency_limit=1)
+    cleared = image.change(lambda: (None, None, "upload", None), outputs=[out.slider, noisy, source, point],
+                           api_name="denoise_clear", api_visibility=UNDOCUMENTED, show_progress="hidden")
     cleared.then(denoise_preview, api_name="denoise_preview", api_visibility=UNDOCUMENTED, **preview_options)
-    image.select(clicked, outputs=point, api_visibility=UNDOCUMENTED, show_progress="hidden").then(
-        denoise_preview, api_visibility=UNDOCUMENTED, **preview_options)
+    made.success(lambda: ("copy", None), outputs=[source, point], api_visibility=UNDOCUMENTED,
+                 show_progress="hidden").then(denoise_preview, api_visibility=UNDOCUMENTED, **preview_options)
+    for shown, name in ((image, "upload"), (noisy, "copy")):
+        shown.select(clicked(name), outputs=[source, point], api_visibility=UNDOCUMENTED, show_progress="hidden").then(
+            denoise_preview, api_visibility=UNDOCUMENTED, **preview_options)
     gr.on([override.change, sigma.release, mode.change, refine.release, model.change], denoise_preview,
           api_visibility=UNDOCUMENTED, **preview_options)
