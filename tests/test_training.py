@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from training.data import STYLES
 from training.losses import CDLoss, CTLoss, ECTLoss, EDMLoss, ct_discretization
 from training.nets import build_unet, random_denoiser
 from training.checkpoints import export, export_compact, load_compact, save_compact
-from training.train import TrainConfig, backward_accumulated, build_models, config_from_dict, train
+from training.train import TrainConfig, backward_accumulated, build_models, config_from_dict, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -211,6 +212,17 @@ def _cfg(tmp_path: Path, **kw) -> TrainConfig:
     base = TrainConfig(mode="edm", data=str(data), run_dir=str(tmp_path / "run"), unet="tiny", batch=4,
                        warmup_images=16, total_images=32, checkpoint_minutes=1e9, bf16=False, seed=3)
     return replace(base, **kw)
+
+
+def test_the_learning_rate_warms_up_decays_and_cools_down_to_zero_at_the_end() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup_images=100, lr_decay_images=400, lr_cooldown_images=1000, total_images=3600)
+    assert lr_at(cfg, 49) == pytest.approx(0.5e-3)  # half way up the warm-up
+    assert lr_at(cfg, 400) == pytest.approx(1e-3)
+    assert lr_at(cfg, 1600) == pytest.approx(0.5e-3)  # 1 / sqrt(1600 / 400)
+    assert lr_at(cfg, 2600) == pytest.approx(1e-3 / math.sqrt(2600 / 400))  # where the cooldown starts
+    assert lr_at(cfg, 3100) == pytest.approx(0.5 * 1e-3 / math.sqrt(3100 / 400))  # half way down it
+    assert lr_at(cfg, 3600) == 0.0
+    assert lr_at(replace(cfg, lr_cooldown_images=0), 3100) == pytest.approx(1e-3 / math.sqrt(3100 / 400))
 
 
 def test_accumulated_gradient_is_the_full_batch_gradient() -> None:

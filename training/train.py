@@ -70,6 +70,8 @@ class TrainConfig:
     lr: float = _arg(6e-4, "Adam learning rate after warm-up")
     warmup_images: int = _arg(20_000, "linear learning-rate warm-up, in images (from the start or a warm start)")
     lr_decay_images: int = _arg(0, "0: constant lr after warm-up; else lr / sqrt(max(images / this, 1)) (EDM2)")
+    lr_cooldown_images: int = _arg(0, "0: none; else the lr falls linearly to 0 over the last this many images "
+                                      "before --total-images (a warm-up-stable-decay cooldown)")
     grad_clip: float = _arg(1.0, "gradient norm clip (0: none)")
     dropout: float = _arg(0.0, "UNet dropout (replaces an --init folder's)")
     ema_halflife_images: int = _arg(100_000, "half-life of the exported EMA of the weights, in images")
@@ -120,10 +122,13 @@ def load_dataset(folder: Path, split: str = "train") -> tuple[torch.Tensor, torc
 
 
 def lr_at(cfg: TrainConfig, images: int, warm_from: int = 0) -> float:
-    """Linear warm-up (from the start, or from a warm start), then optional 1/sqrt decay (EDM2)."""
+    """Linear warm-up (from the start, or from a warm start), then optional 1/sqrt decay (EDM2), then an optional
+    linear cooldown to zero at the end of the run (Hagele et al. 2024, warm-up-stable-decay)."""
     lr = cfg.lr * min(1.0, (images - warm_from + 1) / max(cfg.warmup_images, 1))
     if cfg.lr_decay_images:
         lr /= math.sqrt(max(images / cfg.lr_decay_images, 1.0))
+    if cfg.lr_cooldown_images:
+        lr *= min(1.0, max(cfg.total_images - images, 0) / cfg.lr_cooldown_images)
     return lr
 
 
