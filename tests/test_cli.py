@@ -1,16 +1,19 @@
 """`python -m editing TASK ...`: every task turns PNGs into a PNG; bad input exits 2 with a message, no traceback.
 
-Each process pays ~4 s importing torch and diffusers, so the task runs share one subprocess that runs
-`python -m editing ARGS` for each through runpy (exactly what -m does); `--help` runs as its own process
-(it imports no torch), and the many error paths run in-process through main().
+Each process pays ~6 s importing torch and diffusers, so `python -m editing ARGS` runs through runpy (exactly
+what -m does): the task runs in one subprocess of their own, the single runs in this process (`cli`); `--help`
+runs as its own process, and the many error paths in-process through main().
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +55,24 @@ def python(*args: str) -> subprocess.CompletedProcess:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return python("-m", "editing", *args)
+    """`python -m editing ARGS` run in this process, as DRIVER runs it in a subprocess."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cache = sys.argv, os.environ.get("XDG_CACHE_HOME")
+    sys.argv, os.environ["XDG_CACHE_HOME"] = ["python -m editing", *args], str(TEST_CACHE_HOME)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_module("editing", run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as e:
+                code = e.code
+    finally:
+        sys.argv = saved_argv
+        if saved_cache is None:
+            os.environ.pop("XDG_CACHE_HOME")
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved_cache
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +169,7 @@ def test_denoise_reports_sigma(runs: dict[str, subprocess.CompletedProcess]) -> 
 
 
 def test_help_lists_every_task() -> None:
-    result = cli("--help")
+    result = python("-m", "editing", "--help")
     assert result.returncode == 0
     for task in TASKS:
         assert task in result.stdout
@@ -239,9 +259,8 @@ def test_full_size_alpha_jpeg_and_several_inputs(files: dict[str, Path], tmp_pat
         "several": ["colorize", str(files["photo"]), str(rgba), str(tiny), *common, "--out", str(tmp_path / "many")],
         "limit": ["strokes", str(files["photo"]), *common, "--max-megapixels", "0.001", "--out", str(tmp_path / "c.png")],
     }
-    result = python("-c", DRIVER, json.dumps(commands))
-    assert result.returncode == 0, result.stderr
-    runs = {name: (code, out, err) for name, (code, out, err) in json.loads(result.stdout).items()}
+    runs = {name: (done.returncode, done.stdout, done.stderr) for name, done in
+            ((name, cli(*argv)) for name, argv in commands.items())}
     assert runs["alpha"][0] == 0, runs["alpha"][2]
     with Image.open(tmp_path / "a.png") as image:
         assert image.mode == "RGBA" and image.size == (50, 20)
