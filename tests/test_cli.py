@@ -1,8 +1,7 @@
 """`python -m editing TASK ...`: every task turns PNGs into a PNG; bad input exits 2 with a message, no traceback.
 
-Each process pays ~6 s importing torch and diffusers, so `python -m editing ARGS` runs through runpy (exactly
-what -m does): the task runs in one subprocess of their own, the single runs in this process (`cli`); `--help`
-runs as its own process, and the many error paths in-process through main().
+A new process pays ~6 s importing torch and diffusers, so `python -m editing ARGS` runs in this process through
+runpy (exactly what -m does; `cli`); `--help` runs as its own process, and the many error paths through main().
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import re
 import runpy
@@ -31,31 +29,13 @@ RES = 16
 PHOTO = (40, 30)  # the test photo's size: edits keep it (issue 31)
 
 
-# Runs `python -m editing ARGS` for each entry of a JSON {name: ARGS}; prints {name: [code, stdout, stderr]}.
-DRIVER = """
-import contextlib, io, json, runpy, sys
-results = {}
-for name, argv in json.loads(sys.argv[1]).items():
-    sys.argv = ["python -m editing", *argv]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_module("editing", run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    results[name] = [code, out.getvalue(), err.getvalue()]
-print(json.dumps(results))
-"""
-
-
 def python(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(TEST_CACHE_HOME)}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    """`python -m editing ARGS` run in this process, as DRIVER runs it in a subprocess."""
+    """`python -m editing ARGS` run in this process through runpy, exactly what -m does."""
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_cache = sys.argv, os.environ.get("XDG_CACHE_HOME")
     sys.argv, os.environ["XDG_CACHE_HOME"] = ["python -m editing", *args], str(TEST_CACHE_HOME)
@@ -129,16 +109,13 @@ def task_commands(f: dict[str, Path]) -> dict[str, tuple[list[str], Path, tuple[
 
 @pytest.fixture(scope="module")
 def runs(files: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
-    """Every task, a 2-variation generate and a corrupt input, run by `python -m editing` in one subprocess."""
+    """Every task, a 2-variation generate and a corrupt input, run by `python -m editing`."""
     commands = {k: c[0] for k, c in task_commands(files).items()}
     common = ["--model", str(files["model"]), "--device", "cpu"]
     commands["variations"] = ["generate", *common, "--class", "1", "--seed", "5", "--n", "2",
                               "--out", str(files["dir"] / "variations" / "gen.png")]
     commands["bad"] = ["colorize", str(files["corrupt"]), *common, "--out", str(files["dir"] / "x.png")]
-    result = python("-c", DRIVER, json.dumps(commands))
-    assert result.returncode == 0, result.stderr
-    return {name: subprocess.CompletedProcess(commands[name], code, out, err)
-            for name, (code, out, err) in json.loads(result.stdout).items()}
+    return {name: cli(*argv) for name, argv in commands.items()}
 
 
 @pytest.mark.parametrize(
