@@ -14,8 +14,8 @@ Rules, in order:
 3. Animated or multi-page files give their first frame; EXIF orientation is applied.
 4. Every mode becomes RGB in [0, 1]: 16-bit and float images keep their precision, CMYK/palette/LA are
    converted, and transparency is composited on white, like the training data. Pixels under an embedded colour
-   profile other than sRGB (a phone's Display P3, a camera's Adobe RGB, a print's CMYK) or, in a HEIC, described
-   by other H.273 primaries are converted to sRGB, the colour space of the training photos and of every
+   profile other than sRGB (a phone's Display P3, a camera's Adobe RGB, a print's CMYK) or, in a HEIC or AVIF,
+   described by other H.273 primaries are converted to sRGB, the colour space of the training photos and of every
    file written back (which carries no profile, so is read as sRGB).
 5. The image is centre-padded with white to a square and resized to R x R by exact area averaging
    (source pixels weighted by their overlap with each output pixel): a box filter when shrinking, and when
@@ -63,7 +63,7 @@ _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEI
 SRGB_TOLERANCE = 1
 # What LittleCMS converts here, by profile space.
 _PROFILE_MODES = {"RGB": ("RGB", "RGBA"), "GRAY": ("L", "LA"), "CMYK": ("CMYK",)}
-# ITU-T H.273 colour primaries a HEIC may name instead of carrying a profile: the (x, y) chromaticities of
+# ITU-T H.273 colour primaries a HEIC or AVIF may name instead of carrying a profile: the (x, y) chromaticities of
 # red, green, blue and white, with a name for the notes. 1 (BT.709) is sRGB's; 2 is "unspecified", read as sRGB.
 _D65 = (0.3127, 0.3290)
 _H273_PRIMARIES = {
@@ -190,7 +190,10 @@ def _open_bytes(data: bytes, name: str) -> Image.Image:
     Image.init()  # register Pillow's plugins (what Image.open does itself) so FORMATS can be checked
     formats = [f for f in FORMATS if f in Image.OPEN]
     try:
-        return Image.open(io.BytesIO(data), formats=formats)
+        image = Image.open(io.BytesIO(data), formats=formats)
+        if image.format == "AVIF" and "nclx_profile" not in image.info:  # Pillow's AVIF plugin does not say
+            image.info["nclx_profile"] = _nclx_box(data)
+        return image
     except Image.DecompressionBombError:
         raise InputError(f"{name} claims to be far too large to decode safely; scale it down first") from None
     except UnidentifiedImageError:
@@ -205,6 +208,17 @@ def _open_bytes(data: bytes, name: str) -> Image.Image:
         raise InputError(f"{name} is not an image this studio can read{kind}; use {READABLE}") from None
     except Exception as e:  # noqa: BLE001 - Pillow's header parsers raise many types on corrupt files
         raise InputError(f"{name} is corrupt: its header could not be read ({_short(e)})") from None
+
+
+def _nclx_box(data: bytes) -> dict[str, int]:
+    """The H.273 code points of an ISO base media file's first 'colr' box of type 'nclx' (ISO/IEC 23008-12:
+    primaries, transfer and matrix as 16-bit integers, then the full-range bit); {} where there is none."""
+    at = data.find(b"colrnclx", 0, 1 << 16)  # in the 'meta' box, which leads the file
+    if at < 0 or at + 15 > len(data):
+        return {}
+    primaries, transfer, matrix = (int.from_bytes(data[at + 8 + 2 * i:at + 10 + 2 * i], "big") for i in range(3))
+    return {"color_primaries": primaries, "transfer_characteristics": transfer, "matrix_coefficients": matrix,
+            "full_range_flag": data[at + 14] >> 7}
 
 
 def _short(e: BaseException) -> str:
@@ -381,7 +395,7 @@ def _to_srgb(image: Image.Image, notes: list[str]) -> Image.Image:
     sRGB" does): colours inside sRGB keep their appearance, those outside it clip to its gamut. An sRGB profile under
     another name is left alone (SRGB_TOLERANCE); one that cannot be read or applied is ignored with a note."""
     icc = image.info.get("icc_profile")
-    if not icc:  # a HEIC's colour may be described by code points (ITU-T H.273) instead (pillow-heif's nclx)
+    if not icc:  # a HEIC's or AVIF's colour may be described by code points (ITU-T H.273, 'nclx') instead
         return _h273_to_srgb(image, image.info.get("nclx_profile") or {}, notes)
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))

@@ -684,3 +684,20 @@ def test_a_heic_whose_colour_cannot_be_converted_says_so(nclx: dict, words: str)
     assert any(words in n and "read as sRGB" in n for n in full.notes), full.notes
     got = np.round((full.tensor[0].permute(1, 2, 0).numpy() + 1) * 127.5)
     assert np.abs(got - pixels).mean() < 2.5  # as it was, within HEVC's loss
+
+
+def test_an_avif_in_display_p3_described_by_code_points_is_converted() -> None:
+    """Pillow's AVIF plugin does not pass on the file's nclx box: it is read from the file. An AVIF written with
+    sRGB's code points (1, 13, 6) and the same file saying Display P3 (12): only the second is converted."""
+    buffer = io.BytesIO()
+    Image.fromarray(smooth_rgb(48, 64)).save(buffer, "AVIF", quality=100)
+    srgb_file = buffer.getvalue()
+    at = srgb_file.find(b"colrnclx")
+    assert at > 0 and srgb_file[at + 8:at + 10] == b"\x00\x01"
+    p3_file = srgb_file[:at + 8] + b"\x00\x0c" + srgb_file[at + 10:]
+    as_srgb, as_p3 = images.load_full(srgb_file), images.load_full(p3_file)
+    assert not any("primaries" in n for n in as_srgb.notes)
+    assert any("Display P3" in n and "sRGB" in n for n in as_p3.notes), as_p3.notes
+    # P3's red and green reach beyond sRGB's: converted, the reds grow more saturated (larger R - G)
+    before, after = (images.to_uint8(x.tensor)[0].astype(int) for x in (as_srgb, as_p3))
+    assert (after[..., 0] - after[..., 1]).mean() > (before[..., 0] - before[..., 1]).mean() + 3
