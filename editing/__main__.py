@@ -159,9 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _edit_denoiser(p: argparse.ArgumentParser) -> None:
-    from editing.models import EDIT_DENOISERS
-
-    p.add_argument("--denoiser", choices=EDIT_DENOISERS, default="auto",
+    # Checked where it is used (editing.models.edits_use_teacher): the parser imports no torch.
+    p.add_argument("--denoiser", default="auto",
                    help="the denoiser inside Algorithm 4: teacher (the diffusion teacher NAME-edm beside NAME-cm, "
                         "D(x, sigma): closest to the image), cm (the consistency model: crisper, invents more), auto: "
                         "the teacher on a photo model that has one, else cm (default auto)")

@@ -150,6 +150,10 @@ def test_help_lists_every_task() -> None:
     assert result.returncode == 0
     for task in TASKS:
         assert task in result.stdout
+    # Parsing imports no torch (6 s of a new process's imports): --help and a usage error answer at once.
+    parsed = python("-c", "import sys; from editing.__main__ import build_parser; build_parser(); "
+                          "print(sorted(m for m in ('torch', 'diffusers', 'numpy') if m in sys.modules))")
+    assert parsed.returncode == 0 and parsed.stdout.strip() == "[]", parsed.stdout + parsed.stderr
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -193,6 +197,7 @@ def test_bad_input_subprocess(runs: dict[str, subprocess.CompletedProcess]) -> N
         (["interpolate", "{photo}"], "two images"),
         (["interpolate", "--frames", "1"], "frames"),
         (["denoise", "{photo}", "--sigma", "-1"], "noise level"),
+        (["inpaint", "{photo}", "--mask", "{mask}", "--denoiser", "best"], "must be one of auto, teacher, cm"),
         (["denoise", "{photo}", "--refine", "40"], "refinement"),
     ],
 )
