@@ -39,7 +39,8 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                           "as a curve against the brightness")
                     noise_seed = NumberInput(label="Noise seed", value=0, precision=0, minimum=0)
                     add = gr.Button("Make a noisy copy")
-                    # The copy goes here, at the model's size; the upload above stays as it was.
+                    # The copy goes here, at the size Denoise takes the upload (the model's square, or a photo
+                    # model's upload fitted to the limits); the upload above stays as it was.
                     noisy = gr.Image(label="Noisy copy", type="filepath", interactive=False, format="png",
                                      height=180, elem_classes=[PIXELATED], elem_id="denoise-noisy-copy")
                     run_noisy = gr.Button("Denoise the noisy copy")
