@@ -15,6 +15,7 @@ import runpy
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -37,21 +38,14 @@ def python(*args: str) -> subprocess.CompletedProcess:
 def cli(*args: str) -> subprocess.CompletedProcess:
     """`python -m editing ARGS` run in this process through runpy, exactly what -m does."""
     out, err = io.StringIO(), io.StringIO()
-    saved_argv, saved_cache = sys.argv, os.environ.get("XDG_CACHE_HOME")
-    sys.argv, os.environ["XDG_CACHE_HOME"] = ["python -m editing", *args], str(TEST_CACHE_HOME)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                runpy.run_module("editing", run_name="__main__", alter_sys=True)
-                code = 0
-            except SystemExit as e:
-                code = e.code
-    finally:
-        sys.argv = saved_argv
-        if saved_cache is None:
-            os.environ.pop("XDG_CACHE_HOME")
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved_cache
+    with mock.patch.object(sys, "argv", ["python -m editing", *args]), \
+            mock.patch.dict(os.environ, {"XDG_CACHE_HOME": str(TEST_CACHE_HOME)}), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module("editing", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = e.code
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
@@ -241,21 +235,20 @@ def test_full_size_alpha_jpeg_and_several_inputs(files: dict[str, Path], tmp_pat
         "several": ["colorize", str(files["photo"]), str(rgba), str(tiny), *common, "--out", str(tmp_path / "many")],
         "limit": ["strokes", str(files["photo"]), *common, "--max-megapixels", "0.001", "--out", str(tmp_path / "c.png")],
     }
-    runs = {name: (done.returncode, done.stdout, done.stderr) for name, done in
-            ((name, cli(*argv)) for name, argv in commands.items())}
-    assert runs["alpha"][0] == 0, runs["alpha"][2]
+    runs = {name: cli(*argv) for name, argv in commands.items()}
+    assert runs["alpha"].returncode == 0, runs["alpha"].stderr
     with Image.open(tmp_path / "a.png") as image:
         assert image.mode == "RGBA" and image.size == (50, 20)
         assert (np.asarray(image.getchannel("A")) == np.asarray(alpha)).all()
-    assert "keeps the upload's alpha" in runs["alpha"][2] and "eval" in runs["alpha"][2]  # the note, the bar
-    assert runs["jpeg"][0] == 0, runs["jpeg"][2]
+    assert "keeps the upload's alpha" in runs["alpha"].stderr and "eval" in runs["alpha"].stderr  # the note, the bar
+    assert runs["jpeg"].returncode == 0, runs["jpeg"].stderr
     with Image.open(tmp_path / "b.jpg") as image:
         assert image.format == "JPEG" and image.size == PHOTO
-    assert runs["several"][0] == 0, runs["several"][2]
+    assert runs["several"].returncode == 0, runs["several"].stderr
     for name, size in (("photo", PHOTO), ("sticker", (50, 20)), ("tiny", (9, 12))):
         with Image.open(tmp_path / "many" / f"{name}.png") as image:
             assert image.size == size
-    code, _, err = runs["limit"]
+    code, err = runs["limit"].returncode, runs["limit"].stderr
     assert code == 2 and "megapixel-evaluations" in err and "Traceback" not in err
 
 
