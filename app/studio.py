@@ -236,17 +236,27 @@ class DenoisePlan:
     refine_steps: int
     grey: bool
     override: bool
+    spread: bool  # noise spread over neighbouring pixels: run on the 2x2 phase sub-images (tasks.denoise)
+
+    @property
+    def evaluations(self) -> int:
+        return 1 + self.refine_steps + self.spread
 
     def run(self, x: torch.Tensor, limits: Limits) -> tuple[torch.Tensor, float]:
         """`x` (the fitted upload, or a window of it) denoised at the plan's level; and the sigma the model ran at."""
-        prep, evaluations = self.prep, 1 + self.refine_steps
+        prep = self.prep
         out, used = tasks.denoise(self.model, pad_to(x, prep.resolution, prep.resolution), sigma=self.level,
                                   refine_steps=self.refine_steps, seed=prep.seed, label=prep.label,
-                                  on_tiles=prep.tiles(evaluations), limits=limits, grey=self.grey)
+                                  on_tiles=prep.tiles(self.evaluations), limits=limits, grey=self.grey,
+                                  spread=self.spread)
         return out[..., : x.shape[-2], : x.shape[-1]], used
 
     def describe(self, used: float) -> str:
-        evaluations = f"{1 + self.refine_steps} evaluation(s)"
+        evaluations = f"{self.evaluations} evaluation(s)"
+        if self.spread:
+            evaluations = (f"on its 2x2 phase sub-images (neighbours there lie 2 px apart, where its noise is nearly "
+                           f"white), then once over the whole image at {tasks.SPREAD_CLEANUP:g} x that level: "
+                           f"{evaluations}")
         if self.override:
             return f"used sigma = {used:.4f} (override); {evaluations}"
         if self.level.is_constant:
@@ -830,6 +840,10 @@ class Studio(Registry):
         reading = self.recent.get(upload_key and ("reading", upload_key, size, tiled), lambda: noise.read_noise(
             full.tensor, jpeg if own_size else None, as_curve=tiled))
         override = float(sigma) if sigma is not None and float(sigma) >= 0 else None
+        # Noise spread over neighbouring pixels is denoised on the image's phase sub-images, at half the photo's scale
+        # (a photo model's crops include such), plus a pass over the whole image: one evaluation more.
+        spread = reading.spread and tiled
+        evaluations += spread
         # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
         # a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and saved as the
         # file was: when the studio's limits take it beside the image at its own size, never at the cost of the
@@ -889,7 +903,7 @@ class Studio(Registry):
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         level = estimated.scaled(scale) if override is None else noise.NoiseCurve.constant(override)
         return DenoisePlan(prep, upload, header_size, model_, level, estimated, scale, refine_steps, reading.grey,
-                           override is not None)
+                           override is not None, spread)
 
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
                 seed: float, on_step: OnStep | None = None, *, mode: str | None = "auto") -> DenoiseResult:

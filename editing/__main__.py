@@ -393,15 +393,20 @@ def run(args: argparse.Namespace) -> list[Path]:
             out = padded_run(lambda padded: tasks.stroke_edit(
                 model, padded, seeds, schedule=schedule, on_tiles=bar.tiles, strokes=strokes, **common), x, least)
         elif task == "denoise":
-            bar = Progress(Path(path).name, 1 + args.refine)
             found: list[float] = []
             given: float | noise.NoiseCurve | None = args.sigma
             grey = noise.is_grey(x)
             notes = [noise.GREY_NOTE] if grey else []
-            if given is None:  # at its own size: a curve where the level depends on the value, a JPEG's read through
-                # its compression, unless it was reduced as it was read (images.MAX_FULL_PIXELS): as the studio
+            reading = None
+            if given is None or model.param.tiled:  # at its own size: a curve where the level depends on the value, a
+                # JPEG's read through its compression, unless it was reduced as it was read (images.MAX_FULL_PIXELS);
+                # spread over neighbouring pixels or not, also at a level given: as the studio
                 own_size = tuple(x.shape[-2:]) == images.image_size(path)
-                reading = noise.read_noise(x, images.jpeg_compression(path) if own_size else None)
+                reading = noise.read_noise(x, images.jpeg_compression(path) if own_size else None,
+                                           as_curve=given is None)
+            spread = reading is not None and reading.spread and model.param.tiled
+            bar = Progress(Path(path).name, 1 + args.refine + spread)
+            if given is None and reading is not None:
                 notes, given = reading.notes(), reading.level
                 if reading.unlike_training:
                     scale = tasks.denoise_scale(denoiser, x, reading.level, reading.compression,
@@ -414,7 +419,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
                 result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
-                                              seed=args.seed, on_tiles=bar.tiles, grey=grey, **common)
+                                              seed=args.seed, on_tiles=bar.tiles, grey=grey, spread=spread, **common)
                 found.append(sigma)
                 return result
 
@@ -422,7 +427,9 @@ def run(args: argparse.Namespace) -> list[Path]:
             sigma = found[0]
             stabilized = isinstance(given, noise.NoiseCurve) and not given.is_constant
             scale_name = "[-1, 1] scale, variance-stabilized" if stabilized else "[-1, 1] scale"
-            print(f"{path}: denoised at noise sigma {sigma:.4f} (on the {scale_name})", file=sys.stderr)
+            on_phases = (f", on its 2x2 phase sub-images (its noise is spread over neighbouring pixels), then once "
+                         f"over the whole image at {tasks.SPREAD_CLEANUP:g} x that level" if spread else "")
+            print(f"{path}: denoised at noise sigma {sigma:.4f} (on the {scale_name}){on_phases}", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()

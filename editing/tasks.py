@@ -25,7 +25,8 @@ from editing.precond import Denoiser, Parameterization
 from editing.samplers import Callback, Denoise, bind, generators_for, randn, sample_consistency, sample_heun
 from editing.schedules import PRESETS, Schedule, karras_sigmas
 from editing.solver import iterative_replacement
-from editing.tiling import TileCallback, Tiling, default_tiling, pad_to, stream_seed, tile_generators, tiled
+from editing.tiling import (TileCallback, Tiling, default_tiling, pad_to, stream_seed, subsampled, tile_generators,
+                            tiled)
 
 DEFAULT_EDIT = PRESETS["editing 18"]
 # Algorithm 4 with a diffusion denoiser D(x, sigma) fills a hole better on the full 40-point grid (its fills keep
@@ -37,6 +38,9 @@ INPAINT_REACH = 0.375  # x R: the farthest a hole may reach from known pixels an
 START_STREAM = "noised start"  # stroke_edit's (and interpolate_images') noise on the painting
 REFINE_STREAM = "colorize refine"  # colorize's re-noise before its full-size pass
 FRAMES_STREAM = "interpolate_seeds frames"  # the re-injected noise shared by every frame
+PHASE_STREAM = "denoise phase"  # the grid shifts of a spread denoise's phase sub-images, one stream per phase
+SPREAD_PHASES = 2  # a spread denoise runs on 2x2 phase sub-images: a demosaicing spreads noise over 1-2 pixels
+SPREAD_CLEANUP = 0.15  # x the level: its whole-image pass, which takes out the pattern the phases leave
 
 
 def schedule_sigmas(model: Denoiser, schedule: Schedule) -> torch.Tensor:
@@ -413,7 +417,7 @@ def denoise(
     model: Denoiser, noisy: torch.Tensor, *, sigma: float | NoiseCurve | None = None, refine_steps: int = 0,
     seed: int = 0, label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
-    grey: bool | None = None,
+    grey: bool | None = None, spread: bool = False,
 ) -> tuple[torch.Tensor, float]:
     """One evaluation of f at the upload's noise level (estimated on the whole image unless given), then
     optional refinement steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the
@@ -421,7 +425,10 @@ def denoise(
     `sigma` is the noise's std per channel, or a curve of it against the value (`noise.NoiseCurve`, a camera's
     noise): then the model runs on the image variance-stabilized (`noise.Stabilizer`), at the one std the noise has
     there, and the result is mapped back. On a grey image (`grey` None: every image's channels equal) the model runs
-    at `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels)."""
+    at `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels). `spread`: noise
+    spread over neighbouring pixels (`noise.NoiseReading.spread`, a camera's after demosaicing), which the model runs
+    on each image's 2x2 phase sub-images for (`tiling.subsampled`), then once more on the whole image at
+    SPREAD_CLEANUP x the level."""
     noisy = check_images(model, noisy, "noisy image")
     if isinstance(sigma, NoiseCurve):
         if sigma.is_constant:
@@ -430,7 +437,7 @@ def denoise(
             stabilizer = Stabilizer.of(sigma)
             out, used = denoise(model, stabilizer.forward(noisy), sigma=stabilizer.sigma, refine_steps=refine_steps,
                                 seed=seed, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles,
-                                limits=limits, grey=grey)
+                                limits=limits, grey=grey, spread=spread)
             return stabilizer.inverse(out), used
     p = model.param
     if sigma is None:
@@ -445,13 +452,21 @@ def denoise(
     lower = grid[(grid < sigma) & (grid > p.sigma_min)]
     pick = lower[torch.linspace(0, len(lower) - 1, refine_steps).round().long()] if refine_steps and len(lower) else lower[:0]
     sigmas = torch.cat([torch.tensor([sigma], dtype=torch.float64), pick, torch.tensor([p.sigma_min], dtype=torch.float64)])
-    check_request(limits, noisy.device, noisy.shape[0], noisy.shape[-2], noisy.shape[-1], len(sigmas) - 1)
+    check_request(limits, noisy.device, noisy.shape[0], noisy.shape[-2], noisy.shape[-1], len(sigmas) - 1 + spread)
     seeds = [seed + i for i in range(noisy.shape[0])]
-    denoise_fn = tiled_model(model, label, seeds, tiling=tiling, on_tiles=on_tiles)
-    generators = generators_for(seeds)
+    whole = tiled_model(model, label, seeds, tiling=tiling, on_tiles=on_tiles)
+    run = whole
+    if spread:
+        phase_seeds = [stream_seed(s, f"{PHASE_STREAM} {k}") for s in seeds for k in range(SPREAD_PHASES**2)]
+        run = subsampled(tiled_model(model, label, phase_seeds, tiling=tiling, on_tiles=on_tiles), SPREAD_PHASES)
     # f(x, sigma) with x the upload itself: it lies on a trajectory at that sigma (CM paper, Sec. 6).
-    out = sample_consistency(denoise_fn, noisy, sigmas.to(torch.float32), generators, sigma_min=p.sigma_min,
+    out = sample_consistency(run, noisy, sigmas.to(torch.float32), generators_for(seeds), sigma_min=p.sigma_min,
                              callback=callback)
+    if spread:
+        # The phases, denoised apart, differ by a faint pattern of period 2 px: their independent errors, which one
+        # evaluation over the whole image at a fraction of the level takes out (as noise it is white).
+        cleanup = out.new_full((out.shape[0],), max(SPREAD_CLEANUP * sigma, p.sigma_min), dtype=torch.float32)
+        out = whole(out, cleanup).to(torch.float32).clamp(-1.0, 1.0)
     if grey:
         out = out.mean(1, keepdim=True).expand_as(out).contiguous()
     return out, sigma

@@ -6,6 +6,9 @@ replacement step acts on the whole blended x0, and what the user's image determi
 across tile borders. The blend is MultiDiffusion's (Bar-Tal et al. 2023, Eq. 5: the per-pixel weighted
 mean of the tiles' predictions); the grid moves by a random shift at every evaluation, so no seam stays in
 one place across a multistep edit. Beyond the image's borders tiles see its reflection.
+
+`subsampled(denoise, factor)` wraps a denoiser the same way, running it on each image's phase sub-images
+(pixel-shuffle downsampling), for noise spread over neighbouring pixels.
 """
 
 from __future__ import annotations
@@ -191,7 +194,41 @@ def tiled(
     return run
 
 
+def phase_split(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, C, H, W), H and W multiples of `factor` -> (B * factor^2, C, H / factor, W / factor): each image's phase
+    sub-images x[..., p::factor, q::factor], image by image, p then q."""
+    b, c, h, w = x.shape
+    f = factor
+    return x.reshape(b, c, h // f, f, w // f, f).permute(0, 3, 5, 1, 2, 4).reshape(b * f * f, c, h // f, w // f)
+
+
+def phase_merge(parts: torch.Tensor, factor: int) -> torch.Tensor:
+    """The inverse of `phase_split`: each image's factor^2 phase sub-images put back in their pixels."""
+    n, c, h, w = parts.shape
+    f = factor
+    return parts.reshape(n // (f * f), f, f, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n // (f * f), c, h * f, w * f)
+
+
+def subsampled(denoise: Denoise, factor: int = 2) -> Denoise:
+    """`denoise` on each image's factor x factor phase sub-images, put back (pixel-shuffle downsampling, Zhou et al.
+    2020). Noise spread over neighbouring pixels, as a camera's after demosaicing, is nearly white across a
+    sub-image, whose neighbours lie `factor` pixels apart: the noise `denoise` was trained on. `denoise` gets
+    factor^2 images per image, in `phase_split`'s order (one generator each, where it is `tiled`); a side that is
+    not a multiple of `factor` is reflected up to one and cropped back."""
+    if factor < 1:
+        raise ValueError(f"the sub-sampling factor must be >= 1, got {factor}")
+
+    def run(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        padded = pad_to(x, -(-h // factor) * factor, -(-w // factor) * factor)
+        x0 = denoise(phase_split(padded, factor), sigma.to(x.device).repeat_interleave(factor * factor))
+        return phase_merge(x0, factor)[..., :h, :w]
+
+    return run
+
+
 __all__ = [
     "TileCallback", "TileProgress", "Tiling", "batches_per_call", "count_tiles", "default_tiling", "pad_to",
-    "reflect_index", "stream_seed", "tile_generators", "tiled", "tiles_along", "window",
+    "phase_merge", "phase_split", "reflect_index", "stream_seed", "subsampled", "tile_generators", "tiled",
+    "tiles_along", "window",
 ]

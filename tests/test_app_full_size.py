@@ -149,6 +149,40 @@ def test_a_camera_s_noise_is_denoised_on_its_curve(studio: Studio, tmp_path: Pat
     assert by_hand.used == 0.1 and any("used sigma = 0.1000 (override)" in n for n in by_hand.notes)
 
 
+def test_a_camera_s_demosaiced_noise_is_denoised_on_the_phase_sub_images(studio: Studio, tmp_path: Path) -> None:
+    """Noise on an RGGB mosaic, demosaiced (bilinear): spread over neighbouring pixels, which the studio reads and
+    denoises on the image's 2x2 phase sub-images, then once over the whole (tasks.denoise(spread=True)), and says so;
+    at a level set by hand too. White noise is not."""
+    import cv2
+    from benchmarks.noise import demosaic, mosaic
+
+    ramp = torch.linspace(-0.7, 0.7, 192).view(1, 1, 1, 192).expand(1, 3, 128, 192) + torch.tensor(
+        [0.0, 0.05, -0.05]).view(1, 3, 1, 1)
+    raw = mosaic(ramp)
+    noisy = images.to_uint8(demosaic(raw + np.random.default_rng(3).normal(0, 0.05, raw.shape),
+                                     cv2.COLOR_BayerBG2RGB))[0]
+    path = tmp_path / "demosaiced.png"
+    Image.fromarray(noisy).save(path)
+    result = studio.denoise("photo-cm", None, str(path), None, 0, 0)
+    upload = images.load_full(str(path)).tensor
+    reading = noise.read_noise(upload)
+    assert reading.spread and result.used == pytest.approx(reading.level.sigmas[0])
+    expected, _ = tasks.denoise(studio.load("photo-edm"), upload, sigma=reading.level, spread=True)
+    assert np.abs(np.asarray(png(result.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+    assert any(n.startswith("its noise is spread over neighbouring pixels") for n in result.notes)
+    assert any("on its 2x2 phase sub-images" in n and "2 evaluation(s)" in n for n in result.notes)
+    by_hand = studio.denoise("photo-cm", None, str(path), 0.1, 0, 0)
+    expected, _ = tasks.denoise(studio.load("photo-edm"), upload, sigma=0.1, spread=True)
+    assert np.abs(np.asarray(png(by_hand.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+    assert any("(override); on its 2x2 phase sub-images" in n for n in by_hand.notes)
+    white = tmp_path / "white.png"
+    Image.fromarray(images.to_uint8(ramp + 0.05 * torch.randn(ramp.shape, generator=torch.Generator().manual_seed(4)))[0]
+                    ).save(white)
+    plain = studio.denoise("photo-cm", None, str(white), None, 0, 0)
+    assert not any("phase sub-images" in n for n in plain.notes)
+    assert any(n.startswith("used sigma") and "1 evaluation(s)" in n for n in plain.notes)
+
+
 def test_the_add_noise_helper_makes_a_camera_s_noise_that_denoise_reads_as_a_curve(studio: Studio,
                                                                                      tmp_path: Path) -> None:
     ramp = np.tile(np.linspace(30, 220, 384)[None, :, None], (256, 1, 3)).round().astype(np.uint8)

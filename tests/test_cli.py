@@ -323,6 +323,39 @@ def test_denoise_reads_a_jpeg_s_noise_through_its_compression(files: dict[str, P
     assert used == pytest.approx(through * (float(scaled[1]) if scaled else 1.0), rel=5e-3, abs=1e-4)
 
 
+def test_denoise_runs_demosaiced_noise_on_the_phase_sub_images(files: dict[str, Path]) -> None:
+    """As the studio: a camera's noise after demosaicing, read as spread over neighbouring pixels, is denoised on
+    the image's 2x2 phase sub-images and once more over the whole (tasks.denoise(spread=True)), at the level read or
+    one given; the output is that."""
+    import cv2
+    import torch
+
+    from benchmarks.noise import demosaic, mosaic
+    from editing import images, noise, tasks
+    from editing.models import load_model, resolve_runtime
+
+    teacher = make_tiny_folder(files["dir"] / "spread-edm", resolution=RES, classes=(), boundary="edm", seed=5,
+                               tiled=True)
+    ramp = torch.linspace(-0.7, 0.7, 96).view(1, 1, 1, 96).expand(1, 3, 64, 96) + torch.tensor(
+        [0.0, 0.05, -0.05]).view(1, 3, 1, 1)
+    raw = mosaic(ramp)
+    path = files["dir"] / "demosaiced.png"
+    Image.fromarray(images.to_uint8(demosaic(raw + np.random.default_rng(3).normal(0, 0.05, raw.shape),
+                                             cv2.COLOR_BayerBG2RGB))[0]).save(path)
+    upload = images.load_full(str(path)).tensor
+    reading = noise.read_noise(upload)
+    assert reading.spread
+    model = load_model(teacher, resolve_runtime("cpu"))
+    for given in (None, 0.1):
+        out = files["dir"] / f"spread-{given}.png"
+        sigma = ["--sigma", str(given)] if given is not None else []
+        ok = cli("denoise", str(path), "--model", str(teacher), "--device", "cpu", *sigma, "--out", str(out))
+        assert ok.returncode == 0, ok.stderr
+        assert "on its 2x2 phase sub-images (its noise is spread over neighbouring pixels)" in ok.stderr, ok.stderr
+        expected, _ = tasks.denoise(model, upload, sigma=reading.level if given is None else given, spread=True)
+        assert np.abs(np.asarray(Image.open(out), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+
+
 def test_denoise_runs_a_grey_image_at_the_bootstraps_multiple(files: dict[str, Path]) -> None:
     """As the studio: a grey image's noise, the same in R, G and B, is denoised at sqrt(3) x its level (along the
     grey direction) times the multiple the bootstrap measures on it (the shipped photo teacher: on a smooth ramp,

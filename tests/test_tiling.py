@@ -14,8 +14,8 @@ from editing.limits import Limits, Pass, check_passes, check_request
 from editing.precond import Denoiser
 from editing.samplers import bind
 from editing.schedules import Schedule
-from editing.tiling import (Tiling, TileProgress, batches_per_call, count_tiles, reflect_index, tile_generators,
-                            tiled, window)
+from editing.tiling import (Tiling, TileProgress, batches_per_call, count_tiles, phase_merge, phase_split,
+                            reflect_index, subsampled, tile_generators, tiled, window)
 
 SHORT = Schedule((0, 6, 12, 17), 18)  # 3 evaluations
 EXACT = 1e-4
@@ -100,6 +100,67 @@ def test_progress_per_tile_batch(tiny_model: Denoiser) -> None:
     seen.clear()  # an image of one tile reports its one call too
     tasks.denoise(tiny_model, photo(16, 16), sigma=0.2, label=0, tiling=t, on_tiles=seen.append)
     assert seen == [TileProgress(1, 1, 1)] and batches_per_call(1, 16, 16, t) == 1
+
+
+def test_phase_sub_images_are_the_strided_pixels_and_merge_back() -> None:
+    x = torch.randn(2, 3, 12, 18, generator=torch.Generator().manual_seed(6))
+    for f in (1, 2, 3):
+        parts = phase_split(x, f)
+        assert parts.shape == (2 * f * f, 3, 12 // f, 18 // f)
+        expected = torch.stack([x[i, :, p::f, q::f] for i in range(2) for p in range(f) for q in range(f)])
+        assert torch.equal(parts, expected) and torch.equal(phase_merge(parts, f), x)
+
+
+def test_subsampled_runs_the_denoiser_on_each_phase_at_its_image_s_sigma() -> None:
+    """A denoiser that mixes neighbours (a 3x3 box blur, scaled by sigma): wrapped, it mixes pixels 2 apart, on
+    x[..., p::2, q::2] as the test cuts them; an odd side is reflected to even and cropped back; identity stays
+    identity."""
+    def blur(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(v, (1, 1, 1, 1), mode="replicate"), 3, 1) * s.view(-1, 1, 1, 1)
+
+    x = torch.randn(2, 3, 10, 14, generator=torch.Generator().manual_seed(7))
+    sigma = torch.tensor([1.0, 2.0])
+    out = subsampled(blur, 2)(x, sigma)
+    for i in range(2):
+        for p in (0, 1):
+            for q in (0, 1):
+                expected = blur(x[i : i + 1, :, p::2, q::2], sigma[i : i + 1])
+                torch.testing.assert_close(out[i : i + 1, :, p::2, q::2], expected, atol=1e-6, rtol=0)
+    odd = torch.randn(1, 3, 9, 13, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(subsampled(lambda v, s: v, 2)(odd, torch.ones(1)), odd)
+    padded = F.pad(odd, (0, 1, 0, 1), mode="reflect")  # row 9 and column 13 mirror rows/columns 7 and 11
+    torch.testing.assert_close(subsampled(blur, 2)(odd, torch.ones(1)),
+                               subsampled(blur, 2)(padded, torch.ones(1))[..., :9, :13], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="factor"):
+        subsampled(blur, 0)
+
+
+def test_a_spread_denoise_is_the_phases_denoised_then_one_pass_over_the_whole(tiny_model: Denoiser) -> None:
+    """tasks.denoise(spread=True) on a 32 px image of the 16 px model: its four 16 px phases denoised at the level
+    (each one tile: the model itself), put back, then the whole image denoised at SPREAD_CLEANUP x the level, each
+    step done here by hand; one evaluation more in its price and its progress."""
+    x = photo(32, 32, seed=9) + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(10))
+    out, used = tasks.denoise(tiny_model, x, sigma=0.3, label=0, spread=True)
+    merged = torch.empty_like(x)
+    for p in (0, 1):
+        for q in (0, 1):
+            merged[..., p::2, q::2] = tasks.denoise(tiny_model, x[..., p::2, q::2].contiguous(), sigma=0.3, label=0)[0]
+    expected, _ = tasks.denoise(tiny_model, merged, sigma=tasks.SPREAD_CLEANUP * 0.3, label=0, seed=0)
+    assert used == 0.3
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(out, tasks.denoise(tiny_model, x, sigma=0.3, label=0)[0], atol=1e-3)
+    seen: list[TileProgress] = []
+    t = Tiling(16, 4, 64)
+    tasks.denoise(tiny_model, photo(), sigma=0.2, label=0, tiling=t, on_tiles=seen.append, spread=True)
+    ends = [i for i, p in enumerate(seen) if p.done == p.total]  # an evaluation's last tile batch
+    assert len(ends) == 2 and [p.done for p in seen[: ends[0] + 1]] == list(range(1, ends[0] + 2))
+    assert sum(p.tiles for p in seen[: ends[0] + 1]) == 4 * count_tiles(35, 50, t)  # the phases, 50x35 each
+    assert sum(p.tiles for p in seen[ends[0] + 1 :]) == count_tiles(70, 100, t)
+    check_request(Limits(70 * 100 * 2 / 1e6), "cpu", 1, 70, 100, 2)
+    with pytest.raises(ValueError, match="too large|megapixel"):
+        tasks.denoise(tiny_model, photo(), sigma=0.2, label=0, tiling=t, limits=Limits(70 * 100 * 1.5 / 1e6),
+                      spread=True)
+    tasks.denoise(tiny_model, photo(), sigma=0.2, label=0, tiling=t, limits=Limits(70 * 100 * 1.5 / 1e6))
 
 
 def test_inpaint_keeps_every_unmasked_byte(tiny_model: Denoiser) -> None:
