@@ -27,6 +27,7 @@ from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GR
                            estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, read_noise, robust_sigma,
                            through_jpeg, windows)
 from editing.precond import Denoiser
+from editing.tiling import phase_merge, phase_split
 from training.photos import load_heldout
 
 SIGMAS_255 = (5, 10, 15, 25, 50)  # Gaussian std on the 0-255 scale; x / 127.5 on the engine's [-1, 1]
@@ -369,7 +370,9 @@ RAW_SIGMA_255 = 15
 DEMOSAICS = (("bilinear", cv2.COLOR_BayerBG2RGB), ("edge-aware", cv2.COLOR_BayerBG2RGB_EA))
 BY_HAND = (0.75, 1.0)  # the teacher's level, a multiple of the raw noise's
 CBM3D_BY_HAND = (1.0, 1.5)  # CBM3D's
-STUDIO = "teacher at the level read (the studio)"
+BEFORE = "teacher at the level read, per pixel (before)"
+NO_WHOLE_PASS = "teacher on the 2x2 phases at the level read, no whole-image pass"
+STUDIO = "teacher on the 2x2 phases at the level read, then the whole (the studio)"
 
 
 def mosaic(images: torch.Tensor) -> np.ndarray:
@@ -391,10 +394,28 @@ def demosaic(raw: np.ndarray, code: int) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(0, 3, 1, 2) * 2 - 1
 
 
-def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+def write_demosaiced_crops(out: Path, noisy: torch.Tensor, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
+                           zoom: int = 2) -> None:
+    """The crop whose denoise gains most on the phases over per pixel: noisy, per pixel, the studio's, CBM3D at its
+    best level, clean, side by side at `zoom` x (nearest), as `demosaiced-noise.png` (and `demosaiced-noise.txt`)."""
+    gains = psnr(outputs[STUDIO], clean) - psnr(outputs[BEFORE], clean)
+    i = int(gains.argmax())
+    cbm3d_best = f"CBM3D at {CBM3D_BY_HAND[-1]:g} x the raw level, by hand"
+    panels = {"noisy": noisy, **{k: outputs[k] for k in (BEFORE, STUDIO, cbm3d_best)}, "clean": clean}
+    strip = np.concatenate([to_uint8(F.interpolate(image[i : i + 1].float(), scale_factor=zoom, mode="nearest"))[0]
+                            for image in panels.values()], axis=1)
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(strip).save(out / "demosaiced-noise.png")
+    (out / "demosaiced-noise.txt").write_text(" | ".join(panels) + f" (crop {i}, {float(gains[i]):.1f} dB gained)\n")
+
+
+def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int,
+                           crops_to: Path | None = None) -> Table:
     """A camera's noise added to the mosaic, then demosaiced: correlated between neighbouring pixels, unlike the
-    white noise the models were trained on and the estimate reads. The studio's reading and its denoise, the teacher
-    at levels set by hand, CBM3D at levels set by hand, against the clean mosaic demosaiced alike."""
+    white noise the models were trained on and the estimate reads. The studio's reading and its denoise on the
+    image's 2x2 phase sub-images (tasks.denoise(spread=True)) against the same level per pixel and on the phases
+    alone; the teacher and CBM3D at levels set by hand; against the clean mosaic demosaiced alike. `crops_to`: where
+    the bilinear crop that gains most on the phases is written beside the others' (`demosaiced-noise.png`)."""
     table = Table("demosaiced_noise", "Denoising a camera's noise after demosaicing (correlated between neighbours)",
                   ["demosaicing", "method", "level read / raw level (mean)", "PSNR dB", "SSIM"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():
@@ -412,26 +433,35 @@ def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, cro
         for i in range(len(noisy)):
             one = noisy[i : i + 1]
             reading = read_noise(one)
-            ratios.append(float(np.mean(reading.level.sigmas)) / white)
+            level = reading.level
+            ratios.append(float(np.mean(level.sigmas)) / white)
+            rows.setdefault(BEFORE, []).append(tasks.denoise(teacher, one, sigma=level)[0].float().cpu())
+            phases = tasks.denoise(teacher, phase_split(one, tasks.SPREAD_PHASES), sigma=level)[0]
+            rows.setdefault(NO_WHOLE_PASS, []).append(phase_merge(phases, tasks.SPREAD_PHASES).float().cpu())
             rows.setdefault(STUDIO, []).append(
-                tasks.denoise(teacher, one, sigma=reading.level)[0].float().cpu())
+                tasks.denoise(teacher, one, sigma=level, spread=reading.spread)[0].float().cpu())
             for k in BY_HAND:
                 rows.setdefault(f"teacher at {k:g} x the raw level, by hand", []).append(
-                    tasks.denoise(teacher, one, sigma=k * white)[0].float().cpu())
+                    tasks.denoise(teacher, one, sigma=k * white, spread=reading.spread)[0].float().cpu())
             for k in CBM3D_BY_HAND:
                 rows.setdefault(f"CBM3D at {k:g} x the raw level, by hand", []).append(cbm3d(one, k * white))
-        for method, outs in rows.items():
-            out = torch.cat(outs)
+        outputs = {method: torch.cat(outs) for method, outs in rows.items()}
+        for method, out in outputs.items():
             read = sum(ratios) / len(ratios) if method == STUDIO else float("nan")
             table.add(name, method, read, float(psnr(out, clean).mean()), float(ssim(out, clean).mean()))
+        if crops_to is not None and code == DEMOSAICS[0][1]:
+            write_demosaiced_crops(crops_to, noisy, clean, outputs)
     table.notes.append(
         f"{len(clean_rgb)} crops of the held-out photos ({CROP} px), mosaicked RGGB, Gaussian noise of "
         f"{RAW_SIGMA_255}/255 added to the mosaic, demosaiced by OpenCV (16-bit) and saved as 8 bits; PSNR and SSIM on "
         "[-1, 1] against the clean mosaic demosaiced alike (the demosaicing's own error is not counted). The studio "
         "reads the noise with editing.noise.read_noise (Immerkaer's 3x3 Laplacian on flat windows, which cancels on "
-        "a bilinear interpolation, and where that reads under half of the level on the 2x2 means' chroma, the latter) "
-        "and runs the photo teacher's one evaluation at it; 'by hand': the level a user "
-        "would set, as a multiple of the raw noise's std. CBM3D: its default profile.")
+        "a bilinear interpolation, and where that reads under half of the level on the 2x2 means' chroma, the latter: "
+        "'spread') and runs the photo teacher on the crop's four 2x2 phase sub-images (pixel-shuffle downsampling, "
+        "Zhou et al. 2020: neighbours there lie 2 px apart, where the noise is nearly white), then once over the "
+        f"whole crop at {tasks.SPREAD_CLEANUP:g} x the level (tasks.denoise(spread=True)); 'per pixel': one evaluation "
+        "on the crop as it is, as the studio did; 'by hand': the level a user would set, as a multiple of the raw "
+        "noise's std (the studio's method). CBM3D: its default profile.")
     return table
 
 

@@ -20,7 +20,7 @@ from editing.runtimes import eager_unet, installed_backend
 from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_speed", "photo_crops", "photos", "load",
-            "noise", "camera_noise", "saved", "browser")
+            "noise", "camera_noise", "demosaiced_noise", "saved", "browser")
 
 
 @dataclass(frozen=True)
@@ -167,14 +167,18 @@ def run(options: Options) -> dict:
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(photo_denoise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if few else 4))
         tables.append(large_photo_table(options.photo_data))
-    if section("camera_noise"):  # a camera's noise, larger in the shadows: one level vs its curve; demosaiced
-        from benchmarks.noise import camera_noise_table, demosaiced_noise_table, spread_reading_table
+    if section("camera_noise"):  # a camera's noise, larger in the shadows: one level vs its curve
+        from benchmarks.noise import camera_noise_table
 
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(camera_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
                                          1 if budget is QUICK else 4, None if budget is QUICK else options.crops_dir))
+    if section("demosaiced_noise"):  # and after demosaicing, spread over neighbouring pixels
+        from benchmarks.noise import demosaiced_noise_table, spread_reading_table
+
+        photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(demosaiced_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
-                                             1 if budget is QUICK else 2))
+                                             1 if budget is QUICK else 2, None if budget is QUICK else options.crops_dir))
         tables.append(spread_reading_table(options.photo_data, 1 if budget is QUICK else 2))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table

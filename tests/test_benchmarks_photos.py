@@ -167,7 +167,8 @@ def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, 
 
 def test_demosaiced_noise_table_reads_the_spread_noise_near_its_raw_level(tmp_path: Path,
                                                                           cbm3d_told: list[float]) -> None:
-    from benchmarks.noise import BY_HAND, CBM3D_BY_HAND, DEMOSAICS, STUDIO, demosaic, demosaiced_noise_table, mosaic
+    from benchmarks.noise import (BEFORE, BY_HAND, CBM3D_BY_HAND, DEMOSAICS, NO_WHOLE_PASS, STUDIO, demosaic,
+                                  demosaiced_noise_table, mosaic)
 
     # the mosaic keeps each pixel's own colour of RGGB, and a flat colour demosaics back to itself
     flat = torch.tensor([0.2, -0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
@@ -177,8 +178,8 @@ def test_demosaiced_noise_table_reads_the_spread_noise_near_its_raw_level(tmp_pa
         torch.testing.assert_close(demosaic(raw, code), flat.float(), atol=2e-4, rtol=0)
 
     teacher = tiny_photo_teacher(tmp_path / "photo-edm")
-    table = demosaiced_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
-    methods = {"the upload", STUDIO,
+    table = demosaiced_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1, tmp_path / "crops")
+    methods = {"the upload", BEFORE, NO_WHOLE_PASS, STUDIO,
                *(f"teacher at {k:g} x the raw level, by hand" for k in BY_HAND),
                *(f"CBM3D at {k:g} x the raw level, by hand" for k in CBM3D_BY_HAND)}
     for name, _ in DEMOSAICS:
@@ -188,6 +189,10 @@ def test_demosaiced_noise_table_reads_the_spread_noise_near_its_raw_level(tmp_pa
         # correlated between neighbours, per pixel it reads low; the 2x2 chroma reading is taken instead
         assert 0.6 < read < 1.1, (name, read)
     assert len(cbm3d_told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
+    # the figure: noisy, per pixel, the studio's, CBM3D, clean, each 128 px crop at 2x
+    assert Image.open(tmp_path / "crops" / "demosaiced-noise.png").size == (5 * 256, 256)
+    legend = (tmp_path / "crops" / "demosaiced-noise.txt").read_text()
+    assert legend.startswith(f"noisy | {BEFORE} | {STUDIO} | CBM3D at ") and "| clean (crop " in legend
     missing = demosaiced_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
 
