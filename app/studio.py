@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -448,6 +449,36 @@ class Studio(Registry):
         return self._estimate(model, image, variations, whole_image(evaluations), factor,
                               fewer=(evaluations, whole_image)).text
 
+    def denoise_estimate(self, model: str | None, image: Any, refine_steps: Any) -> str:
+        """`estimate` for Denoise: what `plan_denoise` will run over the whole upload, from its noise as Denoise reads
+        it (kept for the run): one evaluation more where the noise is spread over neighbouring pixels, and the
+        bootstrap's squares where it measures the level (a JPEG's or a grey image's noise)."""
+        try:
+            entry = self.entry(model)
+            evaluations = 1 + parse_count(refine_steps or 0, "refinement steps", 0, MAX_REFINE_STEPS)
+            reading = self.noise_reading(image, forms.load_upload_full(image, "image").tensor) \
+                if entry.param.tiled and image else None
+        except (ValueError, OSError):
+            return ""
+        if reading is None:
+            return self.estimate(model, image, None, evaluations=evaluations)
+        runs = evaluations + reading.spread
+        bootstrap = reading.unlike_training
+
+        def passes(height: int, width: int) -> list[Pass]:
+            return [Pass(height, width, runs), *(tasks.denoise_scale_passes(height, width, evaluations)
+                                                 if bootstrap else [])]
+
+        return self._estimate(model, image, 1, passes, fewer=(runs, whole_image)).text
+
+    def noise_reading(self, image: Any, full: torch.Tensor) -> noise.NoiseReading:
+        """An upload's noise as Denoise reads it on a photo model (editing.noise.read_noise), `full` the upload at
+        its own size (or as far as it was reduced as it was read), kept a while for the request that follows."""
+        size = tuple(full.shape[-2:])
+        jpeg = images.jpeg_compression(image) if size == images.image_size(image) else None
+        key = file_identity(image)
+        return self.recent.get(key and ("reading", key, size, True), lambda: noise.read_noise(full, jpeg))
+
     def superresolve_steps(self, name: str, steps: str | None, height: int, width: int, factor: int,
                            outputs: int) -> tuple[Schedule, str]:
         """Super-resolve's schedule for a result `factor` x a height x width image (1 in restore mode, which
@@ -540,8 +571,9 @@ class Studio(Registry):
         per_tile = self.seconds_per_tile(entry.name)
         seconds = outputs * sum(count_tiles(p.height, p.width, tiling) * p.evaluations for p in runs) * per_tile
         shrunk = " (downscaled to fit this studio's limits)" if (h, w) != (size[0] * factor, size[1] * factor) else ""
-        work = " + ".join(f"{count_tiles(p.height, p.width, tiling)} tiles x {p.evaluations} evaluation(s)"
-                          for p in runs)
+        counts = Counter((count_tiles(p.height, p.width, tiling), p.evaluations) for p in runs)  # in order
+        work = " + ".join(f"{f'{n} x ' if n > 1 else ''}{tiles} tiles x {evaluations} evaluation(s)"
+                          for (tiles, evaluations), n in counts.items())
         return Estimate(h, w, seconds, f"**About {seconds:.0f} s** on this {self.runtime.device.type}: {w}x{h} "
                                        f"output{shrunk}, {work} x {outputs} output(s) at {1e3 * per_tile:.0f} ms "
                                        "per tile")
@@ -837,8 +869,8 @@ class Studio(Registry):
         # shadows), a JPEG's through its own compression (editing.noise.read_noise); the emoji square as one level.
         jpeg = images.jpeg_compression(image)
         upload_key = file_identity(image)
-        reading = self.recent.get(upload_key and ("reading", upload_key, size, tiled), lambda: noise.read_noise(
-            full.tensor, jpeg if own_size else None, as_curve=tiled))
+        reading = self.noise_reading(image, full.tensor) if tiled else noise.read_noise(
+            full.tensor, jpeg if own_size else None, as_curve=False)
         override = float(sigma) if sigma is not None and float(sigma) >= 0 else None
         # Noise spread over neighbouring pixels is denoised on the image's phase sub-images, at half the photo's scale
         # (a photo model's crops include such), plus a pass over the whole image: one evaluation more.

@@ -116,6 +116,12 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     assert result.scale == scale and result.used == pytest.approx(result.estimated * scale)
     assert any(n.startswith(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x")
                for n in result.notes) == (scale != 1.0)
+    # the time shown before it runs counts the bootstrap's squares beside the image
+    tiling = default_tiling(studio.resolution("photo-cm"))
+    squares = tasks.denoise_scale_passes(128, 128, 1)  # 64 px each
+    assert len(squares) > 1 and (f"{count_tiles(128, 128, tiling)} tiles x 1 evaluation(s) + {len(squares)} x "
+                                 f"{count_tiles(64, 64, tiling)} tiles x 1 evaluation(s) x 1 output(s)"
+                                 ) in studio.denoise_estimate("photo-cm", str(jpeg), 0)
     Image.fromarray(noisy).save(png_path)
     as_png = studio.denoise("photo-cm", None, str(png_path), None, 0, 0)
     assert abs(as_png.estimated * 127.5 - 10) < 1 and not any("JPEG" in n for n in as_png.notes)
@@ -181,6 +187,12 @@ def test_a_camera_s_demosaiced_noise_is_denoised_on_the_phase_sub_images(studio:
     plain = studio.denoise("photo-cm", None, str(white), None, 0, 0)
     assert not any("phase sub-images" in n for n in plain.notes)
     assert any(n.startswith("used sigma") and "1 evaluation(s)" in n for n in plain.notes)
+    # the time shown before it runs counts the phases' evaluation (and, with refinement, its steps)
+    tiles = count_tiles(128, 192, default_tiling(studio.resolution("photo-cm")))
+    assert f"{tiles} tiles x 2 evaluation(s) x 1 output(s)" in studio.denoise_estimate("photo-cm", str(path), 0)
+    assert f"{tiles} tiles x 4 evaluation(s) x 1 output(s)" in studio.denoise_estimate("photo-cm", str(path), 2)
+    assert f"{tiles} tiles x 1 evaluation(s) x 1 output(s)" in studio.denoise_estimate("photo-cm", str(white), 0)
+    assert studio.denoise_estimate("photo-cm", str(tmp_path / "missing.png"), 0) == ""
 
 
 def test_the_add_noise_helper_makes_a_camera_s_noise_that_denoise_reads_as_a_curve(studio: Studio,

@@ -55,7 +55,7 @@ def create_tab(studio: Studio, model: gr.Dropdown, style: gr.Dropdown, examples:
                                      info="0: one evaluation; more: re-noise and denoise again, sharper")
                 seed = seed_row("denoise")
                 time_estimate(studio, "denoise", [image, refine, model],
-                              lambda i, rf, m: studio.estimate(m, i, None, evaluations=1 + int(rf or 0)))
+                              lambda i, rf, m: studio.denoise_estimate(m, i, rf))
                 with gr.Row():
                     run = gr.Button("Denoise", variant="primary", scale=3)
                     stop_slot = gr.Column(scale=1, min_width=80)
