@@ -396,17 +396,21 @@ def demosaic(raw: np.ndarray, code: int) -> torch.Tensor:
 
 def write_demosaiced_crops(out: Path, noisy: torch.Tensor, clean: torch.Tensor, outputs: dict[str, torch.Tensor],
                            zoom: int = 2) -> None:
-    """The crop whose denoise gains most on the phases over per pixel: noisy, per pixel, the studio's, CBM3D at its
-    best level, clean, side by side at `zoom` x (nearest), as `demosaiced-noise.png` (and `demosaiced-noise.txt`)."""
+    """Two crops: the one at the median gain of the phases over per pixel, and the most detailed (the largest mean
+    gradient of the clean crop): noisy, per pixel, the studio's, CBM3D at its best level, clean, side by side at
+    `zoom` x (nearest), one crop a row, as `demosaiced-noise.png` (and its legend, `demosaiced-noise.txt`)."""
     gains = psnr(outputs[STUDIO], clean) - psnr(outputs[BEFORE], clean)
-    i = int(gains.argmax())
+    detail = (clean.diff(dim=-1).abs().mean((1, 2, 3)) + clean.diff(dim=-2).abs().mean((1, 2, 3)))
+    picks = [int(gains.argsort()[len(gains) // 2]), int(detail.argmax())]
     cbm3d_best = f"CBM3D at {CBM3D_BY_HAND[-1]:g} x the raw level, by hand"
     panels = {"noisy": noisy, **{k: outputs[k] for k in (BEFORE, STUDIO, cbm3d_best)}, "clean": clean}
-    strip = np.concatenate([to_uint8(F.interpolate(image[i : i + 1].float(), scale_factor=zoom, mode="nearest"))[0]
-                            for image in panels.values()], axis=1)
+    rows = [np.concatenate([to_uint8(F.interpolate(image[i : i + 1].float(), scale_factor=zoom, mode="nearest"))[0]
+                            for image in panels.values()], axis=1) for i in picks]
     out.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(strip).save(out / "demosaiced-noise.png")
-    (out / "demosaiced-noise.txt").write_text(" | ".join(panels) + f" (crop {i}, {float(gains[i]):.1f} dB gained)\n")
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out / "demosaiced-noise.png")
+    (out / "demosaiced-noise.txt").write_text(
+        " | ".join(panels) + f" (rows: crop {picks[0]}, the median gain, {float(gains[picks[0]]):.1f} dB; crop "
+        f"{picks[1]}, the most detailed, {float(gains[picks[1]]):.1f} dB)\n")
 
 
 def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int,
@@ -415,7 +419,7 @@ def demosaiced_noise_table(teacher: Denoiser | None, why: str, folder: Path, cro
     white noise the models were trained on and the estimate reads. The studio's reading and its denoise on the
     image's 2x2 phase sub-images (tasks.denoise(spread=True)) against the same level per pixel and on the phases
     alone; the teacher and CBM3D at levels set by hand; against the clean mosaic demosaiced alike. `crops_to`: where
-    the bilinear crop that gains most on the phases is written beside the others' (`demosaiced-noise.png`)."""
+    two bilinear crops are written with every method's result (`write_demosaiced_crops`)."""
     table = Table("demosaiced_noise", "Denoising a camera's noise after demosaicing (correlated between neighbours)",
                   ["demosaicing", "method", "level read / raw level (mean)", "PSNR dB", "SSIM"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():

@@ -190,9 +190,10 @@ def test_demosaiced_noise_table_reads_the_spread_noise_near_its_raw_level(tmp_pa
         assert 0.6 < read < 1.1, (name, read)
     assert len(cbm3d_told) == 2 * len(DEMOSAICS) * len(CBM3D_BY_HAND)
     # the figure: noisy, per pixel, the studio's, CBM3D, clean, each 128 px crop at 2x
-    assert Image.open(tmp_path / "crops" / "demosaiced-noise.png").size == (5 * 256, 256)
+    assert Image.open(tmp_path / "crops" / "demosaiced-noise.png").size == (5 * 256, 2 * 256)  # two crops
     legend = (tmp_path / "crops" / "demosaiced-noise.txt").read_text()
-    assert legend.startswith(f"noisy | {BEFORE} | {STUDIO} | CBM3D at ") and "| clean (crop " in legend
+    assert legend.startswith(f"noisy | {BEFORE} | {STUDIO} | CBM3D at ") and "| clean (rows: crop " in legend
+    assert "the median gain" in legend and "the most detailed" in legend
     missing = demosaiced_noise_table(None, "no teacher", tmp_path / "photos", 1)
     assert not missing.rows and missing.notes == ["skipped: no teacher"]
 

@@ -269,9 +269,9 @@ def test_the_spread_reading_is_the_level_of_independent_noise_and_blind_to_grey_
 def test_a_reading_finds_a_camera_s_demosaiced_noise_spread_over_neighbours(code: int) -> None:
     """Demosaicing interpolates each pixel's missing colours from its neighbours, and the per-pixel estimate reads
     such noise as a fraction of its level; the reading then takes the 2x2 chroma level, 0.7-1.05 x the raw noise's
-    (the teacher denoises it best at 0.75-1 x: `python -m benchmarks --sections demosaiced_noise`), and says so.
-    White noise of the same level, a camera's white noise and a clean image are read as
-    before; a JPEG is read through its compression, not on its chroma."""
+    (on the 2x2 phases the teacher denoises it best near 0.75 x: `python -m benchmarks --sections demosaiced_noise`),
+    and says so. White noise of the same level, a camera's white noise and a clean image are read as before; a JPEG
+    is read through its compression, not on its chroma."""
     clean = ramp(128, 256)
     raw_sigma = 10 / 127.5
     reading = read_noise(demosaiced_upload(clean, raw_sigma, 5, code))
