@@ -35,7 +35,7 @@ from app.request import (Cancels, CompareResult, CompareRow, Deadline, DenoiseRe
                          tile_callback, write_animation)
 from editing import images, metrics, noise, tasks
 from editing.images import FullImage
-from editing.limits import Limits, Pass, check_passes, device_limits
+from editing.limits import Limits, Pass, check_passes, device_limits, within
 from editing.models import ModelLoadError, Runtime, edits_use_teacher
 from editing.precond import Denoiser, Parameterization
 from editing.operators import grayscale
@@ -238,10 +238,12 @@ class DenoisePlan:
     grey: bool
     override: bool
     spread: bool  # noise spread over neighbouring pixels: run on the 2x2 phase sub-images (tasks.denoise)
+    draws: int  # > 1, or 1 with `added`: a JPEG's noise, each evaluation the mean of `draws` under added noise
+    added: float  # white noise added per draw, x the level (tasks.averaged_over_added_noise); 0: none
 
     @property
     def evaluations(self) -> int:
-        return 1 + self.refine_steps + self.spread
+        return (1 + self.refine_steps) * self.draws + self.spread
 
     def run(self, x: torch.Tensor, limits: Limits) -> tuple[torch.Tensor, float]:
         """`x` (the fitted upload, or a window of it) denoised at the plan's level; and the sigma the model ran at."""
@@ -249,7 +251,7 @@ class DenoisePlan:
         out, used = tasks.denoise(self.model, pad_to(x, prep.resolution, prep.resolution), sigma=self.level,
                                   refine_steps=self.refine_steps, seed=prep.seed, label=prep.label,
                                   on_tiles=prep.tiles(self.evaluations), limits=limits, grey=self.grey,
-                                  spread=self.spread)
+                                  spread=self.spread, added=self.added, draws=self.draws)
         return out[..., : x.shape[-2], : x.shape[-1]], used
 
     def describe(self, used: float) -> str:
@@ -258,6 +260,10 @@ class DenoisePlan:
             evaluations = (f"on its 2x2 phase sub-images (neighbours there lie 2 px apart, where its noise is nearly "
                            f"white), then once over the whole image at {tasks.SPREAD_CLEANUP:g} x that level: "
                            f"{evaluations}")
+        if self.added:
+            evaluations = (f"the mean of {self.draws} denoise(s), each under white noise of {self.added:g} x that "
+                           f"level added (a JPEG's noise, which its compression shaped, is then mostly the Gaussian "
+                           f"noise the model was trained on): {evaluations}")
         if self.override:
             return f"used sigma = {used:.4f} (override); {evaluations}"
         if self.level.is_constant:
@@ -451,18 +457,20 @@ class Studio(Registry):
 
     def denoise_estimate(self, model: str | None, image: Any, refine_steps: Any) -> str:
         """`estimate` for Denoise: what `plan_denoise` will run over the whole upload, from its noise as Denoise reads
-        it (kept for the run): one evaluation more where the noise is spread over neighbouring pixels, and the
-        bootstrap's squares where it measures the level (a JPEG's or a grey image's noise)."""
+        it (kept for the run): one evaluation more where the noise is spread over neighbouring pixels, a JPEG's draws,
+        and the bootstrap's squares where it measures the level (a grey image's noise)."""
         try:
             entry = self.entry(model)
             evaluations = 1 + parse_count(refine_steps or 0, "refinement steps", 0, MAX_REFINE_STEPS)
-            reading = self.noise_reading(image, forms.load_upload_full(image, "image").tensor) \
-                if entry.param.tiled and image else None
+            full = forms.load_upload_full(image, "image").tensor if entry.param.tiled and image else None
+            reading = self.noise_reading(image, full) if full is not None else None
         except (ValueError, OSError):
             return ""
-        if reading is None:
+        if full is None or reading is None:
             return self.estimate(model, image, None, evaluations=evaluations)
-        runs = evaluations + reading.spread
+        size = tuple(full.shape[-2:])
+        draws = self.denoise_draws(entry.name, 1, size, evaluations) if reading.averaged else 1
+        runs = evaluations * draws + reading.spread
         bootstrap = reading.unlike_training
 
         def passes(height: int, width: int) -> list[Pass]:
@@ -848,6 +856,19 @@ class Studio(Registry):
         prep.notes.append(added)
         return result.files[0], prep.notes
 
+    def keeps_size(self, name: str, outputs: int, size: tuple[int, int] | None, passes: list[Pass]) -> bool:
+        """Whether a request of `outputs` x `passes` on model `name` fits this studio's limits, and, for a `size` (a
+        tiled model's upload), at that size: not downscaled by the budget or by the time per tile."""
+        if not within(self.limits, self.runtime.device, outputs, passes):
+            return False
+        return size is None or self.fitted_size(name, *size, outputs, lambda h, w: passes) == size
+
+    def denoise_draws(self, name: str, outputs: int, size: tuple[int, int], evaluations: int) -> int:
+        """How many draws a JPEG's averaged denoise (tasks.averaged_over_added_noise) of `evaluations` each takes on
+        an upload of `size`: the most, up to AVERAGED_DRAWS, that keep it at that size (one still gains over none)."""
+        return next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1)
+                     if self.keeps_size(name, outputs, size, [Pass(*size, k * evaluations)])), 1)
+
     def plan_denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None,
                      refine_steps: float, seed: float, on_step: OnStep | None = None, *,
                      mode: str | None = "auto") -> DenoisePlan:
@@ -875,21 +896,24 @@ class Studio(Registry):
         # Noise spread over neighbouring pixels is denoised on the image's phase sub-images, at half the photo's scale
         # (a photo model's crops include such), plus a pass over the whole image: one evaluation more.
         spread = reading.spread and tiled
-        evaluations += spread
-        # A JPEG's or a grey image's noise is not the white noise the models were trained on, and is best denoised at
-        # a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and saved as the
-        # file was: when the studio's limits take it beside the image at its own size, never at the cost of the
-        # image's size. A JPEG downscaled here no longer carries its compression: not measured.
+        # A colour JPEG's noise is denoised under more white noise, the mean of up to AVERAGED_DRAWS draws: as many as
+        # keep the image at its own size within the studio's limits (one still gains over none).
+        added, draws = (tasks.AVERAGED_ADDED, 1) if reading.averaged and tiled else (0.0, 1)
+        if added:
+            draws = self.denoise_draws(prep.entry.name, prep.count, size, evaluations)
+            if draws < tasks.AVERAGED_DRAWS:
+                prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draw(s), not "
+                                  f"{tasks.AVERAGED_DRAWS}: more would not fit this studio's limits at its own size")
+        evaluations = evaluations * draws + spread
+        # A grey image's noise (a grey JPEG's too) is not the white noise the models were trained on, and is best
+        # denoised at a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and
+        # saved as the file was: when the studio's limits take it beside the image at its own size, never at the cost
+        # of the image's size. A JPEG downscaled here no longer carries its compression: not measured.
         bootstrap: list[Pass] = []
         if override is None and reading.unlike_training and (own_size or jpeg is None):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
-            with_bootstrap = [Pass(*size, evaluations), *bootstrap]
-            try:
-                prep.admit(evaluations, passes=with_bootstrap)
-                room = not tiled or self.fitted_size(prep.entry.name, *size, prep.count,
-                                                     lambda h, w: with_bootstrap) == size
-            except ValueError:
-                room = False
+            room = self.keeps_size(prep.entry.name, prep.count, size if tiled else None,
+                                   [Pass(*size, evaluations), *bootstrap])
             if not room:
                 prep.notes.append(f"{reading.kind}: the level its noise is best denoised at was not measured (this "
                                   "studio's limits leave no room for it beside the image at its own size); denoised at "
@@ -911,7 +935,7 @@ class Studio(Registry):
             raise ValueError("refinement steps need the sharp mode (the consistency model)")
         model_name = teacher.name if faithful else prep.entry.name
         model_ = self.load(model_name)
-        prep.notes.append(f"faithful: one evaluation of the teacher {teacher.name}, the MMSE estimate" if faithful
+        prep.notes.append(f"faithful: the teacher {teacher.name}'s D(x, sigma), the MMSE estimate" if faithful
                           else "sharp: the consistency model")
         scale = 1.0
         if bootstrap:
@@ -935,7 +959,7 @@ class Studio(Registry):
         # The estimate shown is the one used: denoise is handed it rather than estimating it again.
         level = estimated.scaled(scale) if override is None else noise.NoiseCurve.constant(override)
         return DenoisePlan(prep, upload, header_size, model_, level, estimated, scale, refine_steps, reading.grey,
-                           override is not None, spread)
+                           override is not None, spread, draws, added)
 
     def denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None, refine_steps: float,
                 seed: float, on_step: OnStep | None = None, *, mode: str | None = "auto") -> DenoiseResult:

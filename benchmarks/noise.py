@@ -21,7 +21,7 @@ from editing import tasks
 from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from benchmarks.photos import cbm3d
 from editing.metrics import psnr, ssim
-from editing.noise import (CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
+from editing.noise import (BOOTSTRAP_SIDE, CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
                            SATURATED, JpegCompression, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std,
                            camera_at_mid_grey, camera_curve, estimate_noise, estimate_noise_curve,
                            estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, read_noise, robust_sigma,
@@ -198,6 +198,57 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
                        "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "
                        "noise's std per channel.")
+    return table
+
+
+JPEG_NOISE_SIGMAS_255 = (10, 25)
+
+
+def jpeg_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per_photo: int) -> Table:
+    """A colour JPEG's noise, shaped by its compression unlike the white noise the models were trained on: the photo
+    teacher at the multiple of the level read through the file's compression that the bootstrap measures (the studio
+    before), as the mean of denoises under added white noise (tasks.averaged_over_added_noise: one draw, and
+    AVERAGED_DRAWS, the studio), against CBM3D told the true sigma and 1.5 x it."""
+    table = Table("jpeg_noise", "Denoising a JPEG's noise: the bootstrap's level vs the mean under added noise",
+                  ["upload", "true sigma", "method", "evaluations", "PSNR dB", "SSIM"])
+    if teacher is None or not (folder / "manifest.jsonl").is_file():
+        table.notes.append(f"skipped: {why if teacher is None else f'no {folder}'}")
+        return table
+    clean = photo_crops(folder, crops_per_photo, torch.Generator().manual_seed(90))
+    added, draws = tasks.AVERAGED_ADDED, tasks.AVERAGED_DRAWS
+    for quality in JPEG_QUALITIES:
+        saved = compression(quality)
+        g = torch.Generator().manual_seed(91)
+        for s255 in JPEG_NOISE_SIGMAS_255:
+            file = upload(clean + s255 / 127.5 * torch.randn(clean.shape, generator=g), quality)
+            rows: dict[tuple[str, int], list[torch.Tensor]] = {("the upload", 0): [file]}
+            for i in range(len(clean)):
+                one = file[i : i + 1]
+                level = read_noise(one, saved).level
+                scale = tasks.denoise_scale(teacher, one, level, saved)
+                bootstrap = len(tasks.denoise_scale_passes(*one.shape[-2:], 1)) * (BOOTSTRAP_SIDE / CROP) ** 2
+                rows.setdefault(("read through, x the bootstrap's multiple (before)", round(1 + bootstrap)), []).append(
+                    tasks.denoise(teacher, one, sigma=level.scaled(scale))[0])
+                for k in (1, draws):
+                    name = f"read through, the mean of {k} under {added:g} x its level added" + (
+                        " (the studio)" if k == draws else "")
+                    rows.setdefault((name, k), []).append(
+                        tasks.denoise(teacher, one, sigma=level, added=added, draws=k)[0])
+                for k in (1.0, 1.5):
+                    rows.setdefault((f"CBM3D told {k:g} x the true sigma", 0), []).append(cbm3d(one, k * s255 / 127.5))
+            for (method, evaluations), outs in rows.items():
+                out = torch.cat(outs).float().cpu()
+                table.add(f"JPEG q{quality}", s255, method, evaluations or "—", float(psnr(out, clean).mean()),
+                          float(ssim(out, clean).mean()))
+    table.notes.append(
+        f"{len(clean)} crops of the held-out photos ({CROP} px), Gaussian noise of the given std (0-255 levels), saved by "
+        "Pillow as a JPEG (4:2:0); the level read through the file's own tables (editing.noise.read_noise). 'x the "
+        "bootstrap's multiple': one evaluation of the photo teacher at the level times the multiple "
+        "tasks.denoise_scale measures on squares of the upload (its own evaluations, in 128 px crops' worth, counted "
+        f"with it); 'the mean of k': tasks.denoise(added={added:g}, draws=k), each draw the teacher on the upload under "
+        f"white noise of {added:g} x the level more, at the sum's level; the studio takes {draws} draws where its "
+        "limits keep the image's size, fewer where not. CBM3D: its default profile, told the true sigma or 1.5 x it "
+        "(on a JPEG's noise its best level is above the truth). PSNR and SSIM on [-1, 1].")
     return table
 
 

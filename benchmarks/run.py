@@ -20,7 +20,7 @@ from editing.runtimes import eager_unet, installed_backend
 from training.nets import random_denoiser
 
 SECTIONS = ("speed", "quality", "quality_sets", "edits", "scaling", "photo_speed", "photo_crops", "photos", "load",
-            "noise", "camera_noise", "demosaiced_noise", "saved", "browser")
+            "noise", "jpeg_noise", "camera_noise", "demosaiced_noise", "saved", "browser")
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,11 @@ def run(options: Options) -> dict:
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(photo_denoise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if few else 4))
         tables.append(large_photo_table(options.photo_data))
+    if section("jpeg_noise"):  # a colour JPEG's noise: the bootstrap's level vs the mean under added noise
+        from benchmarks.noise import jpeg_noise_table
+
+        photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
+        tables.append(jpeg_noise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if budget is QUICK else 2))
     if section("camera_noise"):  # a camera's noise, larger in the shadows: one level vs its curve
         from benchmarks.noise import camera_noise_table
 

@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     import torch
 
     from editing import images, io, noise, tasks
-    from editing.limits import Limits
+    from editing.limits import Limits, Pass, within
     from editing.models import edits_use_teacher, load_model, optional_schedules, resolve_runtime
     from editing.schedules import PRESETS, Schedule
     from editing.tiling import Tiling, default_tiling, pad_to, padded_run
@@ -405,7 +405,13 @@ def run(args: argparse.Namespace) -> list[Path]:
                 reading = noise.read_noise(x, images.jpeg_compression(path) if own_size else None,
                                            as_curve=given is None)
             spread = reading is not None and reading.spread and model.param.tiled
-            bar = Progress(Path(path).name, 1 + args.refine + spread)
+            # A colour JPEG's noise: the mean of up to AVERAGED_DRAWS denoises under added white noise, as many as the
+            # limits take at this size (as the studio)
+            averaged = reading is not None and reading.averaged and model.param.tiled
+            added = tasks.AVERAGED_ADDED if averaged else 0.0
+            draws = next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1) if within(
+                limits, x.device, 1, [Pass(*x.shape[-2:], k * (1 + args.refine))])), 1) if averaged else 1
+            bar = Progress(Path(path).name, (1 + args.refine) * draws + spread)
             if given is None and reading is not None:
                 notes, given = reading.notes(), reading.level
                 if reading.unlike_training:
@@ -419,7 +425,8 @@ def run(args: argparse.Namespace) -> list[Path]:
 
             def denoise(padded: torch.Tensor) -> torch.Tensor:
                 result, sigma = tasks.denoise(denoiser, padded, sigma=given, refine_steps=args.refine,
-                                              seed=args.seed, on_tiles=bar.tiles, grey=grey, spread=spread, **common)
+                                              seed=args.seed, on_tiles=bar.tiles, grey=grey, spread=spread,
+                                              added=added, draws=draws, **common)
                 found.append(sigma)
                 return result
 
@@ -427,9 +434,12 @@ def run(args: argparse.Namespace) -> list[Path]:
             sigma = found[0]
             stabilized = isinstance(given, noise.NoiseCurve) and not given.is_constant
             scale_name = "[-1, 1] scale, variance-stabilized" if stabilized else "[-1, 1] scale"
-            on_phases = (f", on its 2x2 phase sub-images (its noise is spread over neighbouring pixels), then once "
-                         f"over the whole image at {tasks.SPREAD_CLEANUP:g} x that level" if spread else "")
-            print(f"{path}: denoised at noise sigma {sigma:.4f} (on the {scale_name}){on_phases}", file=sys.stderr)
+            how = (f", on its 2x2 phase sub-images (its noise is spread over neighbouring pixels), then once over the "
+                   f"whole image at {tasks.SPREAD_CLEANUP:g} x that level" if spread else "")
+            if averaged:
+                how += (f", the mean of {draws} denoise(s) under white noise of {added:g} x that level added (a JPEG's "
+                        "noise, which its compression shaped, is then mostly the Gaussian noise the model knows)")
+            print(f"{path}: denoised at noise sigma {sigma:.4f} (on the {scale_name}){how}", file=sys.stderr)
         else:  # argparse only lets known tasks through
             raise AssertionError(task)
         bar.close()

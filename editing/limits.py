@@ -62,12 +62,18 @@ def check_request(
     check_passes(limits, device, outputs, [Pass(height, width, evaluations)])
 
 
+def within(limits: Limits | None, device: torch.device | str, outputs: int, passes: Sequence[Pass]) -> bool:
+    """Whether `check_passes` lets the request through."""
+    limits = device_limits(device) if limits is None else limits
+    return outputs * sum(p.megapixel_evaluations for p in passes) <= limits.megapixels
+
+
 def check_passes(limits: Limits | None, device: torch.device | str, outputs: int, passes: Sequence[Pass]) -> None:
     """`check_request` for a request of one or more passes per output: their megapixel-evaluations summed."""
+    if within(limits, device, outputs, passes):
+        return
     limits = device_limits(device) if limits is None else limits
     cost = outputs * sum(p.megapixel_evaluations for p in passes)
-    if cost <= limits.megapixels:
-        return
     kind = torch.device(device).type
     if len(passes) == 1:
         (one,) = passes

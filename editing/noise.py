@@ -500,10 +500,16 @@ class NoiseReading:
         return "a JPEG" if self.compression is not None else "a grey image" if self.grey else "an image"
 
     @property
+    def averaged(self) -> bool:
+        """A colour JPEG's noise, which its compression shaped unlike the white noise the models were trained on:
+        denoised under more white noise, the mean of several draws (`tasks.averaged_over_added_noise`)."""
+        return max(self.level.sigmas) > 0 and self.compression is not None and not self.grey
+
+    @property
     def unlike_training(self) -> bool:
-        """Noise unlike the white noise the models were trained on (a JPEG's, a grey image's): best denoised at a
-        multiple of its level, which `tasks.denoise_scale` measures (`bootstrap_scale`)."""
-        return max(self.level.sigmas) > 0 and (self.compression is not None or self.grey)
+        """A grey image's noise (a grey JPEG's too), unlike the white noise the models were trained on: best
+        denoised at a multiple of its level, which `tasks.denoise_scale` measures (`bootstrap_scale`)."""
+        return max(self.level.sigmas) > 0 and self.grey
 
     def notes(self) -> list[str]:
         """What was read, in sentences for the studio's notes and the CLI's messages."""

@@ -41,6 +41,8 @@ FRAMES_STREAM = "interpolate_seeds frames"  # the re-injected noise shared by ev
 PHASE_STREAM = "denoise phase"  # the grid shifts of a spread denoise's phase sub-images, one stream per phase
 SPREAD_PHASES = 2  # a spread denoise runs on 2x2 phase sub-images: a demosaicing spreads noise over 1-2 pixels
 SPREAD_CLEANUP = 0.15  # x the level: its whole-image pass, which takes out the pattern the phases leave
+ADDED_STREAM = "denoise added noise"  # the white noise an averaged denoise adds, per draw
+AVERAGED_ADDED, AVERAGED_DRAWS = 1.5, 4  # a JPEG's noise: white noise of 1.5 x its level added, 4 draws averaged
 
 
 def schedule_sigmas(model: Denoiser, schedule: Schedule) -> torch.Tensor:
@@ -413,11 +415,31 @@ def interpolate_images(
     return edit(model, a, Identity(), [seed] * frames, schedule=schedule, label=label, x=x, callback=callback)
 
 
+def averaged_over_added_noise(denoise: Denoise, added: float, draws: int,
+                              generators: Sequence[torch.Generator]) -> Denoise:
+    """The mean over `draws` draws of denoise(x + added sigma z, sqrt(1 + added^2) sigma), z white noise drawn per
+    image from `generators`. Noise the model was not trained on (a JPEG's, shaped by its compression) under more
+    white noise is mostly the Gaussian noise it was trained on, at the sum's level; the mean over draws takes back
+    most of what the added noise costs."""
+    if added < 0 or draws < 1:
+        raise ValueError(f"need added noise >= 0 and at least one draw, got {added} and {draws}")
+
+    def run(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        sigma = sigma.to(x.device, torch.float32)
+        std = (added * sigma).view(-1, *([1] * (x.dim() - 1)))
+        total = sigma * math.sqrt(1.0 + added**2)
+        outs = [denoise(x + std * randn(x.shape, generators, x.device).to(x.dtype), total).to(torch.float32)
+                for _ in range(draws)]
+        return torch.stack(outs).mean(0)
+
+    return run
+
+
 def denoise(
     model: Denoiser, noisy: torch.Tensor, *, sigma: float | NoiseCurve | None = None, refine_steps: int = 0,
     seed: int = 0, label: int | None = None, callback: Callback | None = None,
     tiling: Tiling | None = None, on_tiles: TileCallback | None = None, limits: Limits | None = None,
-    grey: bool | None = None, spread: bool = False,
+    grey: bool | None = None, spread: bool = False, added: float = 0.0, draws: int = 1,
 ) -> tuple[torch.Tensor, float]:
     """One evaluation of f at the upload's noise level (estimated on the whole image unless given), then
     optional refinement steps at lower levels of the Karras grid (Algorithm 1). Returns the image and the
@@ -428,7 +450,9 @@ def denoise(
     at `noise.denoiser_sigma` of it and the result is put back onto grey (the mean of its channels). `spread`: noise
     spread over neighbouring pixels (`noise.NoiseReading.spread`, a camera's after demosaicing), which the model runs
     on each image's 2x2 phase sub-images for (`tiling.subsampled`), then once more on the whole image at
-    SPREAD_CLEANUP x the level."""
+    SPREAD_CLEANUP x the level. `added` > 0: each evaluation is the mean of `draws`, each on the image under white
+    noise of `added` x its level more (`averaged_over_added_noise`, for a JPEG's noise: AVERAGED_ADDED and
+    AVERAGED_DRAWS); the sigma returned is the noise's own level."""
     noisy = check_images(model, noisy, "noisy image")
     if isinstance(sigma, NoiseCurve):
         if sigma.is_constant:
@@ -437,7 +461,7 @@ def denoise(
             stabilizer = Stabilizer.of(sigma)
             out, used = denoise(model, stabilizer.forward(noisy), sigma=stabilizer.sigma, refine_steps=refine_steps,
                                 seed=seed, label=label, callback=callback, tiling=tiling, on_tiles=on_tiles,
-                                limits=limits, grey=grey, spread=spread)
+                                limits=limits, grey=grey, spread=spread, added=added, draws=draws)
             return stabilizer.inverse(out), used
     p = model.param
     if sigma is None:
@@ -452,13 +476,18 @@ def denoise(
     lower = grid[(grid < sigma) & (grid > p.sigma_min)]
     pick = lower[torch.linspace(0, len(lower) - 1, refine_steps).round().long()] if refine_steps and len(lower) else lower[:0]
     sigmas = torch.cat([torch.tensor([sigma], dtype=torch.float64), pick, torch.tensor([p.sigma_min], dtype=torch.float64)])
-    check_request(limits, noisy.device, noisy.shape[0], noisy.shape[-2], noisy.shape[-1], len(sigmas) - 1 + spread)
+    draws = draws if added > 0 else 1
+    check_request(limits, noisy.device, noisy.shape[0], noisy.shape[-2], noisy.shape[-1],
+                  (len(sigmas) - 1) * draws + spread)
     seeds = [seed + i for i in range(noisy.shape[0])]
     whole = tiled_model(model, label, seeds, tiling=tiling, on_tiles=on_tiles)
     run = whole
     if spread:
         phase_seeds = [stream_seed(s, f"{PHASE_STREAM} {k}") for s in seeds for k in range(SPREAD_PHASES**2)]
         run = subsampled(tiled_model(model, label, phase_seeds, tiling=tiling, on_tiles=on_tiles), SPREAD_PHASES)
+    if added > 0:
+        added_generators = [torch.Generator().manual_seed(stream_seed(s, ADDED_STREAM)) for s in seeds]
+        run = averaged_over_added_noise(run, added, draws, added_generators)
     # f(x, sigma) with x the upload itself: it lies on a trajectory at that sigma (CM paper, Sec. 6).
     out = sample_consistency(run, noisy, sigmas.to(torch.float32), generators_for(seeds), sigma_min=p.sigma_min,
                              callback=callback)

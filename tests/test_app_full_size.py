@@ -109,19 +109,24 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     read = noise.estimate_noise_sigma(images.load_full(str(jpeg)).tensor).item()
     assert read * 127.5 < 8 and abs(result.estimated * 127.5 - 10) < 1.5  # reads low; read through: about 10
     assert any(n.startswith("a JPEG: its compression quantized") and f"({read:.4f})" in n for n in result.notes)
-    # denoised at the multiple of the level the bootstrap measures on it (editing.noise.bootstrap_scale), as the engine
+    # denoised at that level, the mean of AVERAGED_DRAWS denoises under added white noise, as the engine does it
     upload = images.load_full(str(jpeg)).tensor
-    scale = tasks.denoise_scale(studio.load("photo-cm"), upload, result.estimated,
-                                     images.jpeg_compression(str(jpeg)))
-    assert result.scale == scale and result.used == pytest.approx(result.estimated * scale)
-    assert any(n.startswith(f"a JPEG: what its compression left of the noise is best denoised at {scale:.2f} x")
-               for n in result.notes) == (scale != 1.0)
-    # the time shown before it runs counts the bootstrap's squares beside the image
-    tiling = default_tiling(studio.resolution("photo-cm"))
-    squares = tasks.denoise_scale_passes(128, 128, 1)  # 64 px each
-    assert len(squares) > 1 and (f"{count_tiles(128, 128, tiling)} tiles x 1 evaluation(s) + {len(squares)} x "
-                                 f"{count_tiles(64, 64, tiling)} tiles x 1 evaluation(s) x 1 output(s)"
-                                 ) in studio.denoise_estimate("photo-cm", str(jpeg), 0)
+    expected, _ = tasks.denoise(studio.load("photo-edm"), upload, sigma=result.estimated, added=tasks.AVERAGED_ADDED,
+                                draws=tasks.AVERAGED_DRAWS)
+    assert result.scale == 1.0 and result.used == pytest.approx(result.estimated)
+    assert np.abs(np.asarray(png(result.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
+    assert any(f"the mean of {tasks.AVERAGED_DRAWS} denoise(s), each under white noise of {tasks.AVERAGED_ADDED:g} x"
+               in n and f"{tasks.AVERAGED_DRAWS} evaluation(s)" in n for n in result.notes)
+    # the time shown before it runs counts the draws
+    tiles = count_tiles(128, 128, default_tiling(studio.resolution("photo-cm")))
+    assert f"{tiles} tiles x {tasks.AVERAGED_DRAWS} evaluation(s) x 1 output(s)" in \
+        studio.denoise_estimate("photo-cm", str(jpeg), 0)
+    # under a budget that takes only two draws at its own size, two, and a note says so
+    tight = Studio(list(studio.entries.values()), studio.runtime, limits=Limits(128 * 128 * 2.5 / 1e6),
+                   out_dir=tmp_path / "tight", request_timeout=None)
+    two = tight.denoise("photo-cm", None, str(jpeg), None, 0, 0)
+    assert any("denoised as the mean of 2 draw(s), not" in n for n in two.notes)
+    assert np.asarray(png(two.files)).shape[:2] == (128, 128)
     Image.fromarray(noisy).save(png_path)
     as_png = studio.denoise("photo-cm", None, str(png_path), None, 0, 0)
     assert abs(as_png.estimated * 127.5 - 10) < 1 and not any("JPEG" in n for n in as_png.notes)
@@ -236,19 +241,18 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
         assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
-        # the bootstrap of a JPEG's level (4 squares of 64 px, 7 evaluations) is not run at the cost of the image's
-        # size, and the note says so
-        assert any("was not measured (this studio's limits" in n for n in result.notes) == (suffix == "jpg")
+        # a JPEG's draws (each one evaluation more) are not taken at the cost of the image's size: one here, so said
+        assert any("denoised as the mean of 1 draw(s), not" in n for n in result.notes) == (suffix == "jpg")
         assert result.scale == 1.0
 
 
 def test_the_bootstrap_never_costs_an_upload_its_size(tmp_path: Path) -> None:
-    """The bootstrap of a JPEG's level (6 x 6 squares of 64 px, 7 evaluations each: 1.03 megapixel-evaluations)
+    """The bootstrap of a grey JPEG's level (6 x 6 squares of 64 px, 7 evaluations each: 1.03 megapixel-evaluations)
     runs when the studio's limits take it beside the image at its own size; where they would not, the image keeps
     its size and is denoised at the noise's level, with a note."""
     weights = tmp_path / "weights"
     make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
-    ramp = np.tile(np.linspace(40, 200, 600)[None, :, None], (600, 1, 3))
+    ramp = np.tile(np.linspace(40, 200, 600)[None, :], (600, 1))
     path = tmp_path / "large.jpg"
     Image.fromarray(np.clip(ramp + 10 * np.random.default_rng(8).standard_normal(ramp.shape), 0, 255).round()
                     .astype(np.uint8)).save(path, quality=90)
@@ -260,7 +264,7 @@ def test_the_bootstrap_never_costs_an_upload_its_size(tmp_path: Path) -> None:
         result = studio.denoise("photo-cm", None, str(path), None, 0, 0, mode="sharp")
         assert png(result.files).size == (600, 600) and not any("downscaled" in n for n in result.notes)
         assert any("was not measured (this studio's limits leave no room" in n for n in result.notes) != measured
-        assert result.used == pytest.approx(result.estimated * result.scale)
+        assert result.used == pytest.approx(3**0.5 * result.estimated * result.scale)  # along the grey direction
         if not measured:
             assert result.scale == 1.0
 
@@ -772,9 +776,11 @@ def test_a_photo_s_results_keep_its_exif(studio: Studio, tmp_path: Path) -> None
                     "Phone Maker", "2026:12:01 10:00:00", 1), path
 
 
-def noisy_ramp(path: Path, height: int, width: int, seed: int = 7) -> Path:
-    """An opaque ramp with Gaussian noise of 10 levels, saved at `path` (PNG or JPEG by its suffix)."""
-    ramp = np.tile(np.linspace(40, 200, width)[None, :, None], (height, 1, 3))
+def noisy_ramp(path: Path, height: int, width: int, seed: int = 7, *, grey: bool = False) -> Path:
+    """An opaque ramp with Gaussian noise of 10 levels, saved at `path` (PNG or JPEG by its suffix); `grey`: one
+    channel."""
+    ramp = np.tile(np.linspace(40, 200, width)[None, :], (height, 1))
+    ramp = ramp if grey else np.repeat(ramp[..., None], 3, axis=2)
     noisy = ramp + 10 * np.random.default_rng(seed).standard_normal(ramp.shape)
     Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8)).save(path, quality=90)
     return path
@@ -841,8 +847,8 @@ def test_a_preview_point_that_is_not_two_numbers_gets_a_clear_message(studio: St
 
 def test_a_preview_and_the_denoise_after_it_read_the_upload_s_noise_once(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The noise reading and a JPEG's bootstrap are kept for the upload: the preview redrawn and the Denoise that
-    follows reuse them, and land on the same level; another file is read anew."""
+    """The noise reading and a grey JPEG's bootstrap are kept for the upload: the preview redrawn and the Denoise
+    that follows reuse them, and land on the same level; another file is read anew."""
     weights = tmp_path / "weights"
     make_tiny_folder(weights / "photo-cm", R, classes=(), tiled=True)
     make_tiny_folder(weights / "photo-edm", R, classes=(), boundary="edm", seed=1, tiled=True)
@@ -861,11 +867,12 @@ def test_a_preview_and_the_denoise_after_it_read_the_upload_s_noise_once(tmp_pat
 
     counted(noise, "read_noise")
     counted(tasks, "denoise_scale")
-    path = noisy_ramp(tmp_path / "noisy.jpg", 96, 128)
+    path = noisy_ramp(tmp_path / "noisy.jpg", 96, 128, grey=True)
     first = fresh.denoise_preview("photo-cm", None, str(path), None, 0, 0)
     again = fresh.denoise_preview("photo-cm", None, str(path), None, 0, 0, [0, 0])
     result = fresh.denoise("photo-cm", None, str(path), None, 0, 0)
     assert calls == {"read_noise": 1, "denoise_scale": 1}
     assert first.used == again.used == result.used
-    fresh.denoise_preview("photo-cm", None, str(noisy_ramp(tmp_path / "other.jpg", 96, 128, seed=8)), None, 0, 0)
+    fresh.denoise_preview("photo-cm", None, str(noisy_ramp(tmp_path / "other.jpg", 96, 128, seed=8, grey=True)),
+                          None, 0, 0)
     assert calls == {"read_noise": 2, "denoise_scale": 2}

@@ -142,6 +142,30 @@ def tiny_photo_teacher(folder: Path) -> Denoiser:
     return load_model(made, Runtime(torch.device("cpu"), torch.float32, None))
 
 
+def test_jpeg_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, cbm3d_told: list[float]) -> None:
+    from benchmarks.noise import JPEG_NOISE_SIGMAS_255, JPEG_QUALITIES, jpeg_noise_table
+    from editing import tasks
+
+    teacher = tiny_photo_teacher(tmp_path / "photo-edm")
+    table = jpeg_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
+    studio = f"read through, the mean of {tasks.AVERAGED_DRAWS} under {tasks.AVERAGED_ADDED:g} x its level added (the studio)"
+    methods = {"the upload": "—", "read through, x the bootstrap's multiple (before)": 8,
+               f"read through, the mean of 1 under {tasks.AVERAGED_ADDED:g} x its level added": 1,
+               studio: tasks.AVERAGED_DRAWS, "CBM3D told 1 x the true sigma": "—", "CBM3D told 1.5 x the true sigma": "—"}
+    for quality in JPEG_QUALITIES:
+        for s255 in JPEG_NOISE_SIGMAS_255:
+            rows = [r for r in table.rows if r[0] == f"JPEG q{quality}" and r[1] == s255]
+            assert {r[2]: r[3] for r in rows} == methods
+            assert all(np.isfinite(r[4]) and 0 < r[5] <= 1 for r in rows)
+            upload = next(r for r in rows if r[2] == "the upload")
+            assert next(r for r in rows if r[2].startswith("CBM3D"))[4] == upload[4]  # the fake CBM3D: its input
+    crops = int(table.notes[0].split()[0])
+    assert sorted(set(cbm3d_told)) == sorted({k * s / 127.5 for k in (1.0, 1.5) for s in JPEG_NOISE_SIGMAS_255})
+    assert len(cbm3d_told) == 2 * crops * len(JPEG_QUALITIES) * len(JPEG_NOISE_SIGMAS_255)
+    missing = jpeg_noise_table(None, "no teacher", tmp_path / "photos", 1)
+    assert not missing.rows and missing.notes == ["skipped: no teacher"]
+
+
 def test_camera_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, cbm3d_told: list[float]) -> None:
     from benchmarks.noise import CAMERAS, camera_noise_table
 

@@ -172,6 +172,49 @@ def test_denoise(tiny_model: Denoiser) -> None:
             tasks.denoise(tiny_model, noisy, label=0, **bad)
 
 
+def test_averaged_over_added_noise_is_the_mean_of_denoises_under_the_drawn_noise() -> None:
+    """Each draw: white noise of added x sigma from the image's own generator on top, the denoiser at
+    sqrt(1 + added^2) x sigma; the mean of the draws. Checked with a denoiser that records its inputs."""
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    sigma = torch.tensor([0.1, 0.3])
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def record(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        seen.append((v.clone(), s.clone()))
+        return v * 0.5 + s.view(-1, 1, 1, 1)
+
+    generators = [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]
+    out = tasks.averaged_over_added_noise(record, 1.5, 3, generators)(x, sigma)
+    again = [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]
+    expected = torch.zeros_like(x)
+    for v, s in seen:
+        z = torch.stack([torch.randn(3, 8, 8, generator=g) for g in again])
+        torch.testing.assert_close(v, x + 1.5 * sigma.view(-1, 1, 1, 1) * z)
+        torch.testing.assert_close(s, sigma * 3.25**0.5)
+        expected += (v * 0.5 + s.view(-1, 1, 1, 1)) / 3
+    assert len(seen) == 3
+    torch.testing.assert_close(out, expected)
+    for bad in ((-0.1, 2), (1.0, 0)):
+        with pytest.raises(ValueError, match="added noise"):
+            tasks.averaged_over_added_noise(record, *bad, generators)
+
+
+def test_denoise_with_added_noise_runs_draws_evaluations_and_returns_the_noise_s_level(tiny_model: Denoiser) -> None:
+    noisy = painting(5) + 0.1 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    out, used = tasks.denoise(tiny_model, noisy, sigma=0.2, label=0, added=1.5, draws=3)
+    assert used == 0.2 and not torch.equal(out, tasks.denoise(tiny_model, noisy, sigma=0.2, label=0)[0])
+    torch.testing.assert_close(out, tasks.denoise(tiny_model, noisy, sigma=0.2, label=0, added=1.5, draws=3)[0])
+    steps: list = []
+    tasks.denoise(tiny_model, noisy, sigma=0.2, label=0, added=1.5, draws=3, refine_steps=1, callback=steps.append)
+    assert len(steps) == 2  # one step per evaluation of the schedule; each of them the mean of 3 draws
+    from editing.limits import Limits
+    with pytest.raises(ValueError, match="megapixel"):  # 3 draws x 2 evaluations of 16x16
+        tasks.denoise(tiny_model, noisy, sigma=0.2, label=0, added=1.5, draws=3, refine_steps=1,
+                      limits=Limits(16 * 16 * 5.5 / 1e6))
+    tasks.denoise(tiny_model, noisy, sigma=0.2, label=0, added=1.5, draws=3, refine_steps=1,
+                  limits=Limits(16 * 16 * 6 / 1e6))
+
+
 def test_heun_baseline_shapes_and_determinism(tiny_model: Denoiser) -> None:
     steps_seen: list[int] = []
     a = tasks.heun_baseline(tiny_model, [0, 1], steps=3, label=0, callback=lambda s: steps_seen.append(s.index))
