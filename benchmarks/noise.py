@@ -155,7 +155,7 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
             if quality is not None:
                 through = read_through(quality)(file)
                 choices += [("read through the JPEG", through),
-                            ("read through, x the bootstrap's multiple (the studio)",
+                            ("read through, x the bootstrap's multiple (the studio's, before the jpeg_noise table)",
                              through * bootstrap_scales(teacher, file, through, quality))]
             add("PNG" if quality is None else f"JPEG q{quality}", s255, choices, file, clean)
     # The studio's fit: an upload downscaled (exact area, editing.images.area_resize) before it is denoised.
@@ -193,8 +193,9 @@ def photo_denoise_table(teacher: Denoiser | None, why: str, folder: Path, crops_
                        "(editing.noise.area_resize_std). 'x the bootstrap's multiple': the estimate times the multiple "
                        "tasks.denoise_scale measures on the upload (re-noised first denoises of squares of it, "
                        "saved as it was; editing.noise.bootstrap_scale), as the studio (at the upload's own size) and "
-                       "the CLI denoise a JPEG and a grey image. 'Greyscale': the crops' luma with noise of the given std "
-                       "per pixel, the same in the three channels (a greyscale upload), denoised at that std as if "
+                       "the CLI denoise a grey image (a colour JPEG: the jpeg_noise table). 'Greyscale': the crops' "
+                       "luma with noise of the given std per pixel, the same in the three channels (a greyscale "
+                       "upload), denoised at that std as if "
                        "the channels were independent, or as the engine does it (tasks.denoise on a grey image: "
                        "editing.noise.denoiser_sigma, sqrt(3) x, the result put back onto grey); 'sigma used' gives the "
                        "noise's std per channel.")
@@ -356,7 +357,7 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
     """A camera's noise (larger in the shadows) on held-out photo crops: the photo teacher's one evaluation at the
     one level the estimate reads (the studio before), on the curve it reads (the studio), on the true curve; and
     CBM3D variance-stabilized on the true curve and on the curve read. As PNG and as JPEG (the studio's
-    read-through and bootstrap). `crops_to`: where the PNG crop that gains most from its curve (the last camera)
+    read-through, and the mean of draws under added noise). `crops_to`: where the PNG crop that gains most from its curve (the last camera)
     is written side by side with the others' results (`camera-noise.png`)."""
     table = Table("camera_noise", "Denoising a camera's noise (larger in the shadows): one level vs its curve",
                   ["upload", "camera", "method", "curve spread read (mean)", "PSNR dB", "SSIM"])
@@ -380,10 +381,11 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
                 if saved is None:
                     methods["the true curve"] = true
                 for name, noise in methods.items():
-                    if saved is not None:  # read through the file's compression, at the bootstrap's multiple
-                        noise = through_jpeg(noise, saved)
-                        noise = noise.scaled(tasks.denoise_scale(teacher, noisy, noise, saved))
-                    rows.setdefault(name, []).append(tasks.denoise(teacher, noisy, sigma=noise)[0].float().cpu())
+                    # a JPEG: read through the file's compression, the mean of draws under added noise (the studio)
+                    averaged = dict(added=tasks.AVERAGED_ADDED, draws=tasks.AVERAGED_DRAWS) if saved is not None else {}
+                    noise = through_jpeg(noise, saved) if saved is not None else noise
+                    rows.setdefault(name, []).append(
+                        tasks.denoise(teacher, noisy, sigma=noise, **averaged)[0].float().cpu())
                 if saved is None:
                     rows.setdefault("CBM3D, variance-stabilized on the true curve", []).append(
                         cbm3d_stabilized(noisy, true))
@@ -407,7 +409,8 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
         "the one level editing.noise reads (estimate_noise_sigma, as the studio did), on the curve it reads "
         f"(estimate_noise: the curve where it varies {CURVE_VARIES}x or more, {JPEG_CURVE_VARIES}x on a JPEG, else "
         "that level; variance-stabilized, editing.noise.Stabilizer), on the true curve; a JPEG's noise read through "
-        "its compression and scaled by the bootstrap's multiple, as the studio does. CBM3D (its default profile) on "
+        f"its compression, the mean of {tasks.AVERAGED_DRAWS} denoises under {tasks.AVERAGED_ADDED:g} x its level "
+        "added (tasks.averaged_over_added_noise), as the studio does. CBM3D (its default profile) on "
         "the image variance-stabilized by the true curve or by the curve read, told the stabilized std: the classical "
         "method for signal-dependent noise. The true curve is first order: near black, where the noise clips at 0, "
         "the file's noise is smaller than it says, and the curve read is closer. 'Curve spread read': the largest "

@@ -161,7 +161,7 @@ def test_benchmark_tables_on_photos_as_png_and_jpeg(tmp_path) -> None:
     assert [row[:3] for row in denoised.rows[:4]] == [["PNG", 10, "true"], ["PNG", 10, "estimated"],
                                                       ["PNG", 25, "true"], ["PNG", 25, "estimated"]]
     jpeg_choices = ("true", "estimated", "read through the JPEG",
-                    "read through, x the bootstrap's multiple (the studio)")
+                    "read through, x the bootstrap's multiple (the studio's, before the jpeg_noise table)")
     jpeg = denoised.rows[4:20]
     assert [row[:3] for row in jpeg] == [[f"JPEG q{q}", sigma, choice] for q in JPEG_QUALITIES for sigma in (10, 25)
                                          for choice in jpeg_choices]
