@@ -471,7 +471,7 @@ class Studio(Registry):
         size = tuple(full.shape[-2:])
         draws = self.denoise_draws(entry.name, 1, size, evaluations) if reading.averaged else 1
         runs = evaluations * draws + reading.spread
-        bootstrap = reading.unlike_training
+        bootstrap = reading.unlike_training or (reading.averaged and draws == 1)
 
         def passes(height: int, width: int) -> list[Pass]:
             return [Pass(height, width, runs), *(tasks.denoise_scale_passes(height, width, evaluations)
@@ -865,7 +865,7 @@ class Studio(Registry):
 
     def denoise_draws(self, name: str, outputs: int, size: tuple[int, int], evaluations: int) -> int:
         """How many draws a JPEG's averaged denoise (tasks.averaged_over_added_noise) of `evaluations` each takes on
-        an upload of `size`: the most, up to AVERAGED_DRAWS, that keep it at that size (one still gains over none)."""
+        an upload of `size`: the most, up to AVERAGED_DRAWS, that keep it at that size; 1 where two do not."""
         return next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1)
                      if self.keeps_size(name, outputs, size, [Pass(*size, k * evaluations)])), 1)
 
@@ -897,20 +897,23 @@ class Studio(Registry):
         # (a photo model's crops include such), plus a pass over the whole image: one evaluation more.
         spread = reading.spread and tiled
         # A colour JPEG's noise is denoised under more white noise, the mean of up to AVERAGED_DRAWS draws: as many as
-        # keep the image at its own size within the studio's limits (one still gains over none).
-        added, draws = (tasks.AVERAGED_ADDED, 1) if reading.averaged and tiled else (0.0, 1)
-        if added:
-            draws = self.denoise_draws(prep.entry.name, prep.count, size, evaluations)
-            if draws < tasks.AVERAGED_DRAWS:
-                prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draw(s), not "
-                                  f"{tasks.AVERAGED_DRAWS}: more would not fit this studio's limits at its own size")
+        # keep the image at its own size within the studio's limits; where not even two do, at the bootstrap's
+        # multiple of its level, which one draw does not beat (`--sections jpeg_noise`).
+        draws = self.denoise_draws(prep.entry.name, prep.count, size, evaluations) if reading.averaged and tiled else 1
+        added = tasks.AVERAGED_ADDED if draws > 1 else 0.0
+        if reading.averaged and tiled and draws < tasks.AVERAGED_DRAWS:
+            prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draws, not {tasks.AVERAGED_DRAWS}: more "
+                              "would not fit this studio's limits at its own size" if draws > 1 else
+                              f"{reading.kind}: too large for the mean of 2 draws at its own size within this studio's "
+                              "limits: denoised at the multiple of its level the bootstrap measures")
         evaluations = evaluations * draws + spread
         # A grey image's noise (a grey JPEG's too) is not the white noise the models were trained on, and is best
         # denoised at a multiple of its level (tasks.denoise_scale), measured on squares of the upload re-noised and
         # saved as the file was: when the studio's limits take it beside the image at its own size, never at the cost
         # of the image's size. A JPEG downscaled here no longer carries its compression: not measured.
         bootstrap: list[Pass] = []
-        if override is None and reading.unlike_training and (own_size or jpeg is None):
+        if override is None and (reading.unlike_training or (reading.averaged and not added)) and \
+                (own_size or jpeg is None):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
             room = self.keeps_size(prep.entry.name, prep.count, size if tiled else None,
                                    [Pass(*size, evaluations), *bootstrap])

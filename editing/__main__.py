@@ -406,15 +406,16 @@ def run(args: argparse.Namespace) -> list[Path]:
                                            as_curve=given is None)
             spread = reading is not None and reading.spread and model.param.tiled
             # A colour JPEG's noise: the mean of up to AVERAGED_DRAWS denoises under added white noise, as many as the
-            # limits take at this size (as the studio)
-            averaged = reading is not None and reading.averaged and model.param.tiled
-            added = tasks.AVERAGED_ADDED if averaged else 0.0
+            # limits take at this size; where not even two do, the bootstrap's multiple of its level (as the studio)
             draws = next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1) if within(
-                limits, x.device, 1, [Pass(*x.shape[-2:], k * (1 + args.refine))])), 1) if averaged else 1
+                limits, x.device, 1, [Pass(*x.shape[-2:], k * (1 + args.refine))])), 1) \
+                if reading is not None and reading.averaged and model.param.tiled else 1
+            averaged = draws > 1
+            added = tasks.AVERAGED_ADDED if averaged else 0.0
             bar = Progress(Path(path).name, (1 + args.refine) * draws + spread)
             if given is None and reading is not None:
                 notes, given = reading.notes(), reading.level
-                if reading.unlike_training:
+                if reading.unlike_training or (reading.averaged and not averaged):
                     scale = tasks.denoise_scale(denoiser, x, reading.level, reading.compression,
                                                 refine_steps=args.refine, seed=args.seed, grey=grey, **common)
                     if scale != 1.0:

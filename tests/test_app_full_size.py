@@ -125,7 +125,7 @@ def test_a_jpeg_s_noise_is_estimated_through_its_own_compression(studio: Studio,
     tight = Studio(list(studio.entries.values()), studio.runtime, limits=Limits(128 * 128 * 2.5 / 1e6),
                    out_dir=tmp_path / "tight", request_timeout=None)
     two = tight.denoise("photo-cm", None, str(jpeg), None, 0, 0)
-    assert any("denoised as the mean of 2 draw(s), not" in n for n in two.notes)
+    assert any("denoised as the mean of 2 draws, not" in n for n in two.notes)
     assert np.asarray(png(two.files)).shape[:2] == (128, 128)
     Image.fromarray(noisy).save(png_path)
     as_png = studio.denoise("photo-cm", None, str(png_path), None, 0, 0)
@@ -241,8 +241,10 @@ def test_a_downscaled_upload_s_noise_is_read_at_its_own_size(tmp_path: Path) -> 
         assert abs(result.estimated * 127.5 - left) < 0.12 * left and read_after * 127.5 < 0.6 * left, suffix
         assert any(n.startswith("the noise was estimated at the upload's own size") for n in result.notes)
         assert any(n.startswith("a JPEG: its compression") for n in result.notes) == (suffix == "jpg")
-        # a JPEG's draws (each one evaluation more) are not taken at the cost of the image's size: one here, so said
-        assert any("denoised as the mean of 1 draw(s), not" in n for n in result.notes) == (suffix == "jpg")
+        # a JPEG's draws (each one evaluation more) are not taken at the cost of the image's size: where not even two
+        # fit, the bootstrap's multiple, which is not run at that cost either (4 squares of 64 px, 7 evaluations)
+        assert any("too large for the mean of 2 draws at its own size" in n for n in result.notes) == (suffix == "jpg")
+        assert any("was not measured (this studio's limits" in n for n in result.notes) == (suffix == "jpg")
         assert result.scale == 1.0
 
 
