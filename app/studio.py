@@ -902,8 +902,8 @@ class Studio(Registry):
         draws = self.denoise_draws(prep.entry.name, prep.count, size, evaluations) if reading.averaged and tiled else 1
         added = tasks.AVERAGED_ADDED if draws > 1 else 0.0
         if reading.averaged and tiled and draws < tasks.AVERAGED_DRAWS:
-            prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draws, not {tasks.AVERAGED_DRAWS}: more "
-                              "would not fit this studio's limits at its own size" if draws > 1 else
+            prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draws, not {tasks.AVERAGED_DRAWS}: "
+                              "more would not fit this studio's limits at its own size" if draws > 1 else
                               f"{reading.kind}: too large for the mean of 2 draws at its own size within this studio's "
                               "limits: denoised at the multiple of its level the bootstrap measures")
         evaluations = evaluations * draws + spread

@@ -21,9 +21,9 @@ from editing import tasks
 from editing.images import area_resize, from_uint8, jpeg_compression, to_uint8
 from benchmarks.photos import cbm3d
 from editing.metrics import psnr, ssim
-from editing.noise import (BOOTSTRAP_SIDE, CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS, SAMPLE_SIDE,
-                           SATURATED, JpegCompression, NoiseCurve, Stabilizer, add_camera_noise, area_resize_std,
-                           camera_at_mid_grey, camera_curve, estimate_noise, estimate_noise_curve,
+from editing.noise import (BOOTSTRAP_SIDE, CURVE_VARIES, JPEG_CURVE_VARIES, LAPLACIAN, SAMPLE_GRID, SAMPLE_PIXELS,
+                           SAMPLE_SIDE, SATURATED, JpegCompression, NoiseCurve, Stabilizer, add_camera_noise,
+                           area_resize_std, camera_at_mid_grey, camera_curve, estimate_noise, estimate_noise_curve,
                            estimate_noise_sigma, jpeg_noise_sigma, jpeg_roundtrip, read_noise, robust_sigma,
                            through_jpeg, windows)
 from editing.precond import Denoiser
@@ -242,14 +242,14 @@ def jpeg_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_per
                 table.add(f"JPEG q{quality}", s255, method, evaluations or "—", float(psnr(out, clean).mean()),
                           float(ssim(out, clean).mean()))
     table.notes.append(
-        f"{len(clean)} crops of the held-out photos ({CROP} px), Gaussian noise of the given std (0-255 levels), saved by "
-        "Pillow as a JPEG (4:2:0); the level read through the file's own tables (editing.noise.read_noise). 'x the "
+        f"{len(clean)} crops of the held-out photos ({CROP} px), Gaussian noise of the given std (0-255 levels), saved "
+        "by Pillow as a JPEG (4:2:0); the level read through the file's own tables (editing.noise.read_noise). 'x the "
         "bootstrap's multiple': one evaluation of the photo teacher at the level times the multiple "
         "tasks.denoise_scale measures on squares of the upload (its own evaluations, in 128 px crops' worth, counted "
-        f"with it); 'the mean of k': tasks.denoise(added={added:g}, draws=k), each draw the teacher on the upload under "
-        f"white noise of {added:g} x the level more, at the sum's level; the studio takes {draws} draws where its "
-        "limits keep the image's size, fewer where not. CBM3D: its default profile, told the true sigma or 1.5 x it "
-        "(on a JPEG's noise its best level is above the truth). PSNR and SSIM on [-1, 1].")
+        f"with it); 'the mean of k': tasks.denoise(added={added:g}, draws=k), each draw the teacher on the upload "
+        f"under white noise of {added:g} x the level more, at the sum's level; the studio takes {draws} draws where "
+        "its limits keep the image's size, fewer where not. CBM3D: its default profile, told the true sigma or 1.5 x "
+        "it (on a JPEG's noise its best level is above the truth). PSNR and SSIM on [-1, 1].")
     return table
 
 
@@ -357,8 +357,8 @@ def camera_noise_table(teacher: Denoiser | None, why: str, folder: Path, crops_p
     """A camera's noise (larger in the shadows) on held-out photo crops: the photo teacher's one evaluation at the
     one level the estimate reads (the studio before), on the curve it reads (the studio), on the true curve; and
     CBM3D variance-stabilized on the true curve and on the curve read. As PNG and as JPEG (the studio's
-    read-through, and the mean of draws under added noise). `crops_to`: where the PNG crop that gains most from its curve (the last camera)
-    is written side by side with the others' results (`camera-noise.png`)."""
+    read-through, and the mean of draws under added noise). `crops_to`: where the PNG crop that gains most from
+    its curve (the last camera) is written side by side with the others' results (`camera-noise.png`)."""
     table = Table("camera_noise", "Denoising a camera's noise (larger in the shadows): one level vs its curve",
                   ["upload", "camera", "method", "curve spread read (mean)", "PSNR dB", "SSIM"])
     if teacher is None or not (folder / "manifest.jsonl").is_file():

@@ -171,7 +171,8 @@ def run(options: Options) -> dict:
         from benchmarks.noise import jpeg_noise_table
 
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
-        tables.append(jpeg_noise_table(photo_teacher, why_photo_teacher, options.photo_data, 1 if budget is QUICK else 2))
+        tables.append(jpeg_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
+                                       1 if budget is QUICK else 2))
     if section("camera_noise"):  # a camera's noise, larger in the shadows: one level vs its curve
         from benchmarks.noise import camera_noise_table
 
@@ -183,7 +184,8 @@ def run(options: Options) -> dict:
 
         photo_teacher, why_photo_teacher = try_load(options.photo_teacher, runtime)
         tables.append(demosaiced_noise_table(photo_teacher, why_photo_teacher, options.photo_data,
-                                             1 if budget is QUICK else 2, None if budget is QUICK else options.crops_dir))
+                                             1 if budget is QUICK else 2,
+                                             None if budget is QUICK else options.crops_dir))
         tables.append(spread_reading_table(options.photo_data, 1 if budget is QUICK else 2))
     if data is not None and section("saved"):  # issue 34: A x = A y in the 8-bit result
         from benchmarks.feasible import saved_table

@@ -277,7 +277,7 @@ def test_add_noise_then_denoise(client: Client, pngs: dict[str, Path]) -> None:
     summary, _, notes, _, _ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5,
                                    refine=0, seed=0, **COMMON)
     assert "used: 0.5000" in summary
-    assert "faithful: the teacher tiny-edm's D(x, sigma), the MMSE estimate" in notes  # auto with a teacher and no refinement
+    assert "faithful: the teacher tiny-edm's D(x, sigma), the MMSE estimate" in notes  # auto: a teacher, no refining
     _, _, notes, _, _ = call(client, "denoise", image=handle_file(noisy), use_override=True, sigma=0.5, refine=0,
                              seed=0, mode="sharp", **COMMON)
     assert "sharp: the consistency model" in notes

@@ -187,8 +187,8 @@ def test_a_camera_s_demosaiced_noise_is_denoised_on_the_phase_sub_images(studio:
     assert np.abs(np.asarray(png(by_hand.files), dtype=float) - images.to_uint8(expected)[0]).max() <= 1
     assert any("(override); on its 2x2 phase sub-images" in n for n in by_hand.notes)
     white = tmp_path / "white.png"
-    Image.fromarray(images.to_uint8(ramp + 0.05 * torch.randn(ramp.shape, generator=torch.Generator().manual_seed(4)))[0]
-                    ).save(white)
+    white_noise = 0.05 * torch.randn(ramp.shape, generator=torch.Generator().manual_seed(4))
+    Image.fromarray(images.to_uint8(ramp + white_noise)[0]).save(white)
     plain = studio.denoise("photo-cm", None, str(white), None, 0, 0)
     assert not any("phase sub-images" in n for n in plain.notes)
     assert any(n.startswith("used sigma") and "1 evaluation(s)" in n for n in plain.notes)

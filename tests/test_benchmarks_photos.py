@@ -148,10 +148,12 @@ def test_jpeg_noise_table_runs_every_method_on_a_tiny_teacher(tmp_path: Path, cb
 
     teacher = tiny_photo_teacher(tmp_path / "photo-edm")
     table = jpeg_noise_table(teacher, "", make_photos(tmp_path / "photos", size=128), 1)
-    studio = f"read through, the mean of {tasks.AVERAGED_DRAWS} under {tasks.AVERAGED_ADDED:g} x its level added (the studio)"
+    studio = (f"read through, the mean of {tasks.AVERAGED_DRAWS} under {tasks.AVERAGED_ADDED:g} x its level added "
+              "(the studio)")
     methods = {"the upload": "—", "read through, x the bootstrap's multiple (before)": 8,
                f"read through, the mean of 1 under {tasks.AVERAGED_ADDED:g} x its level added": 1,
-               studio: tasks.AVERAGED_DRAWS, "CBM3D told 1 x the true sigma": "—", "CBM3D told 1.5 x the true sigma": "—"}
+               studio: tasks.AVERAGED_DRAWS, "CBM3D told 1 x the true sigma": "—",
+               "CBM3D told 1.5 x the true sigma": "—"}
     for quality in JPEG_QUALITIES:
         for s255 in JPEG_NOISE_SIGMAS_255:
             rows = [r for r in table.rows if r[0] == f"JPEG q{quality}" and r[1] == s255]
