@@ -901,7 +901,7 @@ class Studio(Registry):
         # multiple of its level, which one draw does not beat (`--sections jpeg_noise`).
         draws = self.denoise_draws(prep.entry.name, prep.count, size, evaluations) if reading.averaged and tiled else 1
         added = tasks.AVERAGED_ADDED if draws > 1 else 0.0
-        if reading.averaged and tiled and draws < tasks.AVERAGED_DRAWS:
+        if reading.averaged and tiled and draws < tasks.AVERAGED_DRAWS and (draws > 1 or override is None):
             prep.notes.append(f"{reading.kind}: denoised as the mean of {draws} draws, not {tasks.AVERAGED_DRAWS}: "
                               "more would not fit this studio's limits at its own size" if draws > 1 else
                               f"{reading.kind}: too large for the mean of 2 draws at its own size within this studio's "
