@@ -866,8 +866,7 @@ class Studio(Registry):
     def denoise_draws(self, name: str, outputs: int, size: tuple[int, int], evaluations: int) -> int:
         """How many draws a JPEG's averaged denoise (tasks.averaged_over_added_noise) of `evaluations` each takes on
         an upload of `size`: the most, up to AVERAGED_DRAWS, that keep it at that size; 1 where two do not."""
-        return next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1)
-                     if self.keeps_size(name, outputs, size, [Pass(*size, k * evaluations)])), 1)
+        return tasks.averaged_draws(lambda k: self.keeps_size(name, outputs, size, [Pass(*size, k * evaluations)]))
 
     def plan_denoise(self, model: str | None, style: str | None, image: Any, sigma: float | None,
                      refine_steps: float, seed: float, on_step: OnStep | None = None, *,

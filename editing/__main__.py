@@ -407,9 +407,10 @@ def run(args: argparse.Namespace) -> list[Path]:
             spread = reading is not None and reading.spread and model.param.tiled
             # A colour JPEG's noise: the mean of up to AVERAGED_DRAWS denoises under added white noise, as many as the
             # limits take at this size; where not even two do, the bootstrap's multiple of its level (as the studio)
-            draws = next((k for k in range(tasks.AVERAGED_DRAWS, 1, -1) if within(
-                limits, x.device, 1, [Pass(*x.shape[-2:], k * (1 + args.refine))])), 1) \
-                if reading is not None and reading.averaged and model.param.tiled else 1
+            draws = 1
+            if reading is not None and reading.averaged and model.param.tiled:
+                draws = tasks.averaged_draws(
+                    lambda k: within(limits, x.device, 1, [Pass(*x.shape[-2:], k * (1 + args.refine))]))
             averaged = draws > 1
             added = tasks.AVERAGED_ADDED if averaged else 0.0
             bar = Progress(Path(path).name, (1 + args.refine) * draws + spread)

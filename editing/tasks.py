@@ -10,7 +10,7 @@ interpolation stay at R. Each edit refuses work beyond its device's limit (editi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -433,6 +433,12 @@ def averaged_over_added_noise(denoise: Denoise, added: float, draws: int,
         return torch.stack(outs).mean(0)
 
     return run
+
+
+def averaged_draws(fits: Callable[[int], bool]) -> int:
+    """The most draws, up to AVERAGED_DRAWS, for which `fits(draws)` (the request within its limits); 1 where not
+    even two fit, where a JPEG keeps the bootstrap's multiple, which one draw does not beat (the jpeg_noise section)."""
+    return next((k for k in range(AVERAGED_DRAWS, 1, -1) if fits(k)), 1)
 
 
 def denoise(
