@@ -471,7 +471,7 @@ class Studio(Registry):
         size = tuple(full.shape[-2:])
         draws = self.denoise_draws(entry.name, 1, size, evaluations) if reading.averaged else 1
         runs = evaluations * draws + reading.spread
-        bootstrap = reading.unlike_training or (reading.averaged and draws == 1)
+        bootstrap = reading.bootstrapped(draws)
 
         def passes(height: int, width: int) -> list[Pass]:
             return [Pass(height, width, runs), *(tasks.denoise_scale_passes(height, width, evaluations)
@@ -911,8 +911,7 @@ class Studio(Registry):
         # saved as the file was: when the studio's limits take it beside the image at its own size, never at the cost
         # of the image's size. A JPEG downscaled here no longer carries its compression: not measured.
         bootstrap: list[Pass] = []
-        if override is None and (reading.unlike_training or (reading.averaged and not added)) and \
-                (own_size or jpeg is None):
+        if override is None and reading.bootstrapped(draws) and (own_size or jpeg is None):
             bootstrap = tasks.denoise_scale_passes(*size, evaluations)
             room = self.keeps_size(prep.entry.name, prep.count, size if tiled else None,
                                    [Pass(*size, evaluations), *bootstrap])

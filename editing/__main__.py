@@ -416,7 +416,7 @@ def run(args: argparse.Namespace) -> list[Path]:
             bar = Progress(Path(path).name, (1 + args.refine) * draws + spread)
             if given is None and reading is not None:
                 notes, given = reading.notes(), reading.level
-                if reading.unlike_training or (reading.averaged and not averaged):
+                if reading.bootstrapped(draws):
                     scale = tasks.denoise_scale(denoiser, x, reading.level, reading.compression,
                                                 refine_steps=args.refine, seed=args.seed, grey=grey, **common)
                     if scale != 1.0:

@@ -511,6 +511,11 @@ class NoiseReading:
         denoised at a multiple of its level, which `tasks.denoise_scale` measures (`bootstrap_scale`)."""
         return max(self.level.sigmas) > 0 and self.grey
 
+    def bootstrapped(self, draws: int) -> bool:
+        """Whether its level is best taken at the bootstrap's multiple (`tasks.denoise_scale`): a grey image's noise,
+        and a colour JPEG's denoised in fewer than two draws (`tasks.averaged_draws`)."""
+        return self.unlike_training or (self.averaged and draws < 2)
+
     def notes(self) -> list[str]:
         """What was read, in sentences for the studio's notes and the CLI's messages."""
         if self.level.is_constant:
